@@ -1,0 +1,89 @@
+"""graphscope: see the computational graph your deep-learning framework built.
+
+The public Python API. Every function imports what it needs when called, so
+``import graphscope`` is cheap and never imports torch or tensorflow.
+
+>>> import graphscope
+>>> g = graphscope.load("tests/golden/torch/or_gate.fx.json")   # doctest: +SKIP
+>>> graphscope.render(g, "or_gate.svg")                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from graphscope.ir import Graph
+
+__all__ = ["__version__", "load", "render", "save", "trace"]
+
+__version__ = "0.1.0"
+
+PathLike = str | os.PathLike[str]
+
+
+def load(path: PathLike) -> Graph:
+    """Read a graph saved as graphscope JSON."""
+    from graphscope import ir
+
+    return ir.load(path)
+
+
+def save(graph: Graph, path: PathLike) -> Path:
+    """Write ``graph`` as graphscope JSON (atomically)."""
+    from graphscope import ir
+
+    return ir.save(graph, path)
+
+
+def trace(
+    target: Any,
+    example_inputs: Any = None,
+    *,
+    fw: str | None = None,
+    method: str | None = None,
+    entry: str | None = None,
+    name: str | None = None,
+) -> Graph:
+    """Capture a graph.
+
+    ``target`` is a path (a ``model.py``, a saved graph or a model file the loader recognises)
+    or a live model object, in which case ``example_inputs`` is its input tuple.
+
+    >>> g = graphscope.trace(my_module, (torch.randn(2, 3),), fw="torch", method="export")  # doctest: +SKIP
+    """
+    from graphscope import loader, tracers
+    from graphscope.errors import GraphscopeError
+
+    if isinstance(target, (str, os.PathLike)):
+        found = loader.load_target(target, fw=fw, entry=entry)
+        if found.graph is not None:
+            return found.graph
+        if found.fw is None:
+            raise GraphscopeError(f"{target}: say which framework it uses (fw=...)")
+        fw = found.fw
+        model, inputs = found.model, found.example_inputs
+        name = name or found.name
+    else:
+        if fw is None:
+            fw = loader.guess_framework(target)
+        model, inputs = target, example_inputs
+    return tracers.capture(model, inputs, fw=fw, method=method, name=name or type(model).__name__)
+
+
+def render(graph: Graph | PathLike, output: PathLike, **options: Any) -> Path:
+    """Draw ``graph`` (a Graph or a saved .json) to an SVG file."""
+    from graphscope import ir
+    from graphscope.errors import GraphscopeError
+
+    g = graph if isinstance(graph, ir.Graph) else ir.load(graph)
+    try:
+        svg = importlib.import_module("graphscope.render.svg")
+    except ModuleNotFoundError:
+        raise GraphscopeError("SVG rendering is not available yet in this version") from None
+    path: Path = svg.render(g, output, **options)
+    return path

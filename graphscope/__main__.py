@@ -1,0 +1,5 @@
+"""`python -m graphscope` is the `graphscope` command."""
+
+from graphscope.cli import run
+
+run()

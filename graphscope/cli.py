@@ -1,0 +1,226 @@
+"""The `graphscope` command.
+
+Exit codes: 0 success; 1 the input or the model is wrong (one sentence on stderr); 2 bad usage.
+Heavy imports (networkx, rich, torch, tensorflow) happen inside the commands, so `--help` is
+instant and never touches a framework.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from graphscope.errors import GraphscopeError
+
+FRAMEWORKS = ("torch", "tf", "tf1", "onnx")
+
+_debug = False
+
+
+def _fail(message: str) -> NoReturn:
+    raise GraphscopeError(message)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="graphscope", prog_name="graphscope")
+@click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
+def cli(debug: bool) -> None:
+    """See the computational graph TensorFlow, PyTorch or ONNX built from your model.
+
+    \b
+    graphscope trace model.py --fw torch -o graph.json
+    graphscope info graph.json
+    graphscope render graph.json -o model.svg
+    graphscope tui graph.json
+    """
+    global _debug
+    _debug = debug
+
+
+# -- trace -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
+@click.option("--method", help="Capture method (torch: fx, export, jit-trace, jit-script, dynamo, eager).")
+@click.option("--entry", help="Function in model.py returning (model, example_inputs).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the IR as JSON here.")
+@click.option("--svg", type=click.Path(path_type=Path), help="Also render the graph to this SVG.")
+@click.option("--check-dynamic", is_flag=True, help="Trace with a second input and report what changed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
+def trace(
+    target: Path,
+    fw: str | None,
+    method: str | None,
+    entry: str | None,
+    output: Path | None,
+    svg: Path | None,
+    check_dynamic: bool,
+    as_json: bool,
+) -> None:
+    """Capture TARGET's graph (a model.py, or a graph file) into the graphscope IR."""
+    import graphscope as api
+
+    graph = api.trace(target, fw=fw, method=method, entry=entry)
+    report = None
+    if check_dynamic:
+        from graphscope import dynamic
+
+        report = dynamic.check(target, fw=fw, method=method or graph.capture, entry=entry, first=graph)
+        graph.notes.extend(n for n in report.notes if n not in graph.notes)
+    if output:
+        from graphscope import ir
+
+        ir.save(graph, output)
+    if svg:
+        api.render(graph, svg)
+    _print_graph(graph, as_json=as_json, dynamic_report=report, wrote=[p for p in (output, svg) if p])
+
+
+def _print_graph(graph: Any, *, as_json: bool, dynamic_report: Any = None, wrote: list[Path] = ()) -> None:  # type: ignore[assignment]
+    from graphscope.render import text
+
+    if as_json:
+        import json
+
+        doc = text.info_document(graph)
+        if dynamic_report is not None:
+            doc["dynamic"] = dynamic_report.as_dict()
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    console = Console()
+    text.print_summary(graph, console)
+    if dynamic_report is not None:
+        console.print()
+        console.print(dynamic_report.renderable())
+    for path in wrote:
+        Console(stderr=True).print(f"[dim]wrote {path}[/]")
+
+
+# -- info --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
+def info(graph_file: Path, as_json: bool) -> None:
+    """Summarise a saved graph: sizes, ops, inputs and outputs, subgraphs, notes."""
+    from graphscope import ir
+
+    graph = ir.load(graph_file)
+    _print_graph(graph, as_json=as_json)
+
+
+# -- commands filled in by later work ------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="SVG file to write.")
+@click.option("--collapse", type=click.IntRange(min=0), help="Show scopes deeper than DEPTH as single nodes.")
+@click.option("--highlight", multiple=True, metavar="NODE_ID", help="Colour these nodes (repeatable).")
+def render(graph_file: Path, output: Path, collapse: int | None, highlight: tuple[str, ...]) -> None:
+    """Draw a graph as an SVG diagram (Graphviz)."""
+    import graphscope as api
+
+    api.render(graph_file, output, collapse=collapse, highlight=list(highlight))
+    click.echo(f"wrote {output}", err=True)
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--fw", type=click.Choice(FRAMEWORKS))
+@click.option("--method")
+@click.option("--entry")
+@click.option("--until", help="Stop at 'nonfinite' or at this node id.")
+@click.option("--save-values", type=click.Path(path_type=Path), help="Write full tensors here.")
+@click.option("--json", "as_json", is_flag=True)
+def step(target: Path, **_: Any) -> None:
+    """Run TARGET node by node, recording a summary of every value."""
+    _fail("graphscope step is not available yet in this version")
+
+
+@cli.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--fw")
+@click.option("--values", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--svg", type=click.Path(path_type=Path))
+@click.option("--fail-on-change", is_flag=True)
+def diff(a: Path, b: Path, **_: Any) -> None:
+    """Compare two graphs, structurally and by values."""
+    _fail("graphscope diff is not available yet in this version")
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("b", required=False, type=click.Path(path_type=Path))
+def tui(target: Path, b: Path | None) -> None:
+    """Browse a graph (or two, side by side) in the terminal."""
+    _fail("graphscope tui is not available yet in this version")
+
+
+@cli.command()
+@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(path_type=Path))
+@click.option("--to", "fmt", type=click.Choice(["model-explorer", "onnx", "dot"]), required=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True)
+def export(graph_file: Path, fmt: str, output: Path) -> None:
+    """Write a graph for another tool (Model Explorer, Netron via ONNX, Graphviz DOT)."""
+    _fail("graphscope export is not available yet in this version")
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and turn every failure into a sentence and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="graphscope", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("graphscope: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except GraphscopeError as exc:
+        if _debug:
+            raise
+        click.echo(f"graphscope: error: {_one_line(str(exc))}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("graphscope: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug in graphscope: still no traceback unless asked
+        if _debug:
+            raise
+        click.echo(
+            f"graphscope: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+            "(rerun with --debug for the traceback)",
+            err=True,
+        )
+        return 1
+    return 0
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

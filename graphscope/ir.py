@@ -1,0 +1,716 @@
+"""The graphscope IR: one graph format for every framework and capture method.
+
+A :class:`Graph` wraps a :class:`networkx.MultiDiGraph` whose nodes all carry the same keys.
+Unknown values are ``None``; a key is never missing.
+
+Node fields
+-----------
+``id``            stable unique string within its graph, e.g. ``"linear_1"``.
+``name``          the framework's own name for the node, e.g. ``"encoder/dense/MatMul"``.
+``op``            the framework's op as it names it: ``"aten::linear"``, ``"MatMul"``,
+                  ``"call_module:Linear"``.
+``canonical_op``  the framework-neutral op from :mod:`graphscope.ops` (``"linear"``,
+                  ``"matmul"``, ``"relu"``), or the lowercased op where no mapping exists yet.
+``kind``          one of :class:`NodeKind`: ``input``, ``output``, ``param``, ``const``, ``op``,
+                  ``control``.
+``scope``         the hierarchy as a list: ``["layer1", "0", "conv1"]`` from a module path,
+                  ``["dense"]`` from the TF name ``dense/MatMul`` (the leaf is dropped).
+``outputs``       one ``{"shape": [...], "dtype": "float32"}`` per output. A dim is an int, a
+                  string for a symbolic dim (``"s0"``), or ``None`` when unknown; the whole
+                  shape is ``None`` when even the rank is unknown. Dtypes use numpy names.
+``attrs``         JSON-safe dict of the op's attributes (see :func:`json_safe`).
+``source``        ``{"file": str, "line": int}`` of the user code that made the node, or None.
+``subgraphs``     names of body graphs this node runs (``then``, ``else``, ``body``, ...);
+                  each resolves in this graph's ``subgraphs`` or an enclosing graph's.
+
+Edge fields: ``src_port`` (output index of ``src``), ``dst_port`` (input index of ``dst``),
+``control`` (a TF control dependency: ordering only, no data).
+
+Graph fields: ``name``, ``framework``, ``capture`` (the method), ``framework_version``,
+``inputs`` / ``outputs`` (ordered node ids), ``signature`` (the input shapes/dtypes the graph
+was captured with), ``subgraphs`` (name -> Graph), ``notes`` (what the tracer warned about).
+
+Cycles are allowed (a TF1 while loop's ``NextIteration -> Merge`` edge); code that needs an
+order uses :meth:`Graph.order`, which names the back edges it ignores.
+
+JSON form: ``{"format": "graphscope.ir", "version": 1, "graph": G}``; see :func:`dumps`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from graphscope.errors import GraphscopeError
+
+__all__ = [
+    "FORMAT",
+    "NODE_KEYS",
+    "VERSION",
+    "Edge",
+    "Graph",
+    "NodeKind",
+    "dumps",
+    "json_safe",
+    "load",
+    "loads",
+    "save",
+]
+
+FORMAT = "graphscope.ir"
+VERSION = 1
+
+NODE_KEYS = (
+    "id",
+    "name",
+    "op",
+    "canonical_op",
+    "kind",
+    "scope",
+    "outputs",
+    "attrs",
+    "source",
+    "subgraphs",
+)
+GRAPH_KEYS = (
+    "name",
+    "framework",
+    "capture",
+    "framework_version",
+    "inputs",
+    "outputs",
+    "signature",
+    "notes",
+    "nodes",
+    "edges",
+    "subgraphs",
+)
+EDGE_KEYS = ("src", "dst", "src_port", "dst_port", "control")
+
+# Nesting deeper than this is not a model, it is an attack on the loader's recursion.
+MAX_SUBGRAPH_DEPTH = 64
+
+
+class NodeKind(str, Enum):
+    """What role a node plays in the graph."""
+
+    INPUT = "input"  # a value fed from outside (placeholder, forward argument)
+    OUTPUT = "output"  # a value returned to the caller
+    PARAM = "param"  # trained state: a weight, a buffer, a TF variable
+    CONST = "const"  # a literal baked into the graph
+    OP = "op"  # a computation
+    CONTROL = "control"  # control flow plumbing (Switch, Merge, NoOp, prim::If)
+
+
+KINDS = frozenset(k.value for k in NodeKind)
+
+
+def json_safe(value: Any, *, max_items: int = 64) -> Any:
+    """Turn ``value`` into something ``json.dumps`` writes exactly and reads back the same.
+
+    Non-finite floats become the strings ``"nan"``, ``"inf"``, ``"-inf"``; tuples become
+    lists; long sequences are summarised as ``{"len": n, "head": [...]}`` so that a large
+    constant is never embedded; anything else unknown becomes its ``repr``.
+
+    >>> json_safe((1, float("inf"), "a"))
+    [1, 'inf', 'a']
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Enum):
+        return json_safe(value.value, max_items=max_items)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v, max_items=max_items) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if len(value) > max_items:
+            head = [json_safe(v, max_items=max_items) for v in value[:8]]
+            return {"len": len(value), "head": head}
+        return [json_safe(v, max_items=max_items) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) <= max_items:
+            return value.decode("utf-8", errors="backslashreplace")
+        return {"bytes": len(value)}
+    return repr(value)
+
+
+class Edge:
+    """A read-only view of one edge, for iteration."""
+
+    __slots__ = ("control", "dst", "dst_port", "src", "src_port")
+
+    def __init__(self, src: str, dst: str, src_port: int, dst_port: int, control: bool):
+        self.src = src
+        self.dst = dst
+        self.src_port = src_port
+        self.dst_port = dst_port
+        self.control = control
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in EDGE_KEYS}
+
+    def __repr__(self) -> str:
+        kind = " control" if self.control else ""
+        return f"Edge({self.src}:{self.src_port} -> {self.dst}:{self.dst_port}{kind})"
+
+
+class Graph:
+    """A captured computational graph.
+
+    >>> g = Graph("tiny", framework="torch", capture="fx")
+    >>> _ = g.add_node("x", op="placeholder", kind="input", outputs=[{"shape": [2], "dtype": "float32"}])
+    >>> _ = g.add_node("relu", op="call_function:relu", canonical_op="relu")
+    >>> g.add_edge("x", "relu")
+    >>> g.inputs, g.outputs = ["x"], ["relu"]
+    >>> g.validate()
+    >>> [n["id"] for n in g.nodes()]
+    ['x', 'relu']
+    """
+
+    def __init__(
+        self,
+        name: str = "graph",
+        *,
+        framework: str | None = None,
+        capture: str | None = None,
+        framework_version: str | None = None,
+        signature: Any = None,
+        notes: Iterable[str] = (),
+    ) -> None:
+        self.name = name
+        self.framework = framework
+        self.capture = capture
+        self.framework_version = framework_version
+        self.signature = signature
+        self.notes: list[str] = list(notes)
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.subgraphs: dict[str, Graph] = {}
+        self.nx = nx.MultiDiGraph()
+
+    # -- building -------------------------------------------------------------------------
+
+    def add_node(
+        self,
+        id: str,
+        *,
+        op: str,
+        name: str | None = None,
+        canonical_op: str | None = None,
+        kind: str | NodeKind = NodeKind.OP,
+        scope: Sequence[str] = (),
+        outputs: Sequence[Mapping[str, Any]] = (),
+        attrs: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        subgraphs: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Add a node with every schema key filled in and return its attribute dict."""
+        if id in self.nx:
+            raise ValueError(f"node id {id!r} is already in graph {self.name!r}")
+        if canonical_op is None:
+            from graphscope.ops import canonical
+
+            canonical_op = canonical(op)
+        data = {
+            "id": id,
+            "name": id if name is None else name,
+            "op": op,
+            "canonical_op": canonical_op,
+            "kind": NodeKind(kind).value,
+            "scope": [str(s) for s in scope],
+            "outputs": [{"shape": _shape(o.get("shape")), "dtype": o.get("dtype")} for o in outputs],
+            "attrs": json_safe(dict(attrs or {})),
+            "source": None if source is None else dict(source),
+            "subgraphs": list(subgraphs),
+        }
+        self.nx.add_node(id, **data)
+        return data
+
+    def add_edge(
+        self,
+        src: str,
+        dst: str,
+        *,
+        src_port: int = 0,
+        dst_port: int = 0,
+        control: bool = False,
+    ) -> None:
+        """Join ``src``'s output ``src_port`` to ``dst``'s input ``dst_port``."""
+        for end in (src, dst):
+            if end not in self.nx:
+                raise ValueError(f"edge {src!r} -> {dst!r}: no node {end!r} in {self.name!r}")
+        self.nx.add_edge(src, dst, src_port=src_port, dst_port=dst_port, control=control)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return int(self.nx.number_of_nodes())
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self.nx
+
+    def node(self, node_id: str) -> dict[str, Any]:
+        """The attribute dict of one node (a live view: edits change the graph)."""
+        try:
+            return self.nx.nodes[node_id]
+        except KeyError:
+            raise KeyError(f"no node {node_id!r} in graph {self.name!r}") from None
+
+    def nodes(self) -> Iterator[dict[str, Any]]:
+        """Node attribute dicts in insertion order (the framework's own order)."""
+        for _, data in self.nx.nodes(data=True):
+            yield data
+
+    def edges(self) -> Iterator[Edge]:
+        """Edges in a canonical order: by source position, source port, target position."""
+        index = {n: i for i, n in enumerate(self.nx)}
+        rows = sorted(
+            (
+                index[u],
+                d["src_port"],
+                index[v],
+                d["dst_port"],
+                bool(d["control"]),
+                u,
+                v,
+            )
+            for u, v, d in self.nx.edges(data=True)
+        )
+        for _, sp, _, dp, ctl, u, v in rows:
+            yield Edge(u, v, sp, dp, ctl)
+
+    def number_of_edges(self) -> int:
+        return int(self.nx.number_of_edges())
+
+    def predecessors(self, node_id: str) -> list[str]:
+        return list(self.nx.predecessors(node_id))
+
+    def successors(self, node_id: str) -> list[str]:
+        return list(self.nx.successors(node_id))
+
+    def walk_subgraphs(self, prefix: str = "") -> Iterator[tuple[str, Graph]]:
+        """Every nested subgraph, depth first, with its path (``"cond/then"``)."""
+        for name in sorted(self.subgraphs):
+            path = f"{prefix}{name}"
+            sub = self.subgraphs[name]
+            yield path, sub
+            yield from sub.walk_subgraphs(path + "/")
+
+    # -- order ----------------------------------------------------------------------------
+
+    def back_edges(self) -> list[tuple[str, str, int]]:
+        """The edges that close cycles, found by a depth-first walk from the inputs.
+
+        The walk starts at nodes without predecessors (inputs first, then in insertion
+        order), so in a TF1 while loop the edge found is ``NextIteration -> Merge``, the
+        loop's real back edge. Returns ``(src, dst, key)`` triples.
+        """
+        g = self.nx
+        position = {n: i for i, n in enumerate(g)}
+        roots = [n for n in self.inputs if n in g]
+        roots += [n for n in g if g.in_degree(n) == 0 and n not in set(roots)]
+        roots += list(g)  # nodes reachable only from a cycle
+        state: dict[str, int] = {}  # 1 on the stack, 2 done
+        found: list[tuple[str, str, int]] = []
+        for root in roots:
+            if root in state:
+                continue
+            state[root] = 1
+            stack = [(root, self._out_edges_sorted(root, position))]
+            while stack:
+                node, it = stack[-1]
+                advanced = False
+                for _, child, key in it:
+                    s = state.get(child)
+                    if s == 1:
+                        found.append((node, child, key))
+                    elif s is None:
+                        state[child] = 1
+                        stack.append((child, self._out_edges_sorted(child, position)))
+                        advanced = True
+                        break
+                if not advanced:
+                    state[node] = 2
+                    stack.pop()
+        return found
+
+    def _out_edges_sorted(self, node: str, position: Mapping[str, int]) -> Iterator[tuple[str, str, int]]:
+        edges = sorted(self.nx.out_edges(node, keys=True), key=lambda e: (position[e[1]], e[2]))
+        return iter(edges)
+
+    def order(self) -> list[str]:
+        """All node ids in a topological order, ties broken by insertion order.
+
+        Back edges (see :meth:`back_edges`) are ignored, so this works on cyclic graphs.
+        """
+        dag = nx.MultiDiGraph(self.nx) if self.nx.number_of_edges() else self.nx
+        back = self.back_edges()
+        if back:
+            dag.remove_edges_from(back)
+        position = {n: i for i, n in enumerate(self.nx)}
+        return list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check the schema; raise :class:`GraphscopeError` saying what is wrong and where."""
+        _validate(self, self.name, [])
+
+    # -- equality and JSON ----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form of the graph (without the format envelope)."""
+        return {
+            "name": self.name,
+            "framework": self.framework,
+            "capture": self.capture,
+            "framework_version": self.framework_version,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "signature": json_safe(self.signature),
+            "notes": list(self.notes),
+            "nodes": [{k: n[k] for k in NODE_KEYS} for n in self.nodes()],
+            "edges": [e.as_dict() for e in self.edges()],
+            "subgraphs": {k: self.subgraphs[k].to_dict() for k in sorted(self.subgraphs)},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "graph") -> Graph:
+        """Build a graph from :meth:`to_dict`'s form, validating as it goes."""
+        return _from_dict(data, where, depth=0)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"<Graph {self.name!r} {self.framework}/{self.capture}: "
+            f"{len(self)} nodes, {self.number_of_edges()} edges, "
+            f"{len(self.subgraphs)} subgraphs>"
+        )
+
+
+def _shape(shape: Any) -> list[Any] | None:
+    if shape is None:
+        return None
+    return [d if (d is None or isinstance(d, (int, str))) else str(d) for d in shape]
+
+
+# -- validation ----------------------------------------------------------------------------
+
+
+def _validate(g: Graph, where: str, enclosing: list[Graph]) -> None:
+    seen_ids = set()
+    for data in g.nodes():
+        node_id = data.get("id")
+        at = f"{where}: node {node_id!r}"
+        missing = [k for k in NODE_KEYS if k not in data]
+        if missing:
+            raise GraphscopeError(f"{at} has no {', '.join(repr(k) for k in missing)} field")
+        _check_node(data, at)
+        seen_ids.add(node_id)
+    for u, v in g.nx.edges():
+        if u not in seen_ids or v not in seen_ids:
+            raise GraphscopeError(f"{where}: edge {u!r} -> {v!r} joins a node that does not exist")
+    for field in ("inputs", "outputs"):
+        for node_id in getattr(g, field):
+            if node_id not in g.nx:
+                raise GraphscopeError(f"{where}: {field} lists {node_id!r}, which is not a node")
+    scopes = [*enclosing, g]
+    for data in g.nodes():
+        for sub in data["subgraphs"]:
+            if not any(sub in s.subgraphs for s in scopes):
+                raise GraphscopeError(
+                    f"{where}: node {data['id']!r} runs subgraph {sub!r}, which is not defined"
+                )
+    if len(scopes) > MAX_SUBGRAPH_DEPTH:
+        raise GraphscopeError(f"{where}: subgraphs nest deeper than {MAX_SUBGRAPH_DEPTH} levels")
+    for name in sorted(g.subgraphs):
+        _validate(g.subgraphs[name], f"{where}/{name}", scopes)
+
+
+def _check_node(data: Mapping[str, Any], at: str) -> None:
+    def need(cond: bool, what: str) -> None:
+        if not cond:
+            raise GraphscopeError(f"{at}: {what}")
+
+    need(isinstance(data["id"], str) and data["id"] != "", "'id' must be a non-empty string")
+    need(isinstance(data["name"], str), "'name' must be a string")
+    need(isinstance(data["op"], str), "'op' must be a string")
+    need(isinstance(data["canonical_op"], str), "'canonical_op' must be a string")
+    need(data["kind"] in KINDS, f"'kind' must be one of {', '.join(sorted(KINDS))}")
+    need(
+        isinstance(data["scope"], list) and all(isinstance(s, str) for s in data["scope"]),
+        "'scope' must be a list of strings",
+    )
+    outputs = data["outputs"]
+    need(isinstance(outputs, list), "'outputs' must be a list")
+    for i, out in enumerate(outputs):
+        need(
+            isinstance(out, dict) and {"shape", "dtype"} <= out.keys(),
+            f"output {i} needs 'shape' and 'dtype'",
+        )
+        shape = out["shape"]
+        need(
+            shape is None
+            or (
+                isinstance(shape, list)
+                and all(
+                    d is None
+                    or isinstance(d, str)
+                    or (isinstance(d, int) and not isinstance(d, bool) and d >= 0)
+                    for d in shape
+                )
+            ),
+            f"output {i} 'shape' must be null or a list of ints >= 0, strings or nulls",
+        )
+        need(
+            out["dtype"] is None or isinstance(out["dtype"], str),
+            f"output {i} 'dtype' must be a string or null",
+        )
+    need(isinstance(data["attrs"], dict), "'attrs' must be an object")
+    src = data["source"]
+    need(
+        src is None
+        or (
+            isinstance(src, dict)
+            and isinstance(src.get("file"), str)
+            and (
+                src.get("line") is None
+                or (isinstance(src.get("line"), int) and not isinstance(src.get("line"), bool))
+            )
+        ),
+        "'source' must be null or {file: string, line: int}",
+    )
+    need(
+        isinstance(data["subgraphs"], list) and all(isinstance(s, str) for s in data["subgraphs"]),
+        "'subgraphs' must be a list of strings",
+    )
+
+
+def _from_dict(data: Any, where: str, depth: int) -> Graph:
+    if depth > MAX_SUBGRAPH_DEPTH:
+        raise GraphscopeError(f"{where}: subgraphs nest deeper than {MAX_SUBGRAPH_DEPTH} levels")
+    if not isinstance(data, dict):
+        raise GraphscopeError(f"{where}: a graph must be a JSON object, not {_json_type(data)}")
+    missing = [k for k in GRAPH_KEYS if k not in data]
+    if missing:
+        raise GraphscopeError(f"{where}: the graph has no {', '.join(repr(k) for k in missing)} field")
+    for key, typ in (
+        ("nodes", list),
+        ("edges", list),
+        ("subgraphs", dict),
+        ("inputs", list),
+        ("outputs", list),
+        ("notes", list),
+    ):
+        if not isinstance(data[key], typ):
+            raise GraphscopeError(
+                f"{where}: {key!r} must be a JSON {'array' if typ is list else 'object'}, not {_json_type(data[key])}"
+            )
+    for key in ("name",):
+        if not isinstance(data[key], str):
+            raise GraphscopeError(f"{where}: {key!r} must be a string, not {_json_type(data[key])}")
+    for key in ("framework", "capture", "framework_version"):
+        if data[key] is not None and not isinstance(data[key], str):
+            raise GraphscopeError(f"{where}: {key!r} must be a string or null, not {_json_type(data[key])}")
+    for key in ("inputs", "outputs", "notes"):
+        if not all(isinstance(x, str) for x in data[key]):
+            raise GraphscopeError(f"{where}: {key!r} must list strings")
+    g = Graph(
+        data["name"],
+        framework=data["framework"],
+        capture=data["capture"],
+        framework_version=data["framework_version"],
+        signature=data["signature"],
+        notes=data["notes"],
+    )
+    for i, node in enumerate(data["nodes"]):
+        at = f"{where}: nodes[{i}]"
+        if not isinstance(node, dict):
+            raise GraphscopeError(f"{at} must be a JSON object, not {_json_type(node)}")
+        missing = [k for k in NODE_KEYS if k not in node]
+        if missing:
+            raise GraphscopeError(f"{at} has no {', '.join(repr(k) for k in missing)} field")
+        _check_node(node, f"{where}: node {node['id']!r}")
+        if node["id"] in g.nx:
+            raise GraphscopeError(f"{where}: node id {node['id']!r} appears twice")
+        g.nx.add_node(node["id"], **{k: node[k] for k in NODE_KEYS})
+    for i, edge in enumerate(data["edges"]):
+        at = f"{where}: edges[{i}]"
+        if not isinstance(edge, dict) or not set(EDGE_KEYS) <= edge.keys():
+            raise GraphscopeError(f"{at} must be an object with {', '.join(EDGE_KEYS)}")
+        src, dst = edge["src"], edge["dst"]
+        for end in (src, dst):
+            if not isinstance(end, str) or end not in g.nx:
+                raise GraphscopeError(
+                    f"{at} ({src!r} -> {dst!r}) refers to node {end!r}, which does not exist"
+                )
+        for port in ("src_port", "dst_port"):
+            if not isinstance(edge[port], int) or isinstance(edge[port], bool):
+                raise GraphscopeError(f"{at}: {port!r} must be an integer")
+        if not isinstance(edge["control"], bool):
+            raise GraphscopeError(f"{at}: 'control' must be true or false")
+        g.nx.add_edge(src, dst, src_port=edge["src_port"], dst_port=edge["dst_port"], control=edge["control"])
+    g.inputs = list(data["inputs"])
+    g.outputs = list(data["outputs"])
+    for name, sub in data["subgraphs"].items():
+        g.subgraphs[name] = _from_dict(sub, f"{where}/{name}", depth + 1)
+    if depth == 0:
+        _validate(g, where, [])
+    return g
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
+
+
+# -- JSON text -----------------------------------------------------------------------------
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _dump_graph(d: Mapping[str, Any], indent: str, out: list[str]) -> None:
+    """Write one graph object: each node and each edge on a line of its own (git-friendly)."""
+    inner = indent + " "
+    keys = sorted(d)
+    out.append("{\n")
+    for i, key in enumerate(keys):
+        out.append(f"{inner}{_compact(key)}: ")
+        value = d[key]
+        if key in ("nodes", "edges") and value:
+            out.append("[\n")
+            out.append(",\n".join(f"{inner}  {_compact(item)}" for item in value))
+            out.append(f"\n{inner}]")
+        elif key == "subgraphs" and value:
+            out.append("{\n")
+            for j, name in enumerate(sorted(value)):
+                out.append(f"{inner}  {_compact(name)}: ")
+                _dump_graph(value[name], inner + "  ", out)
+                out.append(",\n" if j < len(value) - 1 else "\n")
+            out.append(f"{inner}}}")
+        else:
+            out.append(_compact(value))
+        out.append(",\n" if i < len(keys) - 1 else "\n")
+    out.append(f"{indent}}}")
+
+
+def dumps(graph: Graph) -> str:
+    """The graph as JSON text; the same graph always gives the same text."""
+    parts: list[str] = [f'{{"format": "{FORMAT}", "version": {VERSION}, "graph": ']
+    _dump_graph(graph.to_dict(), "", parts)
+    parts.append("}\n")
+    return "".join(parts)
+
+
+def loads(text: str, *, source: str = "<string>") -> Graph:
+    """Parse :func:`dumps`' text. Errors name ``source`` and the problem in one sentence."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            raise GraphscopeError(
+                f"{source} is not complete JSON: it ends early at line {exc.lineno} (truncated?)"
+            ) from None
+        raise GraphscopeError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise GraphscopeError(f"{source} nests JSON too deeply to be a graphscope graph") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else None
+        hint = f' (its "format" is {found!r})' if isinstance(found, str) else ""
+        raise GraphscopeError(
+            f'{source} is JSON but not a graphscope graph: it lacks "format": "{FORMAT}"{hint}'
+        )
+    version = doc.get("version")
+    if version != VERSION:
+        raise GraphscopeError(
+            f"{source} is graphscope IR version {version!r}, but this graphscope reads version {VERSION}"
+        )
+    if "graph" not in doc:
+        raise GraphscopeError(f'{source} has no "graph" field')
+    try:
+        return _from_dict(doc["graph"], source, depth=0)
+    except RecursionError:
+        raise GraphscopeError(f"{source}: subgraphs nest too deeply") from None
+
+
+def save(graph: Graph, path: str | os.PathLike[str]) -> Path:
+    """Write ``graph`` to ``path`` atomically: readers see the old file or the new, never half."""
+    text = dumps(graph)
+    return write_atomic(path, text)
+
+
+def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> Path:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise GraphscopeError(f"cannot write {target}: folder {folder} does not exist")
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise GraphscopeError(f"cannot write {target}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise GraphscopeError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
+    return target
+
+
+def load(path: str | os.PathLike[str]) -> Graph:
+    """Read a graph saved by :func:`save`."""
+    p = Path(path)
+    if p.is_dir():
+        raise GraphscopeError(f"{p} is a directory, not a graphscope .json file")
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise GraphscopeError(f"{p} does not exist") from None
+    except OSError as exc:
+        raise GraphscopeError(f"cannot read {p}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise GraphscopeError(
+            f"{p} is not a graphscope .json file: byte {exc.start} is not UTF-8 text"
+        ) from None
+    if not text.strip():
+        raise GraphscopeError(f"{p} is empty")
+    return loads(text, source=str(p))

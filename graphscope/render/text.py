@@ -1,0 +1,148 @@
+"""The terminal summary of a graph: the facts `graphscope info` prints, as data and as rich text."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from graphscope.ir import Graph
+
+__all__ = ["format_outputs", "format_shape", "info_document", "print_summary", "summary_renderable"]
+
+
+def format_shape(shape: list[Any] | None) -> str:
+    """``[8, 64, 56, 56]`` -> ``"[8,64,56,56]"``; unknown dims print as ``?``.
+
+    >>> format_shape([8, "s0", None])
+    '[8,s0,?]'
+    >>> format_shape(None)
+    '?'
+    """
+    if shape is None:
+        return "?"
+    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def format_outputs(outputs: list[dict[str, Any]]) -> str:
+    """All outputs of a node as ``float32[2,3]``, comma-joined."""
+    return ", ".join(f"{o['dtype'] or '?'}{format_shape(o['shape'])}" for o in outputs)
+
+
+def _port_list(graph: Graph, ids: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for node_id in ids:
+        node = graph.node(node_id)
+        rows.append({"id": node_id, "name": node["name"], "outputs": node["outputs"]})
+    return rows
+
+
+def info_document(graph: Graph) -> dict[str, Any]:
+    """What `graphscope info --json` prints: counts, op histogram, ports, metadata, notes."""
+    ops = Counter(n["op"] for n in graph.nodes())
+    canonical = {n["op"]: n["canonical_op"] for n in graph.nodes()}
+    kinds = Counter(n["kind"] for n in graph.nodes())
+    nested = list(graph.walk_subgraphs())
+    with_shape = sum(
+        1
+        for n in graph.nodes()
+        if n["kind"] == "op"
+        and n["outputs"]
+        and all(o["shape"] is not None and o["dtype"] for o in n["outputs"])
+    )
+    return {
+        "name": graph.name,
+        "framework": graph.framework,
+        "framework_version": graph.framework_version,
+        "capture": graph.capture,
+        "nodes": len(graph),
+        "edges": graph.number_of_edges(),
+        "control_edges": sum(1 for _, _, c in graph.nx.edges(data="control") if c),
+        "back_edges": len(graph.back_edges()),
+        "kinds": dict(sorted(kinds.items())),
+        "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "canonical_ops": {op: canonical[op] for op in sorted(canonical)},
+        "op_nodes_with_shape": with_shape,
+        "subgraphs": len(nested),
+        "subgraph_names": [path for path, _ in nested],
+        "subgraph_nodes": sum(len(sub) for _, sub in nested),
+        "inputs": _port_list(graph, graph.inputs),
+        "outputs": _port_list(graph, graph.outputs),
+        "signature": graph.signature,
+        "notes": list(graph.notes),
+    }
+
+
+def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
+    """The summary as a rich renderable (tables and a notes list)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    doc = info_document(graph)
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    version = f" {doc['framework_version']}" if doc["framework_version"] else ""
+    head.add_row("graph", Text(doc["name"]))
+    head.add_row("captured", Text(f"{doc['framework'] or '?'}{version} · {doc['capture'] or '?'}"))
+    edges = f"{doc['edges']} edges"
+    extra = [
+        f"{doc['control_edges']} control" if doc["control_edges"] else "",
+        f"{doc['back_edges']} back" if doc["back_edges"] else "",
+    ]
+    extra = [e for e in extra if e]
+    if extra:
+        edges += f" ({', '.join(extra)})"
+    head.add_row("size", Text(f"{doc['nodes']} nodes, {edges}"))
+    head.add_row("kinds", Text(", ".join(f"{k} {v}" for k, v in doc["kinds"].items()) or "-"))
+    n_ops = doc["kinds"].get("op", 0)
+    if n_ops:
+        head.add_row(
+            "shapes", Text(f"{doc['op_nodes_with_shape']}/{n_ops} op nodes have a complete shape and dtype")
+        )
+    if doc["subgraphs"]:
+        head.add_row(
+            "subgraphs",
+            Text(
+                f"{doc['subgraphs']} ({doc['subgraph_nodes']} nodes): "
+                + ", ".join(doc["subgraph_names"][:8])
+                + (" ..." if doc["subgraphs"] > 8 else "")
+            ),
+        )
+
+    ports = Table(title="inputs and outputs", title_justify="left", expand=False, show_edge=False)
+    ports.add_column("", style="dim")
+    ports.add_column("node")
+    ports.add_column("value")
+    for role in ("inputs", "outputs"):
+        for row in doc[role]:
+            ports.add_row(role[:-1], Text(row["id"]), Text(format_outputs(row["outputs"]) or "-"))
+
+    ops = Table(title="ops", title_justify="left", show_edge=False)
+    ops.add_column("op")
+    ops.add_column("canonical", style="cyan")
+    ops.add_column("count", justify="right")
+    items = list(doc["ops"].items())
+    for op, count in items[:top_ops]:
+        ops.add_row(Text(op), Text(doc["canonical_ops"][op]), str(count))
+    if len(items) > top_ops:
+        rest = sum(c for _, c in items[top_ops:])
+        ops.add_row(Text(f"... {len(items) - top_ops} more ops", style="dim"), "", str(rest))
+
+    parts: list[RenderableType] = [head, Text(""), ports, Text(""), ops]
+    if doc["notes"]:
+        parts.append(Text(""))
+        parts.append(Text("notes", style="bold"))
+        for note in doc["notes"]:
+            parts.append(Text(f"  • {note}", style="yellow"))
+    return Group(*parts)
+
+
+def print_summary(graph: Graph, console: Console | None = None) -> None:
+    """Print the summary to ``console`` (stdout by default)."""
+    from rich.console import Console
+
+    (console or Console()).print(summary_renderable(graph))

@@ -1,0 +1,59 @@
+"""Capture methods, one module each, registered under (framework, method).
+
+Each module exposes ``capture(model, example_inputs, *, name) -> ir.Graph`` and imports its
+framework inside that function, so listing or choosing a method never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from graphscope.errors import GraphscopeError
+
+if TYPE_CHECKING:
+    from graphscope.ir import Graph
+
+__all__ = ["DEFAULT_METHOD", "REGISTRY", "capture", "methods"]
+
+# (framework, method) -> module under graphscope.tracers
+REGISTRY: dict[tuple[str, str], str] = {
+    ("torch", "fx"): "torch_fx",
+    ("torch", "export"): "torch_export",
+    ("torch", "jit-trace"): "torch_jit",
+    ("torch", "jit-script"): "torch_jit",
+    ("torch", "dynamo"): "torch_dynamo",
+}
+
+DEFAULT_METHOD = {"torch": "export", "tf": "tf-function", "tf1": "tf1", "onnx": "onnx"}
+
+# What to suggest when a method cannot capture a model.
+FALLBACKS = {
+    ("torch", "fx"): "try --method export or --method dynamo",
+    (
+        "torch",
+        "export",
+    ): "try --method dynamo (it splits the model at what it cannot capture) or --method jit-script",
+    ("torch", "jit-trace"): "try --method export or --method jit-script",
+    ("torch", "jit-script"): "try --method export or --method dynamo",
+    ("torch", "dynamo"): "try --method jit-trace",
+}
+
+
+def methods(fw: str) -> list[str]:
+    return [m for (f, m) in REGISTRY if f == fw]
+
+
+def capture(
+    model: Any, example_inputs: Any, *, fw: str, method: str | None = None, name: str = "model"
+) -> Graph:
+    """Capture ``model`` with ``fw``'s ``method`` (the framework's default when None)."""
+    method = method or DEFAULT_METHOD.get(fw, "")
+    module_name = REGISTRY.get((fw, method))
+    if module_name is None:
+        known = ", ".join(methods(fw)) or "none yet in this version"
+        raise GraphscopeError(f"--fw {fw} has no capture method {method!r}; methods: {known}")
+    module = importlib.import_module(f"graphscope.tracers.{module_name}")
+    graph: Graph = module.capture(model, example_inputs, name=name, method=method)
+    graph.validate()
+    return graph
