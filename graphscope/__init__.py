@@ -66,6 +66,7 @@ def trace(
         if found.fw is None:
             raise GraphscopeError(f"{target}: say which framework it uses (fw=...)")
         fw = found.fw
+        method = method or found.method
         model, inputs = found.model, found.example_inputs
         name = name or found.name
     else:

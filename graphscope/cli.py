@@ -8,6 +8,7 @@ instant and never touches a framework.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -63,25 +64,44 @@ def trace(
     as_json: bool,
 ) -> None:
     """Capture TARGET's graph (a model.py, or a graph file) into the graphscope IR."""
-    import graphscope as api
+    from graphscope import loader, tracers
 
-    graph = api.trace(target, fw=fw, method=method, entry=entry)
+    found = loader.load_target(target, fw=fw, entry=entry)
+    if found.graph is not None:
+        if check_dynamic:
+            _fail(f"{target} is a saved graph: --check-dynamic needs a model to capture twice")
+        graph = found.graph
+    else:
+        assert found.fw is not None
+        method = method or found.method
+        graph = tracers.capture(
+            found.model, found.example_inputs, fw=found.fw, method=method, name=found.name
+        )
     report = None
     if check_dynamic:
         from graphscope import dynamic
 
-        report = dynamic.check(target, fw=fw, method=method or graph.capture, entry=entry, first=graph)
-        graph.notes.extend(n for n in report.notes if n not in graph.notes)
+        alt, alt_source = found.example_inputs_alt, "example_inputs_alt"
+        if alt is None:
+            alt, alt_source = dynamic.alternative_inputs(found.example_inputs or ()), "a batch one larger"
+        second = tracers.capture(found.model, alt, fw=found.fw or "", method=graph.capture, name=found.name)
+        report = dynamic.compare(graph, second, method=graph.capture or "?", alt_source=alt_source)
+        graph.notes.extend(n for n in second.notes if n not in graph.notes)
+        graph.notes.extend(report.notes)
     if output:
         from graphscope import ir
 
         ir.save(graph, output)
     if svg:
+        import graphscope as api
+
         api.render(graph, svg)
     _print_graph(graph, as_json=as_json, dynamic_report=report, wrote=[p for p in (output, svg) if p])
 
 
-def _print_graph(graph: Any, *, as_json: bool, dynamic_report: Any = None, wrote: list[Path] = ()) -> None:  # type: ignore[assignment]
+def _print_graph(
+    graph: Any, *, as_json: bool, dynamic_report: Any = None, wrote: Sequence[Path] = ()
+) -> None:
     from graphscope.render import text
 
     if as_json:

@@ -32,6 +32,7 @@ class Target:
     path: Path
     kind: str  # ir-json | python | torchscript | onnx | graphdef | graphdef-text | savedmodel
     fw: str | None = None
+    method: str | None = None  # the capture method the file implies (TorchScript: jit-script)
     name: str = "model"
     graph: Any = None  # an ir.Graph when the file was one already
     model: Any = None
@@ -140,7 +141,7 @@ def _load_torchscript(p: Path) -> Target:
     except Exception as exc:  # torch raises RuntimeError with a C++ message for damaged files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GraphscopeError(f"{p} is not a readable TorchScript archive: {first}") from None
-    return Target(p, "torchscript", fw="torch", name=p.stem, model=module, extras={"scripted": True})
+    return Target(p, "torchscript", fw="torch", method="jit-script", name=p.stem, model=module)
 
 
 def import_model_file(p: Path) -> Any:

@@ -105,6 +105,7 @@ _TABLE: dict[str, tuple[str, ...]] = {
     "split": ("split", "split_with_sizes", "splitv", "chunk", "unbind", "unpack"),
     "stack": ("stack", "pack"),
     "slice": ("slice", "stridedslice", "narrow", "select"),
+    "getitem": ("getitem", "__getitem__", "tupleindex", "listindex"),
     "gather": ("gather", "gatherv2", "index_select", "index", "gathernd"),
     "embedding": ("embedding", "resourcegather"),
     "identity": (
@@ -131,7 +132,7 @@ _TABLE: dict[str, tuple[str, ...]] = {
     "if": ("if", "statelessif", "prim::if"),
     "while": ("while", "statelesswhile", "loop", "prim::loop"),
     "call": ("partitionedcall", "statefulpartitionedcall", "call_module"),
-    "placeholder": ("placeholder", "placeholderv2", "placeholderwithdefault"),
+    "placeholder": ("placeholder", "placeholderv2", "placeholderwithdefault", "prim::param"),
     "const": ("const", "constant", "prim::constant"),
     "variable": ("variable", "variablev2", "varhandleop", "readvariableop", "get_attr"),
     "output": ("output", "_retval", "return"),

@@ -28,7 +28,10 @@ def format_shape(shape: list[Any] | None) -> str:
 
 def format_outputs(outputs: list[dict[str, Any]]) -> str:
     """All outputs of a node as ``float32[2,3]``, comma-joined."""
-    return ", ".join(f"{o['dtype'] or '?'}{format_shape(o['shape'])}" for o in outputs)
+    return ", ".join(
+        "?" if o["dtype"] is None and o["shape"] is None else f"{o['dtype'] or '?'}{format_shape(o['shape'])}"
+        for o in outputs
+    )
 
 
 def _port_list(graph: Graph, ids: list[str]) -> list[dict[str, Any]]:

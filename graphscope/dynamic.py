@@ -1,0 +1,139 @@
+"""Is this graph static? Capture twice, with two input sets, and say what changed.
+
+A static capture (``export`` of an MLP) gives the same ops and edges for any batch size: only
+shapes move. A tracer that specialised on the input (``jit-trace`` unrolling a loop over the
+sequence length, or recording the branch one input took) gives a different graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from graphscope.ir import Graph
+
+__all__ = ["DynamicReport", "alternative_inputs", "compare"]
+
+SHOWN = 8  # how many changed nodes a report names
+
+
+@dataclass
+class DynamicReport:
+    """What differs between the graphs captured from two input sets."""
+
+    method: str
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[dict[str, Any]] = field(default_factory=list)  # same id, other op or inputs
+    reshaped: list[str] = field(default_factory=list)  # same op and inputs, other shapes
+    alt_source: str = "example_inputs_alt"
+
+    @property
+    def static(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    @property
+    def notes(self) -> list[str]:
+        if self.static:
+            return [f"check-dynamic: {self.method} captured the same graph for both inputs (static)"]
+        return [
+            f"check-dynamic: {self.method} captured a different graph for {self.alt_source}: {self.summary()}"
+        ]
+
+    def summary(self) -> str:
+        parts = []
+        if self.added:
+            parts.append(f"{len(self.added)} nodes added ({_short(self.added)})")
+        if self.removed:
+            parts.append(f"{len(self.removed)} removed ({_short(self.removed)})")
+        if self.changed:
+            parts.append(f"{len(self.changed)} changed ({_short([c['node'] for c in self.changed])})")
+        return ", ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "static": self.static,
+            "method": self.method,
+            "second_input": self.alt_source,
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "reshaped": self.reshaped,
+        }
+
+    def renderable(self) -> RenderableType:
+        from rich.text import Text
+
+        if self.static:
+            text = Text("static: ", style="bold green")
+            text.append(f"{self.method} captured the same ops and edges for both inputs")
+            if self.reshaped:
+                text.append(f" (only shapes differ, in {len(self.reshaped)} nodes)")
+            return text
+        text = Text("input-dependent: ", style="bold red")
+        text.append(f"{self.method} captured a different graph for {self.alt_source}: {self.summary()}")
+        return text
+
+
+def _short(ids: list[str]) -> str:
+    shown = ", ".join(ids[:SHOWN])
+    return shown + (f", ... {len(ids) - SHOWN} more" if len(ids) > SHOWN else "")
+
+
+def alternative_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The same inputs with the batch (first) dimension grown by one, for a second capture."""
+    import torch
+
+    out = []
+    for value in inputs:
+        if isinstance(value, torch.Tensor) and value.dim() >= 1:
+            reps = [1] * value.dim()
+            grown = torch.cat([value, value[:1].repeat(*reps)], dim=0)
+            out.append(grown)
+        else:
+            out.append(value)
+    return tuple(out)
+
+
+def _structure(graph: Graph) -> dict[str, tuple[str, tuple[tuple[str, int, int], ...]]]:
+    """node id -> (op, sorted incoming (src, src_port, dst_port)), for every node."""
+    incoming: dict[str, list[tuple[str, int, int]]] = {n: [] for n in graph.nx}
+    for e in graph.edges():
+        incoming[e.dst].append((e.src, e.src_port, e.dst_port))
+    return {n["id"]: (n["op"], tuple(sorted(incoming[n["id"]]))) for n in graph.nodes()}
+
+
+def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_inputs_alt") -> DynamicReport:
+    """Compare two captures of one model node by node (ids are stable within one method)."""
+    report = DynamicReport(method=method, alt_source=alt_source)
+    sa, sb = _structure(a), _structure(b)
+    report.added = [n for n in sb if n not in sa]
+    report.removed = [n for n in sa if n not in sb]
+    for node_id, (op, ins) in sa.items():
+        if node_id not in sb:
+            continue
+        op_b, ins_b = sb[node_id]
+        fields = []
+        if op != op_b:
+            fields.append("op")
+        if ins != ins_b:
+            fields.append("inputs")
+        if fields:
+            report.changed.append({"node": node_id, "fields": fields})
+        elif a.node(node_id)["outputs"] != b.node(node_id)["outputs"]:
+            report.reshaped.append(node_id)
+    for name in sorted(set(a.subgraphs) | set(b.subgraphs)):
+        if name not in b.subgraphs:
+            report.removed.append(f"subgraph:{name}")
+        elif name not in a.subgraphs:
+            report.added.append(f"subgraph:{name}")
+        else:
+            inner = compare(a.subgraphs[name], b.subgraphs[name], method=method)
+            report.added += [f"{name}/{n}" for n in inner.added]
+            report.removed += [f"{name}/{n}" for n in inner.removed]
+            report.changed += [{**c, "node": f"{name}/{c['node']}"} for c in inner.changed]
+            report.reshaped += [f"{name}/{n}" for n in inner.reshaped]
+    return report

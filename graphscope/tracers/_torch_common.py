@@ -1,0 +1,365 @@
+"""What the PyTorch tracers share: FX graph -> IR, shapes from tensors, scopes, source lines,
+errors that point at the user's code, and leaving the model as it was found."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from graphscope import ir
+from graphscope.errors import GraphscopeError
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+@functools.cache
+def _library_dirs() -> tuple[str, ...]:
+    import torch
+
+    dirs = [str(Path(torch.__file__).parent), str(Path(__file__).resolve().parents[1])]
+    for p in sys.path:
+        if p.endswith(("site-packages", "dist-packages")):
+            dirs.append(p)
+    dirs.append(str(Path(contextlib.__file__).parent))  # the standard library
+    return tuple(dirs)
+
+
+def is_user_file(filename: str) -> bool:
+    """True for the user's own code: not torch, not graphscope, not an installed package."""
+    if filename.startswith("<"):
+        return False
+    try:
+        resolved = str(Path(filename).resolve())
+    except OSError:
+        resolved = filename
+    return not resolved.startswith(_library_dirs())
+
+
+def relative(filename: str) -> str:
+    """A path relative to the working directory when it lies below it (portable goldens)."""
+    try:
+        return str(Path(filename).resolve().relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return filename
+
+
+def source_from_stack(stack_trace: str | None) -> dict[str, Any] | None:
+    """The innermost user frame of an FX ``stack_trace`` string, as ``{file, line}``."""
+    if not stack_trace:
+        return None
+    found = None
+    for filename, line in _FRAME.findall(stack_trace):
+        if is_user_file(filename):
+            found = {"file": relative(filename), "line": int(line)}
+    return found
+
+
+def user_frame(exc: BaseException) -> str | None:
+    """``model.py:14`` — the last user-code location in an exception's traceback or message."""
+    where = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if is_user_file(frame.filename):
+            where = f"{relative(frame.filename)}:{frame.lineno}"
+    text = str(exc)
+    for filename, line in _FRAME.findall(text):
+        if is_user_file(filename):
+            where = f"{relative(filename)}:{line}"
+    return where
+
+
+def capture_error(method: str, exc: BaseException, hint: str) -> GraphscopeError:
+    """One sentence: what failed, where in the user's code, and which method to try instead."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    reason = lines[0] if lines else type(exc).__name__
+    reason = re.sub(r"\s+", " ", reason)
+    for needle, plain in _PLAIN_REASONS:
+        if needle in reason:
+            reason = f"{plain} ({reason})"
+            break
+    if len(reason) > 240:
+        reason = reason[:237] + "..."
+    where = user_frame(exc)
+    at = f" (at {where})" if where else ""
+    return GraphscopeError(f"{method} cannot capture this model: {reason.rstrip('.')}{at}; {hint}")
+
+
+_PLAIN_REASONS = [
+    ("cannot be used as inputs to control flow", "the model branches or loops on a traced value"),
+    ("data-dependent", "the model's control flow depends on a tensor's value"),
+    ("Dynamic control flow is not supported", "the model's control flow depends on a tensor's value"),
+]
+
+
+@contextlib.contextmanager
+def quiet_torch_logs() -> Iterator[None]:
+    """Keep a capture's noise out of the report.
+
+    torch logs, and prints to stderr, whole partial graphs when a capture fails; we report the
+    failure as one sentence instead, so what was written to stderr is shown only on success.
+    The model's own prints go to stderr, so that ``--json`` keeps stdout to one document.
+    """
+    import io
+    import logging
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    real_stderr = sys.stderr
+    held = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held):
+            yield
+    except BaseException:
+        raise
+    else:
+        real_stderr.write(held.getvalue())
+    finally:
+        logging.disable(previous)
+
+
+def dtype_name(dtype: Any) -> str:
+    """``torch.float32`` -> ``"float32"``."""
+    return str(dtype).removeprefix("torch.")
+
+
+def dim(d: Any) -> int | str | None:
+    if isinstance(d, int):
+        return d
+    try:
+        return int(d)  # a SymInt with a known value
+    except Exception:
+        return str(d)
+
+
+def tensor_outputs(value: Any) -> list[dict[str, Any]]:
+    """Shapes and dtypes of a (fake) tensor, or of each tensor in a tuple/list of them."""
+    import torch
+
+    if value is None:
+        return []
+    if isinstance(value, torch.Size):
+        return [{"shape": [len(value)], "dtype": "int64"}]
+    if isinstance(value, torch.Tensor):
+        return [{"shape": [dim(d) for d in value.shape], "dtype": dtype_name(value.dtype)}]
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        # fx.passes.shape_prop.TensorMetadata (a NamedTuple, so before the tuple case)
+        return [{"shape": [dim(d) for d in value.shape], "dtype": dtype_name(value.dtype)}]
+    if isinstance(value, (list, tuple)):
+        out: list[dict[str, Any]] = []
+        for v in value:
+            if isinstance(v, (list, tuple)) or v is None or hasattr(v, "shape"):
+                out.extend(tensor_outputs(v) or [{"shape": None, "dtype": None}])
+            else:
+                out.append({"shape": [], "dtype": type(v).__name__})
+        return out
+    if isinstance(value, (int, float, bool)):
+        return [{"shape": [], "dtype": {bool: "bool", int: "int64", float: "float64"}[type(value)]}]
+    return [{"shape": None, "dtype": None}]
+
+
+_DYNAMO_ROOT = re.compile(r"^L\[['\"][^'\"]+['\"]\]\.?|^L__self__\.?")
+
+
+def scope_from_module_stack(stack: Any) -> list[str]:
+    """The deepest module path in an ``nn_module_stack`` meta, split on dots."""
+    if not stack:
+        return []
+    values = list(stack.values())
+    path = values[-1][0] if isinstance(values[-1], tuple) else str(values[-1])
+    path = _DYNAMO_ROOT.sub("", str(path))
+    path = path.replace("._modules['", ".").replace("']", "")
+    return [p for p in path.split(".") if p]
+
+
+def module_attrs(module: Any) -> dict[str, Any]:
+    """The plain-valued configuration of an ``nn.Module`` (``in_features``, ``kernel_size``...)."""
+    out: dict[str, Any] = {}
+    for key, value in vars(module).items():
+        if key.startswith("_") or key == "training":
+            continue
+        if isinstance(value, (int, float, bool, str)) or (
+            isinstance(value, tuple) and all(isinstance(v, (int, float, bool)) for v in value)
+        ):
+            out[key] = value
+    return out
+
+
+def literal(value: Any) -> Any:
+    """A JSON-safe stand-in for a non-tensor argument (dtype, device, slice...)."""
+    import torch
+
+    if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
+        return str(value).removeprefix("torch.")
+    if isinstance(value, slice):
+        return {"slice": [value.start, value.stop, value.step]}
+    if isinstance(value, (list, tuple)):
+        return [literal(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): literal(v) for k, v in value.items()}
+    if isinstance(value, (int, float, bool, str)) or value is None:
+        return value
+    return repr(value)
+
+
+def op_name(node: Any, root: Any = None) -> str:
+    """The FX node's op as users know it: ``call_module:Linear``, ``aten.linear.default``..."""
+    target = node.target
+    if node.op == "call_module":
+        sub = root.get_submodule(target) if root is not None else None
+        return f"call_module:{type(sub).__name__ if sub is not None else target}"
+    if node.op == "call_function":
+        if hasattr(target, "_schema") or type(target).__name__ in ("OpOverload", "OpOverloadPacket"):
+            return str(target)  # aten.linear.default
+        name = getattr(target, "__name__", None) or str(target)
+        module = getattr(target, "__module__", "") or ""
+        if module == "_operator":
+            return f"operator.{name}"
+        return f"call_function:{name}"
+    if node.op == "call_method":
+        return f"call_method:{target}"
+    return str(node.op)
+
+
+def convert_fx_graph(
+    gm: Any,
+    graph: ir.Graph,
+    *,
+    value_of: Callable[[Any], Any],
+    kind_of: Callable[[Any], str] | None = None,
+    name_of: Callable[[Any], str] | None = None,
+    scope_of: Callable[[Any], list[str]] | None = None,
+    outputs_of: Callable[[Any], list[dict[str, Any]] | None] | None = None,
+) -> None:
+    """Add every node of ``gm.graph`` to ``graph``, with edges, shapes, scopes and sources.
+
+    ``value_of(node)`` returns the (fake) value recorded for the node: ``tensor_meta`` for
+    ``fx``, ``val`` for ``export``, ``example_value`` for Dynamo.
+    """
+    for node in gm.graph.nodes:
+        kind = kind_of(node) if kind_of else _default_kind(node)
+        attrs: dict[str, Any] = {}
+        if node.op == "call_module":
+            attrs.update(module_attrs(gm.get_submodule(node.target)))
+            attrs["target"] = node.target
+        elif node.op in ("call_function", "call_method"):
+            consts = [(i, a) for i, a in enumerate(node.args) if not _has_node(a)]
+            attrs.update({f"arg{i}": literal(a) for i, a in consts})
+            attrs.update({k: literal(v) for k, v in node.kwargs.items() if not _has_node(v)})
+        elif node.op == "get_attr":
+            attrs["target"] = node.target
+        if outputs_of is not None:
+            outputs = outputs_of(node) or []
+        else:
+            value = value_of(node)
+            if node.op == "output":
+                value = [value_of(a) for a in node.all_input_nodes]
+            outputs = tensor_outputs(value)
+        stack = node.meta.get("nn_module_stack")
+        if scope_of is not None:
+            scope = scope_of(node)
+        elif node.op == "call_module":
+            scope = str(node.target).split(".")
+        else:
+            scope = scope_from_module_stack(stack)
+        graph.add_node(
+            node.name,
+            name=name_of(node) if name_of else node.name,
+            op=op_name(node, gm),
+            canonical_op={"param": "variable", "const": "const"}.get(kind),
+            kind=kind,
+            scope=scope,
+            outputs=outputs,
+            attrs=attrs,
+            source=source_from_stack(node.meta.get("stack_trace") or node.stack_trace),
+        )
+        for port, arg in enumerate(node.all_input_nodes):
+            graph.add_edge(arg.name, node.name, dst_port=port)
+        if node.op == "placeholder" and kind == "input":
+            graph.inputs.append(node.name)
+        if node.op == "output":
+            graph.outputs.append(node.name)
+
+
+def _has_node(value: Any) -> bool:
+    import torch.fx
+
+    found = False
+
+    def visit(v: Any) -> Any:
+        nonlocal found
+        found = True
+        return v
+
+    torch.fx.node.map_arg(value, visit)
+    return found
+
+
+def _default_kind(node: Any) -> str:
+    if node.op == "placeholder":
+        return "input"
+    if node.op == "output":
+        return "output"
+    if node.op == "get_attr":
+        return "param"
+    return "op"
+
+
+@contextlib.contextmanager
+def model_left_untouched(model: Any) -> Iterator[None]:
+    """Restore the model's weights and buffers, training flags and the RNG state after capture.
+
+    Capture runs the model (shape propagation, tracing); a BatchNorm in training mode would
+    otherwise update its running statistics, and dropout would advance the RNG.
+    """
+    import torch
+
+    rng = torch.get_rng_state()
+    modules = list(model.modules()) if isinstance(model, torch.nn.Module) else []
+    training = [m.training for m in modules]
+    saved = {}
+    if isinstance(model, torch.nn.Module):
+        saved = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
+    try:
+        yield
+    finally:
+        torch.set_rng_state(rng)
+        for m, flag in zip(modules, training):
+            m.training = flag
+        if saved:
+            with torch.no_grad():
+                for key, tensor in model.state_dict(keep_vars=True).items():
+                    before = saved.get(key)
+                    if (
+                        before is not None
+                        and before.shape == tensor.shape
+                        and not torch.equal(before, tensor)
+                    ):
+                        tensor.copy_(before)
+
+
+def signature_of(inputs: Any) -> list[dict[str, Any]]:
+    """The example inputs' shapes and dtypes, recorded on the graph."""
+    return [o for v in inputs for o in tensor_outputs(v)] if inputs else []
+
+
+def require_torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise GraphscopeError(
+            "capturing a PyTorch model needs PyTorch: pip install 'graphscope[torch]'"
+        ) from None
+    return torch
+
+
+def check_module(model: Any, inputs: Any, method: str) -> None:
+    torch = require_torch()
+    if not isinstance(model, torch.nn.Module) and not callable(model):
+        raise GraphscopeError(f"{method} needs an nn.Module or a function, not a {type(model).__name__}")
+    if inputs is None:
+        raise GraphscopeError(f"{method} needs example inputs to run the model with")

@@ -1,0 +1,56 @@
+"""``torch.fx.symbolic_trace`` + shape propagation: the Python-level graph of an nn.Module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphscope import ir
+from graphscope.tracers import _torch_common as common
+
+
+def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: str = "fx") -> ir.Graph:
+    torch = common.require_torch()
+    common.check_module(model, example_inputs, "fx")
+    import torch.fx  # noqa: F811  (make sure the submodule is loaded)
+
+    class ShapeRecorder(torch.fx.Interpreter):
+        """Run the graph once and keep every node's result's shape and dtype (not the value).
+
+        Unlike fx's ShapeProp, this also records non-tensor results (sizes, ints, tuples).
+        """
+
+        def run_node(self, n: Any) -> Any:
+            result = super().run_node(n)
+            n.meta["graphscope_outputs"] = common.tensor_outputs(result)
+            return result
+
+    with common.model_left_untouched(model), common.quiet_torch_logs():
+        try:
+            tracer = torch.fx.Tracer()
+            tracer.record_stack_traces = True  # source lines for every node
+            fx_graph = tracer.trace(model)
+            root = model if isinstance(model, torch.nn.Module) else torch.nn.Module()
+            gm = torch.fx.GraphModule(root, fx_graph, name)
+        except Exception as exc:
+            raise common.capture_error(
+                "torch.fx.symbolic_trace", exc, "try --method export or --method dynamo"
+            ) from None
+        try:
+            with torch.no_grad():
+                ShapeRecorder(gm).run(*example_inputs)
+        except Exception as exc:
+            raise common.capture_error(
+                "fx shape propagation", exc, "check that example_inputs fit the model"
+            ) from None
+
+    graph = ir.Graph(
+        name,
+        framework="torch",
+        capture="fx",
+        framework_version=torch.__version__,
+        signature=common.signature_of(example_inputs),
+    )
+    common.convert_fx_graph(
+        gm, graph, value_of=lambda n: n, outputs_of=lambda n: n.meta.get("graphscope_outputs")
+    )
+    return graph

@@ -1,0 +1,399 @@
+"""TorchScript: ``torch.jit.trace`` (what one run did) and ``torch.jit.script`` (the code).
+
+TorchScript graphs are read from ``inlined_graph``. ``prim::If`` and ``prim::Loop`` blocks
+become IR subgraphs named ``<node>.then`` / ``<node>.else`` / ``<node>.body``; values a block
+uses from outside appear inside it as ``input`` nodes with ``attrs.captured`` set. Module
+attribute reads (``prim::GetAttr``) become ``param`` nodes named by their module path.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections import Counter
+from typing import Any
+
+from graphscope import ir
+from graphscope.tracers import _torch_common as common
+
+_TRACE_FRAME = re.compile(r"^(.+?)\((\d+)\): ", re.M)
+_SCRIPT_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+_SCALAR_TYPES = {
+    "Float": "float32",
+    "Double": "float64",
+    "Half": "float16",
+    "BFloat16": "bfloat16",
+    "Long": "int64",
+    "Int": "int32",
+    "Short": "int16",
+    "Char": "int8",
+    "Byte": "uint8",
+    "Bool": "bool",
+    "ComplexFloat": "complex64",
+    "ComplexDouble": "complex128",
+}
+_PY_TYPES = {"int": "int64", "float": "float64", "bool": "bool", "number": "float64"}
+
+BLOCK_NAMES = {"prim::If": ("then", "else"), "prim::Loop": ("body",)}
+
+
+def capture(
+    model: Any, example_inputs: tuple[Any, ...] | None, *, name: str, method: str = "jit-trace"
+) -> ir.Graph:
+    torch = common.require_torch()
+    notes: list[str] = []
+    if isinstance(model, (torch.jit.ScriptModule, torch.jit.ScriptFunction)):
+        scripted = model  # a TorchScript archive or an already scripted model: read, don't rerun
+        method = "jit-script"
+    elif method == "jit-script":
+        common.check_module(model, example_inputs or (), "jit-script")
+        with common.model_left_untouched(model):
+            try:
+                scripted = torch.jit.script(model)
+            except Exception as exc:
+                raise common.capture_error(
+                    "torch.jit.script", exc, "try --method export or --method dynamo"
+                ) from None
+    else:
+        common.check_module(model, example_inputs, "jit-trace")
+        with (
+            common.model_left_untouched(model),
+            common.quiet_torch_logs(),
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            warnings.simplefilter("always")
+            try:
+                scripted = torch.jit.trace(model, tuple(example_inputs or ()), check_trace=False)
+            except Exception as exc:
+                raise common.capture_error(
+                    "torch.jit.trace", exc, "try --method export or --method jit-script"
+                ) from None
+        notes.extend(_tracer_notes(caught))
+
+    ts_graph = scripted.inlined_graph if hasattr(scripted, "inlined_graph") else scripted.graph
+    graph = ir.Graph(
+        name,
+        framework="torch",
+        capture=method,
+        framework_version=torch.__version__,
+        signature=common.signature_of(example_inputs) if example_inputs else None,
+        notes=notes,
+    )
+    tensors = {}
+    if isinstance(scripted, torch.nn.Module):
+        tensors = {**dict(scripted.named_buffers()), **dict(scripted.named_parameters())}
+    _Converter(graph, traced=method == "jit-trace", tensors=tensors).convert_graph(ts_graph)
+    if example_inputs and method == "jit-script":
+        # A scripted graph types its inputs as plain Tensor; the example inputs say more.
+        known = common.signature_of(example_inputs)
+        for node_id, meta in zip(graph.inputs, known):
+            node = graph.node(node_id)
+            if node["outputs"] and node["outputs"][0]["shape"] is None:
+                node["outputs"] = [meta]
+    return graph
+
+
+def _tracer_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """TracerWarnings say where the trace specialised on a value: keep them, once each."""
+    notes: list[str] = []
+    for w in caught:
+        if w.category.__name__ != "TracerWarning":
+            continue
+        first = str(w.message).split(". ")[0].strip().rstrip(".")
+        where = f"{w.filename}:{w.lineno}" if common.is_user_file(w.filename) else None
+        note = f"jit-trace: {first}" + (f" (at {common.relative(w.filename)}:{w.lineno})" if where else "")
+        if note not in notes:
+            notes.append(note)
+    return notes
+
+
+class _Converter:
+    """Walks a TorchScript graph (and its blocks, recursively) into IR graphs."""
+
+    def __init__(self, graph: ir.Graph, *, traced: bool, tensors: dict[str, Any]) -> None:
+        self.root = graph
+        self.traced = traced
+        self.tensors = tensors  # module path -> parameter/buffer, for their shapes
+        self.counts: Counter[str] = Counter()
+
+    def _new_id(self, kind: str) -> str:
+        leaf = kind.split("::")[-1].lower().strip("_") or "node"
+        n = self.counts[leaf]
+        self.counts[leaf] += 1
+        return leaf if n == 0 else f"{leaf}_{n}"
+
+    def convert_graph(self, ts_graph: Any) -> None:
+        g = self.root
+        values: dict[str, tuple[str, int]] = {}
+        paths: dict[str, str] = {}  # module-typed values -> their attribute path
+        for inp in ts_graph.inputs():
+            name = inp.debugName()
+            if _is_module_type(inp.type()):
+                paths[name] = ""
+                continue
+            node_id = self._new_id("input") if name in g else _safe_id(name, g)
+            g.add_node(
+                node_id,
+                name=name,
+                op="prim::Param",
+                canonical_op="placeholder",
+                kind="input",
+                outputs=[_value_meta(inp)],
+            )
+            g.inputs.append(node_id)
+            values[name] = (node_id, 0)
+        self._convert_block(ts_graph, g, values, paths, captured={})
+        out_id = "output" if "output" not in g else self._new_id("output")
+        outs = list(ts_graph.outputs())
+        g.add_node(out_id, op="output", kind="output", outputs=[_value_meta(v) for v in outs])
+        for port, v in enumerate(outs):
+            src = values.get(v.debugName())
+            if src:
+                g.add_edge(src[0], out_id, src_port=src[1], dst_port=port)
+        g.outputs.append(out_id)
+
+    def _convert_block(
+        self,
+        block: Any,
+        g: ir.Graph,
+        values: dict[str, tuple[str, int]],
+        paths: dict[str, str],
+        captured: dict[str, tuple[str, int]],
+    ) -> None:
+        for node in block.nodes():
+            kind = node.kind()
+            if kind == "prim::GetAttr":
+                self._get_attr(node, g, values, paths)
+                continue
+            node_id = self._new_id(kind)
+            outputs = list(node.outputs())
+            sub_names = [f"{node_id}.{label}" for label in BLOCK_NAMES.get(kind, ())]
+            blocks = list(node.blocks())
+            if len(sub_names) != len(blocks):
+                sub_names = [f"{node_id}.block{i}" for i in range(len(blocks))]
+            g.add_node(
+                node_id,
+                name=outputs[0].debugName() if outputs else node_id,
+                op=kind,
+                kind=_kind_of(kind),
+                scope=_scope(node.scopeName()),
+                outputs=_list_meta(node, outputs) or [_value_meta(v) for v in outputs],
+                attrs=_attrs(node),
+                source=self._source(node.sourceRange()),
+                subgraphs=sub_names,
+            )
+            port = 0
+            for inp in node.inputs():
+                src = values.get(inp.debugName())
+                if src is not None:
+                    g.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
+                port += 1
+            data = g.node(node_id)
+            if not data["scope"]:
+                # TorchScript keeps no module scopes in scripted graphs: an op reading a
+                # module's weight belongs to that module.
+                owners = [
+                    g.node(values[i.debugName()][0])["scope"]
+                    for i in node.inputs()
+                    if i.debugName() in values and g.node(values[i.debugName()][0])["kind"] == "param"
+                ]
+                if owners:
+                    data["scope"] = list(owners[0])
+            for i, v in enumerate(outputs):
+                values[v.debugName()] = (node_id, i)
+            for sub_name, sub_block in zip(sub_names, blocks):
+                sub = self._block_graph(sub_name, sub_block, values, paths, g, node_id, port)
+                g.subgraphs[sub_name] = sub
+                port += sum(1 for n in sub.nodes() if n["attrs"].get("captured"))
+
+    def _block_graph(
+        self,
+        name: str,
+        block: Any,
+        outer: dict[str, tuple[str, int]],
+        paths: dict[str, str],
+        parent: ir.Graph,
+        owner: str,
+        first_port: int,
+    ) -> ir.Graph:
+        sub = ir.Graph(
+            name,
+            framework=self.root.framework,
+            capture=self.root.capture,
+            framework_version=self.root.framework_version,
+        )
+        values: dict[str, tuple[str, int]] = {}
+        for inp in block.inputs():
+            node_id = self._new_id("block_input")
+            sub.add_node(
+                node_id,
+                name=inp.debugName(),
+                op="prim::Param",
+                canonical_op="placeholder",
+                kind="input",
+                outputs=[_value_meta(inp)],
+            )
+            sub.inputs.append(node_id)
+            values[inp.debugName()] = (node_id, 0)
+        # Values from outside the block become captured inputs, made on first use.
+        captured: dict[str, tuple[str, int]] = {}
+        used_outer = _outer_uses(block, values)
+        for vname, value in used_outer:
+            if vname in values or vname not in outer:
+                continue
+            node_id = self._new_id("captured")
+            sub.add_node(
+                node_id,
+                name=vname,
+                op="prim::Param",
+                canonical_op="placeholder",
+                kind="input",
+                outputs=[_value_meta(value)],
+                attrs={"captured": True},
+            )
+            sub.inputs.append(node_id)
+            values[vname] = (node_id, 0)
+            captured[vname] = outer[vname]
+        for port, (outer_id, outer_port) in enumerate(captured.values()):
+            parent.add_edge(outer_id, owner, src_port=outer_port, dst_port=first_port + port)
+        self._convert_block(block, sub, values, dict(paths), captured)
+        out_id = self._new_id("block_output")
+        outs = list(block.outputs())
+        sub.add_node(out_id, op="output", kind="output", outputs=[_value_meta(v) for v in outs])
+        for port, v in enumerate(outs):
+            found = values.get(v.debugName())
+            if found:
+                sub.add_edge(found[0], out_id, src_port=found[1], dst_port=port)
+        sub.outputs.append(out_id)
+        return sub
+
+    def _get_attr(
+        self, node: Any, g: ir.Graph, values: dict[str, tuple[str, int]], paths: dict[str, str]
+    ) -> None:
+        owner = node.inputsAt(0).debugName()
+        attr = node.s("name")
+        base = paths.get(owner)
+        path = attr if not base else f"{base}.{attr}"
+        out = node.output()
+        if _is_module_type(out.type()):
+            paths[out.debugName()] = path
+            return
+        if path in g:
+            values[out.debugName()] = (path, 0)  # the same attribute read twice is one param
+            return
+        meta = common.tensor_outputs(self.tensors[path]) if path in self.tensors else [_value_meta(out)]
+        g.add_node(
+            path,
+            name=path,
+            op="prim::GetAttr",
+            kind="param",
+            scope=path.split(".")[:-1],
+            outputs=meta,
+            canonical_op="variable",
+        )
+        values[out.debugName()] = (path, 0)
+
+    def _source(self, source_range: str) -> dict[str, Any] | None:
+        if not source_range:
+            return None
+        if self.traced:
+            for filename, line in _TRACE_FRAME.findall(source_range):
+                if common.is_user_file(filename):
+                    return {"file": common.relative(filename), "line": int(line)}  # innermost first
+            return None
+        found = None
+        for filename, line in _SCRIPT_FRAME.findall(source_range):
+            if common.is_user_file(filename):
+                found = {"file": common.relative(filename), "line": int(line)}
+        return found
+
+
+def _outer_uses(block: Any, local: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Values read inside ``block`` (and its nested blocks) that it does not define."""
+    defined = set(local)
+    seen: dict[str, Any] = {}
+
+    def visit(b: Any) -> None:
+        for inp in b.inputs():
+            defined.add(inp.debugName())
+        for n in b.nodes():
+            for v in n.inputs():
+                if v.debugName() not in defined and v.debugName() not in seen:
+                    seen[v.debugName()] = v
+            for v in n.outputs():
+                defined.add(v.debugName())
+            for inner in n.blocks():
+                visit(inner)
+        for v in b.outputs():
+            if v.debugName() not in defined and v.debugName() not in seen:
+                seen[v.debugName()] = v
+
+    visit(block)
+    return list(seen.items())
+
+
+def _is_module_type(t: Any) -> bool:
+    return t.kind() == "ClassType"
+
+
+def _safe_id(name: str, g: ir.Graph) -> str:
+    return name if name not in g else f"{name}_input"
+
+
+def _kind_of(kind: str) -> str:
+    if kind == "prim::Constant":
+        return "const"
+    if kind in ("prim::If", "prim::Loop", "prim::RaiseException"):
+        return "control"
+    return "op"
+
+
+def _scope(scope_name: str) -> list[str]:
+    """``__module.layers/__module.layers.0/__module.layers.0.fc`` -> ``["layers", "0", "fc"]``."""
+    if not scope_name:
+        return []
+    leaf = scope_name.split("/")[-1]
+    leaf = leaf.removeprefix("__module.").removeprefix("__module")
+    return [p for p in leaf.split(".") if p]
+
+
+def _value_meta(v: Any) -> dict[str, Any]:
+    t = v.type()
+    kind = t.kind()
+    if kind == "TensorType":
+        sizes = t.sizes() if t.sizes() is not None else None
+        scalar = t.scalarType()
+        return {
+            "shape": list(sizes) if sizes is not None else None,
+            "dtype": _SCALAR_TYPES.get(scalar, scalar),
+        }
+    text = str(t)
+    if text in _PY_TYPES:
+        return {"shape": [], "dtype": _PY_TYPES[text]}
+    return {"shape": None, "dtype": text}
+
+
+def _list_meta(node: Any, outputs: list[Any]) -> list[dict[str, Any]] | None:
+    """A ``prim::ListConstruct`` of k items is a list of length k."""
+    if node.kind() != "prim::ListConstruct" or len(outputs) != 1:
+        return None
+    text = str(outputs[0].type())
+    elem = text[len("List[") : -1] if text.startswith("List[") else text
+    return [{"shape": [node.inputsSize()], "dtype": _PY_TYPES.get(elem, elem.lower())}]
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    if node.kind() != "prim::Constant":
+        return {}
+    try:
+        value = node.output().toIValue()
+    except Exception:
+        return {}
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        if value.numel() <= 8:
+            return {"value": value.tolist(), "dtype": common.dtype_name(value.dtype)}
+        return {"value": {"shape": list(value.shape), "dtype": common.dtype_name(value.dtype)}}
+    return {"value": common.literal(value)}

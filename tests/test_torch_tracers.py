@@ -1,0 +1,294 @@
+"""PyTorch capture: every example by every method that can capture it, pinned by golden IR files.
+
+Set GRAPHSCOPE_UPDATE_GOLDENS=1 to rewrite the goldens, then review the diff before committing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from graphscope import ir, loader, tracers
+from graphscope.cli import main
+from graphscope.errors import GraphscopeError
+
+pytestmark = pytest.mark.torch
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden" / "torch"
+METHODS = ["fx", "export", "jit-trace", "jit-script", "dynamo"]
+
+# example -> methods that cannot capture it, with the reason the user is told
+CANNOT = {
+    ("data_dependent", "fx"): "the model branches or loops on a traced value",
+    ("data_dependent", "export"): "the model's control flow depends on a tensor's value",
+    ("gru", "fx"): "torch.fx.symbolic_trace cannot capture this model",
+}
+EXAMPLES = ["or_gate", "tensor_sum", "data_dependent", "gru", "transformer_block"]
+CASES = [(e, m) for e in EXAMPLES for m in METHODS if (e, m) not in CANNOT]
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # source paths in the IR are relative to the working directory
+
+
+def capture_example(example: str, method: str) -> ir.Graph:
+    found = loader.load_target(Path("examples") / f"{example}_torch.py", fw="torch")
+    return tracers.capture(found.model, found.example_inputs, fw="torch", method=method, name=example)
+
+
+@pytest.mark.parametrize(("example", "method"), CASES, ids=[f"{e}-{m}" for e, m in CASES])
+def test_example_matches_golden(example: str, method: str) -> None:
+    graph = capture_example(example, method)
+    text = ir.dumps(graph)
+    golden = GOLDEN / f"{example}.{method}.json"
+    if os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS") or not golden.exists():
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+        if not os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS"):
+            pytest.fail(f"wrote missing golden {golden.name}; review and commit it")
+    assert text == golden.read_text(), (
+        f"{golden.name} differs; rerun with GRAPHSCOPE_UPDATE_GOLDENS=1 and review"
+    )
+    assert ir.loads(text) == graph
+
+
+@pytest.mark.parametrize(("example", "method"), sorted(CANNOT), ids=[f"{e}-{m}" for e, m in sorted(CANNOT)])
+def test_method_that_cannot_capture_says_where_and_what_to_try(
+    example: str, method: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["trace", f"examples/{example}_torch.py", "--fw", "torch", "--method", method])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert CANNOT[(example, method)] in err
+    assert f"(at examples/{example}_torch.py:" in err
+    assert "try --method" in err
+
+
+def test_or_gate_canonical_layers_agree_across_methods() -> None:
+    layers = {}
+    for method in METHODS:
+        g = capture_example("or_gate", method)
+        if method == "dynamo":
+            g = g.subgraphs["graph_0"]
+        layers[method] = [n["canonical_op"] for n in g.nodes() if n["canonical_op"] in ("linear", "sigmoid")]
+    assert all(v == ["linear", "sigmoid"] * 3 for v in layers.values()), layers
+
+
+def test_export_records_params_scopes_and_sources() -> None:
+    g = capture_example("or_gate", "export")
+    params = [n for n in g.nodes() if n["kind"] == "param"]
+    assert [p["name"] for p in params][:2] == ["hidden1.weight", "hidden1.bias"]
+    assert params[0]["outputs"] == [{"shape": [4, 2], "dtype": "float32"}]
+    linear = g.node("linear")
+    assert linear["scope"] == ["hidden1"]
+    assert linear["source"] == {"file": "examples/or_gate_torch.py", "line": 18}
+    assert g.inputs == ["x"]
+
+
+def test_jit_script_keeps_if_branches_and_loop_body_as_subgraphs() -> None:
+    g = capture_example("data_dependent", "jit-script")
+    (if_node,) = [n for n in g.nodes() if n["op"] == "prim::If"]
+    assert if_node["subgraphs"] == ["if.then", "if.else"]
+    then_ops = {n["op"] for n in g.subgraphs["if.then"].nodes()}
+    else_ops = {n["op"] for n in g.subgraphs["if.else"].nodes()}
+    assert "aten::relu" in then_ops and "aten::tanh" in else_ops
+    gru = capture_example("gru", "jit-script")
+    (loop,) = [n for n in gru.nodes() if n["op"] == "prim::Loop"]
+    assert loop["subgraphs"] == ["loop.body"]
+    assert "aten::gru_cell" in {n["op"] for n in gru.subgraphs["loop.body"].nodes()}
+
+
+def test_dynamo_records_graph_breaks_with_source_lines() -> None:
+    g = capture_example("data_dependent", "dynamo")
+    assert sorted(g.subgraphs) == ["graph_0", "graph_1"]
+    (note,) = [n for n in g.notes if "graph break" in n]
+    assert "examples/data_dependent_torch.py:20" in note
+    brk = g.node("break_0")
+    assert brk["kind"] == "control" and brk["source"] == {
+        "file": "examples/data_dependent_torch.py",
+        "line": 20,
+    }
+
+
+def test_jit_trace_turns_tracer_warnings_into_notes() -> None:
+    g = capture_example("data_dependent", "jit-trace")
+    assert any("Python boolean" in n and "data_dependent_torch.py:20" in n for n in g.notes), g.notes
+
+
+@pytest.mark.parametrize(
+    ("example", "method", "static"),
+    [
+        ("data_dependent", "jit-trace", False),
+        ("gru", "jit-trace", False),
+        ("or_gate", "jit-trace", True),
+        ("or_gate", "export", True),
+        ("gru", "jit-script", True),
+    ],
+)
+def test_check_dynamic(example: str, method: str, static: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    code = main(
+        [
+            "trace",
+            f"examples/{example}_torch.py",
+            "--fw",
+            "torch",
+            "--method",
+            method,
+            "--check-dynamic",
+            "--json",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["dynamic"]["static"] is static, doc["dynamic"]
+    assert any(n.startswith("check-dynamic:") for n in doc["notes"])
+    if not static:
+        assert doc["dynamic"]["added"] or doc["dynamic"]["removed"] or doc["dynamic"]["changed"]
+
+
+def test_check_dynamic_without_alt_inputs_grows_the_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["trace", "examples/or_gate_torch.py", "--fw", "torch", "--method", "jit-trace", "--check-dynamic"]
+    )
+    out, _ = capsys.readouterr()
+    assert code == 0
+    flat = " ".join(out.split())
+    assert "static: jit-trace captured the same ops and edges for both inputs (only shapes differ" in flat
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_capture_leaves_the_model_untouched(method: str) -> None:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.5), nn.Linear(4, 2))
+    model.train()
+    model[3].eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = [m.training for m in model.modules()]
+    inputs = (torch.randn(5, 3),)
+    rng = torch.get_rng_state()
+    tracers.capture(model, inputs, fw="torch", method=method, name="m")
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [m.training for m in model.modules()] == modes
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_torchscript_archive_is_recognised_by_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    found = loader.load_target("examples/or_gate_torch.py", fw="torch")
+    archive = tmp_path / "weights.bin"  # a misleading suffix: the content decides
+    torch.jit.save(torch.jit.script(found.model), str(archive))
+    assert loader.detect(archive) == "torchscript"
+    code = main(["trace", str(archive), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert '"capture": "jit-script"' in out and '"aten::linear": 3' in out
+
+
+def test_damaged_torchscript_archive_is_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zipfile
+
+    bad = tmp_path / "model.pt"
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr("model/code/__torch__.py", "garbage")
+        zf.writestr("model/data.pkl", b"\x80\x04garbage")
+    code = main(["trace", str(bad)])
+    _, err = capsys.readouterr()
+    assert code == 1 and "is not a readable TorchScript archive" in err and err.count("\n") == 1
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "model.py"
+    p.write_text(text)
+    return str(p)
+
+
+@pytest.mark.parametrize(
+    ("source", "args", "message"),
+    [
+        (
+            "import torch\nnet = torch.nn.Linear(2, 2)\n",
+            [],
+            "does not define a function named by --entry, or `model` and `example_inputs`; it defines: net",
+        ),
+        (
+            "x = 1\nraise ValueError('bad config')\n",
+            [],
+            "raised ValueError: bad config at line 2 while being imported",
+        ),
+        ("import sys\nsys.exit(3)\n", [], "called sys.exit(3) while being imported"),
+        ("def broken(:\n", [], "has a syntax error at line 1"),
+        (
+            "def build():\n    return 1\n",
+            ["--entry", "build"],
+            "build() must return (model, example_inputs), not int",
+        ),
+        (
+            "def build():\n    raise KeyError('k')\n",
+            ["--entry", "build"],
+            "build() raised KeyError: 'k' at line 2",
+        ),
+        ("x = 1\n", ["--entry", "nope"], "has no function 'nope' (--entry); it defines: x"),
+    ],
+)
+def test_model_file_problems_are_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, args: list[str], message: str
+) -> None:
+    path = _write(tmp_path, source)
+    code = main(["trace", path, "--fw", "torch", *args])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert message in err
+    assert err.startswith(f"graphscope: error: {path}") and err.count("\n") == 1
+
+
+def test_python_file_without_fw_asks_for_it(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["trace", "examples/or_gate_torch.py"])
+    _, err = capsys.readouterr()
+    assert code == 1 and "say which framework it uses with --fw" in err
+
+
+def test_entry_function(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "import torch\ndef make():\n    return torch.nn.Linear(2, 3), (torch.ones(1, 2),)\n",
+    )
+    found = loader.load_target(path, fw="torch", entry="make")
+    g = tracers.capture(found.model, found.example_inputs, fw="torch", method="export", name=found.name)
+    assert [n["canonical_op"] for n in g.nodes() if n["kind"] == "op"] == ["linear"]
+
+
+def test_unknown_method_lists_the_known_ones() -> None:
+    with pytest.raises(GraphscopeError, match="has no capture method 'magic'; methods: fx, export"):
+        tracers.capture(None, (), fw="torch", method="magic")
+
+
+def test_module_names_that_are_not_identifiers_get_the_fx_error() -> None:
+    import torch
+    from torch import nn
+
+    model = nn.Sequential()
+    model.add_module("class", nn.Linear(2, 2))  # fx generates `self.class(...)`: a SyntaxError
+    with pytest.raises(
+        GraphscopeError, match=r"torch.fx.symbolic_trace cannot capture this model: .*try --method export"
+    ):
+        tracers.capture(model, (torch.ones(1, 2),), fw="torch", method="fx")
+    g = tracers.capture(model, (torch.ones(1, 2),), fw="torch", method="export")
+    assert g.node("linear")["scope"] == ["class"]
