@@ -255,6 +255,7 @@ def test_model_file_problems_are_one_sentence(
     code = main(["trace", path, "--fw", "torch", *args])
     out, err = capsys.readouterr()
     assert code == 1, err
+    assert out == ""
     assert message in err
     assert err.startswith(f"graphscope: error: {path}") and err.count("\n") == 1
 

@@ -8,6 +8,7 @@ import functools
 import re
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ def _library_dirs() -> tuple[str, ...]:
     return tuple(dirs)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_user_file(filename: str) -> bool:
     """True for the user's own code: not torch, not graphscope, not an installed package."""
     if filename.startswith("<"):
@@ -41,6 +43,7 @@ def is_user_file(filename: str) -> bool:
     return not resolved.startswith(_library_dirs())
 
 
+@functools.lru_cache(maxsize=4096)
 def relative(filename: str) -> str:
     """A path relative to the working directory when it lies below it (portable goldens)."""
     try:
@@ -311,35 +314,38 @@ def _default_kind(node: Any) -> str:
 
 @contextlib.contextmanager
 def model_left_untouched(model: Any) -> Iterator[None]:
-    """Restore the model's weights and buffers, training flags and the RNG state after capture.
+    """Restore the model's buffers, training flags and the RNG state after capture.
 
-    Capture runs the model (shape propagation, tracing); a BatchNorm in training mode would
-    otherwise update its running statistics, and dropout would advance the RNG.
+    Capture runs the model (shape recording, tracing): a BatchNorm in training mode would
+    update its running statistics and dropout would advance the RNG. Buffers are small and
+    are copied; parameters are large, so only their version counters are checked (a forward
+    pass that writes its own weights in place is reported, not silently undone).
     """
     import torch
 
     rng = torch.get_rng_state()
-    modules = list(model.modules()) if isinstance(model, torch.nn.Module) else []
+    is_module = isinstance(model, torch.nn.Module)
+    modules = list(model.modules()) if is_module else []
     training = [m.training for m in modules]
-    saved = {}
-    if isinstance(model, torch.nn.Module):
-        saved = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
+    buffers = {k: (v, v.detach().clone()) for k, v in model.named_buffers()} if is_module else {}
+    params = {k: (v, v._version) for k, v in model.named_parameters()} if is_module else {}
     try:
         yield
     finally:
         torch.set_rng_state(rng)
         for m, flag in zip(modules, training):
             m.training = flag
-        if saved:
-            with torch.no_grad():
-                for key, tensor in model.state_dict(keep_vars=True).items():
-                    before = saved.get(key)
-                    if (
-                        before is not None
-                        and before.shape == tensor.shape
-                        and not torch.equal(before, tensor)
-                    ):
-                        tensor.copy_(before)
+        with torch.no_grad():
+            # Kernels such as batch_norm write running stats without bumping _version: compare.
+            for tensor, saved in buffers.values():
+                if tensor.shape == saved.shape and not torch.equal(tensor, saved):
+                    tensor.copy_(saved)
+        changed = [k for k, (p, version) in params.items() if p._version != version]
+        if changed:
+            warnings.warn(
+                f"the model wrote its own parameters while being captured: {', '.join(changed[:5])}",
+                stacklevel=3,
+            )
 
 
 def signature_of(inputs: Any) -> list[dict[str, Any]]:

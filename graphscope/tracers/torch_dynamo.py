@@ -14,6 +14,11 @@ from typing import Any
 from graphscope import ir
 from graphscope.tracers import _torch_common as common
 
+_PLAIN_BREAKS = [
+    ("generic_jump", "the code branches on a tensor's value"),
+    ("Data-dependent jump", "the code branches on a tensor's value"),
+    ("builtin operator `print`", "print() is called"),
+]
 _PARAM = re.compile(r"(parameters|buffers)_")
 _LEAF = re.compile(r"_(parameters|buffers)_(\w+?)_$")
 
@@ -108,6 +113,10 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
 def _describe_break(reason: Any) -> tuple[str, dict[str, Any] | None]:
     text = " ".join(str(getattr(reason, "reason", reason)).split())
     text = text.split(" Hint:")[0].replace(" Explanation: ", ": ")
+    for needle, plain in _PLAIN_BREAKS:
+        if needle in text:
+            text = f"{plain} ({text})"
+            break
     if len(text) > 300:
         text = text[:297] + "..."
     source = None

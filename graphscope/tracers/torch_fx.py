@@ -9,9 +9,10 @@ from graphscope.tracers import _torch_common as common
 
 
 def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: str = "fx") -> ir.Graph:
-    torch = common.require_torch()
+    common.require_torch()
     common.check_module(model, example_inputs, "fx")
-    import torch.fx  # noqa: F811  (make sure the submodule is loaded)
+    import torch
+    import torch.fx
 
     class ShapeRecorder(torch.fx.Interpreter):
         """Run the graph once and keep every node's result's shape and dtype (not the value).
@@ -19,7 +20,7 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
         Unlike fx's ShapeProp, this also records non-tensor results (sizes, ints, tuples).
         """
 
-        def run_node(self, n: Any) -> Any:
+        def run_node(self, n: torch.fx.Node) -> Any:
             result = super().run_node(n)
             n.meta["graphscope_outputs"] = common.tensor_outputs(result)
             return result

@@ -1,0 +1,94 @@
+"""Capture + normalize time of graphscope's PyTorch tracers against the bare framework call.
+
+    .venv/bin/python bench/bench_capture_torch.py [--repeat 3]
+
+Bare calls: fx = symbolic_trace + one interpreted run recording shapes (what graphscope's fx
+capture does before normalizing), export = torch.export.export, jit-trace = torch.jit.trace,
+jit-script = torch.jit.script, dynamo = torch._dynamo.explain. Each figure is the median of
+--repeat runs, after one warm-up run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+import torch._dynamo  # noqa: E402
+import torch.fx  # noqa: E402
+from torch.fx.passes.shape_prop import ShapeProp  # noqa: E402
+
+from graphscope import tracers  # noqa: E402
+from tests import torch_models  # noqa: E402
+
+
+def bare(method: str, model: Any, inputs: tuple[Any, ...]) -> Any:
+    if method == "fx":
+        gm = torch.fx.symbolic_trace(model)
+        with torch.no_grad():
+            ShapeProp(gm).propagate(*inputs)
+        return gm
+    if method == "export":
+        return torch.export.export(model, inputs)
+    if method == "jit-trace":
+        return torch.jit.trace(model, inputs, check_trace=False)
+    if method == "jit-script":
+        return torch.jit.script(model)
+    if method == "dynamo":
+        torch._dynamo.reset()
+        out = torch._dynamo.explain(model)(*inputs)
+        torch._dynamo.reset()
+        return out
+    raise ValueError(method)
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> float:
+    fn()  # warm-up: first-call caches (dispatcher, dynamo) are not what users see twice
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(2)
+    models = {
+        "ResNet-50 (1x3x224x224)": torch_models.resnet50(),
+        "TransformerEncoder 12L (2x16x256)": torch_models.transformer_encoder(),
+    }
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeat}")
+    print(f"| model | method | bare call (s) | graphscope (s) | ratio | nodes |")
+    print("|---|---|---:|---:|---:|---:|")
+    for label, (model, inputs) in models.items():
+        for method in ["fx", "export", "jit-trace", "jit-script", "dynamo"]:
+            try:
+                bare(method, model, inputs)
+            except Exception as exc:
+                print(f"| {label} | {method} | cannot capture: {type(exc).__name__} | - | - | - |")
+                continue
+            t_bare = timed(lambda: bare(method, model, inputs), args.repeat)
+            graph = tracers.capture(model, inputs, fw="torch", method=method, name="m")
+            t_ours = timed(
+                lambda: tracers.capture(model, inputs, fw="torch", method=method, name="m"), args.repeat
+            )
+            print(
+                f"| {label} | {method} | {t_bare:.3f} | {t_ours:.3f} | {t_ours / t_bare:.2f}x | {len(graph)} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
