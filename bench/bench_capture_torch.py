@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/bench_capture_torch.py [--repeat 3]
 
-Bare calls: fx = symbolic_trace + one interpreted run recording shapes (what graphscope's fx
-capture does before normalizing), export = torch.export.export, jit-trace = torch.jit.trace,
-jit-script = torch.jit.script, dynamo = torch._dynamo.explain. Each figure is the median of
+Bare calls: fx = symbolic_trace + one ShapeProp run (what graphscope's fx capture does before
+normalizing), export = torch.export.export, jit-trace = torch.jit.trace(...).inlined_graph,
+jit-script = torch.jit.script(...).inlined_graph (the graph with submodules inlined, which is
+what anyone reading a TorchScript graph node by node needs), dynamo = torch._dynamo.explain. Each figure is the median of
 --repeat runs, after one warm-up run.
 """
 
@@ -15,18 +16,19 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-import torch._dynamo  # noqa: E402
-import torch.fx  # noqa: E402
-from torch.fx.passes.shape_prop import ShapeProp  # noqa: E402
+import torch
+import torch._dynamo
+import torch.fx
+from torch.fx.passes.shape_prop import ShapeProp
 
-from graphscope import tracers  # noqa: E402
-from tests import torch_models  # noqa: E402
+from graphscope import tracers
+from tests import torch_models
 
 
 def bare(method: str, model: Any, inputs: tuple[Any, ...]) -> Any:
@@ -38,9 +40,9 @@ def bare(method: str, model: Any, inputs: tuple[Any, ...]) -> Any:
     if method == "export":
         return torch.export.export(model, inputs)
     if method == "jit-trace":
-        return torch.jit.trace(model, inputs, check_trace=False)
+        return torch.jit.trace(model, inputs, check_trace=False).inlined_graph
     if method == "jit-script":
-        return torch.jit.script(model)
+        return torch.jit.script(model).inlined_graph
     if method == "dynamo":
         torch._dynamo.reset()
         out = torch._dynamo.explain(model)(*inputs)
@@ -70,7 +72,7 @@ def main() -> None:
         "TransformerEncoder 12L (2x16x256)": torch_models.transformer_encoder(),
     }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeat}")
-    print(f"| model | method | bare call (s) | graphscope (s) | ratio | nodes |")
+    print("| model | method | bare call (s) | graphscope (s) | ratio | nodes |")
     print("|---|---|---:|---:|---:|---:|")
     for label, (model, inputs) in models.items():
         for method in ["fx", "export", "jit-trace", "jit-script", "dynamo"]:

@@ -215,7 +215,7 @@ class Graph:
         source: Mapping[str, Any] | None = None,
         subgraphs: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Add a node with every schema key filled in and return its attribute dict."""
+        """Add a node with every schema key filled in and return its (live) attribute dict."""
         if id in self.nx:
             raise ValueError(f"node id {id!r} is already in graph {self.name!r}")
         if canonical_op is None:
@@ -235,7 +235,7 @@ class Graph:
             "subgraphs": list(subgraphs),
         }
         self.nx.add_node(id, **data)
-        return data
+        return self.nx.nodes[id]  # the live dict: networkx copied `data`
 
     def add_edge(
         self,

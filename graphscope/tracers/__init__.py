@@ -6,6 +6,7 @@ framework inside that function, so listing or choosing a method never imports to
 
 from __future__ import annotations
 
+import gc
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,14 @@ def capture(
         known = ", ".join(methods(fw)) or "none yet in this version"
         raise GraphscopeError(f"--fw {fw} has no capture method {method!r}; methods: {known}")
     module = importlib.import_module(f"graphscope.tracers.{module_name}")
-    graph: Graph = module.capture(model, example_inputs, name=name, method=method)
-    graph.validate()
+    # Building thousands of small dicts next to a framework's large object graph triggers
+    # full garbage collections that cost more than the conversion itself: pause them.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        graph: Graph = module.capture(model, example_inputs, name=name, method=method)
+        graph.validate()
+    finally:
+        if was_enabled:
+            gc.enable()
     return graph

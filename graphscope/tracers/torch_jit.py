@@ -108,6 +108,18 @@ def _tracer_notes(caught: list[warnings.WarningMessage]) -> list[str]:
     return notes
 
 
+class _Block:
+    """One TorchScript block being converted: its IR graph and the values visible in it."""
+
+    def __init__(self, graph: ir.Graph, *, parent: _Block | None, owner: str | None, paths: dict[str, str]):
+        self.graph = graph
+        self.parent = parent
+        self.owner = owner  # the node (in parent.graph) that runs this block
+        self.paths = paths  # module-typed values -> their attribute path
+        self.values: dict[str, tuple[str, int]] = {}  # TorchScript value name -> (node id, port)
+        self.next_port: dict[str, int] = {}  # node id -> next free input port (captured values)
+
+
 class _Converter:
     """Walks a TorchScript graph (and its blocks, recursively) into IR graphs."""
 
@@ -125,54 +137,69 @@ class _Converter:
 
     def convert_graph(self, ts_graph: Any) -> None:
         g = self.root
-        values: dict[str, tuple[str, int]] = {}
-        paths: dict[str, str] = {}  # module-typed values -> their attribute path
+        scope = _Block(g, parent=None, owner=None, paths={})
         for inp in ts_graph.inputs():
             name = inp.debugName()
             if _is_module_type(inp.type()):
-                paths[name] = ""
+                scope.paths[name] = ""
                 continue
             node_id = self._new_id("input") if name in g else _safe_id(name, g)
-            g.add_node(
-                node_id,
-                name=name,
-                op="prim::Param",
-                canonical_op="placeholder",
-                kind="input",
-                outputs=[_value_meta(inp)],
-            )
+            g.add_node(node_id, name=name, op="prim::Param", canonical_op="placeholder", kind="input",
+                       outputs=[_value_meta(inp)])
             g.inputs.append(node_id)
-            values[name] = (node_id, 0)
-        self._convert_block(ts_graph, g, values, paths, captured={})
-        out_id = "output" if "output" not in g else self._new_id("output")
-        outs = list(ts_graph.outputs())
-        g.add_node(out_id, op="output", kind="output", outputs=[_value_meta(v) for v in outs])
-        for port, v in enumerate(outs):
-            src = values.get(v.debugName())
-            if src:
-                g.add_edge(src[0], out_id, src_port=src[1], dst_port=port)
-        g.outputs.append(out_id)
+            scope.values[name] = (node_id, 0)
+        self._convert_block(ts_graph, scope)
+        self._add_output(ts_graph.outputs(), scope, "output" if "output" not in g else self._new_id("output"))
 
-    def _convert_block(
-        self,
-        block: Any,
-        g: ir.Graph,
-        values: dict[str, tuple[str, int]],
-        paths: dict[str, str],
-        captured: dict[str, tuple[str, int]],
-    ) -> None:
+    def _add_output(self, outputs: Any, scope: _Block, out_id: str) -> None:
+        outs = list(outputs)
+        scope.graph.add_node(out_id, op="output", kind="output", outputs=[_value_meta(v) for v in outs])
+        for port, v in enumerate(outs):
+            found = self._resolve(scope, v)
+            if found:
+                scope.graph.add_edge(found[0], out_id, src_port=found[1], dst_port=port)
+        scope.graph.outputs.append(out_id)
+
+    def _resolve(self, scope: _Block, value: Any) -> tuple[str, int] | None:
+        """Where ``value`` comes from in ``scope``'s graph.
+
+        A value defined outside the block becomes, on first use, a captured ``input`` node of
+        the block's graph, and an extra input edge of the node that owns the block.
+        """
+        name = value.debugName()
+        found = scope.values.get(name)
+        if found is not None or scope.parent is None or scope.owner is None:
+            return found
+        outer = self._resolve(scope.parent, value)
+        if outer is None:
+            return None
+        node_id = self._new_id("captured")
+        scope.graph.add_node(node_id, name=name, op="prim::Param", canonical_op="placeholder", kind="input",
+                             outputs=[_value_meta(value)], attrs={"captured": True})
+        scope.graph.inputs.append(node_id)
+        port = scope.parent.next_port.get(scope.owner, 0)
+        scope.parent.graph.add_edge(outer[0], scope.owner, src_port=outer[1], dst_port=port)
+        scope.parent.next_port[scope.owner] = port + 1
+        scope.values[name] = (node_id, 0)
+        return scope.values[name]
+
+    def _convert_block(self, block: Any, scope: _Block) -> None:
+        g = scope.graph
         for node in block.nodes():
             kind = node.kind()
             if kind == "prim::GetAttr":
-                self._get_attr(node, g, values, paths)
+                self._get_attr(node, scope)
                 continue
             node_id = self._new_id(kind)
             outputs = list(node.outputs())
-            sub_names = [f"{node_id}.{label}" for label in BLOCK_NAMES.get(kind, ())]
+            inputs = list(node.inputs())
             blocks = list(node.blocks())
-            if len(sub_names) != len(blocks):
-                sub_names = [f"{node_id}.block{i}" for i in range(len(blocks))]
-            g.add_node(
+            labels = BLOCK_NAMES.get(kind, ())
+            if len(labels) != len(blocks):
+                labels = tuple(f"block{i}" for i in range(len(blocks)))
+            sub_names = [f"{node_id}.{label}" for label in labels]
+            sources = [self._resolve(scope, v) for v in inputs]
+            data = g.add_node(
                 node_id,
                 name=outputs[0].debugName() if outputs else node_id,
                 op=kind,
@@ -183,94 +210,35 @@ class _Converter:
                 source=self._source(node.sourceRange()),
                 subgraphs=sub_names,
             )
-            port = 0
-            for inp in node.inputs():
-                src = values.get(inp.debugName())
+            for port, src in enumerate(sources):
                 if src is not None:
                     g.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
-                port += 1
-            data = g.node(node_id)
             if not data["scope"]:
                 # TorchScript keeps no module scopes in scripted graphs: an op reading a
                 # module's weight belongs to that module.
-                owners = [
-                    g.node(values[i.debugName()][0])["scope"]
-                    for i in node.inputs()
-                    if i.debugName() in values and g.node(values[i.debugName()][0])["kind"] == "param"
-                ]
-                if owners:
-                    data["scope"] = list(owners[0])
-            for i, v in enumerate(outputs):
-                values[v.debugName()] = (node_id, i)
+                for src in sources:
+                    if src is not None and g.nx.nodes[src[0]]["kind"] == "param":
+                        data["scope"] = list(g.nx.nodes[src[0]]["scope"])
+                        break
+            scope.next_port[node_id] = len(inputs)
             for sub_name, sub_block in zip(sub_names, blocks):
-                sub = self._block_graph(sub_name, sub_block, values, paths, g, node_id, port)
+                sub = ir.Graph(sub_name, framework=self.root.framework, capture=self.root.capture,
+                               framework_version=self.root.framework_version)
+                inner = _Block(sub, parent=scope, owner=node_id, paths=dict(scope.paths))
+                for inp in sub_block.inputs():
+                    in_id = self._new_id("block_input")
+                    sub.add_node(in_id, name=inp.debugName(), op="prim::Param", canonical_op="placeholder",
+                                 kind="input", outputs=[_value_meta(inp)])
+                    sub.inputs.append(in_id)
+                    inner.values[inp.debugName()] = (in_id, 0)
                 g.subgraphs[sub_name] = sub
-                port += sum(1 for n in sub.nodes() if n["attrs"].get("captured"))
+                self._convert_block(sub_block, inner)
+                self._add_output(sub_block.outputs(), inner, self._new_id("block_output"))
+            for i, v in enumerate(outputs):
+                scope.values[v.debugName()] = (node_id, i)
 
-    def _block_graph(
-        self,
-        name: str,
-        block: Any,
-        outer: dict[str, tuple[str, int]],
-        paths: dict[str, str],
-        parent: ir.Graph,
-        owner: str,
-        first_port: int,
-    ) -> ir.Graph:
-        sub = ir.Graph(
-            name,
-            framework=self.root.framework,
-            capture=self.root.capture,
-            framework_version=self.root.framework_version,
-        )
-        values: dict[str, tuple[str, int]] = {}
-        for inp in block.inputs():
-            node_id = self._new_id("block_input")
-            sub.add_node(
-                node_id,
-                name=inp.debugName(),
-                op="prim::Param",
-                canonical_op="placeholder",
-                kind="input",
-                outputs=[_value_meta(inp)],
-            )
-            sub.inputs.append(node_id)
-            values[inp.debugName()] = (node_id, 0)
-        # Values from outside the block become captured inputs, made on first use.
-        captured: dict[str, tuple[str, int]] = {}
-        used_outer = _outer_uses(block, values)
-        for vname, value in used_outer:
-            if vname in values or vname not in outer:
-                continue
-            node_id = self._new_id("captured")
-            sub.add_node(
-                node_id,
-                name=vname,
-                op="prim::Param",
-                canonical_op="placeholder",
-                kind="input",
-                outputs=[_value_meta(value)],
-                attrs={"captured": True},
-            )
-            sub.inputs.append(node_id)
-            values[vname] = (node_id, 0)
-            captured[vname] = outer[vname]
-        for port, (outer_id, outer_port) in enumerate(captured.values()):
-            parent.add_edge(outer_id, owner, src_port=outer_port, dst_port=first_port + port)
-        self._convert_block(block, sub, values, dict(paths), captured)
-        out_id = self._new_id("block_output")
-        outs = list(block.outputs())
-        sub.add_node(out_id, op="output", kind="output", outputs=[_value_meta(v) for v in outs])
-        for port, v in enumerate(outs):
-            found = values.get(v.debugName())
-            if found:
-                sub.add_edge(found[0], out_id, src_port=found[1], dst_port=port)
-        sub.outputs.append(out_id)
-        return sub
-
-    def _get_attr(
-        self, node: Any, g: ir.Graph, values: dict[str, tuple[str, int]], paths: dict[str, str]
-    ) -> None:
+    def _get_attr(self, node: Any, scope: _Block) -> None:
+        g, paths, values = scope.graph, scope.paths, scope.values
         owner = node.inputsAt(0).debugName()
         attr = node.s("name")
         base = paths.get(owner)
@@ -283,15 +251,8 @@ class _Converter:
             values[out.debugName()] = (path, 0)  # the same attribute read twice is one param
             return
         meta = common.tensor_outputs(self.tensors[path]) if path in self.tensors else [_value_meta(out)]
-        g.add_node(
-            path,
-            name=path,
-            op="prim::GetAttr",
-            kind="param",
-            scope=path.split(".")[:-1],
-            outputs=meta,
-            canonical_op="variable",
-        )
+        g.add_node(path, name=path, op="prim::GetAttr", kind="param", scope=path.split(".")[:-1],
+                   outputs=meta, canonical_op="variable")
         values[out.debugName()] = (path, 0)
 
     def _source(self, source_range: str) -> dict[str, Any] | None:
@@ -307,30 +268,6 @@ class _Converter:
             if common.is_user_file(filename):
                 found = {"file": common.relative(filename), "line": int(line)}
         return found
-
-
-def _outer_uses(block: Any, local: dict[str, Any]) -> list[tuple[str, Any]]:
-    """Values read inside ``block`` (and its nested blocks) that it does not define."""
-    defined = set(local)
-    seen: dict[str, Any] = {}
-
-    def visit(b: Any) -> None:
-        for inp in b.inputs():
-            defined.add(inp.debugName())
-        for n in b.nodes():
-            for v in n.inputs():
-                if v.debugName() not in defined and v.debugName() not in seen:
-                    seen[v.debugName()] = v
-            for v in n.outputs():
-                defined.add(v.debugName())
-            for inner in n.blocks():
-                visit(inner)
-        for v in b.outputs():
-            if v.debugName() not in defined and v.debugName() not in seen:
-                seen[v.debugName()] = v
-
-    visit(block)
-    return list(seen.items())
 
 
 def _is_module_type(t: Any) -> bool:
