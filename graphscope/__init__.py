@@ -83,7 +83,7 @@ def render(graph: Graph | PathLike, output: PathLike, **options: Any) -> Path:
 
     g = graph if isinstance(graph, ir.Graph) else ir.load(graph)
     try:
-        svg = importlib.import_module("graphscope.render.svg")
+        svg = importlib.import_module("graphscope.rendering.svg")
     except ModuleNotFoundError:
         raise GraphscopeError("SVG rendering is not available yet in this version") from None
     path: Path = svg.render(g, output, **options)

@@ -102,7 +102,7 @@ def trace(
 def _print_graph(
     graph: Any, *, as_json: bool, dynamic_report: Any = None, wrote: Sequence[Path] = ()
 ) -> None:
-    from graphscope.render import text
+    from graphscope.rendering import text
 
     if as_json:
         import json
@@ -143,13 +143,45 @@ def info(graph_file: Path, as_json: bool) -> None:
 @cli.command()
 @click.argument("graph_file", metavar="GRAPH.json", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="SVG file to write.")
-@click.option("--collapse", type=click.IntRange(min=0), help="Show scopes deeper than DEPTH as single nodes.")
+@click.option(
+    "--collapse",
+    type=click.IntRange(min=1),
+    metavar="DEPTH",
+    help="Draw each scope at DEPTH (1 = top-level modules) as a single node.",
+)
 @click.option("--highlight", multiple=True, metavar="NODE_ID", help="Colour these nodes (repeatable).")
-def render(graph_file: Path, output: Path, collapse: int | None, highlight: tuple[str, ...]) -> None:
-    """Draw a graph as an SVG diagram (Graphviz)."""
+@click.option(
+    "--show-params", is_flag=True, help="Draw weights and constants as nodes (default: listed in their op)."
+)
+@click.option("--no-legend", is_flag=True, help="Leave out the legend.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds Graphviz may take to lay the graph out.",
+)
+def render(
+    graph_file: Path,
+    output: Path,
+    collapse: int | None,
+    highlight: tuple[str, ...],
+    show_params: bool,
+    no_legend: bool,
+    timeout: float,
+) -> None:
+    """Draw a saved graph as an SVG diagram (Graphviz), collapsing it if it is too big to lay out."""
     import graphscope as api
 
-    api.render(graph_file, output, collapse=collapse, highlight=list(highlight))
+    api.render(
+        graph_file,
+        output,
+        collapse=collapse,
+        highlight=list(highlight),
+        show_params=show_params,
+        legend=not no_legend,
+        timeout=timeout,
+    )
     click.echo(f"wrote {output}", err=True)
 
 

@@ -682,6 +682,7 @@ def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, target)
     except BaseException as exc:
         try:
@@ -692,6 +693,12 @@ def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> Path:
             raise GraphscopeError(f"cannot write {target}: {exc.strerror or exc}") from None
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load(path: str | os.PathLike[str]) -> Graph:

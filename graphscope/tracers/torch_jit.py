@@ -119,6 +119,15 @@ class _Block:
         self.values: dict[str, tuple[str, int]] = {}  # TorchScript value name -> (node id, port)
         self.next_port: dict[str, int] = {}  # node id -> next free input port (captured values)
 
+    def module_path(self, value_name: str) -> str | None:
+        """The attribute path of a module-typed value, looked up through enclosing blocks."""
+        block: _Block | None = self
+        while block is not None:
+            if value_name in block.paths:
+                return block.paths[value_name]
+            block = block.parent
+        return None
+
 
 class _Converter:
     """Walks a TorchScript graph (and its blocks, recursively) into IR graphs."""
@@ -144,8 +153,14 @@ class _Converter:
                 scope.paths[name] = ""
                 continue
             node_id = self._new_id("input") if name in g else _safe_id(name, g)
-            g.add_node(node_id, name=name, op="prim::Param", canonical_op="placeholder", kind="input",
-                       outputs=[_value_meta(inp)])
+            g.add_node(
+                node_id,
+                name=name,
+                op="prim::Param",
+                canonical_op="placeholder",
+                kind="input",
+                outputs=[_value_meta(inp)],
+            )
             g.inputs.append(node_id)
             scope.values[name] = (node_id, 0)
         self._convert_block(ts_graph, scope)
@@ -174,8 +189,15 @@ class _Converter:
         if outer is None:
             return None
         node_id = self._new_id("captured")
-        scope.graph.add_node(node_id, name=name, op="prim::Param", canonical_op="placeholder", kind="input",
-                             outputs=[_value_meta(value)], attrs={"captured": True})
+        scope.graph.add_node(
+            node_id,
+            name=name,
+            op="prim::Param",
+            canonical_op="placeholder",
+            kind="input",
+            outputs=[_value_meta(value)],
+            attrs={"captured": True},
+        )
         scope.graph.inputs.append(node_id)
         port = scope.parent.next_port.get(scope.owner, 0)
         scope.parent.graph.add_edge(outer[0], scope.owner, src_port=outer[1], dst_port=port)
@@ -222,13 +244,23 @@ class _Converter:
                         break
             scope.next_port[node_id] = len(inputs)
             for sub_name, sub_block in zip(sub_names, blocks):
-                sub = ir.Graph(sub_name, framework=self.root.framework, capture=self.root.capture,
-                               framework_version=self.root.framework_version)
-                inner = _Block(sub, parent=scope, owner=node_id, paths=dict(scope.paths))
+                sub = ir.Graph(
+                    sub_name,
+                    framework=self.root.framework,
+                    capture=self.root.capture,
+                    framework_version=self.root.framework_version,
+                )
+                inner = _Block(sub, parent=scope, owner=node_id, paths={})
                 for inp in sub_block.inputs():
                     in_id = self._new_id("block_input")
-                    sub.add_node(in_id, name=inp.debugName(), op="prim::Param", canonical_op="placeholder",
-                                 kind="input", outputs=[_value_meta(inp)])
+                    sub.add_node(
+                        in_id,
+                        name=inp.debugName(),
+                        op="prim::Param",
+                        canonical_op="placeholder",
+                        kind="input",
+                        outputs=[_value_meta(inp)],
+                    )
                     sub.inputs.append(in_id)
                     inner.values[inp.debugName()] = (in_id, 0)
                 g.subgraphs[sub_name] = sub
@@ -241,7 +273,7 @@ class _Converter:
         g, paths, values = scope.graph, scope.paths, scope.values
         owner = node.inputsAt(0).debugName()
         attr = node.s("name")
-        base = paths.get(owner)
+        base = scope.module_path(owner)
         path = attr if not base else f"{base}.{attr}"
         out = node.output()
         if _is_module_type(out.type()):
@@ -251,8 +283,15 @@ class _Converter:
             values[out.debugName()] = (path, 0)  # the same attribute read twice is one param
             return
         meta = common.tensor_outputs(self.tensors[path]) if path in self.tensors else [_value_meta(out)]
-        g.add_node(path, name=path, op="prim::GetAttr", kind="param", scope=path.split(".")[:-1],
-                   outputs=meta, canonical_op="variable")
+        g.add_node(
+            path,
+            name=path,
+            op="prim::GetAttr",
+            kind="param",
+            scope=path.split(".")[:-1],
+            outputs=meta,
+            canonical_op="variable",
+        )
         values[out.debugName()] = (path, 0)
 
     def _source(self, source_range: str) -> dict[str, Any] | None:

@@ -1,0 +1,458 @@
+"""IR -> Graphviz DOT: labels, styles by kind, scopes as clusters, collapsing, highlights.
+
+Everything that comes from the model (names, ops, attrs, scopes) reaches Graphviz only inside
+HTML-like labels, escaped with :func:`html.escape`; DOT node names are generated (``n12``), so
+no model text is ever parsed as DOT syntax. The output is deterministic: same graph, same DOT.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from graphscope.rendering.text import format_shape
+
+if TYPE_CHECKING:
+    from graphscope.ir import Graph
+
+__all__ = ["NODE_BUDGET", "DotOptions", "Layout", "to_dot"]
+
+# Above this many drawn nodes the layout takes more than a few seconds (dot 2.43: 2k nodes
+# 0.8 s, 5k nodes 7 s), so the renderer collapses scopes until the drawing fits.
+NODE_BUDGET = 1500
+
+# Fills readable on white and on dark backgrounds (dark text on mid-light fills), the
+# background transparent; edges in a grey that shows on both.
+STYLE = {
+    "input": {"fillcolor": "#b7e4c7", "color": "#2d6a4f"},
+    "output": {"fillcolor": "#a9d6f5", "color": "#1d4e89"},
+    "param": {"fillcolor": "#e9ecef", "color": "#868e96"},
+    "const": {"fillcolor": "#f1f3f5", "color": "#adb5bd"},
+    "op": {"fillcolor": "#fff3bf", "color": "#8d6e00"},
+    "control": {"fillcolor": "#ffd8a8", "color": "#c2410c"},
+    "group": {"fillcolor": "#e5dbff", "color": "#5f3dc4"},
+}
+HIGHLIGHT = {"fillcolor": "#ff8787", "color": "#c92a2a", "penwidth": "3"}
+EDGE_COLOR = "#868e96"
+CLUSTER_COLOR = "#adb5bd"
+FONT = "Helvetica"
+
+
+@dataclass
+class DotOptions:
+    collapse: int | None = None  # show scopes deeper than this as single nodes
+    highlight: list[str] = field(default_factory=list)  # node ids to colour
+    show_params: bool = False  # draw params/consts as nodes (default: fold into consumers)
+    legend: bool = True
+    budget: int = NODE_BUDGET
+    title: str | None = None
+
+
+@dataclass
+class Layout:
+    """What :func:`to_dot` decided: the DOT text and what it had to do to fit the budget."""
+
+    source: str
+    drawn_nodes: int
+    collapse: int | None
+    notes: list[str]
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _printable(text: str) -> str:
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
+def _esc(text: Any) -> str:
+    """Model text as HTML-label content: escaped, and control characters (which XML cannot
+    carry) shown as ``\\xNN``."""
+    return html.escape(_printable(str(text)), quote=True)
+
+
+def _short_op(node: dict[str, Any]) -> str:
+    """``aten.linear.default`` -> ``linear``; ``call_module:Conv2d`` + 3x3 -> ``Conv2d 3x3``."""
+    op = node["op"]
+    if op.startswith("call_module:"):
+        op = op.split(":", 1)[1]
+        kernel = node["attrs"].get("kernel_size")
+        if isinstance(kernel, list) and kernel:
+            op += " " + "x".join(str(k) for k in kernel)
+    elif op.startswith(("call_function:", "call_method:")):
+        op = op.split(":", 1)[1]
+    elif op.startswith("aten."):
+        parts = op.split(".")
+        op = parts[1] if len(parts) > 1 else op
+    elif op.startswith(("aten::", "operator.")):
+        op = op.split("::", 1)[-1].removeprefix("operator.")
+    return op
+
+
+def _label(node: dict[str, Any], extra: str | None = None) -> str:
+    op = _short_op(node)
+    shape = ""
+    if node["outputs"]:
+        first = node["outputs"][0]
+        if first["shape"] is not None:
+            shape = format_shape(first["shape"])
+        if len(node["outputs"]) > 1:
+            shape += f" +{len(node['outputs']) - 1}"
+    title = f"<B>{_esc(op)}</B>" + (f"&#160;·&#160;{_esc(shape)}" if shape else "")
+    rows = [title]
+    named = node["kind"] in ("input", "output", "param", "const") or node["name"] != node["id"]
+    # TorchScript's value names ("h.1", "17") say little: only a named value is shown.
+    if named and node["name"] != op and not node["name"].split(".")[0].isdigit():
+        rows.append(f'<FONT POINT-SIZE="9">{_esc(_clip(node["name"]))}</FONT>')
+    if extra:
+        rows.append(f'<FONT POINT-SIZE="9">{extra}</FONT>')
+    return "<" + "<BR/>".join(rows) + ">"
+
+
+def _clip(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _attrs(attrs: dict[str, str]) -> str:
+    parts = []
+    for key in sorted(attrs):
+        value = attrs[key]
+        if value.startswith("<") and value.endswith(">"):
+            parts.append(f"{key}={value}")
+        else:
+            quoted = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+            parts.append(f'{key}="{quoted}"')
+    return "[" + " ".join(parts) + "]"
+
+
+class _Writer:
+    """Accumulates DOT lines with generated, DOT-safe node names."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.count = 0
+
+    def new_name(self) -> str:
+        self.count += 1
+        return f"n{self.count}"
+
+
+def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
+    """Lay out ``graph`` as DOT text, collapsing scopes when it would exceed the budget."""
+    opts = options or DotOptions()
+    notes: list[str] = []
+    collapse = opts.collapse
+    visible = _visible_nodes(graph, opts)
+    if collapse is None and _count_drawn(graph, visible, None) > opts.budget:
+        collapse = _fitting_depth(graph, visible, opts.budget)
+        if collapse is not None:
+            notes.append(
+                f"{len(visible)} nodes is more than Graphviz lays out quickly; "
+                f"collapsed scopes below depth {collapse} (use --collapse to choose)"
+            )
+    w = _Writer()
+    w.lines.append("digraph graphscope {")
+    w.lines.append(
+        f'  graph [rankdir=TB bgcolor="transparent" fontname="{FONT}" fontsize=12 compound=true '
+        "nodesep=0.25 ranksep=0.35 newrank=true]"
+    )
+    w.lines.append(
+        f'  node [shape=box style="rounded,filled" fontname="{FONT}" fontsize=11 margin="0.12,0.04" height=0.3]'
+    )
+    w.lines.append(
+        f'  edge [color="{EDGE_COLOR}" arrowsize=0.6 fontname="{FONT}" fontsize=9 fontcolor="#495057"]'
+    )
+    if opts.title:
+        w.lines.append(f"  label={_title_label(opts.title)} labelloc=t")
+    drawn = _draw_graph(graph, w, opts, collapse, visible, prefix="", indent="  ", notes=notes)
+    if drawn > opts.budget:
+        notes.append(f"the drawing still has {drawn} nodes; Graphviz may take a while")
+    if opts.legend:
+        _legend(w)
+    w.lines.append("}")
+    return Layout("\n".join(w.lines) + "\n", drawn, collapse, notes)
+
+
+def _title_label(title: str) -> str:
+    return f"<<B>{_esc(title)}</B>>"
+
+
+def _visible_nodes(graph: Graph, opts: DotOptions) -> set[str]:
+    """Params and consts are folded into their consumers' labels (unused ones, such as
+    BatchNorm's ``num_batches_tracked`` in eval mode, are left out) unless asked for."""
+    if opts.show_params:
+        return set(graph.nx.nodes)
+    hidden = {
+        n["id"]
+        for n in graph.nodes()
+        if n["kind"] in ("param", "const") and n["id"] not in opts.highlight and n["id"] not in graph.outputs
+    }
+    return set(graph.nx.nodes) - hidden
+
+
+def _group_key(node: dict[str, Any], collapse: int | None) -> tuple[str, ...] | None:
+    if collapse is None or collapse < 1 or len(node["scope"]) < collapse:
+        return None
+    return tuple(node["scope"][:collapse])
+
+
+def _count_drawn(graph: Graph, visible: set[str], collapse: int | None) -> int:
+    groups = set()
+    singles = 0
+    for n in graph.nodes():
+        if n["id"] not in visible:
+            continue
+        key = _group_key(n, collapse)
+        if key is None:
+            singles += 1
+        else:
+            groups.add(key)
+    return singles + len(groups)
+
+
+def _fitting_depth(graph: Graph, visible: set[str], budget: int) -> int | None:
+    deepest = max((len(n["scope"]) for n in graph.nodes()), default=0)
+    for depth in range(deepest, 0, -1):
+        if _count_drawn(graph, visible, depth) <= budget:
+            return depth
+    return 1 if deepest else None
+
+
+def _draw_graph(
+    graph: Graph,
+    w: _Writer,
+    opts: DotOptions,
+    collapse: int | None,
+    visible: set[str],
+    *,
+    prefix: str,
+    indent: str,
+    notes: list[str],
+) -> int:
+    """Emit nodes (in scope clusters), edges and control-flow subgraphs; return nodes drawn."""
+    names: dict[str, str] = {}  # IR node id (or group key) -> DOT name
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    singles: list[dict[str, Any]] = []
+    for n in graph.nodes():
+        if n["id"] not in visible:
+            continue
+        key = _group_key(n, collapse)
+        if key is None:
+            singles.append(n)
+        else:
+            groups[key].append(n)
+
+    # Overflow of a flat graph (no scopes to collapse): group runs of nodes in graph order.
+    if collapse is None and len(singles) > opts.budget:
+        size = math.ceil(len(singles) / (opts.budget // 2))
+        order = [n for n in (graph.node(i) for i in graph.order()) if n["id"] in visible]
+        for i, n in enumerate(order):
+            groups[("#", f"nodes {i // size * size}–{min(len(order), (i // size + 1) * size) - 1}")].append(n)
+        singles = []
+        notes.append(
+            f"{len(order)} nodes have no scopes to collapse: drew runs of {size} nodes in graph order"
+        )
+
+    for key in [k for k, members in groups.items() if len(members) == 1 and k[0] != "#"]:
+        singles.append(groups.pop(key)[0])  # a scope of one node is drawn as that node
+    if len(singles) > 1:
+        position = {node_id: i for i, node_id in enumerate(graph.nx)}
+        singles.sort(key=lambda n: position[n["id"]])
+    single_ids = {n["id"] for n in singles}
+    folded = _folded_inputs(graph, visible)
+    highlight = set(opts.highlight)
+    tree: dict[tuple[str, ...], list[str]] = defaultdict(list)  # cluster path -> node lines
+
+    for n in singles:
+        name = w.new_name()
+        names[n["id"]] = name
+        style = dict(STYLE[n["kind"]])
+        if n["kind"] == "param":
+            style["fontsize"] = "9"
+        if n["id"] in highlight:
+            style.update(HIGHLIGHT)
+        if n["kind"] in ("input", "output"):
+            style["shape"] = "box"
+            style["style"] = "filled"
+        if n["kind"] == "control":
+            style["shape"] = "hexagon"
+            style["style"] = "filled"
+        extra = folded.get(n["id"])
+        style["label"] = _label(n, extra)
+        style["tooltip"] = _printable(_clip(f"{n['id']} ({n['op']})", 120))
+        tree[tuple(n["scope"])].append(f"{name} {_attrs(style)}")
+
+    for key in sorted(groups, key=lambda k: (k[0] == "#", k)):
+        members = groups[key]
+        name = w.new_name()
+        for n in members:
+            names[n["id"]] = name
+        ids = {n["id"] for n in members}
+        style = dict(STYLE["group"])
+        if ids & highlight:
+            style.update(HIGHLIGHT)
+        ops = sum(1 for n in members if n["kind"] == "op")
+        leaving = [n for n in members if any(s not in ids for s in graph.nx.successors(n["id"]))]
+        shape = ""
+        if leaving and leaving[-1]["outputs"] and leaving[-1]["outputs"][0]["shape"] is not None:
+            shape = "&#160;·&#160;" + _esc(format_shape(leaving[-1]["outputs"][0]["shape"]))
+        title = key[-1] if key[0] == "#" else ".".join(key)
+        style["label"] = (
+            f'<<B>{_esc(title)}</B>{shape}<BR/><FONT POINT-SIZE="9">{ops} op{"s" if ops != 1 else ""}</FONT>>'
+        )
+        style["shape"] = "box3d"
+        style["style"] = "filled"
+        style["tooltip"] = _printable(_clip(title, 120))
+        parent = key[:-1] if key[0] != "#" else ()
+        tree[parent].append(f"{name} {_attrs(style)}")
+
+    _emit_clusters(tree, w, indent, prefix)
+
+    back = {(u, v) for u, v, _ in graph.back_edges()}
+    seen_edges: set[tuple[str, str, bool]] = set()
+    for e in graph.edges():
+        a, b = names.get(e.src), names.get(e.dst)
+        if a is None or b is None or a == b:
+            continue
+        key2 = (a, b, e.control)
+        if key2 in seen_edges:
+            continue
+        seen_edges.add(key2)
+        attrs: dict[str, str] = {}
+        if e.control:
+            attrs["style"] = "dashed"
+            attrs["arrowhead"] = "odot"
+        if (e.src, e.dst) in back:
+            attrs["constraint"] = "false"
+            attrs["color"] = "#e8590c"
+            attrs["penwidth"] = "1.5"
+            attrs["label"] = "<back>"
+        src_node = graph.node(e.src)
+        if len(src_node["outputs"]) > 1 and e.src in single_ids and e.src_port > 0:
+            out = src_node["outputs"][e.src_port] if e.src_port < len(src_node["outputs"]) else None
+            if out is not None and out["shape"] is not None:
+                attrs["label"] = f"<{_esc(str(e.src_port) + ': ' + format_shape(out['shape']))}>"
+        w.lines.append(f"{indent}{a} -> {b}{' ' + _attrs(attrs) if attrs else ''}")
+
+    drawn = len(singles) + len(groups)
+    # Control-flow bodies: a cluster per subgraph, linked from the node that runs it
+    # (a node folded into a collapsed scope shows its bodies only when expanded).
+    for n in singles:
+        for sub_name in n["subgraphs"]:
+            sub = _find_subgraph(graph, sub_name)
+            if sub is None or len(sub) == 0:
+                continue
+            cluster = f"cluster_sub_{w.new_name()}"
+            w.lines.append(f"{indent}subgraph {cluster} {{")
+            w.lines.append(
+                f'{indent}  label=<<I>{_esc(sub_name)}</I>> style="dashed,rounded" color="{STYLE["control"]["color"]}" '
+                f'fontcolor="{STYLE["control"]["color"]}" fontsize=10'
+            )
+            first = w.count + 1
+            drawn += _draw_graph(
+                sub,
+                w,
+                opts,
+                collapse,
+                _visible_nodes(sub, opts),
+                prefix=prefix + sub_name + "/",
+                indent=indent + "  ",
+                notes=notes,
+            )
+            w.lines.append(f"{indent}}}")
+            if w.count >= first:
+                w.lines.append(
+                    f'{indent}{names[n["id"]]} -> n{first} [style=dotted color="{STYLE["control"]["color"]}" '
+                    f"lhead={cluster} arrowhead=empty]"
+                )
+    return drawn
+
+
+def _find_subgraph(graph: Graph, name: str) -> Graph | None:
+    return graph.subgraphs.get(name)
+
+
+def _folded_inputs(graph: Graph, visible: set[str]) -> dict[str, str]:
+    """Per visible node, a short escaped line naming the params/consts folded into it."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for e in graph.edges():
+        if e.src in visible or e.dst not in visible:
+            continue
+        src = graph.node(e.src)
+        leaf = src["name"].rsplit(".", 1)[-1] if src["kind"] == "param" else src["kind"]
+        shape = src["outputs"][0]["shape"] if src["outputs"] else None
+        if (
+            src["kind"] == "const"
+            and "value" in src["attrs"]
+            and not isinstance(src["attrs"]["value"], (dict, list))
+        ):
+            item = f"{leaf}={src['attrs']['value']}"
+        else:
+            item = leaf + (format_shape(shape) if shape is not None else "")
+        out[e.dst].append(_clip(item, 40))
+    return {k: _esc(", ".join(v[:4]) + (f", +{len(v) - 4}" if len(v) > 4 else "")) for k, v in out.items()}
+
+
+def _emit_clusters(tree: dict[tuple[str, ...], list[str]], w: _Writer, indent: str, prefix: str) -> None:
+    """Nested ``subgraph cluster_*`` blocks, one per scope path, in sorted order."""
+    paths = set(tree)
+    for path in list(paths):
+        for i in range(1, len(path)):
+            paths.add(path[:i])
+    children: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
+    for path in paths:
+        if path:
+            children[path[:-1]].append(path)
+
+    def emit(path: tuple[str, ...], ind: str) -> None:
+        if path:
+            cluster = f"cluster_{w.new_name()}"
+            w.lines.append(f"{ind}subgraph {cluster} {{")
+            w.lines.append(
+                f'{ind}  label=<{_esc(path[-1])}> style="rounded" color="{CLUSTER_COLOR}" '
+                f'fontcolor="#868e96" fontsize=10 labeljust=l'
+            )
+            inner = ind + "  "
+        else:
+            inner = ind
+        for line in tree.get(path, []):
+            w.lines.append(f"{inner}{line}")
+        for child in sorted(children.get(path, [])):
+            emit(child, inner)
+        if path:
+            w.lines.append(f"{ind}}}")
+
+    emit((), indent)
+
+
+def _legend(w: _Writer) -> None:
+    w.lines.append("  subgraph cluster_legend {")
+    w.lines.append(
+        f'    label=<<B>legend</B>> style="rounded" color="{CLUSTER_COLOR}" fontsize=10 fontcolor="#868e96"'
+    )
+    names = []
+    for kind, shape in (
+        ("input", "box"),
+        ("op", "box"),
+        ("param", "box"),
+        ("control", "hexagon"),
+        ("group", "box3d"),
+        ("output", "box"),
+    ):
+        name = w.new_name()
+        style = dict(STYLE[kind])
+        style["label"] = f"<{'scope (collapsed)' if kind == 'group' else kind}>"
+        style["shape"] = shape
+        if shape != "box" or kind in ("input", "output"):
+            style["style"] = "filled"
+        style["fontsize"] = "9"
+        w.lines.append(f"    {name} {_attrs(style)}")
+        names.append(name)
+    w.lines.append(f"    {{rank=same; {'; '.join(names)}}}")
+    w.lines.append("  }")

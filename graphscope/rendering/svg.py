@@ -1,0 +1,115 @@
+"""Run Graphviz's `dot` on the DOT from :mod:`graphscope.rendering.dot`, within time and memory limits."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graphscope.errors import GraphscopeError
+from graphscope.ir import write_atomic
+from graphscope.rendering.dot import DotOptions, Layout, to_dot
+
+if TYPE_CHECKING:
+    from graphscope.ir import Graph
+
+__all__ = ["DEFAULT_TIMEOUT", "find_dot", "render", "svg_text"]
+
+DEFAULT_TIMEOUT = 60.0  # seconds for one Graphviz layout
+MEMORY_LIMIT = 4 << 30  # bytes of address space for `dot`
+
+_INSTALL_HINT = "install Graphviz (./setup.sh does, or: apt-get install graphviz)"
+
+
+def find_dot() -> str:
+    """The path of Graphviz's ``dot``, or one sentence saying how to get it."""
+    dot = os.environ.get("GRAPHSCOPE_DOT") or shutil.which("dot")
+    if not dot or not os.path.exists(dot):
+        raise GraphscopeError(
+            f"Graphviz's `dot` program is not installed, so no SVG can be drawn: {_INSTALL_HINT}"
+        )
+    return dot
+
+
+def _limit_memory() -> None:  # runs in the child, before exec
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def svg_text(layout: Layout, *, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """Lay out DOT text and return the SVG."""
+    dot = find_dot()
+    args = [dot, "-Tsvg"]
+    if layout.drawn_nodes > 800:
+        # Network-simplex iterations dominate on big graphs; bounding them costs little.
+        args += ["-Gnslimit=2", "-Gnslimit1=2", "-Gmclimit=0.5"]
+    try:
+        proc = subprocess.run(
+            args,
+            input=layout.source.encode("utf-8"),
+            capture_output=True,
+            timeout=timeout,
+            preexec_fn=_limit_memory if sys.platform != "win32" else None,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise GraphscopeError(
+            f"Graphviz did not finish laying out {layout.drawn_nodes} nodes within {timeout:g} s; "
+            "draw fewer with --collapse DEPTH"
+        ) from None
+    except OSError as exc:
+        raise GraphscopeError(
+            f"cannot run Graphviz's `dot` ({dot}): {exc.strerror or exc}; {_INSTALL_HINT}"
+        ) from None
+    if proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        first = message[-1] if message else f"exit code {proc.returncode}"
+        raise GraphscopeError(f"Graphviz failed to lay out the graph: {first}")
+    return _clean(proc.stdout.decode("utf-8"))
+
+
+_COMMENT = re.compile(r"<!--.*?-->\n?", re.S)
+
+
+def _clean(svg: str) -> str:
+    """Drop Graphviz's comments (its version, the generated node names): stable bytes."""
+    return _COMMENT.sub("", svg)
+
+
+def render(
+    graph: Graph,
+    output: str | os.PathLike[str],
+    *,
+    collapse: int | None = None,
+    highlight: list[str] | None = None,
+    show_params: bool = False,
+    legend: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    quiet: bool = False,
+    **_: Any,
+) -> Path:
+    """Draw ``graph`` to an SVG file at ``output`` (written atomically)."""
+    missing = [h for h in highlight or [] if h not in graph]
+    if missing:
+        raise GraphscopeError(f"--highlight names no node of this graph: {', '.join(missing[:5])}")
+    options = DotOptions(
+        collapse=collapse,
+        highlight=list(highlight or []),
+        show_params=show_params,
+        legend=legend,
+        title=f"{graph.name} · {graph.framework or '?'} {graph.capture or ''}".strip(),
+    )
+    layout = to_dot(graph, options)
+    if not quiet:
+        for note in layout.notes:
+            print(f"graphscope: {note}", file=sys.stderr)
+    text = svg_text(layout, timeout=timeout)
+    return write_atomic(output, text)

@@ -1,0 +1,275 @@
+"""SVG rendering: golden DOT for the examples, valid XML, hostile names, collapsing, budgets."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from graphscope import ir
+from graphscope.cli import main
+from graphscope.errors import GraphscopeError
+from graphscope.rendering import dot, svg
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden"
+SVG_NS = "{http://www.w3.org/2000/svg}"
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None, reason="Graphviz's dot is not installed (./setup.sh)"
+)
+
+EXAMPLES = ["or_gate.export", "data_dependent.jit-script", "transformer_block.export", "gru.jit-trace"]
+
+
+def node_titles(svg_text: str) -> list[str]:
+    root = ET.fromstring(svg_text)
+    return [g.find(f"{SVG_NS}title").text or "" for g in root.iter(f"{SVG_NS}g") if g.get("class") == "node"]
+
+
+def all_text(svg_text: str) -> str:
+    root = ET.fromstring(svg_text)
+    return "\n".join(t.text or "" for t in root.iter(f"{SVG_NS}text"))
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_dot_matches_golden(name: str) -> None:
+    graph = ir.load(GOLDEN / "torch" / f"{name}.json")
+    layout = dot.to_dot(graph, dot.DotOptions(title=graph.name))
+    golden = GOLDEN / "dot" / f"{name}.dot"
+    if os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS") or not golden.exists():
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(layout.source)
+        if not os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS"):
+            pytest.fail(f"wrote missing golden {golden.name}; review and commit it")
+    assert layout.source == golden.read_text()
+
+
+@needs_dot
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_svg_is_valid_xml_with_every_drawn_node(name: str, tmp_path: Path) -> None:
+    graph = ir.load(GOLDEN / "torch" / f"{name}.json")
+    out = svg.render(graph, tmp_path / "g.svg", quiet=True)
+    text = out.read_text()
+    layout = dot.to_dot(graph, dot.DotOptions())
+    legend = 6
+    assert len(node_titles(text)) == layout.drawn_nodes + legend
+    assert "<script" not in text
+    # Every op of the top-level graph is on the drawing, by its short name.
+    words = all_text(text)
+    for n in graph.nodes():
+        if n["kind"] == "op":
+            assert dot._short_op(n) in words, n["id"]
+
+
+@needs_dot
+def test_same_graph_same_bytes(tmp_path: Path) -> None:
+    graph = ir.load(GOLDEN / "torch" / "transformer_block.export.json")
+    a = svg.render(graph, tmp_path / "a.svg", quiet=True).read_bytes()
+    b = svg.render(graph, tmp_path / "b.svg", quiet=True).read_bytes()
+    assert a == b
+    assert oct(os.stat(tmp_path / "a.svg").st_mode & 0o777) != "0o600"
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    'a"b\\',
+    "x\\ny",
+    "]]><!--",
+    "&amp;lt;",
+    "{rank=same}",
+    "é/ü/🙂",
+    "\\N\\G",
+]
+
+
+def hostile_graph() -> ir.Graph:
+    g = ir.Graph(HOSTILE[0], framework="<b>", capture='"x"')
+    prev = None
+    for i, name in enumerate(HOSTILE):
+        node_id = f"{name}#{i}"
+        g.add_node(
+            node_id,
+            name=name,
+            op=name,
+            scope=[HOSTILE[(i + 1) % len(HOSTILE)]],
+            outputs=[{"shape": [1, name], "dtype": name}],
+            attrs={"kernel_size": [name]},
+            source={"file": name, "line": 1},
+        )
+        if prev:
+            g.add_edge(prev, node_id)
+        prev = node_id
+    g.add_node("w", name=HOSTILE[1], op="placeholder", kind="param", outputs=[{"shape": [2], "dtype": "f"}])
+    g.add_edge("w", prev)
+    return g
+
+
+@needs_dot
+def test_hostile_names_render_as_text(tmp_path: Path) -> None:
+    out = svg.render(hostile_graph(), tmp_path / "h.svg", quiet=True)
+    text = out.read_text()
+    root = ET.fromstring(text)  # well-formed XML
+    assert not [el for el in root.iter() if el.tag.endswith("script")]
+    assert "<script" not in text
+    words = all_text(text)
+    assert "<script>alert(1)</script>" in words
+    assert 'a"b\\' in words
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=6))
+def test_any_name_gives_well_formed_dot_labels(names: list[str]) -> None:
+    g = ir.Graph("fuzz")
+    for i, name in enumerate(names):
+        g.add_node(f"{i}", name=name, op=name, scope=[name], outputs=[{"shape": [name], "dtype": name}])
+    # Model text only ever appears inside HTML labels, escaped: no raw quote or angle bracket.
+    for node in g.nodes():
+        label = dot._label(node, dot._esc(node["name"]))
+        assert label.startswith("<") and label.endswith(">")
+        inner = re.sub(r"</?(B|I|BR/|FONT[^>]*)>", "", label[1:-1])
+        assert "<" not in inner and ">" not in inner and '"' not in inner
+        assert not any(ord(c) < 32 for c in inner)
+    source = dot.to_dot(g).source
+    assert "n1 [" in source  # generated DOT names, never the model's
+
+
+@needs_dot
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(st.text(min_size=1, max_size=10), min_size=1, max_size=4))
+def test_any_name_gives_valid_svg(tmp_path: Path, names: list[str]) -> None:
+    g = ir.Graph("fuzz")
+    for i, name in enumerate(names):
+        g.add_node(f"{i}", name=name, op=name, outputs=[{"shape": [1], "dtype": "f"}])
+        if i:
+            g.add_edge(f"{i - 1}", f"{i}")
+    text = svg.render(g, tmp_path / "f.svg", quiet=True, legend=False).read_text()
+    ET.fromstring(text)
+    assert "<script" not in text
+
+
+def scoped_graph(stages: int = 4, blocks: int = 3, ops_per_block: int = 5) -> ir.Graph:
+    """A ResNet-shaped graph: stages of blocks of ops, scopes ["layerS", "B", "opK"]."""
+    g = ir.Graph("scoped", framework="torch", capture="export")
+    g.add_node("x", op="placeholder", kind="input", outputs=[{"shape": [1, 8], "dtype": "float32"}])
+    prev = "x"
+    for s in range(stages):
+        for b in range(blocks):
+            for k in range(ops_per_block):
+                node_id = f"s{s}b{b}k{k}"
+                g.add_node(
+                    node_id,
+                    op="aten.relu.default",
+                    scope=[f"layer{s}", str(b), f"op{k}"],
+                    outputs=[{"shape": [1, 8], "dtype": "float32"}],
+                )
+                g.add_edge(prev, node_id)
+                prev = node_id
+    g.add_node("out", op="output", kind="output")
+    g.add_edge(prev, "out")
+    g.inputs, g.outputs = ["x"], ["out"]
+    return g
+
+
+def test_collapse_draws_one_node_per_scope() -> None:
+    g = scoped_graph()
+    assert dot.to_dot(g, dot.DotOptions(collapse=1)).drawn_nodes == 4 + 2  # 4 stages + input + output
+    assert dot.to_dot(g, dot.DotOptions(collapse=2)).drawn_nodes == 12 + 2
+    assert dot.to_dot(g, dot.DotOptions()).drawn_nodes == 60 + 2
+    source = dot.to_dot(g, dot.DotOptions(collapse=1)).source
+    assert "<B>layer2</B>" in source and "15 ops" in source
+
+
+def test_highlight_colours_the_node_or_its_collapsed_scope() -> None:
+    g = scoped_graph()
+    plain = dot.to_dot(g, dot.DotOptions(collapse=1)).source
+    lit = dot.to_dot(g, dot.DotOptions(collapse=1, highlight=["s2b1k3"])).source
+    assert plain.count(dot.HIGHLIGHT["fillcolor"]) == 0
+    assert lit.count(dot.HIGHLIGHT["fillcolor"]) == 1
+    line = next(ln for ln in lit.splitlines() if dot.HIGHLIGHT["fillcolor"] in ln)
+    assert "layer2" in line
+
+
+def test_over_budget_graph_is_collapsed_and_says_so() -> None:
+    g = scoped_graph(stages=10, blocks=20, ops_per_block=10)  # 2000 ops
+    layout = dot.to_dot(g, dot.DotOptions(budget=500))
+    assert layout.drawn_nodes <= 500
+    assert layout.collapse == 2
+    assert "collapsed scopes below depth 2" in layout.notes[0]
+
+
+def test_flat_over_budget_graph_is_drawn_in_runs() -> None:
+    g = ir.Graph("flat")
+    for i in range(3000):
+        g.add_node(f"n{i}", op="Add")
+        if i:
+            g.add_edge(f"n{i - 1}", f"n{i}")
+    layout = dot.to_dot(g, dot.DotOptions(budget=200))
+    assert layout.drawn_nodes <= 200
+    assert "drew runs of" in layout.notes[-1]
+
+
+def test_back_edges_and_control_edges_are_styled() -> None:
+    g = ir.Graph("loop")
+    for n in ["x", "merge", "body", "next"]:
+        g.add_node(n, op=n, kind="control" if n != "x" else "input")
+    g.add_edge("x", "merge")
+    g.add_edge("merge", "body")
+    g.add_edge("body", "next")
+    g.add_edge("next", "merge")
+    g.add_edge("x", "body", control=True)
+    source = dot.to_dot(g, dot.DotOptions(legend=False)).source
+    assert re.search(r"-> n\d+ \[.*constraint=\"false\".*label=<back>", source)
+    assert 'style="dashed"' in source
+
+
+def test_unknown_highlight_is_one_sentence(tmp_path: Path) -> None:
+    with pytest.raises(GraphscopeError, match="--highlight names no node of this graph: ghost"):
+        svg.render(scoped_graph(), tmp_path / "x.svg", highlight=["ghost"])
+
+
+def test_missing_dot_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("GRAPHSCOPE_DOT", raising=False)
+    with pytest.raises(
+        GraphscopeError, match="Graphviz's `dot` program is not installed, so no SVG can be drawn"
+    ):
+        svg.render(scoped_graph(), tmp_path / "x.svg")
+    assert not (tmp_path / "x.svg").exists()
+
+
+@needs_dot
+def test_layout_time_limit_is_one_sentence_and_leaves_no_file(tmp_path: Path) -> None:
+    g = scoped_graph(stages=10, blocks=10, ops_per_block=10)
+    with pytest.raises(GraphscopeError, match=r"Graphviz did not finish laying out \d+ nodes within 0.1 s"):
+        svg.render(g, tmp_path / "x.svg", timeout=0.1)
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_dot
+def test_render_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = GOLDEN / "torch" / "or_gate.export.json"
+    out = tmp_path / "or.svg"
+    assert main(["render", str(src), "-o", str(out), "--highlight", "linear_1"]) == 0
+    assert dot.HIGHLIGHT["fillcolor"].lower() in out.read_text().lower()
+    assert main(["render", str(src), "-o", str(tmp_path / "no" / "x.svg")]) == 1
+    _, err = capsys.readouterr()
+    assert "folder" in err and "does not exist" in err
+
+
+@needs_dot
+@pytest.mark.torch
+def test_trace_writes_svg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "t.svg"
+    assert main(["trace", "examples/tensor_sum_torch.py", "--fw", "torch", "--svg", str(out)]) == 0
+    assert "add" in all_text(out.read_text())
