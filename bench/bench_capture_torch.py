@@ -72,7 +72,7 @@ def main() -> None:
         "TransformerEncoder 12L (2x16x256)": torch_models.transformer_encoder(),
     }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeat}")
-    print("| model | method | bare call (s) | graphscope (s) | ratio | nodes |")
+    print("| model | method | bare call (s) | graphscope (s) | ratio | IR nodes (with subgraphs) |")
     print("|---|---|---:|---:|---:|---:|")
     for label, (model, inputs) in models.items():
         for method in ["fx", "export", "jit-trace", "jit-script", "dynamo"]:

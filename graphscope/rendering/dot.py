@@ -110,6 +110,9 @@ def _label(node: dict[str, Any], extra: str | None = None) -> str:
     # TorchScript's value names ("h.1", "17") say little: only a named value is shown.
     if named and node["name"] != op and not node["name"].split(".")[0].isdigit():
         rows.append(f'<FONT POINT-SIZE="9">{_esc(_clip(node["name"]))}</FONT>')
+    reason = node["attrs"].get("reason")
+    if isinstance(reason, str):  # a Dynamo graph break says why
+        rows.append(f'<FONT POINT-SIZE="9">{_esc(_clip(reason, 60))}</FONT>')
     if extra:
         rows.append(f'<FONT POINT-SIZE="9">{extra}</FONT>')
     return "<" + "<BR/>".join(rows) + ">"
