@@ -79,17 +79,20 @@ def user_frame(exc: BaseException) -> str | None:
 def capture_error(method: str, exc: BaseException, hint: str) -> GraphscopeError:
     """One sentence: what failed, where in the user's code, and which method to try instead."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    reason = lines[0] if lines else type(exc).__name__
-    reason = re.sub(r"\s+", " ", reason)
-    for needle, plain in _PLAIN_REASONS:
-        if needle in reason:
-            reason = f"{plain} ({reason})"
-            break
-    if len(reason) > 240:
-        reason = reason[:237] + "..."
+    reason = plain_words(lines[0] if lines else type(exc).__name__, _PLAIN_REASONS, limit=240)
     where = user_frame(exc)
     at = f" (at {where})" if where else ""
     return GraphscopeError(f"{method} cannot capture this model: {reason.rstrip('.')}{at}; {hint}")
+
+
+def plain_words(text: str, table: list[tuple[str, str]], *, limit: int) -> str:
+    """One line: the framework's message, prefixed with plain words when it is a known one."""
+    text = re.sub(r"\s+", " ", text).strip()
+    for needle, plain in table:
+        if needle in text:
+            text = f"{plain} ({text})"
+            break
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _PLAIN_REASONS = [
