@@ -4,52 +4,18 @@ errors that point at the user's code, and leaving the model as it was found."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import sys
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from graphscope import ir
 from graphscope.errors import GraphscopeError
+from graphscope.tracers._source import is_user_file, relative
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
-
-
-@functools.cache
-def _library_dirs() -> tuple[str, ...]:
-    import torch
-
-    dirs = [str(Path(torch.__file__).parent), str(Path(__file__).resolve().parents[1])]
-    for p in sys.path:
-        if p.endswith(("site-packages", "dist-packages")):
-            dirs.append(p)
-    dirs.append(str(Path(contextlib.__file__).parent))  # the standard library
-    return tuple(dirs)
-
-
-@functools.lru_cache(maxsize=4096)
-def is_user_file(filename: str) -> bool:
-    """True for the user's own code: not torch, not graphscope, not an installed package."""
-    if filename.startswith("<"):
-        return False
-    try:
-        resolved = str(Path(filename).resolve())
-    except OSError:
-        resolved = filename
-    return not resolved.startswith(_library_dirs())
-
-
-@functools.lru_cache(maxsize=4096)
-def relative(filename: str) -> str:
-    """A path relative to the working directory when it lies below it (portable goldens)."""
-    try:
-        return str(Path(filename).resolve().relative_to(Path.cwd()))
-    except (ValueError, OSError):
-        return filename
 
 
 def source_from_stack(stack_trace: str | None) -> dict[str, Any] | None:
