@@ -7,6 +7,7 @@ instant and never touches a framework.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,6 +87,10 @@ def trace(
             alt, alt_source = dynamic.alternative_inputs(found.example_inputs or ()), "a batch one larger"
         second = tracers.capture(found.model, alt, fw=found.fw or "", method=graph.capture, name=found.name)
         report = dynamic.compare(graph, second, method=graph.capture or "?", alt_source=alt_source)
+        if graph.capture == "tf-function":
+            from graphscope.tracers import tf_function
+
+            report.retraced = tf_function.retraced(found.model, found.example_inputs or (), alt)
         graph.notes.extend(n for n in second.notes if n not in graph.notes)
         graph.notes.extend(report.notes)
     if output:
@@ -233,6 +238,8 @@ def export(graph_file: Path, fmt: str, output: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and turn every failure into a sentence and an exit code."""
+    # TensorFlow's C++ start-up banner is not graphscope's output (a model.py may import TF).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         cli.main(args=argv, prog_name="graphscope", standalone_mode=False)
     except click.exceptions.Abort:

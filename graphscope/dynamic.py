@@ -30,6 +30,7 @@ class DynamicReport:
     changed: list[dict[str, Any]] = field(default_factory=list)  # same id, other op or inputs
     reshaped: list[str] = field(default_factory=list)  # same op and inputs, other shapes
     alt_source: str = "example_inputs_alt"
+    retraced: bool | None = None  # tf.function: did the second input make it trace again?
 
     @property
     def static(self) -> bool:
@@ -37,11 +38,18 @@ class DynamicReport:
 
     @property
     def notes(self) -> list[str]:
+        notes = []
+        if self.retraced:
+            notes.append(
+                f"check-dynamic: tf.function traced a second concrete function for {self.alt_source} (retracing)"
+            )
         if self.static:
-            return [f"check-dynamic: {self.method} captured the same graph for both inputs (static)"]
-        return [
-            f"check-dynamic: {self.method} captured a different graph for {self.alt_source}: {self.summary()}"
-        ]
+            notes.append(f"check-dynamic: {self.method} captured the same graph for both inputs (static)")
+        else:
+            notes.append(
+                f"check-dynamic: {self.method} captured a different graph for {self.alt_source}: {self.summary()}"
+            )
+        return notes
 
     def summary(self) -> str:
         parts = []
@@ -62,6 +70,7 @@ class DynamicReport:
             "removed": self.removed,
             "changed": self.changed,
             "reshaped": self.reshaped,
+            "retraced": self.retraced,
         }
 
     def renderable(self) -> RenderableType:
@@ -84,17 +93,29 @@ def _short(ids: list[str]) -> str:
 
 
 def alternative_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The same inputs with the batch (first) dimension grown by one, for a second capture."""
-    import torch
+    """The same inputs with the batch (first) dimension grown by one, for a second capture.
 
+    Works on torch and TensorFlow tensors and numpy arrays; anything else is passed as is.
+    """
     out = []
     for value in inputs:
-        if isinstance(value, torch.Tensor) and value.dim() >= 1:
-            reps = [1] * value.dim()
-            grown = torch.cat([value, value[:1].repeat(*reps)], dim=0)
-            out.append(grown)
-        else:
+        shape = getattr(value, "shape", None)
+        if shape is None or len(shape) == 0:
             out.append(value)
+            continue
+        module = type(value).__module__
+        if module.startswith("torch"):
+            import torch
+
+            out.append(torch.cat([value, value[:1]], dim=0))
+        elif module.startswith("tensorflow"):
+            import tensorflow as tf
+
+            out.append(tf.concat([value, value[:1]], axis=0))
+        else:
+            import numpy as np
+
+            out.append(np.concatenate([value, value[:1]], axis=0))
     return tuple(out)
 
 

@@ -96,10 +96,11 @@ def detect(path: Path) -> str:
 
 def _looks_like_text(head: bytes) -> bool:
     try:
-        head.decode("utf-8")
+        text = head.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return b"\x00" not in head
+    # Binary protobufs often decode as UTF-8 by chance; text has no control characters.
+    return not any(ord(c) < 32 and c not in "\t\n\r\f" for c in text)
 
 
 def load_target(path: str | os.PathLike[str], *, fw: str | None = None, entry: str | None = None) -> Target:
@@ -118,13 +119,72 @@ def load_target(path: str | os.PathLike[str], *, fw: str | None = None, entry: s
                 f"{p} is a Python file: say which framework it uses with --fw torch|tf|tf1|onnx"
             )
         return _load_python(p, fw=fw, entry=entry)
-    formats = {
-        "onnx": "ONNX files",
-        "graphdef": ".pb GraphDefs",
-        "graphdef-text": ".pbtxt GraphDefs",
-        "savedmodel": "SavedModels",
-    }
-    raise GraphscopeError(f"{p}: reading {formats[kind]} is not available yet in this version")
+    if kind == "onnx":
+        from graphscope.tracers.onnx_graph import load_model
+
+        return Target(p, kind, fw="onnx", method="onnx", name=p.stem, model=load_model(p))
+    if kind in ("graphdef", "graphdef-text"):
+        return Target(
+            p,
+            kind,
+            fw="tf1",
+            method="tf1",
+            name=p.stem,
+            model=_read_graph_def(p, text=kind == "graphdef-text"),
+        )
+    return _load_saved_model(p)
+
+
+def _read_graph_def(p: Path, *, text: bool) -> Any:
+    from graphscope.tracers._tf_common import require_tf
+
+    tf = require_tf()
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        if text:
+            from google.protobuf import text_format
+
+            text_format.Parse(p.read_text(encoding="utf-8"), graph_def)
+        else:
+            graph_def.ParseFromString(p.read_bytes())
+    except UnicodeDecodeError:
+        raise GraphscopeError(f"{p} is not a text GraphDef: it is not UTF-8 text") from None
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        what = "text GraphDef (.pbtxt)" if text else "binary GraphDef (.pb)"
+        raise GraphscopeError(f"{p} is not a readable {what}: {first}") from None
+    if not graph_def.node:
+        raise GraphscopeError(
+            f"{p} holds no graph nodes: it is not a GraphDef (a truncated or foreign file?)"
+        )
+    return graph_def
+
+
+def _load_saved_model(p: Path) -> Target:
+    from graphscope.tracers._tf_common import require_tf
+
+    tf = require_tf()
+    try:
+        # Loading a SavedModel reads its graphs and variables; it runs no Python code of the file's.
+        loaded = tf.saved_model.load(str(p))
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise GraphscopeError(f"{p} is not a loadable SavedModel: {first}") from None
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    if not signatures:
+        raise GraphscopeError(
+            f"{p} is a SavedModel with no signatures to capture (save it with a serving signature)"
+        )
+    key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+    return Target(
+        p,
+        "savedmodel",
+        fw="tf",
+        method="tf-function",
+        name=p.name or "saved_model",
+        model=signatures[key],
+        extras={"keepalive": loaded, "signature_key": key},
+    )
 
 
 def _load_torchscript(p: Path) -> Target:
@@ -210,8 +270,8 @@ def _load_python(p: Path, *, fw: str, entry: str | None) -> Target:
     elif fw in ("tf1", "tf") and "graph" in names:
         target.model = module.graph
         target.extras["tf1_graph"] = True
-    elif "model" in names and fw in ("tf", "onnx"):
-        target.model = module.model  # a tf.function with its own input_signature
+    elif "model" in names and "input_signature" in names and fw in ("tf", "onnx"):
+        target.model = module.model  # a tf.function / Keras model with an input_signature
     else:
         expected = "a function named by --entry, or `model` and `example_inputs`"
         if fw in ("tf1", "tf"):
@@ -221,6 +281,9 @@ def _load_python(p: Path, *, fw: str, entry: str | None) -> Target:
         target.example_inputs_alt = _as_inputs(module.example_inputs_alt, p, "example_inputs_alt")
     if "input_signature" in names:
         target.extras["input_signature"] = module.input_signature
+    if fw == "onnx" and target.model is not None and target.method is None:
+        target.method = "onnx"
+        target.fw = "tf"  # a TensorFlow model in model.py, to convert through tf2onnx
     return target
 
 

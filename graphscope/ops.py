@@ -18,8 +18,9 @@ is used, so an unknown op still reads sensibly and can be mapped later.
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["CANONICAL", "LAYOUT_OPS", "canonical"]
+__all__ = ["CANONICAL", "LAYOUT_OPS", "canonical", "layer_ops"]
 
 # Keys are lowercased leaf op names with framework prefixes and overload suffixes removed.
 _TABLE: dict[str, tuple[str, ...]] = {
@@ -170,3 +171,39 @@ def canonical(op: str) -> str:
     if kind_prefix and kind_prefix.group(1) in ("placeholder", "output", "get_attr"):
         return CANONICAL.get(kind_prefix.group(1), kind_prefix.group(1))
     return key or "unknown"
+
+
+def layer_ops(graph: Any) -> list[str]:
+    """The graph's computation as a framework-neutral op sequence, layer by layer.
+
+    Canonical ops of ``op`` nodes in graph order, without layout ops and identities, with a
+    ``matmul`` whose result is added to a weight (TF's ``MatMul`` + ``BiasAdd``, ONNX's
+    ``MatMul`` + ``Add``) read as one ``linear``, as torch's ``linear`` and ONNX's ``Gemm`` are.
+
+    >>> from graphscope.ir import Graph
+    >>> g = Graph()
+    >>> for node_id, op, kind in [("x", "Placeholder", "input"), ("w", "VarHandleOp", "param"),
+    ...                           ("mm", "MatMul", "op"), ("b", "VarHandleOp", "param"),
+    ...                           ("add", "BiasAdd", "op"), ("s", "Sigmoid", "op")]:
+    ...     _ = g.add_node(node_id, op=op, kind=kind)
+    >>> for u, v in [("x", "mm"), ("w", "mm"), ("mm", "add"), ("b", "add"), ("add", "s")]:
+    ...     g.add_edge(u, v)
+    >>> layer_ops(g)
+    ['linear', 'sigmoid']
+    """
+    nodes = {n["id"]: n for n in graph.nodes()}
+    folded: set[str] = set()
+    out: list[str] = []
+    for n in graph.nodes():
+        if n["kind"] != "op" or n["id"] in folded or n["canonical_op"] in LAYOUT_OPS:
+            continue
+        op = n["canonical_op"]
+        if op == "matmul":
+            users = list(graph.successors(n["id"]))
+            if len(users) == 1 and nodes[users[0]]["canonical_op"] == "add":
+                others = [p for p in graph.predecessors(users[0]) if p != n["id"]]
+                if others and all(nodes[p]["kind"] in ("param", "const") for p in others):
+                    folded.add(users[0])
+                    op = "linear"
+        out.append(op)
+    return out

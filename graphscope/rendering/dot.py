@@ -188,13 +188,16 @@ def _title_label(title: str) -> str:
 
 def _visible_nodes(graph: Graph, opts: DotOptions) -> set[str]:
     """Params and consts are folded into their consumers' labels (unused ones, such as
-    BatchNorm's ``num_batches_tracked`` in eval mode, are left out) unless asked for."""
+    BatchNorm's ``num_batches_tracked`` in eval mode, are left out), and TF1 variable
+    initialisers are left out, unless asked for (``show_params``)."""
     if opts.show_params:
         return set(graph.nx.nodes)
     hidden = {
         n["id"]
         for n in graph.nodes()
-        if n["kind"] in ("param", "const") and n["id"] not in opts.highlight and n["id"] not in graph.outputs
+        if (n["kind"] in ("param", "const") or n["attrs"].get("initializer") is True)
+        and n["id"] not in opts.highlight
+        and n["id"] not in graph.outputs
     }
     return set(graph.nx.nodes) - hidden
 
@@ -237,8 +240,12 @@ def _draw_graph(
     prefix: str,
     indent: str,
     notes: list[str],
+    enclosing: list[Graph] | None = None,
+    drawn_bodies: set[str] | None = None,
 ) -> int:
     """Emit nodes (in scope clusters), edges and control-flow subgraphs; return nodes drawn."""
+    enclosing = enclosing or []
+    drawn_bodies = set() if drawn_bodies is None else drawn_bodies  # a body shared by callers is drawn once
     names: dict[str, str] = {}  # IR node id (or group key) -> DOT name
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     singles: list[dict[str, Any]] = []
@@ -348,9 +355,10 @@ def _draw_graph(
     # (a node folded into a collapsed scope shows its bodies only when expanded).
     for n in singles:
         for sub_name in n["subgraphs"]:
-            sub = _find_subgraph(graph, sub_name)
-            if sub is None or len(sub) == 0:
+            sub = _find_subgraph([*enclosing, graph], sub_name)
+            if sub is None or len(sub) == 0 or sub_name in drawn_bodies:
                 continue
+            drawn_bodies.add(sub_name)
             cluster = f"cluster_sub_{w.new_name()}"
             w.lines.append(f"{indent}subgraph {cluster} {{")
             w.lines.append(
@@ -377,8 +385,13 @@ def _draw_graph(
     return drawn
 
 
-def _find_subgraph(graph: Graph, name: str) -> Graph | None:
-    return graph.subgraphs.get(name)
+def _find_subgraph(chain: list[Graph], name: str) -> Graph | None:
+    """A body resolves in the graph that runs it or any enclosing graph (TF keeps its whole
+    function library at the top)."""
+    for g in reversed(chain):
+        if name in g.subgraphs:
+            return g.subgraphs[name]
+    return None
 
 
 def _folded_inputs(graph: Graph, visible: set[str]) -> dict[str, str]:
@@ -388,7 +401,7 @@ def _folded_inputs(graph: Graph, visible: set[str]) -> dict[str, str]:
         if e.src in visible or e.dst not in visible:
             continue
         src = graph.node(e.src)
-        leaf = src["name"].rsplit(".", 1)[-1] if src["kind"] == "param" else src["kind"]
+        leaf = src["name"].rsplit(".", 1)[-1].rsplit("/", 1)[-1] if src["kind"] == "param" else src["kind"]
         shape = src["outputs"][0]["shape"] if src["outputs"] else None
         if (
             src["kind"] == "const"

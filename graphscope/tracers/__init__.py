@@ -24,21 +24,16 @@ REGISTRY: dict[tuple[str, str], str] = {
     ("torch", "jit-trace"): "torch_jit",
     ("torch", "jit-script"): "torch_jit",
     ("torch", "dynamo"): "torch_dynamo",
+    ("tf", "tf-function"): "tf_function",
+    ("tf", "onnx"): "tf_onnx",
+    ("tf1", "tf1"): "tf1",
+    ("onnx", "onnx"): "onnx_graph",
 }
 
 DEFAULT_METHOD = {"torch": "export", "tf": "tf-function", "tf1": "tf1", "onnx": "onnx"}
 
-# What to suggest when a method cannot capture a model.
-FALLBACKS = {
-    ("torch", "fx"): "try --method export or --method dynamo",
-    (
-        "torch",
-        "export",
-    ): "try --method dynamo (it splits the model at what it cannot capture) or --method jit-script",
-    ("torch", "jit-trace"): "try --method export or --method jit-script",
-    ("torch", "jit-script"): "try --method export or --method dynamo",
-    ("torch", "dynamo"): "try --method jit-trace",
-}
+# Methods that take an input signature from model.py instead of (or besides) example inputs.
+TAKES_SIGNATURE = {("tf", "tf-function"), ("tf", "onnx")}
 
 
 def methods(fw: str) -> list[str]:
@@ -46,7 +41,13 @@ def methods(fw: str) -> list[str]:
 
 
 def capture(
-    model: Any, example_inputs: Any, *, fw: str, method: str | None = None, name: str = "model"
+    model: Any,
+    example_inputs: Any,
+    *,
+    fw: str,
+    method: str | None = None,
+    name: str = "model",
+    signature: Any = None,
 ) -> Graph:
     """Capture ``model`` with ``fw``'s ``method`` (the framework's default when None)."""
     method = method or DEFAULT_METHOD.get(fw, "")
@@ -60,7 +61,8 @@ def capture(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        graph: Graph = module.capture(model, example_inputs, name=name, method=method)
+        extra = {"signature": signature} if (fw, method) in TAKES_SIGNATURE and signature is not None else {}
+        graph: Graph = module.capture(model, example_inputs, name=name, method=method, **extra)
         graph.validate()
     finally:
         if was_enabled:

@@ -44,5 +44,3 @@ def _relative(filename: str, cwd: str) -> str:
         return str(Path(filename).resolve().relative_to(cwd))
     except (ValueError, OSError):
         return filename
-
-

@@ -112,7 +112,9 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
 
 def _describe_break(reason: Any) -> tuple[str, dict[str, Any] | None]:
     text = " ".join(str(getattr(reason, "reason", reason)).split())
-    text = common.plain_words(text.split(" Hint:")[0].replace(" Explanation: ", ": "), _PLAIN_BREAKS, limit=300)
+    text = common.plain_words(
+        text.split(" Hint:")[0].replace(" Explanation: ", ": "), _PLAIN_BREAKS, limit=300
+    )
     source = None
     for frame in getattr(reason, "user_stack", None) or []:
         if common.is_user_file(frame.filename):

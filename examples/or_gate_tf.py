@@ -1,0 +1,32 @@
+"""The OR gate in TF2: eager code turned into a graph by tf.function.
+
+graphscope trace examples/or_gate_tf.py --fw tf
+"""
+
+import tensorflow as tf
+
+
+class OrGate(tf.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        init = tf.random_normal_initializer(seed=0)
+        self.layers = []
+        for name, (fan_in, units) in [("hidden1", (2, 4)), ("hidden2", (4, 4)), ("out", (4, 1))]:
+            with tf.name_scope(name):
+                self.layers.append(
+                    (
+                        tf.Variable(init([fan_in, units]), name="kernel"),
+                        tf.Variable(tf.fill([units], 0.1), name="bias"),
+                    )
+                )
+
+    @tf.function
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        for name, (w, b) in zip(["hidden1", "hidden2", "out"], self.layers):
+            with tf.name_scope(name):
+                x = tf.sigmoid(tf.matmul(x, w) + b)
+        return x
+
+
+model = OrGate()
+example_inputs = (tf.constant([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]),)

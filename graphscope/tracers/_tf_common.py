@@ -1,0 +1,327 @@
+"""What the TensorFlow tracers share: a tf.Graph (or FuncGraph) -> IR, with the function
+library as subgraphs, variables as params, shapes, name scopes and source lines; and leaving
+TensorFlow's global state as it was found."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from graphscope import ir
+from graphscope.errors import GraphscopeError
+from graphscope.tracers._source import is_user_file, relative
+
+# Ops that only route values or order execution: TF1 control flow, and v2 control flow.
+CONTROL_OPS = frozenset(
+    {
+        "Switch",
+        "Merge",
+        "Enter",
+        "Exit",
+        "NextIteration",
+        "LoopCond",
+        "RefSwitch",
+        "RefMerge",
+        "RefEnter",
+        "RefExit",
+        "RefNextIteration",
+        "NoOp",
+        "If",
+        "StatelessIf",
+        "While",
+        "StatelessWhile",
+        "Case",
+        "StatelessCase",
+        "ControlTrigger",
+    }
+)
+VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
+CONST_OPS = frozenset({"Const", "HostConst"})
+INPUT_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"})
+# Attributes naming body functions, in the order they are listed on the node.
+FUNCTION_ATTRS = ("then_branch", "else_branch", "cond", "body", "branches", "f")
+SKIPPED_ATTRS = frozenset(
+    {"_output_shapes", "_class", "_read_only_resource_inputs", "_has_manual_control_dependencies"}
+)
+
+
+def require_tf() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ banner is not our output
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise GraphscopeError(
+            "capturing a TensorFlow model needs TensorFlow: pip install 'graphscope[tf]'"
+        ) from None
+    return tf
+
+
+@contextlib.contextmanager
+def tf_state_restored() -> Iterator[None]:
+    """Capture must leave eager mode, the default graph and soft placement as they were."""
+    tf = require_tf()
+    eager = tf.executing_eagerly()
+    soft = tf.config.get_soft_device_placement()
+    try:
+        yield
+    finally:
+        if tf.executing_eagerly() != eager:
+            if eager:
+                tf.compat.v1.enable_eager_execution()
+            else:
+                tf.compat.v1.disable_eager_execution()
+        if tf.config.get_soft_device_placement() != soft:
+            tf.config.set_soft_device_placement(soft)
+
+
+def _shape(tensor_shape: Any) -> list[Any] | None:
+    if tensor_shape.rank is None:
+        return None
+    return [d for d in tensor_shape.as_list()]
+
+
+def tensor_meta(tensor: Any) -> dict[str, Any]:
+    return {"shape": _shape(tensor.shape), "dtype": tensor.dtype.name}
+
+
+def _attr_value(op: Any, name: str) -> Any:
+    try:
+        value = op.get_attr(name)
+    except Exception:
+        return None
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    import tensorflow as tf
+    from tensorflow.core.framework import attr_value_pb2, tensor_pb2, tensor_shape_pb2
+
+    if isinstance(value, tf.dtypes.DType):
+        return value.name
+    if isinstance(value, tf.TensorShape):
+        return _shape(value)
+    if isinstance(value, tensor_shape_pb2.TensorShapeProto):
+        return None if value.unknown_rank else [d.size if d.size >= 0 else None for d in value.dim]
+    if isinstance(value, tensor_pb2.TensorProto):
+        return _tensor_proto(value)  # a Const's value: small ones kept, others summarised
+    if isinstance(value, attr_value_pb2.NameAttrList):
+        return {"function": value.name}
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _tensor_proto(proto: Any) -> Any:
+    from tensorflow.python.framework import tensor_util
+
+    try:
+        array = tensor_util.MakeNdarray(proto)
+    except Exception:
+        return {"tensor": "unreadable"}
+    if array.size <= 8:
+        return array.tolist()
+    return {"shape": list(array.shape), "dtype": str(array.dtype)}
+
+
+def op_attrs(op: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    for name in sorted(op.node_def.attr):
+        if name in SKIPPED_ATTRS:
+            continue
+        attrs[name] = _attr_value(op, name)
+    return attrs
+
+
+def source_of(op: Any) -> dict[str, Any] | None:
+    """The innermost user frame of the op's creation traceback, where TensorFlow kept it."""
+    try:
+        frames = op.traceback
+    except Exception:
+        return None
+    found = None
+    for frame in frames or ():
+        if is_user_file(frame.filename):
+            found = {"file": relative(frame.filename), "line": int(frame.lineno)}
+    return found
+
+
+def function_names(op: Any) -> list[tuple[str, str]]:
+    """``(attribute, function name)`` of the library functions an op runs (If branches, While
+    cond and body, calls), in attribute order."""
+    names: list[tuple[str, str]] = []
+    for attr in FUNCTION_ATTRS:
+        if attr not in op.node_def.attr:
+            continue
+        value = op.node_def.attr[attr]
+        if value.HasField("func"):
+            names.append((attr, value.func.name))
+        elif value.HasField("list"):
+            names.extend((f"{attr}{i}", f.name) for i, f in enumerate(value.list.func))
+    return names
+
+
+_SUFFIX = re.compile(r"_\d+$")
+
+
+class GraphConverter:
+    """Converts a tf.Graph and the functions it calls into an IR graph with subgraphs.
+
+    ``params``: op names (placeholders of captured variables) -> the variable's name.
+    ``layer_names``: Keras layer names, to undo the ``_1`` suffixes Keras 3 adds to scopes.
+    """
+
+    def __init__(
+        self,
+        library: dict[str, Any],
+        *,
+        params: dict[str, str] | None = None,
+        layer_names: set[str] | None = None,
+    ) -> None:
+        self.library = library  # function name -> FunctionDef
+        self.params = params or {}
+        self.layer_names = layer_names or set()
+        # TensorFlow numbers library functions with a process-wide counter (cond_true_10):
+        # the IR names each body after its first caller instead, so captures are reproducible.
+        self.stable: dict[str, str] = {}
+
+    def node_id(self, name: str, g: ir.Graph) -> str:
+        """The op's name with Keras 3's per-call scope suffixes undone (when that is unambiguous)."""
+        if not self.layer_names or "/" not in name:
+            return name
+        cleaned = "/".join([*self.scope(name), name.rsplit("/", 1)[1]])
+        return cleaned if cleaned not in g and cleaned not in self._taken else name
+
+    def scope(self, name: str) -> list[str]:
+        parts = name.split("/")[:-1]
+        if not self.layer_names:
+            return parts
+        out = []
+        for p in parts:
+            base = _SUFFIX.sub("", p)
+            out.append(base if p not in self.layer_names and base in self.layer_names else p)
+        return out
+
+    def convert(
+        self,
+        tf_graph: Any,
+        g: ir.Graph,
+        *,
+        outputs: list[Any] | None = None,
+        inputs: list[Any] | None = None,
+        root: ir.Graph | None = None,
+    ) -> None:
+        root = root or g
+        ops = tf_graph.get_operations()
+        variables = {op.name for op in ops if op.type in VARIABLE_OPS} | set(self.params)
+        ids: dict[str, str] = {}
+        self._taken: set[str] = {op.name for op in ops}
+        for op in ops:
+            node_id = self.node_id(op.name, g)
+            ids[op.name] = node_id
+            self._taken.add(node_id)
+            kind = self._kind(op, variables)
+            canonical = {"param": "variable", "const": "const", "input": "placeholder"}.get(kind)
+            subs = []
+            attrs = op_attrs(op)
+            for attr, fn_name in function_names(op):
+                stable = self.stable.setdefault(fn_name, f"{node_id}.{attr}")
+                subs.append(stable)
+                attrs[attr] = (
+                    stable
+                    if not isinstance(attrs.get(attr), list)
+                    else [
+                        self.stable.get(f.get("function", ""), f) if isinstance(f, dict) else f
+                        for f in attrs[attr]
+                    ]
+                )
+            variable = self.params.get(op.name)
+            if variable is None and op.type == "ReadVariableOp" and op.inputs:
+                source = op.inputs[0].op
+                variable = self.params.get(source.name) or (
+                    source.name if source.type in VARIABLE_OPS else None
+                )
+            g.add_node(
+                node_id,
+                name=variable or op.name,
+                op=op.type,
+                canonical_op=canonical,
+                kind=kind,
+                # A weight belongs where its variable lives (not in the scope that read it).
+                scope=self.scope(variable + "/x") if variable else self.scope(op.name),
+                outputs=[tensor_meta(t) for t in op.outputs],
+                attrs=attrs,
+                source=source_of(op),
+                subgraphs=subs,
+            )
+            for _, fn_name in function_names(op):
+                self._convert_function(fn_name, root)
+        for op in ops:
+            for port, t in enumerate(op.inputs):
+                g.add_edge(ids[t.op.name], ids[op.name], src_port=t.value_index, dst_port=port)
+            for c in op.control_inputs:
+                g.add_edge(ids[c.name], ids[op.name], src_port=-1, dst_port=-1, control=True)
+        if inputs is not None:
+            g.inputs = [
+                ids[t.op.name]
+                for t in inputs
+                if t.op.name in ids and g.node(ids[t.op.name])["kind"] == "input"
+            ]
+        else:
+            g.inputs = [ids[op.name] for op in ops if g.node(ids[op.name])["kind"] == "input"]
+        if outputs is not None:
+            g.outputs = list(dict.fromkeys(ids[t.op.name] for t in outputs))
+        else:
+            g.outputs = _sinks(g)
+
+    def _kind(self, op: Any, variables: set[str]) -> str:
+        t = op.type
+        if op.name in variables:
+            return "param"
+        if t == "ReadVariableOp" and op.inputs and op.inputs[0].op.name in variables:
+            return "param"  # reading a weight: drawn and diffed as the weight
+        if t in INPUT_OPS:
+            return "input"
+        if t in CONST_OPS:
+            return "const"
+        if t in CONTROL_OPS:
+            return "control"
+        return "op"
+
+    def _convert_function(self, fn_name: str, root: ir.Graph) -> None:
+        """Convert library function ``fn_name`` once, into ``root``'s subgraphs."""
+        name = self.stable[fn_name]
+        if name in root.subgraphs:
+            return
+        sub = ir.Graph(
+            name, framework=root.framework, capture=root.capture, framework_version=root.framework_version
+        )
+        root.subgraphs[name] = sub
+        if fn_name not in self.library:
+            sub.notes.append("the function's definition is not in the graph's library")
+            return
+        from tensorflow.python.framework.function_def_to_graph import function_def_to_graph
+
+        try:
+            body = function_def_to_graph(self.library[fn_name])
+        except Exception as exc:
+            sub.notes.append(f"the function could not be imported for its shapes: {str(exc)[:200]}")
+            return
+        taken = self._taken
+        self.convert(body, sub, inputs=list(body.inputs), outputs=list(body.outputs), root=root)
+        self._taken = taken
+
+
+def _sinks(g: ir.Graph) -> list[str]:
+    """Nodes whose values nobody reads, except bookkeeping (initializers, NoOps, saving)."""
+    out = []
+    for n in g.nodes():
+        if n["kind"] != "op" or n["op"] in ("Assign", "AssignVariableOp", "AssignAddVariableOp"):
+            continue
+        if g.nx.out_degree(n["id"]) == 0 and n["outputs"]:
+            out.append(n["id"])
+    return out

@@ -1,0 +1,197 @@
+"""ONNX: a ModelProto (an ``.onnx`` file, or a TensorFlow model converted by ``tf2onnx``).
+
+Shapes come from ONNX's own shape inference. Initializers are ``param`` nodes; graph inputs
+that are not initializers are ``input`` nodes; ``If`` / ``Loop`` / ``Scan`` bodies (graph-valued
+attributes) become subgraphs named ``<node>.<attribute>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from graphscope import ir
+from graphscope.errors import GraphscopeError
+
+
+def require_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise GraphscopeError("reading ONNX needs the onnx package: pip install 'graphscope[onnx]'") from None
+    return onnx
+
+
+def load_model(path: Path) -> Any:
+    """Read an ``.onnx`` file (protobuf, never pickle); damaged files get one sentence."""
+    onnx = require_onnx()
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise GraphscopeError(f"{path} is not a readable ONNX model: {_first_line(exc)}") from None
+    if not model.graph.node and not model.graph.input:
+        raise GraphscopeError(f"{path} is not a readable ONNX model: it has no graph")
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:240]
+
+
+def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = "onnx") -> ir.Graph:
+    onnx = require_onnx()
+    if isinstance(model, (str, Path)):
+        model = load_model(Path(model))
+    elif not isinstance(model, onnx.ModelProto):
+        from graphscope.tracers import tf_onnx
+
+        model = tf_onnx.convert(model, example_inputs)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False)
+    except Exception:
+        inferred = model  # shapes stay as the file declares them
+    opset = ",".join(f"{o.domain or 'ai.onnx'}:{o.version}" for o in model.opset_import)
+    g = ir.Graph(
+        name, framework="onnx", capture="onnx", framework_version=f"onnx {onnx.__version__}; opset {opset}"
+    )
+    _convert(inferred.graph, g, root=g, prefix="")
+    producer = " ".join(p for p in (model.producer_name, model.producer_version) if p and p != "None")
+    producer = producer.replace(" None", "")
+    if producer:
+        g.notes.append(f"onnx: produced by {producer}")
+    return g
+
+
+def _value_infos(graph: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for vi in [*graph.input, *graph.output, *graph.value_info]:
+        out[vi.name] = _type_meta(vi.type)
+    return out
+
+
+def _type_meta(t: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    if not t.HasField("tensor_type"):
+        return {"shape": None, "dtype": t.WhichOneof("value")}
+    tt = t.tensor_type
+    dtype = helper.tensor_dtype_to_np_dtype(tt.elem_type).name if tt.elem_type else None
+    if not tt.HasField("shape"):
+        return {"shape": None, "dtype": dtype}
+    dims: list[Any] = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            dims.append(int(d.dim_value))
+        elif d.HasField("dim_param"):
+            dims.append(d.dim_param)
+        else:
+            dims.append(None)
+    return {"shape": dims, "dtype": dtype}
+
+
+def _attrs(node: Any) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    from onnx import helper, numpy_helper
+
+    attrs: dict[str, Any] = {}
+    bodies: list[tuple[str, Any]] = []
+    for a in node.attribute:
+        if a.type == a.GRAPH:
+            bodies.append((a.name, a.g))
+            continue
+        if a.type == a.GRAPHS:
+            bodies.extend((f"{a.name}{i}", sub) for i, sub in enumerate(a.graphs))
+            continue
+        if a.type == a.TENSOR:
+            array = numpy_helper.to_array(a.t)
+            attrs[a.name] = (
+                array.tolist() if array.size <= 8 else {"shape": list(array.shape), "dtype": array.dtype.name}
+            )
+            continue
+        value = helper.get_attribute_value(a)
+        attrs[a.name] = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+    order = {"then_branch": 0, "else_branch": 1, "cond": 2, "body": 3}
+    bodies.sort(key=lambda b: (order.get(b[0], 9), b[0]))  # If: then before else, as written
+    return attrs, bodies
+
+
+def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
+    infos = _value_infos(graph)
+    producers: dict[str, tuple[str, int]] = {}
+    initializers = {init.name: init for init in graph.initializer}
+    for init in graph.initializer:
+        from onnx import helper
+
+        node_id = f"{prefix}{init.name}"
+        g.add_node(
+            node_id,
+            name=init.name,
+            op="Initializer",
+            canonical_op="variable",
+            kind="param",
+            scope=_scope(init.name),
+            outputs=[
+                {"shape": list(init.dims), "dtype": helper.tensor_dtype_to_np_dtype(init.data_type).name}
+            ],
+        )
+        producers[init.name] = (node_id, 0)
+    for inp in graph.input:
+        if inp.name in initializers:
+            continue
+        node_id = f"{prefix}{inp.name}"
+        g.add_node(
+            node_id,
+            name=inp.name,
+            op="Input",
+            canonical_op="placeholder",
+            kind="input",
+            outputs=[infos.get(inp.name, {"shape": None, "dtype": None})],
+        )
+        producers[inp.name] = (node_id, 0)
+        g.inputs.append(node_id)
+    used: set[str] = set()
+    for i, node in enumerate(graph.node):
+        node_id = f"{prefix}{node.name or f'{node.op_type}_{i}'}"
+        while node_id in g or node_id in used:
+            node_id += "_"
+        used.add(node_id)
+        attrs, bodies = _attrs(node)
+        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+        sub_names = [f"{node_id}.{attr}" for attr, _ in bodies]
+        kind = (
+            "control"
+            if node.op_type in ("If", "Loop", "Scan")
+            else ("const" if node.op_type == "Constant" else "op")
+        )
+        g.add_node(
+            node_id,
+            name=node.name or node_id,
+            op=op,
+            kind=kind,
+            scope=_scope(node.name),
+            outputs=[infos.get(o, {"shape": None, "dtype": None}) for o in node.output],
+            attrs=attrs,
+            subgraphs=sub_names,
+        )
+        for port, value in enumerate(node.input):
+            if value and value in producers:
+                src, src_port = producers[value]
+                g.add_edge(src, node_id, src_port=src_port, dst_port=port)
+        for port, value in enumerate(node.output):
+            if value:
+                producers[value] = (node_id, port)
+        for sub_name, (_, body) in zip(sub_names, bodies):
+            sub = ir.Graph(
+                sub_name,
+                framework=root.framework,
+                capture=root.capture,
+                framework_version=root.framework_version,
+            )
+            _convert(body, sub, root=root, prefix="")
+            g.subgraphs[sub_name] = sub
+    g.outputs = list(dict.fromkeys(producers[o.name][0] for o in graph.output if o.name in producers))
+
+
+def _scope(name: str) -> list[str]:
+    """tf2onnx keeps TensorFlow's name scopes (``sequential/dense/MatMul``): use them."""
+    return [p for p in name.split("/")[:-1] if p]

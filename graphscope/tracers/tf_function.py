@@ -1,0 +1,114 @@
+"""TF2: a ``tf.function`` concrete function (Keras models and plain callables are wrapped in one).
+
+The concrete function's graph is converted op by op; its function library (``If`` /
+``StatelessIf`` branches, ``While`` cond and body, ``PartitionedCall`` targets) becomes IR
+subgraphs named by function and linked from the calling node. Captured variables are
+``param`` nodes named by the variable.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from graphscope import ir
+from graphscope.errors import GraphscopeError
+from graphscope.tracers import _tf_common as common
+
+
+def concrete_function(
+    model: Any, example_inputs: tuple[Any, ...] | None, signature: Any = None
+) -> tuple[Any, Any]:
+    """``(tf.function, concrete function)`` for ``model`` on these inputs or this signature."""
+    tf = common.require_tf()
+    if hasattr(model, "structured_input_signature") and hasattr(model, "graph"):
+        return model, model  # already a concrete function (a SavedModel's signature)
+    if hasattr(model, "get_concrete_function"):
+        fn = model
+    elif hasattr(inspect.getattr_static(model, "__call__", None), "get_concrete_function"):
+        fn = model.__call__  # a tf.Module whose __call__ is already a tf.function
+    else:
+        fn = tf.function(model)
+    if signature is not None:
+        specs = list(signature)
+    elif example_inputs is not None:
+        specs = [
+            tf.TensorSpec(x.shape, tf.as_dtype(x.dtype)) if hasattr(x, "shape") else x for x in example_inputs
+        ]
+    else:
+        specs = None
+    try:
+        cf = fn.get_concrete_function(*specs) if specs is not None else fn.get_concrete_function()
+    except Exception as exc:
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        reason = lines[0] if lines else type(exc).__name__
+        raise GraphscopeError(f"tf.function cannot trace this model: {reason[:240]}") from None
+    return fn, cf
+
+
+def capture(
+    model: Any,
+    example_inputs: tuple[Any, ...] | None,
+    *,
+    name: str,
+    method: str = "tf-function",
+    signature: Any = None,
+) -> ir.Graph:
+    tf = common.require_tf()
+    with common.tf_state_restored():
+        _, cf = concrete_function(model, example_inputs, signature)
+        graph_def = cf.graph.as_graph_def()
+    library = {f.signature.name: f for f in graph_def.library.function}
+    params = _variable_names(cf)
+    layer_names = _keras_layer_names(model)
+    g = ir.Graph(
+        name,
+        framework="tf",
+        capture="tf-function",
+        framework_version=tf.__version__,
+        signature=[common.tensor_meta(t) for t in cf.graph.inputs if t.dtype.name != "resource"],
+    )
+    common.GraphConverter(library, params=params, layer_names=layer_names).convert(
+        cf.graph, g, inputs=list(cf.graph.inputs), outputs=list(cf.graph.outputs)
+    )
+    return g
+
+
+def _keras_layer_names(model: Any) -> set[str]:
+    """Names of a Keras model's layers (and its own), to read Keras 3's ``dense_1`` scopes as ``dense``."""
+    try:
+        import keras
+    except ImportError:
+        return set()
+    if not isinstance(model, keras.Model):
+        return set()
+    return {layer.name for layer in model._flatten_layers(include_self=True)}
+
+
+def _variable_names(cf: Any) -> dict[str, str]:
+    """Placeholder op name (inside the function) -> the captured variable's name."""
+    by_handle = {}
+    for v in cf.graph.variables:
+        handle = getattr(v, "handle", None)
+        if handle is not None:
+            by_handle[id(handle)] = getattr(v, "path", None) or v.name.removesuffix(":0")
+    out = {}
+    for external, internal in cf.graph.captures:
+        name = by_handle.get(id(external))
+        if name is not None:
+            out[internal.op.name] = name
+        elif internal.dtype.name == "resource":
+            out[internal.op.name] = internal.op.name
+    return out
+
+
+def retraced(model: Any, first: tuple[Any, ...], second: tuple[Any, ...]) -> bool:
+    """Does ``model``'s tf.function need a second concrete function (a retrace) for ``second``?
+
+    A tf.function keeps one concrete function per input signature it has seen; an
+    ``input_signature`` with ``None`` dims serves every batch size from one.
+    """
+    with common.tf_state_restored():
+        fn, cf_first = concrete_function(model, first)
+        _, cf_second = concrete_function(fn, second)
+    return cf_first is not cf_second

@@ -1,0 +1,253 @@
+"""TensorFlow and ONNX capture: TF1 GraphDefs, tf.function, Keras, SavedModel, tf2onnx, .onnx files.
+
+Set GRAPHSCOPE_UPDATE_GOLDENS=1 to rewrite the goldens, then review the diff before committing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from graphscope import ir, loader, ops, tracers
+from graphscope.cli import main
+
+pytestmark = pytest.mark.tf
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden" / "tf"
+
+CASES = [
+    ("or_gate_tf1", "tf1", "tf1"),
+    ("or_gate_tf", "tf", "tf-function"),
+    ("or_gate_tf", "tf", "onnx"),
+    ("tensor_sum_tf1", "tf1", "tf1"),
+    ("tensor_sum_tf", "tf", "tf-function"),
+    ("tensor_sum_tf", "tf", "onnx"),
+    ("control_flow_tf", "tf", "tf-function"),
+    ("control_flow_tf1", "tf1", "tf1"),
+    ("keras_tf", "tf", "tf-function"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def capture_example(example: str, fw: str, method: str) -> ir.Graph:
+    found = loader.load_target(Path("examples") / f"{example}.py", fw=fw)
+    return tracers.capture(
+        found.model,
+        found.example_inputs,
+        fw=found.fw or fw,
+        method=method,
+        name=example,
+        signature=found.extras.get("input_signature"),
+    )
+
+
+@pytest.mark.parametrize(("example", "fw", "method"), CASES, ids=[f"{e}-{m}" for e, _, m in CASES])
+def test_example_matches_golden(example: str, fw: str, method: str) -> None:
+    graph = capture_example(example, fw, method)
+    text = ir.dumps(graph)
+    golden = GOLDEN / f"{example}.{method}.json"
+    if os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS") or not golden.exists():
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+        if not os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS"):
+            pytest.fail(f"wrote missing golden {golden.name}; review and commit it")
+    assert text == golden.read_text(), (
+        f"{golden.name} differs; rerun with GRAPHSCOPE_UPDATE_GOLDENS=1 and review"
+    )
+
+
+@pytest.mark.torch
+@pytest.mark.onnx
+def test_or_gate_has_the_same_layers_in_tf1_tf2_onnx_and_torch() -> None:
+    layers = {
+        "tf1": ops.layer_ops(capture_example("or_gate_tf1", "tf1", "tf1")),
+        "tf-function": ops.layer_ops(capture_example("or_gate_tf", "tf", "tf-function")),
+        "onnx": ops.layer_ops(capture_example("or_gate_tf", "tf", "onnx")),
+    }
+    found = loader.load_target("examples/or_gate_torch.py", fw="torch")
+    for method in ("export", "fx", "jit-trace"):
+        layers[f"torch {method}"] = ops.layer_ops(
+            tracers.capture(found.model, found.example_inputs, fw="torch", method=method)
+        )
+    assert all(v == ["linear", "sigmoid"] * 3 for v in layers.values()), layers
+
+
+def test_tf_function_control_flow_bodies_are_subgraphs() -> None:
+    g = capture_example("control_flow_tf", "tf", "tf-function")
+    calls = {n["op"]: n["subgraphs"] for n in g.nodes() if n["subgraphs"]}
+    assert calls == {
+        "StatelessIf": ["cond.then_branch", "cond.else_branch"],
+        "StatelessWhile": ["while.cond", "while.body"],
+    }
+    body_ops = {n["op"] for n in g.subgraphs["while.body"].nodes()}
+    assert "Tanh" in body_ops
+    assert {n["op"] for n in g.subgraphs["cond.then_branch"].nodes()} >= {"Mul"}
+    total = next(n for n in g.nodes() if n["op"] == "Sum")
+    assert total["source"] == {"file": "examples/control_flow_tf.py", "line": 11}
+
+
+def test_tf1_loop_keeps_its_frame_and_back_edge() -> None:
+    g = capture_example("control_flow_tf1", "tf1", "tf1")
+    back = [(g.node(u)["op"], g.node(v)["op"]) for u, v, _ in g.back_edges()]
+    assert back and set(back) == {("NextIteration", "Merge")}
+    tanh = next(n for n in g.nodes() if n["op"] == "Tanh")
+    assert tanh["attrs"]["frame"].startswith("loop/")
+    assert any("while frame" in note for note in g.notes)
+    assert {n["op"] for n in g.nodes()} >= {"Switch", "Merge", "Enter", "Exit", "NextIteration", "LoopCond"}
+
+
+def test_variables_are_params_named_by_the_variable() -> None:
+    g = capture_example("or_gate_tf", "tf", "tf-function")
+    params = sorted({n["name"] for n in g.nodes() if n["kind"] == "param"})
+    assert "hidden1/kernel" in params and "out/bias" in params
+    kernel = next(n for n in g.nodes() if n["name"] == "hidden1/kernel" and n["op"] == "ReadVariableOp")
+    assert kernel["outputs"] == [{"shape": [2, 4], "dtype": "float32"}]
+
+
+def test_keras_layer_names_are_scopes() -> None:
+    g = capture_example("keras_tf", "tf", "tf-function")
+    scopes = {tuple(n["scope"][:2]) for n in g.nodes() if n["kind"] == "op" and n["scope"]}
+    assert {("small_cnn", "conv"), ("small_cnn", "classifier")} <= scopes
+    conv = next(n for n in g.nodes() if n["op"] == "Conv2D")
+    assert conv["outputs"] == [{"shape": [1, 8, 8, 4], "dtype": "float32"}]
+
+
+def test_tensorflow_state_is_restored() -> None:
+    import tensorflow as tf
+
+    graph_before = tf.compat.v1.get_default_graph()
+    capture_example("control_flow_tf1", "tf1", "tf1")
+    capture_example("or_gate_tf1", "tf1", "tf1")
+    capture_example("control_flow_tf", "tf", "tf-function")
+    assert tf.executing_eagerly()
+    assert tf.compat.v1.get_default_graph() is graph_before
+    assert tf.compat.v1.control_flow_v2_enabled()
+
+
+def _write_tf_files(tmp_path: Path) -> dict[str, Path]:
+    import tensorflow as tf
+
+    found = loader.load_target("examples/or_gate_tf1.py", fw="tf1")
+    graph_def = found.model.as_graph_def()
+    tf.io.write_graph(graph_def, str(tmp_path), "model.pb", as_text=False)
+    tf.io.write_graph(graph_def, str(tmp_path), "model.pbtxt", as_text=True)
+    (tmp_path / "model.pb").rename(tmp_path / "binary.dat")  # recognised by content
+    (tmp_path / "model.pbtxt").rename(tmp_path / "text.txt")
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        def __call__(self, x: tf.Tensor) -> tf.Tensor:
+            return tf.nn.relu(x) * 2.0
+
+    saved = tmp_path / "saved"
+    tf.saved_model.save(Doubler(), str(saved))
+    return {"pb": tmp_path / "binary.dat", "pbtxt": tmp_path / "text.txt", "saved": saved}
+
+
+def test_pb_pbtxt_and_savedmodel_load_by_content(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    files = _write_tf_files(tmp_path)
+    assert loader.detect(files["pb"]) == "graphdef"
+    assert loader.detect(files["pbtxt"]) == "graphdef-text"
+    assert loader.detect(files["saved"]) == "savedmodel"
+    docs = {}
+    for key, path in files.items():
+        assert main(["trace", str(path), "--json"]) == 0
+        docs[key] = json.loads(capsys.readouterr().out)
+    assert docs["pb"]["capture"] == docs["pbtxt"]["capture"] == "tf1"
+    assert docs["pb"]["ops"] == docs["pbtxt"]["ops"]
+    assert docs["pb"]["ops"]["Sigmoid"] == 3
+    assert docs["saved"]["capture"] == "tf-function"
+    assert docs["saved"]["ops"]["PartitionedCall"] == 1 and docs["saved"]["subgraphs"] == 1
+    assert docs["saved"]["inputs"][0]["outputs"] == [{"shape": [None, 3], "dtype": "float32"}]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("model.pb", b"\x0a\x05trunc", "is not a readable binary GraphDef (.pb)"),
+        ("model.pbtxt", b"node { name: 'x' op: ", "is not a readable text GraphDef (.pbtxt)"),
+        ("model.onnx", b"\x08\x07garbage-bytes-that-are-not-onnx", "is not a readable ONNX model"),
+    ],
+)
+def test_damaged_graph_files_are_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes, message: str
+) -> None:
+    pytest.importorskip("onnx")
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["trace", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and message in err and err.count("\n") == 1 and str(path) in err
+
+
+@pytest.mark.onnx
+def test_onnx_if_and_loop_bodies_are_subgraphs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    def branch(name: str, op: str) -> onnx.GraphProto:
+        out = helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [2])
+        return helper.make_graph([helper.make_node(op, ["x"], [f"{name}_out"])], name, [], [out])
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    c = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
+    node = helper.make_node(
+        "If",
+        ["c"],
+        ["y"],
+        name="choose",
+        then_branch=branch("then", "Relu"),
+        else_branch=branch("else", "Neg"),
+    )
+    model = helper.make_model(
+        helper.make_graph([node], "g", [x, c], [y]), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    path = tmp_path / "if.model"  # recognised by content, not suffix
+    onnx.save(model, str(path))
+    assert loader.detect(path) == "onnx"
+    g = tracers.capture(loader.load_target(path).model, None, fw="onnx", method="onnx", name="if")
+    assert g.node("choose")["subgraphs"] == ["choose.then_branch", "choose.else_branch"]
+    assert [n["op"] for n in g.subgraphs["choose.then_branch"].nodes()] == ["Relu"]
+    assert g.node("choose")["outputs"] == [{"shape": [2], "dtype": "float32"}]
+    assert main(["trace", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["subgraphs"] == 2
+
+
+def test_check_dynamic_reports_retracing(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["trace", "examples/or_gate_tf.py", "--fw", "tf", "--check-dynamic", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["dynamic"]["static"] is True
+    assert doc["dynamic"]["retraced"] is True
+    assert any("traced a second concrete function" in n for n in doc["notes"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("app", ["ResNet50", "MobileNetV2"])
+def test_keras_applications_have_shapes_on_99_percent_of_ops(app: str) -> None:
+    import keras
+    import numpy as np
+
+    model = getattr(keras.applications, app)(weights=None)
+    g = tracers.capture(
+        model, (np.zeros((1, 224, 224, 3), np.float32),), fw="tf", method="tf-function", name=app
+    )
+    op_nodes = [n for n in g.nodes() if n["kind"] == "op"]
+    complete = [
+        n
+        for n in op_nodes
+        if n["outputs"]
+        and all(o["dtype"] and o["shape"] is not None and None not in o["shape"] for o in n["outputs"])
+    ]
+    assert len(complete) / len(op_nodes) >= 0.99
+    assert sum(1 for n in g.nodes() if n["op"] in ("Conv2D", "DepthwiseConv2dNative")) >= 50
