@@ -11,12 +11,13 @@ class OrGate(tf.Module):
         super().__init__()
         init = tf.random_normal_initializer(seed=0)
         self.layers = []
-        for name, (fan_in, units) in [("hidden1", (2, 4)), ("hidden2", (4, 4)), ("out", (4, 1))]:
+        layers = [("hidden1", 2, 4, 0.1), ("hidden2", 4, 4, 0.2), ("out", 4, 1, 0.3)]
+        for name, fan_in, units, bias in layers:
             with tf.name_scope(name):
                 self.layers.append(
                     (
                         tf.Variable(init([fan_in, units]), name="kernel"),
-                        tf.Variable(tf.fill([units], 0.1), name="bias"),
+                        tf.Variable(tf.fill([units], bias), name="bias"),
                     )
                 )
 

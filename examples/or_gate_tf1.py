@@ -14,19 +14,19 @@ INPUTS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 TARGETS = np.array([[0], [1], [1], [1]], dtype=np.float32)
 
 
-def dense(x, units, name):
+def dense(x, units, name, bias):
     with tf1.variable_scope(name):
         w = tf1.get_variable("kernel", [x.shape[1], units], initializer=tf1.random_normal_initializer(seed=0))
-        b = tf1.get_variable("bias", [units], initializer=tf1.constant_initializer(0.1))
+        b = tf1.get_variable("bias", [units], initializer=tf1.constant_initializer(bias))
         return tf.sigmoid(tf.matmul(x, w) + b)
 
 
 graph = tf.Graph()
 with graph.as_default():
     x = tf1.placeholder(tf.float32, [4, 2], name="x")
-    h = dense(x, 4, "hidden1")
-    h = dense(h, 4, "hidden2")
-    prediction = tf.identity(dense(h, 1, "out"), name="prediction")
+    h = dense(x, 4, "hidden1", bias=0.1)
+    h = dense(h, 4, "hidden2", bias=0.2)
+    prediction = tf.identity(dense(h, 1, "out", bias=0.3), name="prediction")
 
 
 if __name__ == "__main__":

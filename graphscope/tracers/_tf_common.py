@@ -87,12 +87,26 @@ def tensor_meta(tensor: Any) -> dict[str, Any]:
     return {"shape": _shape(tensor.shape), "dtype": tensor.dtype.name}
 
 
-def _attr_value(op: Any, name: str) -> Any:
-    try:
-        value = op.get_attr(name)
-    except Exception:
+def _attr_value(value: Any) -> Any:
+    """An ``AttrValue`` proto as plain JSON-ready data."""
+    import tensorflow as tf
+
+    which = value.WhichOneof("value")
+    if which is None:
         return None
-    return _plain(value)
+    if which == "list":
+        items = value.list
+        for field in ("s", "i", "f", "b", "type", "shape", "tensor", "func"):
+            seq = getattr(items, field)
+            if len(seq):
+                return [_plain(tf.dtypes.as_dtype(v).name if field == "type" else v) for v in seq]
+        return []
+    if which == "type":
+        try:
+            return tf.dtypes.as_dtype(value.type).name
+        except Exception:
+            return str(value.type)
+    return _plain(getattr(value, which))
 
 
 def _plain(value: Any) -> Any:
@@ -128,36 +142,38 @@ def _tensor_proto(proto: Any) -> Any:
     return {"shape": list(array.shape), "dtype": str(array.dtype)}
 
 
-def op_attrs(op: Any) -> dict[str, Any]:
+def op_attrs(node_def: Any) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
-    for name in sorted(op.node_def.attr):
+    for name in sorted(node_def.attr):
         if name in SKIPPED_ATTRS:
             continue
-        attrs[name] = _attr_value(op, name)
+        attrs[name] = _attr_value(node_def.attr[name])
     return attrs
 
 
 def source_of(op: Any) -> dict[str, Any] | None:
     """The innermost user frame of the op's creation traceback, where TensorFlow kept it."""
     try:
-        frames = op.traceback
+        stack = op.traceback
+        # TensorFlow's own filter drops its internal frames in C++: far fewer to look at.
+        frames = stack.get_user_frames() if hasattr(stack, "get_user_frames") else list(stack)
     except Exception:
         return None
-    found = None
-    for frame in frames or ():
+    for i in range(len(frames) - 1, -1, -1):  # innermost first; stop at the first user frame
+        frame = frames[i]
         if is_user_file(frame.filename):
-            found = {"file": relative(frame.filename), "line": int(frame.lineno)}
-    return found
+            return {"file": relative(frame.filename), "line": int(frame.lineno)}
+    return None
 
 
-def function_names(op: Any) -> list[tuple[str, str]]:
+def function_names(node_def: Any) -> list[tuple[str, str]]:
     """``(attribute, function name)`` of the library functions an op runs (If branches, While
     cond and body, calls), in attribute order."""
     names: list[tuple[str, str]] = []
     for attr in FUNCTION_ATTRS:
-        if attr not in op.node_def.attr:
+        if attr not in node_def.attr:
             continue
-        value = op.node_def.attr[attr]
+        value = node_def.attr[attr]
         if value.HasField("func"):
             names.append((attr, value.func.name))
         elif value.HasField("list"):
@@ -227,8 +243,10 @@ class GraphConverter:
             kind = self._kind(op, variables)
             canonical = {"param": "variable", "const": "const", "input": "placeholder"}.get(kind)
             subs = []
-            attrs = op_attrs(op)
-            for attr, fn_name in function_names(op):
+            node_def = op.node_def  # parsed from bytes on every access: once per op
+            calls = function_names(node_def)
+            attrs = op_attrs(node_def)
+            for attr, fn_name in calls:
                 stable = self.stable.setdefault(fn_name, f"{node_id}.{attr}")
                 subs.append(stable)
                 attrs[attr] = (
@@ -258,7 +276,7 @@ class GraphConverter:
                 source=source_of(op),
                 subgraphs=subs,
             )
-            for _, fn_name in function_names(op):
+            for _, fn_name in calls:
                 self._convert_function(fn_name, root)
         for op in ops:
             for port, t in enumerate(op.inputs):

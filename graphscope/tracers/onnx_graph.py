@@ -7,6 +7,7 @@ attributes) become subgraphs named ``<node>.<attribute>``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,9 @@ def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
         g.inputs.append(node_id)
     used: set[str] = set()
     for i, node in enumerate(graph.node):
-        node_id = f"{prefix}{node.name or f'{node.op_type}_{i}'}"
+        # Converters number the nodes they make with a process-wide counter (tf2onnx's
+        # "MatMul_Gemm__7"): drop it, so the same model always gives the same ids.
+        node_id = f"{prefix}{_GENERATED.sub('', node.name) or f'{node.op_type}_{i}'}"
         while node_id in g or node_id in used:
             node_id += "_"
         used.add(node_id)
@@ -190,6 +193,9 @@ def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
             _convert(body, sub, root=root, prefix="")
             g.subgraphs[sub_name] = sub
     g.outputs = list(dict.fromkeys(producers[o.name][0] for o in graph.output if o.name in producers))
+
+
+_GENERATED = re.compile(r"__\d+$")
 
 
 def _scope(name: str) -> list[str]:
