@@ -151,6 +151,9 @@ def op_attrs(node_def: Any) -> dict[str, Any]:
     return attrs
 
 
+_GRAPHSCOPE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def source_of(op: Any) -> dict[str, Any] | None:
     """The innermost user frame of the op's creation traceback, where TensorFlow kept it."""
     try:
@@ -160,9 +163,11 @@ def source_of(op: Any) -> dict[str, Any] | None:
     except Exception:
         return None
     for i in range(len(frames) - 1, -1, -1):  # innermost first; stop at the first user frame
-        frame = frames[i]
-        if is_user_file(frame.filename):
-            return {"file": relative(frame.filename), "line": int(frame.lineno)}
+        filename = frames[i].filename
+        if filename.startswith(_GRAPHSCOPE_DIR):
+            return None  # past the model's code: what remains is graphscope's caller
+        if is_user_file(filename):
+            return {"file": relative(filename), "line": int(frames[i].lineno)}
     return None
 
 
@@ -273,7 +278,8 @@ class GraphConverter:
                 scope=self.scope(variable + "/x") if variable else self.scope(op.name),
                 outputs=[tensor_meta(t) for t in op.outputs],
                 attrs=attrs,
-                source=source_of(op),
+                # Weights and constants are read where their consumer is: skip their stacks.
+                source=source_of(op) if kind in ("op", "control", "input") else None,
                 subgraphs=subs,
             )
             for _, fn_name in calls:
