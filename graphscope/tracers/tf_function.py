@@ -16,6 +16,16 @@ from graphscope.errors import GraphscopeError
 from graphscope.tracers import _tf_common as common
 
 
+def function_of(model: Any) -> Any:
+    """The tf.function behind ``model``: itself, its ``__call__``, or a new wrapper."""
+    tf = common.require_tf()
+    if hasattr(model, "get_concrete_function"):
+        return model
+    if hasattr(inspect.getattr_static(model, "__call__", None), "get_concrete_function"):
+        return model.__call__  # a tf.Module whose __call__ is already a tf.function
+    return tf.function(model)
+
+
 def concrete_function(
     model: Any, example_inputs: tuple[Any, ...] | None, signature: Any = None
 ) -> tuple[Any, Any]:
@@ -23,12 +33,7 @@ def concrete_function(
     tf = common.require_tf()
     if hasattr(model, "structured_input_signature") and hasattr(model, "graph"):
         return model, model  # already a concrete function (a SavedModel's signature)
-    if hasattr(model, "get_concrete_function"):
-        fn = model
-    elif hasattr(inspect.getattr_static(model, "__call__", None), "get_concrete_function"):
-        fn = model.__call__  # a tf.Module whose __call__ is already a tf.function
-    else:
-        fn = tf.function(model)
+    fn = function_of(model)
     if signature is not None:
         specs = list(signature)
     elif example_inputs is not None:
