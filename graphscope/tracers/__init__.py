@@ -6,11 +6,11 @@ framework inside that function, so listing or choosing a method never imports to
 
 from __future__ import annotations
 
-import gc
 import importlib
 from typing import TYPE_CHECKING, Any
 
 from graphscope.errors import GraphscopeError
+from graphscope.tracers import _gc
 
 if TYPE_CHECKING:
     from graphscope.ir import Graph
@@ -56,15 +56,8 @@ def capture(
         known = ", ".join(methods(fw)) or "none yet in this version"
         raise GraphscopeError(f"--fw {fw} has no capture method {method!r}; methods: {known}")
     module = importlib.import_module(f"graphscope.tracers.{module_name}")
-    # Building thousands of small dicts next to a framework's large object graph triggers
-    # full garbage collections that cost more than the conversion itself: pause them.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        extra = {"signature": signature} if (fw, method) in TAKES_SIGNATURE and signature is not None else {}
-        graph: Graph = module.capture(model, example_inputs, name=name, method=method, **extra)
+    extra = {"signature": signature} if (fw, method) in TAKES_SIGNATURE and signature is not None else {}
+    graph: Graph = module.capture(model, example_inputs, name=name, method=method, **extra)
+    with _gc.paused():
         graph.validate()
-    finally:
-        if was_enabled:
-            gc.enable()
     return graph

@@ -13,6 +13,7 @@ from typing import Any
 
 from graphscope import ir
 from graphscope.errors import GraphscopeError
+from graphscope.tracers import _gc
 from graphscope.tracers._source import is_user_file, relative
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
@@ -212,6 +213,28 @@ def convert_fx_graph(
     ``value_of(node)`` returns the (fake) value recorded for the node: ``tensor_meta`` for
     ``fx``, ``val`` for ``export``, ``example_value`` for Dynamo.
     """
+    with _gc.paused():
+        _convert_fx_nodes(
+            gm,
+            graph,
+            value_of=value_of,
+            kind_of=kind_of,
+            name_of=name_of,
+            scope_of=scope_of,
+            outputs_of=outputs_of,
+        )
+
+
+def _convert_fx_nodes(
+    gm: Any,
+    graph: ir.Graph,
+    *,
+    value_of: Callable[[Any], Any],
+    kind_of: Callable[[Any], str] | None,
+    name_of: Callable[[Any], str] | None,
+    scope_of: Callable[[Any], list[str]] | None,
+    outputs_of: Callable[[Any], list[dict[str, Any]] | None] | None,
+) -> None:
     for node in gm.graph.nodes:
         kind = kind_of(node) if kind_of else _default_kind(node)
         attrs: dict[str, Any] = {}

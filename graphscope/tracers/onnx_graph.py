@@ -13,6 +13,7 @@ from typing import Any
 
 from graphscope import ir
 from graphscope.errors import GraphscopeError
+from graphscope.tracers import _gc
 
 
 def require_onnx() -> Any:
@@ -56,7 +57,8 @@ def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = 
     g = ir.Graph(
         name, framework="onnx", capture="onnx", framework_version=f"onnx {onnx.__version__}; opset {opset}"
     )
-    _convert(inferred.graph, g, root=g, prefix="")
+    with _gc.paused():
+        _convert(inferred.graph, g, root=g, prefix="")
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p and p != "None")
     producer = producer.replace(" None", "")
     if producer:

@@ -14,6 +14,7 @@ from typing import Any
 
 from graphscope import ir
 from graphscope.errors import GraphscopeError
+from graphscope.tracers import _gc
 from graphscope.tracers import _tf_common as common
 
 
@@ -53,7 +54,8 @@ def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = 
             ) from None
     library = {f.signature.name: f for f in graph_def.library.function}
     g = ir.Graph(name, framework="tf", capture="tf1", framework_version=tf.__version__)
-    common.GraphConverter(library).convert(graph, g)
+    with _gc.paused():
+        common.GraphConverter(library).convert(graph, g)
     _mark_frames(graph, g)
     _mark_initializers(g)
     g.outputs = [o for o in g.outputs if not g.node(o)["attrs"].get("initializer")]

@@ -13,6 +13,7 @@ from typing import Any
 
 from graphscope import ir
 from graphscope.errors import GraphscopeError
+from graphscope.tracers import _gc
 from graphscope.tracers import _tf_common as common
 
 
@@ -73,9 +74,10 @@ def capture(
         framework_version=tf.__version__,
         signature=[common.tensor_meta(t) for t in cf.graph.inputs if t.dtype.name != "resource"],
     )
-    common.GraphConverter(library, params=params, layer_names=layer_names).convert(
-        cf.graph, g, inputs=list(cf.graph.inputs), outputs=list(cf.graph.outputs)
-    )
+    with _gc.paused():
+        common.GraphConverter(library, params=params, layer_names=layer_names).convert(
+            cf.graph, g, inputs=list(cf.graph.inputs), outputs=list(cf.graph.outputs)
+        )
     return g
 
 

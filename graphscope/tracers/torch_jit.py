@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 from graphscope import ir
+from graphscope.tracers import _gc
 from graphscope.tracers import _torch_common as common
 
 _TRACE_FRAME = re.compile(r"^(.+?)\((\d+)\): ", re.M)
@@ -83,7 +84,8 @@ def capture(
     tensors = {}
     if isinstance(scripted, torch.nn.Module):
         tensors = {**dict(scripted.named_buffers()), **dict(scripted.named_parameters())}
-    _Converter(graph, traced=method == "jit-trace", tensors=tensors).convert_graph(ts_graph)
+    with _gc.paused():
+        _Converter(graph, traced=method == "jit-trace", tensors=tensors).convert_graph(ts_graph)
     if example_inputs and method == "jit-script":
         # A scripted graph types its inputs as plain Tensor; the example inputs say more.
         known = common.signature_of(example_inputs)
