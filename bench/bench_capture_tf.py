@@ -52,6 +52,9 @@ def main() -> None:
     parser.add_argument("--one", choices=["bare-onnx", "ours-onnx"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    # Initialise TensorFlow's eager context up front, as graphscope's capture does (reading
+    # tf.config): tf2onnx runs 20% faster with it initialised, which is not graphscope's doing.
+    tf.config.get_soft_device_placement()
     model = keras.applications.ResNet50(weights=None)
     x = np.zeros((1, 224, 224, 3), np.float32)
     spec = tf.TensorSpec(x.shape, tf.float32)

@@ -6,6 +6,7 @@ framework inside that function, so listing or choosing a method never imports to
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,11 @@ def capture(
         raise GraphscopeError(f"--fw {fw} has no capture method {method!r}; methods: {known}")
     module = importlib.import_module(f"graphscope.tracers.{module_name}")
     extra = {"signature": signature} if (fw, method) in TAKES_SIGNATURE and signature is not None else {}
-    graph: Graph = module.capture(model, example_inputs, name=name, method=method, **extra)
+    # PyTorch's tracers allocate many short-lived objects and run faster without collections;
+    # tf2onnx's conversion, on the contrary, needs them (it grows to gigabytes without).
+    pause = _gc.paused() if fw == "torch" else contextlib.nullcontext()
+    with pause:
+        graph: Graph = module.capture(model, example_inputs, name=name, method=method, **extra)
     with _gc.paused():
         graph.validate()
     return graph
