@@ -12,19 +12,18 @@ what anyone reading a TorchScript graph node by node needs), dynamo = torch._dyn
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 import torch._dynamo
 import torch.fx
+from _timing import timed
 from torch.fx.passes.shape_prop import ShapeProp
 
 from graphscope import tracers
@@ -49,16 +48,6 @@ def bare(method: str, model: Any, inputs: tuple[Any, ...]) -> Any:
         torch._dynamo.reset()
         return out
     raise ValueError(method)
-
-
-def timed(fn: Callable[[], Any], repeat: int) -> float:
-    fn()  # warm-up: first-call caches (dispatcher, dynamo) are not what users see twice
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -15,31 +15,21 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
 import sys
 import tempfile
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
+from _timing import timed
 
 from graphscope import ir, tracers
 from graphscope.rendering import dot, svg
 from tests import torch_models
-
-
-def timed(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def graphscope_svg(model: Any, inputs: tuple[Any, ...], out: Path, method: str) -> None:
@@ -124,7 +114,7 @@ def main() -> None:
         ):
             try:
                 fn()  # warm-up
-                row.append(f"{timed(fn, args.repeat):.2f}")
+                row.append(f"{timed(fn, args.repeat, warm_up=False):.2f}")
             except Exception as exc:
                 row.append(f"fails: {type(exc).__name__}")
         print("| " + " | ".join(row) + " |", flush=True)
@@ -134,7 +124,7 @@ def main() -> None:
     for n in (1_000, 10_000, 100_000):
         g = synthetic(n)
         layout = dot.to_dot(g)
-        t = timed(lambda: svg.render(g, tmp / "s.svg", quiet=True), 1)
+        t = timed(lambda: svg.render(g, tmp / "s.svg", quiet=True), 1, warm_up=False)
         print(f"| {n:,} nodes | {layout.drawn_nodes} | {t:.2f} |", flush=True)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +35,19 @@ def or_gate_graph() -> ir.Graph:
     g.add_edge("x", "output", dst_port=1, control=True)
     g.inputs, g.outputs = ["x"], ["output"]
     return g
+
+
+def assert_golden(golden: Path, text: str) -> None:
+    """Compare ``text`` with a golden file; GRAPHSCOPE_UPDATE_GOLDENS=1 rewrites it (review the diff)."""
+    update = os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS", "") not in ("", "0")
+    if update or not golden.exists():
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+        if not update:
+            pytest.fail(f"wrote missing golden {golden.name}; review and commit it")
+    assert text == golden.read_text(), (
+        f"{golden.name} differs; rerun with GRAPHSCOPE_UPDATE_GOLDENS=1 and review"
+    )
 
 
 def _have(module: str) -> bool:

@@ -17,6 +17,8 @@ from graphscope.cli import main
 from graphscope.errors import GraphscopeError
 from graphscope.rendering import dot, svg
 
+from .conftest import assert_golden
+
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -42,12 +44,7 @@ def test_example_dot_matches_golden(name: str) -> None:
     graph = ir.load(GOLDEN / "torch" / f"{name}.json")
     layout = dot.to_dot(graph, dot.DotOptions(title=graph.name))
     golden = GOLDEN / "dot" / f"{name}.dot"
-    if os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS") or not golden.exists():
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(layout.source)
-        if not os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS"):
-            pytest.fail(f"wrote missing golden {golden.name}; review and commit it")
-    assert layout.source == golden.read_text()
+    assert_golden(golden, layout.source)
 
 
 @needs_dot

@@ -6,13 +6,14 @@ Set GRAPHSCOPE_UPDATE_GOLDENS=1 to rewrite the goldens, then review the diff bef
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from graphscope import ir, loader, ops, tracers
 from graphscope.cli import main
+
+from .conftest import assert_golden
 
 pytestmark = pytest.mark.tf
 
@@ -54,14 +55,7 @@ def test_example_matches_golden(example: str, fw: str, method: str) -> None:
     graph = capture_example(example, fw, method)
     text = ir.dumps(graph)
     golden = GOLDEN / f"{example}.{method}.json"
-    if os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS") or not golden.exists():
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-        if not os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS"):
-            pytest.fail(f"wrote missing golden {golden.name}; review and commit it")
-    assert text == golden.read_text(), (
-        f"{golden.name} differs; rerun with GRAPHSCOPE_UPDATE_GOLDENS=1 and review"
-    )
+    assert_golden(golden, text)
 
 
 @pytest.mark.torch

@@ -5,7 +5,6 @@ Set GRAPHSCOPE_UPDATE_GOLDENS=1 to rewrite the goldens, then review the diff bef
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,8 @@ import pytest
 from graphscope import ir, loader, tracers
 from graphscope.cli import main
 from graphscope.errors import GraphscopeError
+
+from .conftest import assert_golden
 
 pytestmark = pytest.mark.torch
 
@@ -45,14 +46,7 @@ def test_example_matches_golden(example: str, method: str) -> None:
     graph = capture_example(example, method)
     text = ir.dumps(graph)
     golden = GOLDEN / f"{example}.{method}.json"
-    if os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS") or not golden.exists():
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-        if not os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS"):
-            pytest.fail(f"wrote missing golden {golden.name}; review and commit it")
-    assert text == golden.read_text(), (
-        f"{golden.name} differs; rerun with GRAPHSCOPE_UPDATE_GOLDENS=1 and review"
-    )
+    assert_golden(golden, text)
     assert ir.loads(text) == graph
 
 
