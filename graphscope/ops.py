@@ -17,6 +17,7 @@ is used, so an unknown op still reads sensibly and can be mapped later.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -152,6 +153,7 @@ _PREFIX = re.compile(r"^(call_module|call_function|call_method|get_attr|placehol
 _OVERLOAD = re.compile(r"\.(default|Tensor|Scalar|int|dim|self|using_ints|Tensor_Tensor|Tensor_Scalar|\w+)$")
 
 
+@functools.lru_cache(maxsize=8192)
 def canonical(op: str) -> str:
     """The canonical name of a framework op (see the module docstring)."""
     raw = op.strip()

@@ -8,6 +8,8 @@ attribute reads (``prim::GetAttr``) become ``param`` nodes named by their module
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import warnings
 from collections import Counter
@@ -72,7 +74,8 @@ def capture(
                 ) from None
         notes.extend(_tracer_notes(caught))
 
-    ts_graph = scripted.inlined_graph if hasattr(scripted, "inlined_graph") else scripted.graph
+    # `inlined_graph` is computed on each access (hasattr would compute it too): read it once.
+    ts_graph = getattr(scripted, "inlined_graph", None) or scripted.graph
     graph = ir.Graph(
         name,
         framework="torch",
@@ -297,18 +300,31 @@ class _Converter:
         values[out.debugName()] = (path, 0)
 
     def _source(self, source_range: str) -> dict[str, Any] | None:
-        if not source_range:
-            return None
-        if self.traced:
-            for filename, line in _TRACE_FRAME.findall(source_range):
-                if common.is_user_file(filename):
-                    return {"file": common.relative(filename), "line": int(line)}  # innermost first
-            return None
-        found = None
-        for filename, line in _SCRIPT_FRAME.findall(source_range):
+        found = _source_of(source_range, self.traced, os.getcwd())
+        return dict(found) if found else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _source_of(source_range: str, traced: bool, cwd: str) -> tuple[tuple[str, Any], ...] | None:
+    """The user's frame in a TorchScript source range (ops of one line share it: cached per
+    working directory, since the file is named relative to it)."""
+    found = _parse_source(source_range, traced)
+    return tuple(found.items()) if found else None
+
+
+def _parse_source(source_range: str, traced: bool) -> dict[str, Any] | None:
+    if not source_range:
+        return None
+    if traced:
+        for filename, line in _TRACE_FRAME.findall(source_range):
             if common.is_user_file(filename):
-                found = {"file": common.relative(filename), "line": int(line)}
-        return found
+                return {"file": common.relative(filename), "line": int(line)}  # innermost first
+        return None
+    found = None
+    for filename, line in _SCRIPT_FRAME.findall(source_range):
+        if common.is_user_file(filename):
+            found = {"file": common.relative(filename), "line": int(line)}
+    return found
 
 
 def _is_module_type(t: Any) -> bool:
