@@ -236,7 +236,7 @@ def _convert_fx_nodes(
     outputs_of: Callable[[Any], list[dict[str, Any]] | None] | None,
 ) -> None:
     for node in gm.graph.nodes:
-        kind = kind_of(node) if kind_of else _default_kind(node)
+        kind = kind_of(node) if kind_of else default_kind(node)
         attrs: dict[str, Any] = {}
         if node.op == "call_module":
             attrs.update(module_attrs(gm.get_submodule(node.target)))
@@ -294,7 +294,8 @@ def _has_node(value: Any) -> bool:
     return found
 
 
-def _default_kind(node: Any) -> str:
+def default_kind(node: Any) -> str:
+    """An FX node's kind from its opcode alone."""
     if node.op == "placeholder":
         return "input"
     if node.op == "output":

@@ -122,9 +122,9 @@ def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
     infos = _value_infos(graph)
     producers: dict[str, tuple[str, int]] = {}
     initializers = {init.name: init for init in graph.initializer}
-    for init in graph.initializer:
-        from onnx import helper
+    from onnx import helper
 
+    for init in graph.initializer:
         node_id = f"{prefix}{init.name}"
         g.add_node(
             node_id,

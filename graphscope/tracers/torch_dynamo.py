@@ -130,11 +130,7 @@ def _kind_of(node: Any) -> str:
         if isinstance(value, torch.nn.Parameter) or _PARAM.search(node.name):
             return "param"
         return "input"
-    if node.op == "output":
-        return "output"
-    if node.op == "get_attr":
-        return "param"
-    return "op"
+    return common.default_kind(node)
 
 
 def _scope_of(node: Any) -> list[str]:
