@@ -319,7 +319,8 @@ class Graph:
         g = self.nx
         position = {n: i for i, n in enumerate(g)}
         roots = [n for n in self.inputs if n in g]
-        roots += [n for n in g if g.in_degree(n) == 0 and n not in set(roots)]
+        given = set(roots)
+        roots += [n for n in g if g.in_degree(n) == 0 and n not in given]
         roots += list(g)  # nodes reachable only from a cycle
         state: dict[str, int] = {}  # 1 on the stack, 2 done
         found: list[tuple[str, str, int]] = []
@@ -354,9 +355,10 @@ class Graph:
 
         Back edges (see :meth:`back_edges`) are ignored, so this works on cyclic graphs.
         """
-        dag = nx.MultiDiGraph(self.nx) if self.nx.number_of_edges() else self.nx
         back = self.back_edges()
-        if back:
+        dag = self.nx
+        if back:  # copy only when there is something to remove
+            dag = nx.MultiDiGraph(self.nx)
             dag.remove_edges_from(back)
         position = {n: i for i, n in enumerate(self.nx)}
         return list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
@@ -414,15 +416,18 @@ def _shape(shape: Any) -> list[Any] | None:
 # -- validation ----------------------------------------------------------------------------
 
 
-def _validate(g: Graph, where: str, enclosing: list[Graph]) -> None:
+def _validate(g: Graph, where: str, enclosing: list[Graph], *, nodes_checked: bool = False) -> None:
+    """Check ``g`` and its subgraphs. ``nodes_checked``: the loader already checked every
+    node's fields while reading them, so only the cross-references are left to check."""
     seen_ids = set()
     for data in g.nodes():
         node_id = data.get("id")
-        at = f"{where}: node {node_id!r}"
-        missing = [k for k in NODE_KEYS if k not in data]
-        if missing:
-            raise GraphscopeError(f"{at} has no {', '.join(repr(k) for k in missing)} field")
-        _check_node(data, at)
+        if not nodes_checked:
+            at = f"{where}: node {node_id!r}"
+            missing = [k for k in NODE_KEYS if k not in data]
+            if missing:
+                raise GraphscopeError(f"{at} has no {', '.join(repr(k) for k in missing)} field")
+            _check_node(data, at)
         seen_ids.add(node_id)
     for u, v in g.nx.edges():
         if u not in seen_ids or v not in seen_ids:
@@ -441,7 +446,7 @@ def _validate(g: Graph, where: str, enclosing: list[Graph]) -> None:
     if len(scopes) > MAX_SUBGRAPH_DEPTH:
         raise GraphscopeError(f"{where}: subgraphs nest deeper than {MAX_SUBGRAPH_DEPTH} levels")
     for name in sorted(g.subgraphs):
-        _validate(g.subgraphs[name], f"{where}/{name}", scopes)
+        _validate(g.subgraphs[name], f"{where}/{name}", scopes, nodes_checked=nodes_checked)
 
 
 def _check_node(data: Mapping[str, Any], at: str) -> None:
@@ -572,7 +577,7 @@ def _from_dict(data: Any, where: str, depth: int) -> Graph:
     for name, sub in data["subgraphs"].items():
         g.subgraphs[name] = _from_dict(sub, f"{where}/{name}", depth + 1)
     if depth == 0:
-        _validate(g, where, [])
+        _validate(g, where, [], nodes_checked=True)
     return g
 
 
