@@ -10,7 +10,6 @@ The public Python API. Every function imports what it needs when called, so
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -57,34 +56,21 @@ def trace(
     >>> g = graphscope.trace(my_module, (torch.randn(2, 3),), fw="torch", method="export")  # doctest: +SKIP
     """
     from graphscope import loader, tracers
-    from graphscope.errors import GraphscopeError
 
     if isinstance(target, (str, os.PathLike)):
         found = loader.load_target(target, fw=fw, entry=entry)
-        if found.graph is not None:
-            return found.graph
-        if found.fw is None:
-            raise GraphscopeError(f"{target}: say which framework it uses (fw=...)")
-        fw = found.fw
-        method = method or found.method
-        model, inputs = found.model, found.example_inputs
-        name = name or found.name
-    else:
-        if fw is None:
-            fw = loader.guess_framework(target)
-        model, inputs = target, example_inputs
-    return tracers.capture(model, inputs, fw=fw, method=method, name=name or type(model).__name__)
+        if name:
+            found.name = name
+        return tracers.capture_target(found, method=method)
+    if fw is None:
+        fw = loader.guess_framework(target)
+    return tracers.capture(target, example_inputs, fw=fw, method=method, name=name or type(target).__name__)
 
 
 def render(graph: Graph | PathLike, output: PathLike, **options: Any) -> Path:
     """Draw ``graph`` (a Graph or a saved .json) to an SVG file."""
     from graphscope import ir
-    from graphscope.errors import GraphscopeError
+    from graphscope.rendering import svg
 
     g = graph if isinstance(graph, ir.Graph) else ir.load(graph)
-    try:
-        svg = importlib.import_module("graphscope.rendering.svg")
-    except ModuleNotFoundError:
-        raise GraphscopeError("SVG rendering is not available yet in this version") from None
-    path: Path = svg.render(g, output, **options)
-    return path
+    return svg.render(g, output, **options)

@@ -68,16 +68,9 @@ def trace(
     from graphscope import loader, tracers
 
     found = loader.load_target(target, fw=fw, entry=entry)
-    if found.graph is not None:
-        if check_dynamic:
-            _fail(f"{target} is a saved graph: --check-dynamic needs a model to capture twice")
-        graph = found.graph
-    else:
-        assert found.fw is not None
-        method = method or found.method
-        graph = tracers.capture(
-            found.model, found.example_inputs, fw=found.fw, method=method, name=found.name
-        )
+    if found.graph is not None and check_dynamic:
+        _fail(f"{target} is a saved graph: --check-dynamic needs a model to capture twice")
+    graph = tracers.capture_target(found, method=method)
     report = None
     if check_dynamic:
         from graphscope import dynamic
@@ -85,7 +78,7 @@ def trace(
         alt, alt_source = found.example_inputs_alt, "example_inputs_alt"
         if alt is None:
             alt, alt_source = dynamic.alternative_inputs(found.example_inputs or ()), "a batch one larger"
-        second = tracers.capture(found.model, alt, fw=found.fw or "", method=graph.capture, name=found.name)
+        second = tracers.capture_target(found, method=graph.capture, example_inputs=alt)
         report = dynamic.compare(graph, second, method=graph.capture or "?", alt_source=alt_source)
         if graph.capture == "tf-function":
             from graphscope.tracers import tf_function

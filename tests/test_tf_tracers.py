@@ -245,3 +245,16 @@ def test_keras_applications_have_shapes_on_99_percent_of_ops(app: str) -> None:
     ]
     assert len(complete) / len(op_nodes) >= 0.99
     assert sum(1 for n in g.nodes() if n["op"] in ("Conv2D", "DepthwiseConv2dNative")) >= 50
+
+
+def test_input_signature_stands_in_for_example_inputs(tmp_path: Path) -> None:
+    import graphscope
+
+    path = tmp_path / "model.py"
+    path.write_text(
+        "import keras\nimport tensorflow as tf\n"
+        "model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name='d')])\n"
+        "input_signature = [tf.TensorSpec([None, 3], tf.float32)]\n"
+    )
+    for g in (graphscope.trace(path, fw="tf"), tracers.capture_target(loader.load_target(path, fw="tf"))):
+        assert g.node(g.inputs[0])["outputs"] == [{"shape": [None, 3], "dtype": "float32"}]

@@ -15,8 +15,9 @@ from graphscope.tracers import _gc
 
 if TYPE_CHECKING:
     from graphscope.ir import Graph
+    from graphscope.loader import Target
 
-__all__ = ["DEFAULT_METHOD", "REGISTRY", "capture", "methods"]
+__all__ = ["DEFAULT_METHOD", "REGISTRY", "capture", "capture_target", "methods"]
 
 # (framework, method) -> module under graphscope.tracers
 REGISTRY: dict[tuple[str, str], str] = {
@@ -66,3 +67,22 @@ def capture(
     with _gc.paused():
         graph.validate()
     return graph
+
+
+def capture_target(found: Target, *, method: str | None = None, example_inputs: Any = None) -> Graph:
+    """Capture what the loader found: a saved graph as it is, else the model with the method
+    asked for (or the one the file implies). ``example_inputs`` replaces the file's own, for
+    a second capture; the file's ``input_signature`` goes with the file's own inputs only."""
+    if found.graph is not None:
+        return found.graph
+    if found.fw is None:
+        raise GraphscopeError(f"{found.path}: say which framework it uses (--fw)")
+    own = example_inputs is None
+    return capture(
+        found.model,
+        found.example_inputs if own else example_inputs,
+        fw=found.fw,
+        method=method or found.method,
+        name=found.name,
+        signature=found.extras.get("input_signature") if own else None,
+    )
