@@ -124,6 +124,20 @@ class _Block:
         self.values: dict[str, tuple[str, int]] = {}  # TorchScript value name -> (node id, port)
         self.next_port: dict[str, int] = {}  # node id -> next free input port (captured values)
 
+    def add_input(self, node_id: str, value: Any, *, captured: bool = False) -> None:
+        """An ``input`` node of this block's graph for TorchScript value ``value``."""
+        self.graph.add_node(
+            node_id,
+            name=value.debugName(),
+            op="prim::Param",
+            canonical_op="placeholder",
+            kind="input",
+            outputs=[_value_meta(value)],
+            attrs={"captured": True} if captured else None,
+        )
+        self.graph.inputs.append(node_id)
+        self.values[value.debugName()] = (node_id, 0)
+
     def module_path(self, value_name: str) -> str | None:
         """The attribute path of a module-typed value, looked up through enclosing blocks."""
         block: _Block | None = self
@@ -158,16 +172,7 @@ class _Converter:
                 scope.paths[name] = ""
                 continue
             node_id = self._new_id("input") if name in g else _safe_id(name, g)
-            g.add_node(
-                node_id,
-                name=name,
-                op="prim::Param",
-                canonical_op="placeholder",
-                kind="input",
-                outputs=[_value_meta(inp)],
-            )
-            g.inputs.append(node_id)
-            scope.values[name] = (node_id, 0)
+            scope.add_input(node_id, inp)
         self._convert_block(ts_graph, scope)
         self._add_output(ts_graph.outputs(), scope, "output" if "output" not in g else self._new_id("output"))
 
@@ -193,21 +198,10 @@ class _Converter:
         outer = self._resolve(scope.parent, value)
         if outer is None:
             return None
-        node_id = self._new_id("captured")
-        scope.graph.add_node(
-            node_id,
-            name=name,
-            op="prim::Param",
-            canonical_op="placeholder",
-            kind="input",
-            outputs=[_value_meta(value)],
-            attrs={"captured": True},
-        )
-        scope.graph.inputs.append(node_id)
+        scope.add_input(self._new_id("captured"), value, captured=True)
         port = scope.parent.next_port.get(scope.owner, 0)
         scope.parent.graph.add_edge(outer[0], scope.owner, src_port=outer[1], dst_port=port)
         scope.parent.next_port[scope.owner] = port + 1
-        scope.values[name] = (node_id, 0)
         return scope.values[name]
 
     def _convert_block(self, block: Any, scope: _Block) -> None:
@@ -257,17 +251,7 @@ class _Converter:
                 )
                 inner = _Block(sub, parent=scope, owner=node_id, paths={})
                 for inp in sub_block.inputs():
-                    in_id = self._new_id("block_input")
-                    sub.add_node(
-                        in_id,
-                        name=inp.debugName(),
-                        op="prim::Param",
-                        canonical_op="placeholder",
-                        kind="input",
-                        outputs=[_value_meta(inp)],
-                    )
-                    sub.inputs.append(in_id)
-                    inner.values[inp.debugName()] = (in_id, 0)
+                    inner.add_input(self._new_id("block_input"), inp)
                 g.subgraphs[sub_name] = sub
                 self._convert_block(sub_block, inner)
                 self._add_output(sub_block.outputs(), inner, self._new_id("block_output"))
