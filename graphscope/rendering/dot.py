@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from graphscope.rendering.text import format_shape
 
 if TYPE_CHECKING:
-    from graphscope.ir import Graph
+    from graphscope.ir import Edge, Graph
 
 __all__ = ["NODE_BUDGET", "DotOptions", "Layout", "to_dot"]
 
@@ -275,7 +275,8 @@ def _draw_graph(
         position = {node_id: i for i, node_id in enumerate(graph.nx)}
         singles.sort(key=lambda n: position[n["id"]])
     single_ids = {n["id"] for n in singles}
-    folded = _folded_inputs(graph, visible)
+    edges = list(graph.edges())  # sorted by the IR: computed once, used twice below
+    folded = _folded_inputs(graph, edges, visible)
     highlight = set(opts.highlight)
     tree: dict[tuple[str, ...], list[str]] = defaultdict(list)  # cluster path -> node lines
 
@@ -326,7 +327,7 @@ def _draw_graph(
 
     back = {(u, v) for u, v, _ in graph.back_edges()}
     seen_edges: set[tuple[str, str, bool]] = set()
-    for e in graph.edges():
+    for e in edges:
         a, b = names.get(e.src), names.get(e.dst)
         if a is None or b is None or a == b:
             continue
@@ -394,10 +395,10 @@ def _find_subgraph(chain: list[Graph], name: str) -> Graph | None:
     return None
 
 
-def _folded_inputs(graph: Graph, visible: set[str]) -> dict[str, str]:
+def _folded_inputs(graph: Graph, edges: list[Edge], visible: set[str]) -> dict[str, str]:
     """Per visible node, a short escaped line naming the params/consts folded into it."""
     out: dict[str, list[str]] = defaultdict(list)
-    for e in graph.edges():
+    for e in edges:
         if e.src in visible or e.dst not in visible:
             continue
         src = graph.node(e.src)
