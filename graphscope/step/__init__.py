@@ -1,0 +1,75 @@
+"""Stepping: run a model node by node and keep a summary of every value it produced.
+
+One stepper module per framework, registered under (framework, method) like the tracers.
+Each exposes ``step(model, example_inputs, *, name, method, signature=None) -> Steps`` and
+imports its framework inside that function.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from graphscope.errors import GraphscopeError
+from graphscope.step.records import Record, Steps
+
+if TYPE_CHECKING:
+    from graphscope.loader import Target
+
+__all__ = ["DEFAULT_METHOD", "REGISTRY", "Record", "Steps", "step", "step_target"]
+
+REGISTRY: dict[tuple[str, str], str] = {
+    ("torch", "eager"): "torch_eager",
+    ("torch", "fx"): "torch_fx",
+    ("torch", "export"): "torch_fx",
+    ("tf", "tf-function"): "tf_graph",
+    ("tf1", "tf1"): "tf_graph",
+}
+
+# eager runs every PyTorch model, including those no static capture handles.
+DEFAULT_METHOD = {"torch": "eager", "tf": "tf-function", "tf1": "tf1"}
+
+
+def methods(fw: str) -> list[str]:
+    return [m for (f, m) in REGISTRY if f == fw]
+
+
+def step(
+    model: Any,
+    example_inputs: Any,
+    *,
+    fw: str,
+    method: str | None = None,
+    name: str = "model",
+    signature: Any = None,
+) -> Steps:
+    """Run ``model`` on ``example_inputs`` with ``fw``'s stepper and return the records."""
+    method = method or DEFAULT_METHOD.get(fw, "")
+    module_name = REGISTRY.get((fw, method))
+    if module_name is None:
+        known = ", ".join(methods(fw)) or "none in this version"
+        raise GraphscopeError(f"--fw {fw} cannot step with method {method!r}; methods: {known}")
+    module = importlib.import_module(f"graphscope.step.{module_name}")
+    steps: Steps = module.step(model, example_inputs, name=name, method=method, signature=signature)
+    steps.attach()
+    return steps
+
+
+def step_target(found: Target, *, method: str | None = None) -> Steps:
+    """Step what the loader found (a model file; a saved graph has no values to step)."""
+    if found.graph is not None:
+        raise GraphscopeError(
+            f"{found.path} is a saved graph, which holds no weights to run; step the model file instead"
+        )
+    if found.fw is None:
+        raise GraphscopeError(f"{found.path}: say which framework it uses (--fw)")
+    if found.model is None:
+        raise GraphscopeError(f"{found.path} defines no model to run")
+    return step(
+        found.model,
+        found.example_inputs,
+        fw=found.fw,
+        method=method or (found.method if (found.fw, found.method) in REGISTRY else None),
+        name=found.name,
+        signature=found.extras.get("input_signature"),
+    )

@@ -1,0 +1,192 @@
+"""What stepping produces: one :class:`Record` per executed node, and :class:`Steps` to walk them.
+
+A record holds summaries (see :mod:`graphscope.step.numerics`), never the tensors. The first
+non-finite record is where a NaN or an infinity was *born* when all of its inputs were finite;
+otherwise it came in from outside the graph (an input or a parameter already held it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
+
+from graphscope.step.numerics import is_finite
+
+if TYPE_CHECKING:
+    from graphscope.ir import Graph
+
+__all__ = ["Record", "Steps"]
+
+# The summary keys stored on an IR node's output next to shape and dtype.
+STAT_KEYS = ("min", "max", "mean", "std", "nan", "posinf", "neginf", "zeros")
+
+
+@dataclass
+class Record:
+    """One executed node: its identity in the IR and a summary of each of its outputs."""
+
+    index: int  # position in execution order
+    node: str  # the IR node id
+    op: str
+    scope: list[str]
+    source: dict[str, Any] | None
+    outputs: list[dict[str, Any] | None]  # one summary per output; None where not a tensor
+    inputs: list[dict[str, Any] | None] | None = None  # the inputs' summaries, kept for the culprit
+    input_nodes: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        """The first tensor output's summary."""
+        return next((s for s in self.outputs if s is not None), None)
+
+    @property
+    def finite(self) -> bool:
+        return all(is_finite(s) for s in self.outputs)
+
+    @property
+    def born_here(self) -> bool:
+        """Non-finite output from finite inputs: the node where the NaN/Inf appeared."""
+        return not self.finite and all(is_finite(s) for s in (self.inputs or []))
+
+    def as_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "step": self.index,
+            "node": self.node,
+            "op": self.op,
+            "scope": self.scope,
+            "source": self.source,
+            "summary": self.summary,
+        }
+        if len(self.outputs) > 1:
+            doc["outputs"] = self.outputs
+        if self.inputs is not None:
+            doc["inputs"] = [
+                {"node": n, "summary": s} for n, s in zip(self.input_nodes, self.inputs, strict=False)
+            ]
+        return doc
+
+
+class Steps(Sequence[Record]):
+    """The records of one run, in execution order, with a cursor to walk them.
+
+    >>> steps = graphscope.step(model, inputs)            # doctest: +SKIP
+    >>> steps.first_nonfinite.node                        # doctest: +SKIP
+    'log_1'
+    >>> steps.seek("log_1"); steps.back().node            # doctest: +SKIP
+    'sub'
+    """
+
+    def __init__(self, graph: Graph, records: list[Record], notes: Sequence[str] = ()) -> None:
+        self.graph = graph
+        self.records = records
+        self.notes = list(notes)
+        self.position = 0
+        self._by_node = {r.node: r for r in records}
+
+    # -- Sequence ---------------------------------------------------------------------------
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Record]: ...
+    def __getitem__(self, i: int | slice) -> Record | list[Record]:
+        return self.records[i]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records)
+
+    def __repr__(self) -> str:
+        bad = self.first_nonfinite
+        where = f", first non-finite at {bad.node!r}" if bad else ", all finite"
+        return f"<Steps of {self.graph.name!r}: {len(self.records)} records{where}>"
+
+    # -- finding ----------------------------------------------------------------------------
+
+    def record(self, node_id: str) -> Record | None:
+        return self._by_node.get(node_id)
+
+    @property
+    def first_nonfinite(self) -> Record | None:
+        return next((r for r in self.records if not r.finite), None)
+
+    def until(self, stop: str | None) -> Steps:
+        """The records up to and including ``stop``: ``"nonfinite"``, a node id, or None (all)."""
+        if stop is None:
+            return self
+        if stop == "nonfinite":
+            bad = self.first_nonfinite
+            end = bad.index + 1 if bad else len(self.records)
+        else:
+            rec = self._by_node.get(stop)
+            if rec is None:
+                from graphscope.errors import GraphscopeError
+
+                raise GraphscopeError(_no_such_step(stop, self))
+            end = rec.index + 1
+        cut = Steps(self.graph, self.records[:end], self.notes)
+        cut.position = min(self.position, max(end - 1, 0))
+        return cut
+
+    # -- walking ----------------------------------------------------------------------------
+
+    @property
+    def current(self) -> Record | None:
+        return self.records[self.position] if self.records else None
+
+    def forward(self, n: int = 1) -> Record | None:
+        if self.records:
+            self.position = min(self.position + n, len(self.records) - 1)
+        return self.current
+
+    def back(self, n: int = 1) -> Record | None:
+        self.position = max(self.position - n, 0)
+        return self.current
+
+    def seek(self, node_id: str) -> Record:
+        rec = self._by_node.get(node_id)
+        if rec is None:
+            from graphscope.errors import GraphscopeError
+
+            raise GraphscopeError(_no_such_step(node_id, self))
+        self.position = rec.index
+        return rec
+
+    # -- the IR -----------------------------------------------------------------------------
+
+    def attach(self) -> Graph:
+        """Store each record's stats on its IR node's outputs (``outputs[i]["stats"]``)."""
+        for rec in self.records:
+            if rec.node not in self.graph:
+                continue
+            outs = self.graph.node(rec.node)["outputs"]
+            for i, summary in enumerate(rec.outputs):
+                if summary is None:
+                    continue
+                stats = {k: summary[k] for k in STAT_KEYS}
+                if i < len(outs):
+                    outs[i]["stats"] = stats
+                    if outs[i].get("shape") is None or None in (outs[i].get("shape") or []):
+                        outs[i]["shape"] = summary["shape"]  # the run knows the real shape
+                else:
+                    outs.append({"shape": summary["shape"], "dtype": summary["dtype"], "stats": stats})
+        return self.graph
+
+    def as_dict(self) -> dict[str, Any]:
+        bad = self.first_nonfinite
+        return {
+            "graph": self.graph.name,
+            "capture": self.graph.capture,
+            "steps": [r.as_dict() for r in self.records],
+            "first_nonfinite": bad.as_dict() if bad else None,
+            "notes": self.notes,
+        }
+
+
+def _no_such_step(node_id: str, steps: Steps) -> str:
+    if node_id in steps.graph:
+        return f"node {node_id!r} is in the graph but did not run on this input"
+    return f"no node {node_id!r} in {steps.graph.name!r}; `graphscope trace` lists the node ids"
