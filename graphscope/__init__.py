@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from graphscope.ir import Graph
+    from graphscope.step.records import Steps
 
-__all__ = ["__version__", "load", "render", "save", "trace"]
+__all__ = ["__version__", "load", "render", "save", "step", "trace"]
 
 __version__ = "0.1.0"
 
@@ -65,6 +66,36 @@ def trace(
     if fw is None:
         fw = loader.guess_framework(target)
     return tracers.capture(target, example_inputs, fw=fw, method=method, name=name or type(target).__name__)
+
+
+def step(
+    target: Any,
+    example_inputs: Any = None,
+    *,
+    fw: str | None = None,
+    method: str | None = None,
+    entry: str | None = None,
+    keep: Any = (),
+) -> Steps:
+    """Run a model node by node and return its records (a summary of every value).
+
+    ``target`` is a model file (as for :func:`trace`) or a live model with its inputs. The
+    result walks like a debugger: ``steps.first_nonfinite``, ``steps.seek(node_id)``,
+    ``steps.back()``, ``steps.forward()``; ``steps.graph`` is the IR with the stats attached.
+
+    >>> steps = graphscope.step(model, (x,), fw="torch")      # doctest: +SKIP
+    >>> steps.first_nonfinite.node, steps.first_nonfinite.born_here  # doctest: +SKIP
+    ('log', True)
+    """
+    from graphscope import loader
+    from graphscope import step as stepping
+
+    if isinstance(target, (str, os.PathLike)):
+        found = loader.load_target(target, fw=fw, entry=entry)
+        return stepping.step_target(found, method=method, keep=keep)
+    if fw is None:
+        fw = loader.guess_framework(target)
+    return stepping.step(target, example_inputs, fw=fw, method=method, name=type(target).__name__, keep=keep)
 
 
 def render(graph: Graph | PathLike, output: PathLike, **options: Any) -> Path:

@@ -185,15 +185,98 @@ def render(
 
 @cli.command()
 @click.argument("target", type=click.Path(path_type=Path))
-@click.option("--fw", type=click.Choice(FRAMEWORKS))
-@click.option("--method")
-@click.option("--entry")
-@click.option("--until", help="Stop at 'nonfinite' or at this node id.")
-@click.option("--save-values", type=click.Path(path_type=Path), help="Write full tensors here.")
-@click.option("--json", "as_json", is_flag=True)
-def step(target: Path, **_: Any) -> None:
-    """Run TARGET node by node, recording a summary of every value."""
-    _fail("graphscope step is not available yet in this version")
+@click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
+@click.option("--method", help="torch: eager (default), fx, export; tf: tf-function; tf1: tf1.")
+@click.option("--entry", help="Function in model.py returning (model, example_inputs).")
+@click.option("--until", metavar="nonfinite|NODE_ID", help="Stop at the first NaN/Inf, or at this node.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: steps and first_nonfinite.")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Write the graph with its values' stats."
+)
+@click.option("--svg", type=click.Path(path_type=Path), help="Draw the graph, the culprit highlighted.")
+@click.option(
+    "--save-values",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Write whole tensors (values.npz + index.json): the culprit and its inputs first.",
+)
+@click.option(
+    "--max-values-mb",
+    type=click.FloatRange(min=0),
+    default=256,
+    show_default=True,
+    help="Size cap for --save-values.",
+)
+@click.option(
+    "--rows",
+    type=click.IntRange(min=0),
+    default=40,
+    show_default=True,
+    help="Table rows to print, ending at the stop (0: all).",
+)
+def step(
+    target: Path,
+    fw: str | None,
+    method: str | None,
+    entry: str | None,
+    until: str | None,
+    as_json: bool,
+    output: Path | None,
+    svg: Path | None,
+    save_values: Path | None,
+    max_values_mb: float,
+    rows: int,
+) -> None:
+    """Run TARGET node by node, summarising every value, and find where a NaN or Inf was born.
+
+    \b
+    graphscope step examples/nan_torch.py --fw torch --until nonfinite
+    """
+    from graphscope import loader
+    from graphscope import step as stepping
+
+    found = loader.load_target(target, fw=fw, entry=entry)
+    if found.graph is not None:
+        _fail(f"{target} is a saved graph, which holds no weights to run: step the model file instead")
+    steps = stepping.step_target(found, method=method)
+    total = len(steps)
+    shown = steps.until(until)
+    wrote: list[Path] = []
+    if save_values:
+        from graphscope.step import values
+
+        chosen, left_out = values.select(shown, int(max_values_mb * 2**20))
+        again = stepping.step_target(found, method=method, keep=chosen)
+        wrote += values.save(shown, again.values, save_values)
+        if left_out:
+            shown.notes.append(f"--save-values: {left_out} node(s) left out by the {max_values_mb:g} MB cap")
+    if output:
+        from graphscope import ir
+
+        wrote.append(ir.save(steps.graph, output))
+    if svg:
+        import graphscope as api
+
+        bad = steps.first_nonfinite
+        wrote.append(api.render(steps.graph, svg, highlight=[bad.node] if bad else []))
+    if as_json:
+        import json
+
+        doc = shown.as_dict()
+        doc["total_steps"] = total
+        click.echo(json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False))
+    else:
+        from rich.console import Console
+
+        from graphscope.rendering import steps as report
+
+        console = Console()
+        console.print(report.steps_renderable(shown, max_rows=rows or None, width=console.width))
+        console.print(report.verdict(shown, total=total))
+        for note in shown.notes:
+            console.print(f"[dim]note: {note}[/]")
+    for path in wrote:
+        click.echo(f"wrote {path}", err=True)
 
 
 @cli.command()

@@ -8,6 +8,7 @@ imports its framework inside that function.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from graphscope.errors import GraphscopeError
@@ -42,20 +43,25 @@ def step(
     method: str | None = None,
     name: str = "model",
     signature: Any = None,
+    keep: Iterable[str] = (),
 ) -> Steps:
-    """Run ``model`` on ``example_inputs`` with ``fw``'s stepper and return the records."""
+    """Run ``model`` on ``example_inputs`` with ``fw``'s stepper and return the records.
+
+    ``keep`` names nodes whose whole output tensors are kept too (``Steps.values``).
+    """
     method = method or DEFAULT_METHOD.get(fw, "")
     module_name = REGISTRY.get((fw, method))
     if module_name is None:
         known = ", ".join(methods(fw)) or "none in this version"
         raise GraphscopeError(f"--fw {fw} cannot step with method {method!r}; methods: {known}")
     module = importlib.import_module(f"graphscope.step.{module_name}")
-    steps: Steps = module.step(model, example_inputs, name=name, method=method, signature=signature)
+    extra = {"keep": frozenset(keep)} if keep else {}
+    steps: Steps = module.step(model, example_inputs, name=name, method=method, signature=signature, **extra)
     steps.attach()
     return steps
 
 
-def step_target(found: Target, *, method: str | None = None) -> Steps:
+def step_target(found: Target, *, method: str | None = None, keep: Iterable[str] = ()) -> Steps:
     """Step what the loader found (a model file; a saved graph has no values to step)."""
     if found.graph is not None:
         raise GraphscopeError(
@@ -72,4 +78,5 @@ def step_target(found: Target, *, method: str | None = None) -> Steps:
         method=method or (found.method if (found.fw, found.method) in REGISTRY else None),
         name=found.name,
         signature=found.extras.get("input_signature"),
+        keep=keep,
     )

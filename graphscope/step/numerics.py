@@ -14,7 +14,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["SUMMARY_KEYS", "is_finite", "make", "summarize_numpy", "summarize_torch"]
+__all__ = [
+    "SUMMARY_KEYS",
+    "is_finite",
+    "make",
+    "read_tf_summary",
+    "summarize_numpy",
+    "summarize_tf_graph",
+    "summarize_torch",
+]
 
 SUMMARY_KEYS = ("shape", "dtype", "min", "max", "mean", "std", "nan", "posinf", "neginf", "zeros")
 
@@ -126,3 +134,94 @@ def summarize_numpy(a: Any) -> dict[str, Any]:
     if finite.size == 0:
         return make(shape, dtype, None, counts)
     return make(shape, dtype, [finite.min(), finite.max(), finite.mean(), finite.std()], counts)
+
+
+# -- TensorFlow ------------------------------------------------------------------------------
+
+# The layout of the float64 vector summarize_tf_graph builds: [rank, *dims, *TF_STATS] for
+# numbers, [rank, *dims] for strings, resources, variants and complex values.
+TF_STATS = ("min", "max", "mean", "std", "nan", "posinf", "neginf", "zeros")
+
+
+def tf_has_stats(dtype: Any) -> bool:
+    """Does a TensorFlow dtype get min/max/mean/std (bool, integers, real floats), or only a shape?"""
+    dtype = dtype.base_dtype
+    return bool((dtype.is_bool or dtype.is_integer or dtype.is_floating) and not dtype.is_quantized)
+
+
+def summarize_tf_graph(tensor: Any) -> Any:
+    """The summary of a TensorFlow tensor as ops in the tensor's own graph (or run eagerly).
+
+    Returns a small 1-D float64 tensor, ``[rank, *shape, min, max, mean, std, nan, +inf, -inf,
+    zeros]`` (only ``[rank, *shape]`` for strings, resources, variants and complex numbers):
+    fetch that, never the tensor, and read it with :func:`read_tf_summary`. The semantics are
+    those of :func:`summarize_torch`: bools count as 0/1, half floats reduce in float32, and
+    when non-finite values exist min/max/mean/std are those of the finite values. A healthy
+    tensor costs four reductions (min, max, sum, nonzero count) and one for the std; the masked
+    reductions for NaN/Inf run only when the sum shows a non-finite value (a ``tf.cond``).
+    """
+    import tensorflow as tf
+
+    f64 = tf.float64
+    dtype = tensor.dtype.base_dtype
+    shape = tf.shape(tensor, out_type=tf.int64)
+    head = tf.concat([tf.reshape(tf.cast(tf.size(shape), f64), [1]), tf.cast(shape, f64)], 0)
+    if not tf_has_stats(dtype):
+        return head
+    x = tf.cast(tensor, tf.uint8) if dtype.is_bool else tensor
+    n = tf.cast(tf.size(x, out_type=tf.int64), f64)
+    zeros = n - tf.cast(tf.math.count_nonzero(x, dtype=tf.int64), f64)
+    none = tf.zeros([3], f64)  # no NaN, +Inf, -Inf
+    if not dtype.is_floating:
+        xf = tf.cast(x, f64)
+        mean = tf.reduce_mean(xf)
+        std = tf.sqrt(tf.reduce_mean(tf.square(xf - mean)))
+        minmax = tf.cast(tf.stack([tf.reduce_min(x), tf.reduce_max(x)]), f64)
+        stats = tf.concat([minmax, tf.stack([mean, std]), none, tf.reshape(zeros, [1])], 0)
+        return tf.concat([head, stats], 0)
+    if dtype not in (tf.float32, tf.float64):
+        x = tf.cast(x, tf.float32)  # half / bfloat16: reduce in float32
+
+    def healthy() -> Any:
+        mean = tf.reduce_mean(x)
+        std = tf.sqrt(tf.reduce_mean(tf.square(x - mean)))
+        values = tf.cast(tf.stack([tf.reduce_min(x), tf.reduce_max(x), mean, std]), f64)
+        return tf.concat([values, none], 0)
+
+    def nonfinite() -> Any:
+        finite = tf.math.is_finite(x)
+        count = tf.reduce_sum(tf.cast(finite, f64))
+        inf = tf.constant(math.inf, x.dtype)
+        mean = tf.reduce_sum(tf.where(finite, x, tf.zeros_like(x))) / tf.cast(count, x.dtype)
+        dev = tf.where(finite, x - mean, tf.zeros_like(x))
+        std = tf.sqrt(tf.reduce_sum(tf.square(dev)) / tf.cast(count, x.dtype))
+        mn = tf.reduce_min(tf.where(finite, x, tf.fill(tf.shape(x), inf)))
+        mx = tf.reduce_max(tf.where(finite, x, tf.fill(tf.shape(x), -inf)))
+        values = tf.cast(tf.stack([mn, mx, mean, std]), f64)
+        nan = tf.reduce_sum(tf.cast(tf.math.is_nan(x), f64))
+        posinf = tf.reduce_sum(tf.cast(tf.equal(x, inf), f64))
+        neginf = tf.reduce_sum(tf.cast(tf.equal(x, -inf), f64))
+        return tf.concat([values, tf.stack([nan, posinf, neginf])], 0)
+
+    total = tf.reduce_sum(x)
+    stats = tf.cond(tf.math.is_finite(total), healthy, nonfinite)
+    return tf.concat([head, stats, tf.reshape(zeros, [1])], 0)
+
+
+def read_tf_summary(values: Any, dtype: Any, offset: int = 0) -> tuple[dict[str, Any], int]:
+    """Read one :func:`summarize_tf_graph` vector from ``values`` at ``offset``: the summary
+    dict for a tensor of TensorFlow ``dtype``, and the offset just past it."""
+    dtype = dtype.base_dtype
+    rank = int(values[offset])
+    shape = [int(d) for d in values[offset + 1 : offset + 1 + rank]]
+    end = offset + 1 + rank
+    if not tf_has_stats(dtype):
+        return make(shape, dtype.name), end
+    mn, mx, mean, std, nan, posinf, neginf, zeros = (float(v) for v in values[end : end + len(TF_STATS)])
+    end += len(TF_STATS)
+    if math.prod(shape) == 0:
+        return make(shape, dtype.name), end
+    counts = (int(nan), int(posinf), int(neginf), int(zeros))
+    if nan + posinf + neginf == math.prod(shape):  # nothing finite to describe
+        return make(shape, dtype.name, None, counts), end
+    return make(shape, dtype.name, [mn, mx, mean, std], counts), end

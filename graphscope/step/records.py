@@ -82,6 +82,7 @@ class Steps(Sequence[Record]):
         self.records = records
         self.notes = list(notes)
         self.position = 0
+        self.values: dict[str, list[Any]] = {}  # node id -> whole outputs, for the nodes asked to keep
         self._by_node = {r.node: r for r in records}
 
     # -- Sequence ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ REGISTRY: dict[tuple[str, str], str] = {
     ("torch", "jit-trace"): "torch_jit",
     ("torch", "jit-script"): "torch_jit",
     ("torch", "dynamo"): "torch_dynamo",
+    ("torch", "eager"): "torch_eager",
     ("tf", "tf-function"): "tf_function",
     ("tf", "onnx"): "tf_onnx",
     ("tf1", "tf1"): "tf1",

@@ -9,6 +9,11 @@ from graphscope.tracers import _torch_common as common
 
 
 def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: str = "export") -> ir.Graph:
+    return to_ir(export_program(model, example_inputs), example_inputs, name=name)
+
+
+def export_program(model: Any, example_inputs: tuple[Any, ...]) -> Any:
+    """``torch.export.export`` with graphscope's error messages; the ExportedProgram."""
     torch = common.require_torch()
     common.check_module(model, example_inputs, "export")
     module = model if isinstance(model, torch.nn.Module) else _Wrap(model)
@@ -21,6 +26,12 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
                 exc,
                 "try --method dynamo (it splits the model where it cannot capture) or --method jit-script",
             ) from None
+    return ep
+
+
+def to_ir(ep: Any, example_inputs: tuple[Any, ...], *, name: str) -> ir.Graph:
+    """The IR of an ExportedProgram."""
+    import torch
 
     # Placeholders are parameters, buffers, constants or the user's inputs: the signature says which.
     roles: dict[str, tuple[str, str | None]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from graphscope import ir
@@ -9,6 +10,21 @@ from graphscope.tracers import _torch_common as common
 
 
 def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: str = "fx") -> ir.Graph:
+    return capture_module(model, example_inputs, name=name)[1]
+
+
+def capture_module(
+    model: Any,
+    example_inputs: tuple[Any, ...],
+    *,
+    name: str,
+    on_value: Callable[[Any, Any, Any], None] | None = None,
+) -> tuple[Any, ir.Graph]:
+    """Trace ``model`` symbolically and run the graph once on ``example_inputs``.
+
+    Returns the GraphModule and its IR. ``on_value(node, result, args)`` sees every node's
+    real value as the run produces it (the stepper summarises them there).
+    """
     common.require_torch()
     common.check_module(model, example_inputs, "fx")
     import torch
@@ -23,6 +39,8 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
         def run_node(self, n: torch.fx.Node) -> Any:
             result = super().run_node(n)
             n.meta["graphscope_outputs"] = common.tensor_outputs(result)
+            if on_value is not None:
+                on_value(n, result, self)
             return result
 
     with common.model_left_untouched(model), common.quiet_torch_logs():
@@ -54,4 +72,4 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
     common.convert_fx_graph(
         gm, graph, value_of=lambda n: n, outputs_of=lambda n: n.meta.get("graphscope_outputs")
     )
-    return graph
+    return gm, graph

@@ -1,0 +1,373 @@
+"""PyTorch eager: the ATen ops as they actually ran on this input, recorded with a TorchDispatchMode.
+
+No tracing is involved, so this works on any model that runs, including data-dependent
+control flow that no static capture handles: the graph is the path this input took. Each op's
+inputs are found by tensor identity (a weak map from every tensor an op returned to the node
+that returned it, so tensors are freed as the model frees them); parameters and buffers are
+named from the module; module hooks give each op its module scope; the nearest user frame on
+the stack gives its source line.
+
+The same recorder, without summaries, is the capture method ``eager``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Any
+
+from graphscope import ir
+from graphscope.errors import GraphscopeError
+from graphscope.step import numerics
+from graphscope.step.records import Record, Steps
+from graphscope.tracers import _torch_common as common
+from graphscope.tracers._source import is_user_file, relative
+
+# Ops whose output holds exactly the input's values (same count, rearranged or aliased): their
+# summary is the input's, with the new shape, instead of another pass over memory.
+_SAME_VALUES = frozenset(
+    {
+        "view",
+        "_unsafe_view",
+        "reshape",
+        "_reshape_alias",
+        "t",
+        "transpose",
+        "permute",
+        "squeeze",
+        "unsqueeze",
+        "flatten",
+        "clone",
+        "contiguous",
+        "alias",
+        "detach",
+        "lift_fresh",
+        "numpy_T",
+    }
+)
+
+
+def step(
+    model: Any,
+    example_inputs: Any,
+    *,
+    name: str,
+    method: str = "eager",
+    signature: Any = None,
+    keep: frozenset[str] = frozenset(),
+) -> Steps:
+    """Run the model once, recording every op; ``keep`` names nodes whose outputs are kept whole."""
+    recorder = run(model, example_inputs, name=name, summaries=True, keep=keep)
+    steps = Steps(recorder.graph, recorder.records)
+    steps.values = recorder.kept
+    return steps
+
+
+def capture(model: Any, example_inputs: Any, *, name: str, method: str = "eager") -> ir.Graph:
+    """The capture method ``eager``: the same graph, without the value summaries."""
+    graph: ir.Graph = run(model, example_inputs, name=name, summaries=False).graph
+    return graph
+
+
+def run(
+    model: Any, example_inputs: Any, *, name: str, summaries: bool, keep: frozenset[str] = frozenset()
+) -> Any:
+    """Run ``model`` under the recorder; returns the recorder (graph, records, kept values)."""
+    torch = common.require_torch()
+    common.check_module(model, example_inputs, "eager")
+    inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    graph = ir.Graph(
+        name,
+        framework="torch",
+        capture="eager",
+        framework_version=torch.__version__,
+        signature=common.signature_of(inputs),
+    )
+    recorder = _new_recorder(graph, model, summaries=summaries, keep=keep)
+    recorder.add_inputs(model, inputs)
+    with common.model_left_untouched(model), common.quiet_torch_logs(), torch.no_grad():
+        hooks = recorder.install_module_hooks(model)
+        try:
+            with recorder:
+                result = model(*inputs)
+        except GraphscopeError:
+            raise
+        except Exception as exc:
+            raise run_error(exc) from None
+        finally:
+            for h in hooks:
+                h.remove()
+    recorder.add_output(result)
+    return recorder
+
+
+def _make_recorder_class() -> Any:
+    """The recorder class, made on first use so that importing this module does not import torch."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+    from torch.utils.weak import WeakTensorKeyDictionary
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self, graph: ir.Graph, model: Any, *, summaries: bool, keep: frozenset[str]) -> None:
+            super().__init__()
+            self.graph = graph
+            self.summaries = summaries
+            self.keep = keep
+            self.kept: dict[str, list[Any]] = {}
+            self.records: list[Record] = []
+            self.record_index: dict[str, int] = {}
+            self.producer: Any = WeakTensorKeyDictionary()  # tensor -> (node id, port)
+            self.scope: list[str] = []
+            self.names: dict[str, int] = {}
+            self.culprit_found = False
+            self.params: dict[int, str] = {}
+            if isinstance(model, torch.nn.Module):
+                for pname, p in model.named_parameters():
+                    self.params[id(p)] = pname
+                for bname, b in model.named_buffers():
+                    self.params[id(b)] = bname
+            self.param_nodes: dict[str, str] = {}
+
+        # -- naming ---------------------------------------------------------------------
+
+        def fresh_id(self, base: str) -> str:
+            n = self.names.get(base, 0)
+            self.names[base] = n + 1
+            node_id = base if n == 0 else f"{base}_{n}"
+            while node_id in self.graph:
+                n += 1
+                self.names[base] = n + 1
+                node_id = f"{base}_{n}"
+            return node_id
+
+        # -- inputs, outputs, parameters -------------------------------------------------
+
+        def add_inputs(self, model: Any, inputs: tuple[Any, ...]) -> None:
+            arg_names = _argument_names(model, len(inputs))
+            for i, value in enumerate(inputs):
+                leaves, _ = tree_flatten(value)
+                tensors = [t for t in leaves if isinstance(t, torch.Tensor)]
+                if not tensors:
+                    continue
+                node_id = self.fresh_id(arg_names[i])
+                self.graph.add_node(
+                    node_id,
+                    op="placeholder",
+                    kind="input",
+                    outputs=[common.tensor_outputs(t)[0] for t in tensors],
+                )
+                self.graph.inputs.append(node_id)
+                summaries = []
+                if node_id in self.keep:
+                    self.kept[node_id] = [t.detach().clone() for t in tensors]
+                for port, t in enumerate(tensors):
+                    self.producer[t] = (node_id, port)
+                    summaries.append(self.summarize(t) if self.summaries else None)
+                self.add_record(node_id, "placeholder", [], None, summaries, [], [])
+
+        def add_output(self, result: Any) -> None:
+            leaves, _ = tree_flatten(result)
+            node_id = self.fresh_id("output")
+            tensors = [t for t in leaves if isinstance(t, torch.Tensor)]
+            self.graph.add_node(
+                node_id,
+                op="output",
+                kind="output",
+                outputs=[common.tensor_outputs(t)[0] for t in tensors],
+            )
+            for port, t in enumerate(tensors):
+                src = self.source_of_tensor(t)
+                if src is not None:
+                    self.graph.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
+            self.graph.outputs.append(node_id)
+
+        def source_of_tensor(self, t: Any) -> tuple[str, int] | None:
+            found = self.producer.get(t)
+            if found is not None:
+                return found
+            pname = self.params.get(id(t))
+            if pname is not None:
+                node_id = self.param_nodes.get(pname)
+                if node_id is None:
+                    node_id = self.fresh_id(pname.replace(".", "_"))
+                    self.graph.add_node(
+                        node_id,
+                        name=pname,
+                        op="get_attr",
+                        kind="param",
+                        scope=pname.split(".")[:-1],
+                        outputs=common.tensor_outputs(t),
+                        attrs={"target": pname},
+                    )
+                    self.param_nodes[pname] = node_id
+                return node_id, 0
+            # A tensor made outside any op we saw (a tensor the model kept, a global): a constant.
+            node_id = self.fresh_id("constant")
+            self.graph.add_node(node_id, op="constant", kind="const", outputs=common.tensor_outputs(t))
+            self.producer[t] = (node_id, 0)
+            return node_id, 0
+
+        # -- the ops ---------------------------------------------------------------------
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            self.record_op(func, args, kwargs, out)
+            return out
+
+        def record_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
+            packet = func.overloadpacket.__name__
+            node_id = self.fresh_id(packet)
+            in_leaves, _ = tree_flatten((args, kwargs))
+            in_tensors = [t for t in in_leaves if isinstance(t, torch.Tensor)]
+            sources = [self.source_of_tensor(t) for t in in_tensors]
+            attrs: dict[str, Any] = {
+                f"arg{i}": common.literal(a) for i, a in enumerate(args) if not _holds_tensor(a)
+            }
+            attrs.update({k: common.literal(v) for k, v in kwargs.items() if not _holds_tensor(v)})
+            out_leaves, _ = tree_flatten(out)
+            out_tensors = [t for t in out_leaves if isinstance(t, torch.Tensor)]
+            self.graph.add_node(
+                node_id,
+                op=str(func),
+                kind="op",
+                scope=self.scope[-1].split(".") if self.scope and self.scope[-1] else [],
+                outputs=[common.tensor_outputs(t)[0] for t in out_tensors],
+                attrs=attrs,
+                source=_user_source(),
+            )
+            for port, src in enumerate(sources):
+                if src is not None:
+                    self.graph.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
+            for port, t in enumerate(out_tensors):
+                self.producer[t] = (node_id, port)  # an in-place op now owns its input tensor
+            if node_id in self.keep:
+                self.kept[node_id] = [t.detach().clone() for t in out_tensors]
+            if not self.summaries:
+                return
+            summaries: list[dict[str, Any] | None] = [
+                self.output_summary(packet, t, in_tensors, sources) for t in out_tensors
+            ]
+            node = self.graph.node(node_id)
+            self.add_record(
+                node_id, node["op"], node["scope"], node["source"], summaries, in_tensors, sources
+            )
+
+        def output_summary(
+            self, packet: str, t: Any, in_tensors: list[Any], sources: list[tuple[str, int] | None]
+        ) -> dict[str, Any]:
+            if packet in _SAME_VALUES and in_tensors and sources[0] is not None:
+                src_id, src_port = sources[0]
+                prev = self.summary_of(src_id, src_port)
+                same = in_tensors[0]
+                if prev is not None and same.numel() == t.numel() and same.dtype == t.dtype:
+                    return {**prev, "shape": list(t.shape)}
+            return self.summarize(t)
+
+        def summary_of(self, node_id: str, port: int) -> dict[str, Any] | None:
+            index = self.record_index.get(node_id)
+            if index is None:
+                return None
+            outs = self.records[index].outputs
+            return outs[port] if port < len(outs) else None
+
+        def summarize(self, t: Any) -> dict[str, Any]:
+            return numerics.summarize_torch(t)
+
+        def add_record(
+            self,
+            node_id: str,
+            op: str,
+            scope: list[str],
+            source: dict[str, Any] | None,
+            summaries: list[dict[str, Any] | None],
+            in_tensors: list[Any],
+            sources: list[tuple[str, int] | None],
+        ) -> None:
+            rec = Record(len(self.records), node_id, op, list(scope), source, summaries)
+            if not self.culprit_found and not rec.finite:
+                # The first non-finite value: keep what went in, to tell born from inherited.
+                self.culprit_found = True
+                rec.inputs = [self.summarize(t) for t in in_tensors]
+                rec.input_nodes = [s[0] if s else "?" for s in sources]
+            self.record_index[node_id] = rec.index
+            self.records.append(rec)
+
+        # -- module scopes -----------------------------------------------------------------
+
+        def install_module_hooks(self, model: Any) -> list[Any]:
+            if not isinstance(model, torch.nn.Module):
+                return []
+            paths = {id(m): path for path, m in model.named_modules()}
+            stack = self.scope
+
+            def enter(module: Any, _args: Any) -> None:
+                stack.append(paths.get(id(module), stack[-1] if stack else ""))
+
+            def leave(module: Any, _args: Any, _out: Any) -> None:
+                if stack:
+                    stack.pop()
+
+            from torch.nn.modules import module as module_mod
+
+            return [
+                module_mod.register_module_forward_pre_hook(enter),
+                module_mod.register_module_forward_hook(leave, always_call=True),
+            ]
+
+    return Recorder
+
+
+_recorder_class: Any = None
+
+
+def _new_recorder(graph: ir.Graph, model: Any, *, summaries: bool, keep: frozenset[str]) -> Any:
+    global _recorder_class
+    if _recorder_class is None:
+        _recorder_class = _make_recorder_class()
+    return _recorder_class(graph, model, summaries=summaries, keep=keep)
+
+
+def run_error(exc: BaseException) -> GraphscopeError:
+    """One sentence for a model that raised while being stepped: what, and where in its code."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    reason = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    where = common.user_frame(exc)
+    at = f" at {where}" if where else ""
+    return GraphscopeError(f"the model raised {reason[:240]}{at} while running on its example inputs")
+
+
+def _holds_tensor(value: Any) -> bool:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_tensor(v) for v in value)
+    return False
+
+
+def _argument_names(model: Any, count: int) -> list[str]:
+    """The forward()'s parameter names for the positional inputs, like FX's placeholders."""
+    fn = getattr(model, "forward", model)
+    try:
+        params = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    return [params[i] if i < len(params) else f"input_{i}" for i in range(count)]
+
+
+def _user_source() -> dict[str, Any] | None:
+    """The innermost frame of the user's own code on the stack, as ``{file, line}``."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if is_user_file(filename):
+            return {"file": relative(filename), "line": frame.f_lineno}
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
