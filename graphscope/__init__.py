@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from graphscope.ir import Graph
-    from graphscope.step.records import Steps
+    from graphscope.stepping.records import Steps
 
 __all__ = ["__version__", "load", "render", "save", "step", "trace"]
 
@@ -83,12 +83,12 @@ def step(
     result walks like a debugger: ``steps.first_nonfinite``, ``steps.seek(node_id)``,
     ``steps.back()``, ``steps.forward()``; ``steps.graph`` is the IR with the stats attached.
 
-    >>> steps = graphscope.step(model, (x,), fw="torch")      # doctest: +SKIP
+    >>> steps = graphscope.stepping(model, (x,), fw="torch")      # doctest: +SKIP
     >>> steps.first_nonfinite.node, steps.first_nonfinite.born_here  # doctest: +SKIP
     ('log', True)
     """
     from graphscope import loader
-    from graphscope import step as stepping
+    from graphscope import stepping
 
     if isinstance(target, (str, os.PathLike)):
         found = loader.load_target(target, fw=fw, entry=entry)

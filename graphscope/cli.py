@@ -233,7 +233,7 @@ def step(
     graphscope step examples/nan_torch.py --fw torch --until nonfinite
     """
     from graphscope import loader
-    from graphscope import step as stepping
+    from graphscope import stepping
 
     found = loader.load_target(target, fw=fw, entry=entry)
     if found.graph is not None:
@@ -243,11 +243,11 @@ def step(
     shown = steps.until(until)
     wrote: list[Path] = []
     if save_values:
-        from graphscope.step import values
+        from graphscope.stepping import values
 
         chosen, left_out = values.select(shown, int(max_values_mb * 2**20))
         again = stepping.step_target(found, method=method, keep=chosen)
-        wrote += values.save(shown, again.values, save_values)
+        wrote += values.save(shown, again.values, save_values, order=chosen)
         if left_out:
             shown.notes.append(f"--save-values: {left_out} node(s) left out by the {max_values_mb:g} MB cap")
     if output:
@@ -272,7 +272,7 @@ def step(
 
         console = Console()
         console.print(report.steps_renderable(shown, max_rows=rows or None, width=console.width))
-        console.print(report.verdict(shown, total=total))
+        console.print(report.verdict(shown, total=total), soft_wrap=True)
         for note in shown.notes:
             console.print(f"[dim]note: {note}[/]")
     for path in wrote:

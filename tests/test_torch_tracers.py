@@ -19,7 +19,7 @@ pytestmark = pytest.mark.torch
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden" / "torch"
-METHODS = ["fx", "export", "jit-trace", "jit-script", "dynamo"]
+METHODS = ["fx", "export", "jit-trace", "jit-script", "dynamo", "eager"]
 
 # example -> methods that cannot capture it, with the reason the user is told
 CANNOT = {

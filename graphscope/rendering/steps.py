@@ -9,7 +9,7 @@ from graphscope.rendering.text import format_shape
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from graphscope.step.records import Record, Steps
+    from graphscope.stepping.records import Record, Steps
 
 __all__ = ["format_number", "short_op", "steps_renderable", "verdict"]
 
@@ -118,8 +118,11 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
     if bad.summary and bad.summary.get("shape") is not None:
         out.append(f" of {_count(bad.summary['shape'])} values")
     out.append(".\n")
-    if bad.inputs is None:
-        out.append("Its inputs were not recorded.")
+    kind = steps.graph.node(bad.node)["kind"] if bad.node in steps.graph else None
+    if kind == "input":
+        out.append("It is one of the model's inputs: the value was given, not made.\n", style="bold")
+    elif bad.inputs is None:
+        out.append("Its inputs were not recorded.\n")
     elif bad.born_here:
         out.append("Born here: every input was finite.\n", style="bold")
     else:

@@ -1,7 +1,7 @@
-"""The eager graph: the ATen ops as they ran on the example inputs (see graphscope.step.torch_eager)."""
+"""The eager graph: the ATen ops as they ran on the example inputs (see graphscope.stepping.torch_eager)."""
 
 from __future__ import annotations
 
-from graphscope.step.torch_eager import capture
+from graphscope.stepping.torch_eager import capture
 
 __all__ = ["capture"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from graphscope.errors import GraphscopeError
 
 if TYPE_CHECKING:
-    from graphscope.step.records import Steps
+    from graphscope.stepping.records import Steps
 
 __all__ = ["DEFAULT_CAP_BYTES", "save", "select", "to_numpy"]
 
@@ -74,8 +74,11 @@ def to_numpy(value: Any) -> Any:
     return np.asarray(value)
 
 
-def save(steps: Steps, values: dict[str, list[Any]], directory: str | Path) -> list[Path]:
-    """Write ``values`` (node id -> its outputs) to ``directory``; returns the files written."""
+def save(
+    steps: Steps, values: dict[str, list[Any]], directory: str | Path, order: list[str] | None = None
+) -> list[Path]:
+    """Write ``values`` (node id -> its outputs) to ``directory``, in ``order`` (the selection's,
+    most telling first); returns the files written."""
     import numpy as np
 
     from graphscope.ir import write_atomic
@@ -87,7 +90,8 @@ def save(steps: Steps, values: dict[str, list[Any]], directory: str | Path) -> l
         raise GraphscopeError(f"cannot create {folder}: {exc.strerror or exc}") from None
     arrays: dict[str, Any] = {}
     index = []
-    for node_id, outputs in values.items():
+    for node_id in order or list(values):
+        outputs = values.get(node_id, [])
         rec = steps.record(node_id)
         for port, value in enumerate(outputs):
             if value is None:

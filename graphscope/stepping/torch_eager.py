@@ -18,8 +18,8 @@ from typing import Any
 
 from graphscope import ir
 from graphscope.errors import GraphscopeError
-from graphscope.step import numerics
-from graphscope.step.records import Record, Steps
+from graphscope.stepping import numerics
+from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _torch_common as common
 from graphscope.tracers._source import is_user_file, relative
 

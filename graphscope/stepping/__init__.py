@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from graphscope.errors import GraphscopeError
-from graphscope.step.records import Record, Steps
+from graphscope.stepping.records import Record, Steps
 
 if TYPE_CHECKING:
     from graphscope.loader import Target
@@ -54,7 +54,7 @@ def step(
     if module_name is None:
         known = ", ".join(methods(fw)) or "none in this version"
         raise GraphscopeError(f"--fw {fw} cannot step with method {method!r}; methods: {known}")
-    module = importlib.import_module(f"graphscope.step.{module_name}")
+    module = importlib.import_module(f"graphscope.stepping.{module_name}")
     extra = {"keep": frozenset(keep)} if keep else {}
     steps: Steps = module.step(model, example_inputs, name=name, method=method, signature=signature, **extra)
     steps.attach()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphscope.step import numerics
-from graphscope.step.records import Record, Steps
+from graphscope.stepping import numerics
+from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _torch_common as common
 
 
@@ -100,7 +100,7 @@ def step(
         lambda node: node.op == "output" or roles.get(node.name) in ("param", "const"), keep=keep
     )
 
-    class Stepper(Interpreter):  # type: ignore[misc]
+    class Stepper(Interpreter):
         def run_node(self, n: Any) -> Any:
             result = super().run_node(n)
             collector(n, result, self)
@@ -111,7 +111,7 @@ def step(
         try:
             Stepper(ep.graph_module).run(*lifted)
         except Exception as exc:
-            from graphscope.step.torch_eager import run_error
+            from graphscope.stepping.torch_eager import run_error
 
             raise run_error(exc) from None
     return collector.steps(graph)

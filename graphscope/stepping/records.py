@@ -1,6 +1,6 @@
 """What stepping produces: one :class:`Record` per executed node, and :class:`Steps` to walk them.
 
-A record holds summaries (see :mod:`graphscope.step.numerics`), never the tensors. The first
+A record holds summaries (see :mod:`graphscope.stepping.numerics`), never the tensors. The first
 non-finite record is where a NaN or an infinity was *born* when all of its inputs were finite;
 otherwise it came in from outside the graph (an input or a parameter already held it).
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
-from graphscope.step.numerics import is_finite
+from graphscope.stepping.numerics import is_finite
 
 if TYPE_CHECKING:
     from graphscope.ir import Graph
@@ -70,7 +70,7 @@ class Record:
 class Steps(Sequence[Record]):
     """The records of one run, in execution order, with a cursor to walk them.
 
-    >>> steps = graphscope.step(model, inputs)            # doctest: +SKIP
+    >>> steps = graphscope.stepping(model, inputs)            # doctest: +SKIP
     >>> steps.first_nonfinite.node                        # doctest: +SKIP
     'log_1'
     >>> steps.seek("log_1"); steps.back().node            # doctest: +SKIP

@@ -1,0 +1,301 @@
+"""Stepping PyTorch models: summaries, where a NaN is born, walking, saving values, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from graphscope import loader
+from graphscope import stepping
+from graphscope.cli import main
+from graphscope.errors import GraphscopeError
+from graphscope.rendering.steps import short_op
+from graphscope.stepping import numerics
+
+pytestmark = pytest.mark.torch
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ["eager", "fx", "export"]
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def step_example(example: str, method: str = "eager") -> stepping.Steps:
+    found = loader.load_target(Path("examples") / f"{example}.py", fw="torch")
+    return stepping.step_target(found, method=method)
+
+
+# -- summaries ---------------------------------------------------------------------------------
+
+FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=32)
+ARRAYS = st.one_of(
+    hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5), elements=FLOATS),
+    hnp.arrays(np.int64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=5), elements=st.integers(-1000, 1000)),
+    hnp.arrays(np.bool_, hnp.array_shapes(min_dims=1, max_dims=2, max_side=5)),
+)
+
+
+def _close(a: object, b: object) -> bool:
+    if a is None or b is None:
+        return a is b
+    assert isinstance(a, (int, float)) and isinstance(b, (int, float))
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-4 * max(1.0, abs(a), abs(b)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(ARRAYS)
+def test_torch_and_numpy_summaries_agree(array: np.ndarray) -> None:
+    import torch
+
+    ours = numerics.summarize_torch(torch.from_numpy(array.copy()))
+    ref = numerics.summarize_numpy(array)
+    assert ours["shape"] == ref["shape"] == list(array.shape)
+    for key in ("nan", "posinf", "neginf", "zeros"):
+        assert ours[key] == ref[key], key
+    for key in ("min", "max", "mean", "std"):
+        if key in ("mean", "std") and ref["max"] is not None and abs(ref["max"]) > 1e30:
+            continue  # float32 sums of huge values overflow differently in torch and numpy
+        assert _close(ours[key], ref[key]), (key, ours, ref)
+
+
+def test_summary_of_mixed_non_finite_values_describes_the_finite_rest() -> None:
+    import torch
+
+    s = numerics.summarize_torch(torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), 3.0, 0.0]))
+    assert (s["nan"], s["posinf"], s["neginf"], s["zeros"]) == (1, 1, 1, 1)
+    assert (s["min"], s["max"], s["mean"]) == (0, 3, pytest.approx(4 / 3))
+    assert not numerics.is_finite(s)
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype", "expected"),
+    [
+        ([], "float32", {"min": None, "mean": None, "nan": 0}),
+        ([float("nan")] * 3, "float32", {"min": None, "max": None, "nan": 3}),
+        ([True, False, True], "bool", {"min": 0, "max": 1, "zeros": 1}),
+        ([70000.0, 1.0], "float16", {"posinf": 1, "max": 1}),  # 70000 overflows float16
+        ([-3, 5], "int32", {"min": -3, "max": 5, "mean": 1}),
+    ],
+)
+def test_summary_edge_cases(values: list[object], dtype: str, expected: dict[str, object]) -> None:
+    import torch
+
+    s = numerics.summarize_torch(torch.tensor(values, dtype=getattr(torch, dtype)))
+    assert s["dtype"] == dtype
+    assert {k: s[k] for k in expected} == expected
+
+
+# -- where the NaN was born --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_nan_is_found_where_it_was_born(method: str) -> None:
+    import torch
+
+    steps = step_example("nan_torch", method)
+    bad = steps.first_nonfinite
+    assert bad is not None
+    assert bad.node == "log" and short_op(bad.op) == "log"
+    assert bad.scope == ["features"]
+    assert bad.source == {"file": "examples/nan_torch.py", "line": 24}
+    assert bad.born_here
+    assert all(r.finite for r in steps[: bad.index])
+    assert not steps[-1].finite  # ... and it reached the output
+    # The count is the real one.
+    found = loader.load_target(Path("examples/nan_torch.py"), fw="torch")
+    with torch.no_grad():
+        h = found.model.features.fc2(torch.relu(found.model.features.fc1(found.example_inputs[0])))
+    assert bad.summary is not None and bad.summary["nan"] == int((h < 0).sum()) > 0
+    assert bad.inputs is not None and len(bad.inputs) == 1 and numerics.is_finite(bad.inputs[0])
+
+
+def test_finite_model_says_so_and_its_values_are_the_real_ones() -> None:
+    import torch
+
+    steps = step_example("or_gate_torch")
+    assert steps.first_nonfinite is None
+    found = loader.load_target(Path("examples/or_gate_torch.py"), fw="torch")
+    with torch.no_grad():
+        out = found.model(*found.example_inputs)
+    last = steps[-1].summary
+    assert last is not None
+    assert last["shape"] == [4, 1]
+    assert last["min"] == pytest.approx(float(out.min())) and last["max"] == pytest.approx(float(out.max()))
+    assert last["mean"] == pytest.approx(float(out.mean()))
+
+
+def test_nan_given_as_input_or_held_by_a_weight_is_not_born_in_the_graph() -> None:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+    steps = stepping.step(model, (torch.tensor([[1.0, float("nan"), 2.0]]),), fw="torch")
+    assert steps.first_nonfinite is not None and steps.first_nonfinite.node == "input"
+    assert steps.graph.node("input")["kind"] == "input"
+
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    steps = stepping.step(model, (torch.ones(1, 3),), fw="torch")
+    bad = steps.first_nonfinite
+    assert bad is not None and not bad.born_here
+    held = dict(zip(bad.input_nodes, bad.inputs or [], strict=True))
+    assert any(n.endswith("weight") or n == "t" for n in held)
+    assert any(not numerics.is_finite(s) for s in held.values())
+    assert torch.isnan(model[0].weight[0, 0])  # the model is as it was
+
+
+def test_eager_steps_models_static_captures_cannot() -> None:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, batch_first=True)
+    model = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
+    steps = stepping.step(model, (torch.randn(2, 5, 16),), fw="torch")
+    assert steps.first_nonfinite is None
+    scopes = {tuple(r.scope[:2]) for r in steps}
+    assert ("layers", "0") in scopes and ("layers", "1") in scopes
+    # The branch a data-dependent model took is the branch in the graph.
+    for inputs, present, absent in (((torch.full((2, 3), 5.0),), "tanh", "relu"),):
+        found = loader.load_target(Path("examples/data_dependent_torch.py"), fw="torch")
+        taken = stepping.step(found.model, inputs, fw="torch")
+        ops = {r.node for r in taken}
+        assert present in ops and absent not in ops
+
+
+# -- walking and stopping ----------------------------------------------------------------------
+
+
+def test_walking_back_and_forth_and_stopping() -> None:
+    steps = step_example("nan_torch")
+    assert steps.seek("log").node == "log"
+    before = steps.back()
+    assert before is not None and before.node == "addmm_1"
+    assert steps.forward(2) is not None and steps.current is not None
+    assert steps.current.index == steps.record("log").index + 1  # type: ignore[union-attr]
+    assert steps.back(1000) is steps[0] and steps.forward(1000) is steps[-1]
+
+    cut = steps.until("nonfinite")
+    assert cut[-1].node == "log" and len(cut) == steps.record("log").index + 1  # type: ignore[union-attr]
+    assert steps.until("relu")[-1].node == "relu"
+    with pytest.raises(GraphscopeError, match="no node 'nope'"):
+        steps.until("nope")
+
+
+def test_stats_attach_to_the_graph_and_survive_saving(tmp_path: Path) -> None:
+    from graphscope import ir
+
+    steps = step_example("nan_torch")
+    out = steps.graph.node("log")["outputs"][0]
+    assert out["stats"]["nan"] == steps.record("log").summary["nan"]  # type: ignore[union-attr,index]
+    ir.save(steps.graph, tmp_path / "g.json")
+    again = ir.load(tmp_path / "g.json")
+    assert again.node("log")["outputs"][0]["stats"] == out["stats"]
+
+
+# -- saving values -----------------------------------------------------------------------------
+
+
+def test_save_values_writes_the_culprit_and_its_inputs_without_pickle(tmp_path: Path) -> None:
+    import torch
+
+    code = main(["step", "examples/nan_torch.py", "--fw", "torch", "--until", "nonfinite",
+                 "--save-values", str(tmp_path / "v"), "--json"])  # fmt: skip
+    assert code == 0
+    index = json.loads((tmp_path / "v" / "index.json").read_text())
+    nodes = [v["node"] for v in index["values"]]
+    assert nodes[:2] == ["log", "addmm_1"]  # the culprit first, then its input
+    with np.load(tmp_path / "v" / "values.npz", allow_pickle=False) as npz:
+        log = npz[index["values"][0]["key"]]
+        pre = npz[index["values"][1]["key"]]
+    np.testing.assert_array_equal(np.isnan(log), pre < 0)
+    np.testing.assert_allclose(log[pre > 0], np.log(pre[pre > 0]), rtol=1e-6)
+    assert torch.from_numpy(pre).shape == (4, 16)
+
+
+def test_save_values_respects_the_cap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["step", "examples/nan_torch.py", "--fw", "torch", "--save-values", str(tmp_path),
+                 "--max-values-mb", "0.0003"])  # fmt: skip
+    assert code == 0
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert 0 < len(index["values"]) < 5
+    assert sum(np.prod(v["shape"]) * 4 for v in index["values"]) <= 0.0003 * 2**20
+    assert "left out by the 0.0003 MB cap" in capsys.readouterr().out
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def test_step_command_reports_the_culprit(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["step", "examples/nan_torch.py", "--fw", "torch", "--until", "nonfinite"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    assert "First non-finite value: log (log) in features at examples/nan_torch.py:24, step 6" in out
+    assert "Born here: every input was finite." in out
+    assert "native_layer_norm" not in out  # stopped at the culprit
+
+
+def test_step_command_json_document(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["step", "examples/or_gate_torch.py", "--fw", "torch", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert doc["first_nonfinite"] is None
+    assert len(doc["steps"]) == doc["total_steps"] == 10
+    record = doc["steps"][2]
+    assert set(record) >= {"node", "op", "scope", "source", "summary"}
+    assert set(record["summary"]) == set(numerics.SUMMARY_KEYS)
+    assert record["node"] == "addmm" and record["scope"] == ["hidden1"]
+
+
+def test_step_command_with_no_nan_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["step", "examples/or_gate_torch.py", "--fw", "torch", "--method", "fx"]) == 0
+    assert "No NaN or Inf in 7 steps." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--until", "nope"], "no node 'nope' in 'nan_torch'"),
+        (["--method", "jit-trace"], "cannot step with method 'jit-trace'; methods: eager, fx, export"),
+    ],
+)
+def test_step_command_errors(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["step", "examples/nan_torch.py", "--fw", "torch", *args])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert message in err and err.count("\n") == 1
+
+
+def test_model_that_raises_while_stepping_is_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_py = tmp_path / "bad.py"
+    model_py.write_text(
+        "import torch\n"
+        "class M(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return x @ torch.ones(5, 5)\n"
+        "model = M()\n"
+        "example_inputs = (torch.ones(2, 3),)\n"
+    )
+    code = main(["step", str(model_py), "--fw", "torch"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert "the model raised RuntimeError" in err and "bad.py:4" in err
+
+
+def test_saved_graph_cannot_be_stepped(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["step", "tests/golden/torch/or_gate.fx.json"])
+    assert code == 1
+    assert "holds no weights to run" in capsys.readouterr().err
