@@ -87,8 +87,7 @@ def step(
     >>> steps.first_nonfinite.node, steps.first_nonfinite.born_here  # doctest: +SKIP
     ('log', True)
     """
-    from graphscope import loader
-    from graphscope import stepping
+    from graphscope import loader, stepping
 
     if isinstance(target, (str, os.PathLike)):
         found = loader.load_target(target, fw=fw, entry=entry)

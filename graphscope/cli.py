@@ -232,8 +232,7 @@ def step(
     \b
     graphscope step examples/nan_torch.py --fw torch --until nonfinite
     """
-    from graphscope import loader
-    from graphscope import stepping
+    from graphscope import loader, stepping
 
     found = loader.load_target(target, fw=fw, entry=entry)
     if found.graph is not None:

@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from graphscope import loader
-from graphscope import stepping
+from graphscope import loader, stepping
 from graphscope.cli import main
 from graphscope.errors import GraphscopeError
 from graphscope.rendering.steps import short_op
@@ -40,7 +39,9 @@ def step_example(example: str, method: str = "eager") -> stepping.Steps:
 FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=32)
 ARRAYS = st.one_of(
     hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5), elements=FLOATS),
-    hnp.arrays(np.int64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=5), elements=st.integers(-1000, 1000)),
+    hnp.arrays(
+        np.int64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=5), elements=st.integers(-1000, 1000)
+    ),
     hnp.arrays(np.bool_, hnp.array_shapes(min_dims=1, max_dims=2, max_side=5)),
 )
 
