@@ -39,6 +39,7 @@ STYLE = {
 HIGHLIGHT = {"fillcolor": "#ff8787", "color": "#c92a2a", "penwidth": "3"}
 EDGE_COLOR = "#868e96"
 CLUSTER_COLOR = "#adb5bd"
+NONFINITE_COLOR = "#e03131"  # the border and counts of a stepped node that held a NaN/Inf
 FONT = "Helvetica"
 
 
@@ -115,7 +116,33 @@ def _label(node: dict[str, Any], extra: str | None = None) -> str:
         rows.append(f'<FONT POINT-SIZE="9">{_esc(_clip(reason, 60))}</FONT>')
     if extra:
         rows.append(f'<FONT POINT-SIZE="9">{extra}</FONT>')
+    stats = _stats_row(node)
+    if stats:
+        rows.append(stats)
     return "<" + "<BR/>".join(rows) + ">"
+
+
+def _nonfinite(node: dict[str, Any]) -> bool:
+    """A stepped node whose output held a NaN or an infinity."""
+    return any((o.get("stats") or {}).get(k) for o in node["outputs"] for k in ("nan", "posinf", "neginf"))
+
+
+def _stats_row(node: dict[str, Any]) -> str | None:
+    """The value summary a stepped graph carries: the range and mean, or the NaN/Inf counts."""
+    stats = node["outputs"][0].get("stats") if node["outputs"] else None
+    if not isinstance(stats, dict):
+        return None
+    from graphscope.rendering.steps import format_number
+
+    bad = [
+        f"{stats[k]} {label}"
+        for k, label in (("nan", "nan"), ("posinf", "+inf"), ("neginf", "-inf"))
+        if stats.get(k)
+    ]
+    if bad:
+        return f'<FONT POINT-SIZE="9" COLOR="{NONFINITE_COLOR}">{_esc(", ".join(bad))}</FONT>'
+    lo, hi, mean = (format_number(stats.get(k)) for k in ("min", "max", "mean"))
+    return f'<FONT POINT-SIZE="9" COLOR="#495057">{_esc(f"[{lo}, {hi}] mean {mean}")}</FONT>'
 
 
 def _clip(text: str, width: int = 48) -> str:
@@ -286,6 +313,8 @@ def _draw_graph(
         style = dict(STYLE[n["kind"]])
         if n["kind"] == "param":
             style["fontsize"] = "9"
+        if _nonfinite(n):
+            style.update({"color": NONFINITE_COLOR, "penwidth": "2"})
         if n["id"] in highlight:
             style.update(HIGHLIGHT)
         if n["kind"] in ("input", "output"):

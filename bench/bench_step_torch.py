@@ -1,0 +1,122 @@
+"""Stepping cost against a plain forward pass and torchlens, with peak memory.
+
+    .venv/bin/python bench/bench_step_torch.py [--repeat 3]
+
+Each (model, tool) pair runs in a fresh process so that its peak RSS is its own. Rows:
+plain forward pass (no_grad), graphscope step with the default method (eager: every ATen op
+summarised), graphscope step --method fx, and torchlens.trace (torchlens 2's name for
+log_forward_pass) keeping every activation, as it does by default. Times are the median of
+--repeat runs after one warm-up; "peak" is the process's peak RSS, "above" what it added over
+the process after the model and inputs were built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MODELS = {
+    "ResNet-50 (8x3x224x224)": ("resnet50", {"batch": 8}),
+    "Transformer 12 layers (8x128x256)": ("transformer_encoder", {"batch": 8, "seq": 128, "layers": 12}),
+}
+TOOLS = ["forward", "graphscope step", "graphscope step --method fx", "torchlens.trace"]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(model_key: str, tool: str, repeat: int) -> dict[str, Any]:
+    import statistics
+
+    import torch
+
+    from graphscope import stepping
+    from tests import torch_models
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(2)
+    builder, kwargs = MODELS[model_key]
+    model, inputs = getattr(torch_models, builder)(**kwargs)
+    base = _rss_mb()
+
+    def run() -> Any:
+        if tool == "forward":
+            with torch.no_grad():
+                return model(*inputs)
+        if tool == "graphscope step":
+            return stepping.step(model, inputs, fw="torch")
+        if tool == "graphscope step --method fx":
+            return stepping.step(model, inputs, fw="torch", method="fx")
+        if tool == "torchlens.trace":
+            import torchlens
+
+            return torchlens.trace(model, inputs[0])
+        raise ValueError(tool)
+
+    times = []
+    records = None
+    for i in range(repeat + 1):
+        start = time.perf_counter()
+        result = run()
+        if i:
+            times.append(time.perf_counter() - start)
+        if tool.startswith("graphscope"):
+            records = len(result)
+        del result
+    return {
+        "seconds": statistics.median(times),
+        "peak_mb": _rss_mb(),
+        "above_mb": _rss_mb() - base,
+        "records": records,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--worker", nargs=2, metavar=("MODEL", "TOOL"))
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], args.worker[1], args.repeat)))
+        return
+    print(f"| model | tool | time (s) | × forward | peak RSS (MB) | above model (MB) | × forward (above) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for model_key in MODELS:
+        plain: dict[str, Any] = {}
+        for tool in TOOLS:
+            proc = subprocess.run(
+                [sys.executable, __file__, "--repeat", str(args.repeat), "--worker", model_key, tool],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                print(f"| {model_key} | {tool} | failed: {last[:80]} | | | | |")
+                continue
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            if tool == "forward":
+                plain = row
+            ratio = row["seconds"] / plain["seconds"] if plain else float("nan")
+            mem_ratio = row["above_mb"] / plain["above_mb"] if plain and plain["above_mb"] > 0 else float("nan")
+            print(
+                f"| {model_key} | {tool} | {row['seconds']:.3f} | {ratio:.2f} | {row['peak_mb']:.0f} "
+                f"| {row['above_mb']:.0f} | {mem_ratio:.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
