@@ -300,3 +300,13 @@ def test_saved_graph_cannot_be_stepped(capsys: pytest.CaptureFixture[str]) -> No
     code = main(["step", "tests/golden/torch/or_gate.fx.json"])
     assert code == 1
     assert "holds no weights to run" in capsys.readouterr().err
+
+
+def test_stepped_graph_draws_value_ranges_and_nan_counts() -> None:
+    from graphscope.rendering import dot
+
+    source = dot.to_dot(step_example("nan_torch").graph).source
+    log_line = next(line for line in source.splitlines() if "<B>log</B>" in line)
+    assert "27 nan" in log_line and dot.NONFINITE_COLOR in log_line
+    relu_line = next(line for line in source.splitlines() if "<B>relu</B>" in line)
+    assert "[0, 1.696] mean 0.3155" in relu_line and dot.NONFINITE_COLOR not in relu_line
