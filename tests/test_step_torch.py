@@ -310,3 +310,17 @@ def test_stepped_graph_draws_value_ranges_and_nan_counts() -> None:
     assert "27 nan" in log_line and dot.NONFINITE_COLOR in log_line
     relu_line = next(line for line in source.splitlines() if "<B>relu</B>" in line)
     assert "[0, 1.696] mean 0.3155" in relu_line and dot.NONFINITE_COLOR not in relu_line
+
+
+def test_public_api_steps_a_file_or_a_live_model() -> None:
+    import torch
+
+    import graphscope
+
+    steps = graphscope.step("examples/nan_torch.py", fw="torch", method="fx")
+    assert steps.first_nonfinite is not None and steps.first_nonfinite.node == "log"
+    found = loader.load_target(Path("examples/or_gate_torch.py"), fw="torch")
+    live = graphscope.step(found.model, found.example_inputs)  # the framework is guessed
+    assert live.graph.capture == "eager" and live.first_nonfinite is None
+    assert isinstance(found.example_inputs[0], torch.Tensor)
+    assert "all finite" in repr(live)
