@@ -104,12 +104,12 @@ def summarize_torch(t: Any) -> dict[str, Any]:
     ).tolist()
     zeros = n - int(values[4])
     if math.isfinite(values[0]) and math.isfinite(values[1]):
-        mean = values[2] / n
-        var = values[3] / n - mean * mean
-        if not math.isfinite(values[2]) or not math.isfinite(values[3]) or var <= 1e-3 * mean * mean:
+        avg = values[2] / n
+        var = values[3] / n - avg * avg
+        if not math.isfinite(values[2]) or not math.isfinite(values[3]) or var <= 1e-3 * avg * avg:
             std_t, mean_t = torch.std_mean(flat.double() if n < 2**20 else flat, correction=0)
-            mean, var = float(mean_t), float(std_t) ** 2
-        return make(shape, dtype, [values[0], values[1], mean, math.sqrt(max(var, 0.0))], (0, 0, 0, zeros))
+            avg, var = float(mean_t), float(std_t) ** 2
+        return make(shape, dtype, [values[0], values[1], avg, math.sqrt(max(var, 0.0))], (0, 0, 0, zeros))
     # Non-finite values: count them, and describe the finite rest.
     nan = int(torch.isnan(x).sum())
     posinf = int((x == math.inf).sum())
@@ -152,9 +152,10 @@ def summarize_numpy(a: Any) -> dict[str, Any]:
 
 # -- TensorFlow ------------------------------------------------------------------------------
 
-# The layout of the float64 vector summarize_tf_graph builds: [rank, *dims, *TF_STATS] for
-# numbers, [rank, *dims] for strings, resources, variants and complex values.
-TF_STATS = ("min", "max", "mean", "std", "nan", "posinf", "neginf", "zeros")
+# DebugNumericSummary's vector: [initialized, count, nan, -inf, negative, zero, positive, +inf,
+# min, max, mean, variance, dtype enum, rank, *shape]; min/max/mean/variance are over the finite
+# values. It has CPU kernels for bool, the integers, float32 and float64.
+_DNS_HEAD = 14
 
 
 def tf_has_stats(dtype: Any) -> bool:
@@ -164,78 +165,47 @@ def tf_has_stats(dtype: Any) -> bool:
 
 
 def summarize_tf_graph(tensor: Any) -> Any:
-    """The summary of a TensorFlow tensor as ops in the tensor's own graph (or run eagerly).
+    """The summary of a TensorFlow tensor, as ops in the tensor's own graph (or run eagerly).
 
-    Returns a small 1-D float64 tensor, ``[rank, *shape, min, max, mean, std, nan, +inf, -inf,
-    zeros]`` (only ``[rank, *shape]`` for strings, resources, variants and complex numbers):
-    fetch that, never the tensor, and read it with :func:`read_tf_summary`. The semantics are
-    those of :func:`summarize_torch`: bools count as 0/1, half floats reduce in float32, and
-    when non-finite values exist min/max/mean/std are those of the finite values. A healthy
-    tensor costs four reductions (min, max, sum, nonzero count) and one for the std; the masked
-    reductions for NaN/Inf run only when the sum shows a non-finite value (a ``tf.cond``).
+    Returns a small 1-D float64 tensor to fetch instead of the tensor; :func:`read_tf_summary`
+    turns it into a summary dict. Numbers go through one ``DebugNumericSummary`` op (TensorFlow's
+    own debugger reduction: the counts, and min/max/mean/variance of the finite values, in one
+    kernel), which gives the semantics of :func:`summarize_torch`: bools count as 0/1, half floats
+    reduce in float32, and NaN/Inf are counted and left out of the statistics. Strings,
+    resources, variants and complex numbers get ``[rank, *shape]`` only.
     """
     import tensorflow as tf
 
-    f64 = tf.float64
     dtype = tensor.dtype.base_dtype
-    shape = tf.shape(tensor, out_type=tf.int64)
-    head = tf.concat([tf.reshape(tf.cast(tf.size(shape), f64), [1]), tf.cast(shape, f64)], 0)
     if not tf_has_stats(dtype):
-        return head
-    x = tf.cast(tensor, tf.uint8) if dtype.is_bool else tensor
-    n = tf.cast(tf.size(x, out_type=tf.int64), f64)
-    zeros = n - tf.cast(tf.math.count_nonzero(x, dtype=tf.int64), f64)
-    none = tf.zeros([3], f64)  # no NaN, +Inf, -Inf
-    if not dtype.is_floating:
-        xf = tf.cast(x, f64)
-        mean = tf.reduce_mean(xf)
-        std = tf.sqrt(tf.reduce_mean(tf.square(xf - mean)))
-        minmax = tf.cast(tf.stack([tf.reduce_min(x), tf.reduce_max(x)]), f64)
-        stats = tf.concat([minmax, tf.stack([mean, std]), none, tf.reshape(zeros, [1])], 0)
-        return tf.concat([head, stats], 0)
-    if dtype not in (tf.float32, tf.float64):
-        x = tf.cast(x, tf.float32)  # half / bfloat16: reduce in float32
-
-    def healthy() -> Any:
-        mean = tf.reduce_mean(x)
-        std = tf.sqrt(tf.reduce_mean(tf.square(x - mean)))
-        values = tf.cast(tf.stack([tf.reduce_min(x), tf.reduce_max(x), mean, std]), f64)
-        return tf.concat([values, none], 0)
-
-    def nonfinite() -> Any:
-        finite = tf.math.is_finite(x)
-        count = tf.reduce_sum(tf.cast(finite, f64))
-        inf = tf.constant(math.inf, x.dtype)
-        mean = tf.reduce_sum(tf.where(finite, x, tf.zeros_like(x))) / tf.cast(count, x.dtype)
-        dev = tf.where(finite, x - mean, tf.zeros_like(x))
-        std = tf.sqrt(tf.reduce_sum(tf.square(dev)) / tf.cast(count, x.dtype))
-        mn = tf.reduce_min(tf.where(finite, x, tf.fill(tf.shape(x), inf)))
-        mx = tf.reduce_max(tf.where(finite, x, tf.fill(tf.shape(x), -inf)))
-        values = tf.cast(tf.stack([mn, mx, mean, std]), f64)
-        nan = tf.reduce_sum(tf.cast(tf.math.is_nan(x), f64))
-        posinf = tf.reduce_sum(tf.cast(tf.equal(x, inf), f64))
-        neginf = tf.reduce_sum(tf.cast(tf.equal(x, -inf), f64))
-        return tf.concat([values, tf.stack([nan, posinf, neginf])], 0)
-
-    total = tf.reduce_sum(x)
-    stats = tf.cond(tf.math.is_finite(total), healthy, nonfinite)
-    return tf.concat([head, stats, tf.reshape(zeros, [1])], 0)
+        shape = tf.shape(tensor, out_type=tf.int64)
+        return tf.concat(
+            [tf.reshape(tf.cast(tf.size(shape), tf.float64), [1]), tf.cast(shape, tf.float64)], 0
+        )
+    if dtype.is_floating and dtype not in (tf.float32, tf.float64):
+        tensor = tf.cast(tensor, tf.float32)  # half / bfloat16: reduce in float32, as torch does
+    name = "t:0" if tf.executing_eagerly() else tensor.name  # the op insists on a tensor name
+    return tf.raw_ops.DebugNumericSummary(input=tensor, tensor_name=name)
 
 
 def read_tf_summary(values: Any, dtype: Any, offset: int = 0) -> tuple[dict[str, Any], int]:
-    """Read one :func:`summarize_tf_graph` vector from ``values`` at ``offset``: the summary
-    dict for a tensor of TensorFlow ``dtype``, and the offset just past it."""
+    """Read one :func:`summarize_tf_graph` vector from ``values`` (a fetched 1-D array, maybe
+    several vectors end to end) at ``offset``: the summary dict of a tensor of TensorFlow
+    ``dtype``, and the offset just past that vector."""
     dtype = dtype.base_dtype
-    rank = int(values[offset])
-    shape = [int(d) for d in values[offset + 1 : offset + 1 + rank]]
-    end = offset + 1 + rank
     if not tf_has_stats(dtype):
+        rank = int(values[offset])
+        shape = [int(d) for d in values[offset + 1 : offset + 1 + rank]]
+        return make(shape, dtype.name), offset + 1 + rank
+    v = [float(x) for x in values[offset : offset + _DNS_HEAD]]
+    rank = int(v[13])
+    end = offset + _DNS_HEAD + rank
+    shape = [int(d) for d in values[offset + _DNS_HEAD : end]]
+    count, nan, neginf, zeros, posinf = (int(x) for x in (v[1], v[2], v[3], v[5], v[7]))
+    if count == 0:
         return make(shape, dtype.name), end
-    mn, mx, mean, std, nan, posinf, neginf, zeros = (float(v) for v in values[end : end + len(TF_STATS)])
-    end += len(TF_STATS)
-    if math.prod(shape) == 0:
-        return make(shape, dtype.name), end
-    counts = (int(nan), int(posinf), int(neginf), int(zeros))
-    if nan + posinf + neginf == math.prod(shape):  # nothing finite to describe
+    counts = (nan, posinf, neginf, zeros)
+    if nan + posinf + neginf == count:  # nothing finite to describe
         return make(shape, dtype.name, None, counts), end
-    return make(shape, dtype.name, [mn, mx, mean, std], counts), end
+    std = math.sqrt(max(v[11], 0.0))
+    return make(shape, dtype.name, [v[8], v[9], v[10], std], counts), end

@@ -1,0 +1,418 @@
+"""Graph diff: which node of A is which node of B, and what changed between them.
+
+Matching is near-linear, not graph edit distance. Nodes are labelled by canonical op; each
+pass pairs the nodes whose key is unique on both sides, and keys go from strict to loose:
+
+1. canonical op + scope + a Weisfeiler-Lehman hash of the neighbourhood (3, 2, then 1 hops),
+   then the same without the scope (a renamed layer keeps its neighbourhood);
+2. propagation along edges: from a matched pair, the unmatched inputs (and outputs) with the
+   same op and port on both sides are the same node — this walks through repeated blocks whose
+   hashes are all alike;
+3. identity: the same id or name with the same op, for what structure could not tell apart;
+4. what is left, aligned by canonical op in execution order; and last, a node sitting alone
+   between matched neighbours on both sides is the same node changed (an activation swapped).
+
+``ignore`` (canonical ops, e.g. the layout ops ``transpose``/``reshape``/``identity``) removes
+nodes from both graphs before matching, joining their inputs to their outputs: NHWC/NCHW
+transposes and the frameworks' lowering noise stop getting in the way of a cross-framework
+match. ``cross`` compares only what frameworks share: canonical op, dtype, and shapes up to
+a permutation of their dims.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from graphscope.ops import LAYOUT_OPS
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from graphscope.ir import Graph
+
+__all__ = ["LAYOUT_OPS", "Diff", "diff", "match"]
+
+SHOWN = 12  # nodes named per list in the terminal report
+_NAMED = frozenset({"tf", "onnx"})
+
+
+class _Side:
+    """One graph, reduced to what matching needs: labels, scopes, order and contracted edges."""
+
+    def __init__(self, graph: Graph, ignore: frozenset[str]) -> None:
+        self.graph = graph
+        nodes = {n["id"]: n for n in graph.nodes()}
+        self.nodes = nodes
+        order = graph.order()
+        self.position = {node_id: i for i, node_id in enumerate(order)}
+        self.ignored = {i for i, n in nodes.items() if n["kind"] == "op" and n["canonical_op"] in ignore}
+        self.ids = [i for i in order if i not in self.ignored]
+        self.label = {i: nodes[i]["canonical_op"] for i in self.ids}
+        self.scope = {i: tuple(nodes[i]["scope"]) for i in self.ids}
+        self.preds: dict[str, list[tuple[str, int]]] = {i: [] for i in self.ids}
+        self.succs: dict[str, list[tuple[str, int]]] = {i: [] for i in self.ids}
+        data_in: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for u, v, d in graph.nx.edges(data=True):
+            if not d["control"]:
+                data_in[v].append((u, d["dst_port"]))
+        memo: dict[str, list[str]] = {}
+
+        def kept_sources(u: str) -> list[str]:
+            """``u`` itself, or the kept nodes feeding an ignored ``u`` (through ignored chains)."""
+            if u not in self.ignored:
+                return [u]
+            if u in memo:
+                return memo[u]
+            memo[u] = []  # a cycle of ignored nodes feeds nothing
+            stack, seen, found = [u], {u}, []
+            while stack:
+                w = stack.pop()
+                for p, _ in data_in.get(w, ()):
+                    if p in self.ignored:
+                        if p not in seen:
+                            seen.add(p)
+                            stack.append(p)
+                    else:
+                        found.append(p)
+            memo[u] = found
+            return found
+
+        for v in self.ids:
+            for u, port in data_in.get(v, ()):
+                for src in kept_sources(u):
+                    self.preds[v].append((src, port))
+                    self.succs[src].append((v, port))
+
+    def wl_hashes(self, rounds: int) -> list[dict[str, int]]:
+        """Weisfeiler-Lehman hashes of each node after 1..rounds rounds (in and out neighbours)."""
+        h = {i: hash((self.label[i], self.nodes[i]["kind"])) for i in self.ids}
+        out = []
+        for _ in range(rounds):
+            h = {
+                i: hash(
+                    (
+                        h[i],
+                        tuple(sorted((h[p], port) for p, port in self.preds[i])),
+                        tuple(sorted(h[s] for s, _ in self.succs[i])),
+                    )
+                )
+                for i in self.ids
+            }
+            out.append(h)
+        return out
+
+
+class _Matcher:
+    def __init__(self, a: _Side, b: _Side) -> None:
+        self.a, self.b = a, b
+        self.ab: dict[str, str] = {}
+        self.ba: dict[str, str] = {}
+
+    def pair(self, x: str, y: str) -> None:
+        self.ab[x] = y
+        self.ba[y] = x
+
+    def unique_pass(self, key_a: Callable[[str], Hashable], key_b: Callable[[str], Hashable]) -> list[str]:
+        """Pair the unmatched nodes whose key occurs exactly once on each side."""
+        groups_a: dict[Hashable, list[str]] = defaultdict(list)
+        for x in self.a.ids:
+            if x not in self.ab:
+                k = key_a(x)
+                if k is not None:
+                    groups_a[k].append(x)
+        groups_b: dict[Hashable, list[str]] = defaultdict(list)
+        for y in self.b.ids:
+            if y not in self.ba:
+                k = key_b(y)
+                if k is not None:
+                    groups_b[k].append(y)
+        new = []
+        for k, xs in groups_a.items():
+            ys = groups_b.get(k)
+            if len(xs) == 1 and ys is not None and len(ys) == 1:
+                self.pair(xs[0], ys[0])
+                new.append(xs[0])
+        return new
+
+    def propagate(self, seeds: Iterable[str], *, same_label: bool = True) -> None:
+        """Walk out from matched pairs: unmatched neighbours with one candidate on each side."""
+        queue = list(seeds)
+        while queue:
+            x = queue.pop()
+            y = self.ab[x]
+            for nbrs_a, nbrs_b in ((self.a.preds, self.b.preds), (self.a.succs, self.b.succs)):
+                cand_a: dict[Hashable, list[str]] = defaultdict(list)
+                for n, port in nbrs_a[x]:
+                    if n not in self.ab:
+                        cand_a[(self.a.label[n], port) if same_label else port].append(n)
+                if not cand_a:
+                    continue
+                cand_b: dict[Hashable, list[str]] = defaultdict(list)
+                for n, port in nbrs_b[y]:
+                    if n not in self.ba:
+                        cand_b[(self.b.label[n], port) if same_label else port].append(n)
+                for k, xs in cand_a.items():
+                    ys = cand_b.get(k)
+                    if (
+                        len(set(xs)) == 1
+                        and ys is not None
+                        and len(set(ys)) == 1
+                        and (same_label or self.a.nodes[xs[0]]["kind"] == self.b.nodes[ys[0]]["kind"])
+                    ):
+                        self.pair(xs[0], ys[0])
+                        queue.append(xs[0])
+
+    def align_rest(self) -> list[str]:
+        """Align the still-unmatched nodes of each side by canonical op, in execution order."""
+        rest_a = [x for x in self.a.ids if x not in self.ab]
+        rest_b = [y for y in self.b.ids if y not in self.ba]
+        if not rest_a or not rest_b or len(rest_a) * len(rest_b) > 25_000_000:
+            return []
+        seq_a = [self.a.label[x] for x in rest_a]
+        seq_b = [self.b.label[y] for y in rest_b]
+        new = []
+        sm = difflib.SequenceMatcher(None, seq_a, seq_b, autojunk=False)
+        for block in sm.get_matching_blocks():
+            for k in range(block.size):
+                x, y = rest_a[block.a + k], rest_b[block.b + k]
+                self.pair(x, y)
+                new.append(x)
+        return new
+
+
+def match(a: Graph, b: Graph, *, ignore: Iterable[str] = ()) -> dict[str, str]:
+    """Node ids of ``a`` mapped to node ids of ``b`` (see the module docstring)."""
+    return _match(_Side(a, frozenset(ignore)), _Side(b, frozenset(ignore))).ab
+
+
+def _key(side: _Side, *, scoped: bool, wl: dict[str, int] | None = None, attr: str | None = None) -> Any:
+    """A matching key: canonical op, and the scope, a WL hash or a node field."""
+
+    def key(x: str) -> Hashable:
+        return (
+            side.label[x],
+            side.scope[x] if scoped else None,
+            wl[x] if wl is not None else None,
+            side.nodes[x][attr] if attr else None,
+        )
+
+    return key
+
+
+def _match(sa: _Side, sb: _Side) -> _Matcher:
+    m = _Matcher(sa, sb)
+    wa, wb = sa.wl_hashes(3), sb.wl_hashes(3)
+    for scoped in (True, False):
+        for r in (2, 1, 0):
+            new = m.unique_pass(_key(sa, scoped=scoped, wl=wa[r]), _key(sb, scoped=scoped, wl=wb[r]))
+            m.propagate(new)
+    m.propagate(m.unique_pass(_key(sa, scoped=True), _key(sb, scoped=True)))
+    for attr in ("id", "name"):
+        m.propagate(m.unique_pass(_key(sa, scoped=False, attr=attr), _key(sb, scoped=False, attr=attr)))
+    m.propagate(m.align_rest())
+    m.propagate(list(m.ab), same_label=False)  # an op swapped between matched neighbours
+    return m
+
+
+# -- the result -----------------------------------------------------------------------------
+
+
+@dataclass
+class Diff:
+    """What differs between graph ``a`` and graph ``b``."""
+
+    a: Graph
+    b: Graph
+    matched: list[tuple[str, str]]
+    added: list[str]  # ids in b
+    removed: list[str]  # ids in a
+    changed: list[dict[str, Any]]  # {"a", "b", "fields": {field: [value in a, value in b]}}
+    added_edges: list[tuple[str, str]] = field(default_factory=list)  # in b
+    removed_edges: list[tuple[str, str]] = field(default_factory=list)  # in a
+    ignored: tuple[int, int] = (0, 0)  # nodes left out by --ignore in a and b
+    first_divergence: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        """No node or edge added, removed or changed (values aside)."""
+        return not (self.added or self.removed or self.changed or self.added_edges or self.removed_edges)
+
+    def rollup(self) -> list[tuple[str, dict[str, int]]]:
+        """Counts of added / removed / changed nodes per scope, largest first."""
+        counts: dict[str, Counter[str]] = defaultdict(Counter)
+        for node_id in self.added:
+            counts[_scope_key(self.b, node_id)]["added"] += 1
+        for node_id in self.removed:
+            counts[_scope_key(self.a, node_id)]["removed"] += 1
+        for c in self.changed:
+            counts[_scope_key(self.b, c["b"])]["changed"] += 1
+        return sorted(((k, dict(v)) for k, v in counts.items()), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "a": {"name": self.a.name, "framework": self.a.framework, "capture": self.a.capture},
+            "b": {"name": self.b.name, "framework": self.b.framework, "capture": self.b.capture},
+            "identical": self.identical,
+            "matched": [list(p) for p in self.matched],
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "added_edges": [list(e) for e in self.added_edges],
+            "removed_edges": [list(e) for e in self.removed_edges],
+            "ignored": {"a": self.ignored[0], "b": self.ignored[1]},
+            "by_scope": {k: v for k, v in self.rollup()},
+            "first_divergence": self.first_divergence,
+            "notes": self.notes,
+        }
+
+    def renderable(self) -> RenderableType:
+        from rich.console import Group
+        from rich.text import Text
+
+        parts: list[Any] = []
+        head = Text()
+        head.append(f"{self.a.name} ({self.a.framework} {self.a.capture})", style="bold")
+        head.append("  ->  ")
+        head.append(f"{self.b.name} ({self.b.framework} {self.b.capture})", style="bold")
+        head.append(
+            f"\n{len(self.matched)} matched, {len(self.added)} added, {len(self.removed)} removed, "
+            f"{len(self.changed)} changed; edges: {len(self.added_edges)} added, {len(self.removed_edges)} removed"
+        )
+        if any(self.ignored):
+            head.append(f"; ignored: {self.ignored[0]} in a, {self.ignored[1]} in b")
+        parts.append(head)
+        if self.identical:
+            parts.append(Text("The graphs have the same structure.", style="green"))
+        for title, ids, graph, style in (
+            ("added", self.added, self.b, "green"),
+            ("removed", self.removed, self.a, "red"),
+        ):
+            if ids:
+                t = Text(f"{title}:", style=f"bold {style}")
+                for node_id in ids[:SHOWN]:
+                    n = graph.node(node_id)
+                    t.append(f"\n  {node_id} ({n['canonical_op']}){_in_scope(n)}")
+                if len(ids) > SHOWN:
+                    t.append(f"\n  ... {len(ids) - SHOWN} more")
+                parts.append(t)
+        if self.changed:
+            t = Text("changed:", style="bold yellow")
+            for c in self.changed[:SHOWN]:
+                fields = "; ".join(f"{k} {_short(v[0])} -> {_short(v[1])}" for k, v in c["fields"].items())
+                name = c["a"] if c["a"] == c["b"] else f"{c['a']} -> {c['b']}"
+                t.append(f"\n  {name}: {fields}")
+            if len(self.changed) > SHOWN:
+                t.append(f"\n  ... {len(self.changed) - SHOWN} more")
+            parts.append(t)
+        rollup = self.rollup()
+        if rollup and len(rollup) > 1:
+            t = Text("by scope:", style="bold")
+            for scope, counts in rollup[:SHOWN]:
+                t.append(f"\n  {scope}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            parts.append(t)
+        if self.first_divergence is not None:
+            fd = self.first_divergence
+            t = Text("first divergence: ", style="bold red")
+            t.append(f"{fd['a']} / {fd['b']} ({fd.get('op', '?')}): {fd.get('reason', '')}")
+            parts.append(t)
+        for note in self.notes:
+            parts.append(Text(f"note: {note}", style="dim"))
+        return Group(*parts)
+
+
+def _scope_key(graph: Graph, node_id: str) -> str:
+    scope = graph.node(node_id)["scope"]
+    return ".".join(scope) if scope else "(top level)"
+
+
+def _in_scope(node: dict[str, Any]) -> str:
+    return f" in {'.'.join(node['scope'])}" if node["scope"] else ""
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _shapes(node: dict[str, Any], cross: bool) -> list[Any]:
+    shapes = [o.get("shape") for o in node["outputs"]]
+    if cross:  # NHWC vs NCHW: the same dims in another order
+        return [sorted(s, key=str) if isinstance(s, list) else s for s in shapes]
+    return shapes
+
+
+def _changes(
+    x: dict[str, Any], y: dict[str, Any], cross: bool, meaningful_names: bool
+) -> dict[str, list[Any]]:
+    fields: dict[str, list[Any]] = {}
+    if x["canonical_op"] != y["canonical_op"]:
+        fields["canonical_op"] = [x["canonical_op"], y["canonical_op"]]
+    if _shapes(x, cross) != _shapes(y, cross):
+        fields["shape"] = [[o.get("shape") for o in x["outputs"]], [o.get("shape") for o in y["outputs"]]]
+    dx, dy = [o.get("dtype") for o in x["outputs"]], [o.get("dtype") for o in y["outputs"]]
+    if dx != dy:
+        fields["dtype"] = [dx, dy]
+    if cross:
+        return fields
+    if x["op"] != y["op"] and "canonical_op" not in fields:
+        fields["op"] = [x["op"], y["op"]]
+    if x["scope"] != y["scope"]:
+        fields["scope"] = [".".join(x["scope"]), ".".join(y["scope"])]
+    elif meaningful_names and x["name"] != y["name"]:
+        fields["name"] = [x["name"], y["name"]]
+    if "canonical_op" in fields:
+        return fields  # another op has other attributes: that says nothing more
+    ax = {k: v for k, v in x["attrs"].items() if k != "target"}  # target: the scope again
+    ay = {k: v for k, v in y["attrs"].items() if k != "target"}
+    if ax != ay:
+        keys = sorted(k for k in ax.keys() | ay.keys() if ax.get(k) != ay.get(k))
+        fields["attrs"] = [{k: ax.get(k) for k in keys}, {k: ay.get(k) for k in keys}]
+    return fields
+
+
+def diff(a: Graph, b: Graph, *, ignore: Iterable[str] = (), cross: bool | None = None) -> Diff:
+    """Match ``a`` and ``b`` and list what was added, removed and changed.
+
+    ``cross`` (default: the graphs come from different frameworks or capture methods, which
+    spell the same op differently) compares only canonical ops, dtypes and shapes up to a
+    permutation of their dims.
+    """
+    if cross is None:
+        cross = (a.framework, a.capture) != (b.framework, b.capture)
+    sa, sb = _Side(a, frozenset(ignore)), _Side(b, frozenset(ignore))
+    m = _match(sa, sb)
+    matched = [(x, m.ab[x]) for x in sa.ids if x in m.ab]
+    removed = [x for x in sa.ids if x not in m.ab]
+    added = [y for y in sb.ids if y not in m.ba]
+    # TF and ONNX names are the user's scopes and layer names; torch's repeat the ids, and
+    # TorchScript's are SSA value numbers that shift with any edit.
+    meaningful_names = a.framework in _NAMED and b.framework in _NAMED
+    changed = []
+    for x, y in matched:
+        fields = _changes(sa.nodes[x], sb.nodes[y], cross, meaningful_names)
+        if fields:
+            changed.append({"a": x, "b": y, "fields": fields})
+    edges_a = {(u, v) for v in sa.ids for u, _ in sa.preds[v]}
+    edges_b = {(u, v) for v in sb.ids for u, _ in sb.preds[v]}
+    removed_edges = sorted(
+        (u, v) for u, v in edges_a if u in m.ab and v in m.ab and (m.ab[u], m.ab[v]) not in edges_b
+    )
+    added_edges = sorted(
+        (u, v) for u, v in edges_b if u in m.ba and v in m.ba and (m.ba[u], m.ba[v]) not in edges_a
+    )
+    return Diff(
+        a,
+        b,
+        matched,
+        added,
+        removed,
+        changed,
+        added_edges=added_edges,
+        removed_edges=removed_edges,
+        ignored=(len(sa.ignored), len(sb.ignored)),
+    )

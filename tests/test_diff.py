@@ -1,0 +1,169 @@
+"""Graph diff: matching, the exact diff of the edited example, robustness to edits, the command."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from graphscope import diff, ir, loader, tracers
+from graphscope.cli import main
+
+from .conftest import or_gate_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def chain(n: int, *, ops: list[str] | None = None, prefix: str = "n", scope: str = "") -> ir.Graph:
+    """x -> op_0 -> ... -> op_{n-1} -> output, every node in ``scope``."""
+    g = ir.Graph("chain", framework="torch", capture="export")
+    g.add_node("x", op="placeholder", kind="input")
+    prev = "x"
+    for i in range(n):
+        node_id = f"{prefix}{i}"
+        g.add_node(node_id, op=(ops or ["relu"])[i % len(ops or ["relu"])], scope=[scope] if scope else [])
+        g.add_edge(prev, node_id)
+        prev = node_id
+    g.add_node("output", op="output", kind="output")
+    g.add_edge(prev, "output")
+    g.inputs, g.outputs = ["x"], ["output"]
+    return g
+
+
+def test_identical_graphs_match_completely() -> None:
+    g = or_gate_graph()
+    d = diff.diff(g, ir.loads(ir.dumps(g)))
+    assert d.identical
+    assert sorted(d.matched) == sorted((n, n) for n in g.nx)
+
+
+def test_renamed_nodes_match_by_structure() -> None:
+    a = chain(30, ops=["linear", "relu", "tanh"])
+    b = chain(30, ops=["linear", "relu", "tanh"], prefix="renamed_")
+    d = diff.diff(a, b)
+    assert d.identical
+    assert dict(d.matched)["n17"] == "renamed_17"
+
+
+def test_insertion_in_a_repeated_chain_is_one_added_node() -> None:
+    a = chain(40, ops=["linear", "relu"])
+    b = chain(40, ops=["linear", "relu"])
+    # insert a tanh between n20 and n21 of b
+    b.nx.remove_edge("n20", "n21")
+    b.add_node("inserted", op="tanh")
+    b.add_edge("n20", "inserted")
+    b.add_edge("inserted", "n21")
+    d = diff.diff(a, b)
+    assert d.added == ["inserted"] and d.removed == [] and d.changed == []
+    assert d.removed_edges == [("n20", "n21")]
+    assert all(x == y for x, y in d.matched)
+
+
+def test_swapped_op_between_matched_neighbours_is_a_change() -> None:
+    a = chain(10, ops=["linear", "relu"])
+    b = chain(10, ops=["linear", "relu"])
+    b.node("n5")["op"] = "gelu"
+    b.node("n5")["canonical_op"] = "gelu"
+    d = diff.diff(a, b)
+    assert d.added == [] and d.removed == []
+    assert d.changed == [{"a": "n5", "b": "n5", "fields": {"canonical_op": ["relu", "gelu"]}}]
+
+
+def test_ignored_layout_ops_are_contracted() -> None:
+    a = chain(6, ops=["linear", "relu"])
+    b = chain(6, ops=["linear", "relu"])
+    b.nx.remove_edge("n2", "n3")
+    b.add_node("perm", op="aten.permute.default")
+    b.add_edge("n2", "perm")
+    b.add_edge("perm", "n3")
+    assert b.node("perm")["canonical_op"] == "transpose"
+    assert diff.diff(a, b).added == ["perm"]
+    d = diff.diff(a, b, ignore=diff.LAYOUT_OPS)
+    assert d.identical and d.ignored == (0, 1)
+
+
+def capture(path: str, method: str = "export") -> ir.Graph:
+    return tracers.capture_target(loader.load_target(Path(path), fw="torch"), method=method)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("method", ["export", "fx", "eager"])
+def test_edited_model_gives_the_exact_diff(method: str) -> None:
+    d = diff.diff(capture("examples/edit_v1_torch.py", method), capture("examples/edit_v2_torch.py", method))
+    b = d.b
+    added_ops = sorted(b.node(n)["canonical_op"] for n in d.added)
+    params = 0 if method == "fx" else 2  # fx keeps a module's weights inside its call_module node
+    assert added_ops == sorted(["layer_norm"] + ["variable"] * params)
+    assert d.removed == []
+    swapped = [c for c in d.changed if "canonical_op" in c["fields"]]
+    assert [c["fields"]["canonical_op"] for c in swapped] == [["relu", "gelu"]]
+    renamed = [c for c in d.changed if "scope" in c["fields"]]
+    assert {tuple(c["fields"]["scope"]) for c in renamed} == {("classifier", "head")}
+    assert len(d.changed) == 1 + len(renamed)
+    rollup = dict(d.rollup())
+    assert rollup["norm"] == {"added": 1 + params}
+    assert rollup["block2.act"] == {"changed": 1}
+
+
+@pytest.mark.torch
+def test_diff_command_report_json_and_fail_on_change(capsys: pytest.CaptureFixture[str]) -> None:
+    v1, v2 = "examples/edit_v1_torch.py", "examples/edit_v2_torch.py"
+    assert main(["diff", v1, v2, "--fw", "torch"]) == 0
+    out = capsys.readouterr().out
+    assert "19 matched, 3 added, 0 removed, 4 changed" in out
+    assert "relu_2 -> gelu: canonical_op relu -> gelu" in out
+    assert "norm: 3 added" in out
+
+    assert main(["diff", v1, v2, "--fw", "torch", "--json", "--fail-on-change"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) >= {"matched", "added", "removed", "changed", "first_divergence"}
+    assert doc["first_divergence"] is None and doc["identical"] is False
+    assert ["relu_2", "gelu"] in doc["matched"]
+
+    assert main(["diff", v1, v1, "--fw", "torch", "--fail-on-change"]) == 0
+    assert "same structure" in capsys.readouterr().out
+
+
+@pytest.mark.torch
+def test_saved_golden_against_model_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    golden = tmp_path / "golden.json"
+    ir.save(capture("examples/edit_v1_torch.py"), golden)
+    assert main(["diff", str(golden), "examples/edit_v1_torch.py", "--fw", "torch", "--fail-on-change"]) == 0
+    assert main(["diff", str(golden), "examples/edit_v2_torch.py", "--fw", "torch", "--fail-on-change"]) == 1
+    capsys.readouterr()
+
+
+def test_diff_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["diff", str(bad), "tests/golden/torch/or_gate.fx.json"]) == 1
+    assert "not valid JSON" in capsys.readouterr().err
+    assert main(["diff", "tests/golden/torch/or_gate.fx.json"]) == 2
+    assert "give two methods" in capsys.readouterr().err
+
+
+def test_random_edits_are_recovered() -> None:
+    """A small version of bench/bench_diff.py: precision and recall of the matching."""
+    rng = random.Random(0)
+    a = ir.load(ROOT / "tests/golden/torch/transformer_block.export.json")
+    b = ir.loads(ir.dumps(a))
+    mapping = {n: f"r_{n}" for n in b.nx}  # every id renamed
+    import networkx as nx
+
+    b.nx = nx.relabel_nodes(b.nx, mapping)
+    for node_id in b.nx:
+        b.nx.nodes[node_id]["id"] = node_id
+    b.inputs = [mapping[i] for i in b.inputs]
+    b.outputs = [mapping[i] for i in b.outputs]
+    d = diff.diff(a, b)
+    truth = {x: mapping[x] for x in a.nx}
+    correct = sum(1 for x, y in d.matched if truth[x] == y)
+    assert correct / len(d.matched) >= 0.95 and correct / len(truth) >= 0.95
+    rng.random()
