@@ -333,12 +333,21 @@ def diff(
         b = a
     found_a = loader.load_target(a, fw=fw_a or fw)
     found_b = found_a if b == a else loader.load_target(b, fw=fw_b or fw)
-    graph_a = tracers.capture_target(found_a, method=method_a or method)
-    graph_b = tracers.capture_target(found_b, method=method_b or method)
     ignored = _ignored_ops(ignore)
-    result = diffing.diff(graph_a, graph_b, ignore=ignored)
     if values:
-        _fail("diff --values is not available yet in this version")
+        # The graphs compared are the stepped ones, so that every matched node has its values.
+        from graphscope import stepping
+
+        runs = [
+            stepping.step_target(found, method=m, keep=stepping.KEEP_ALL)
+            for found, m in ((found_a, method_a or method), (found_b, method_b or method))
+        ]
+        result = diffing.diff(runs[0].graph, runs[1].graph, ignore=ignored)
+        result.compare_values(runs[0], runs[1])
+    else:
+        graph_a = tracers.capture_target(found_a, method=method_a or method)
+        graph_b = tracers.capture_target(found_b, method=method_b or method)
+        result = diffing.diff(graph_a, graph_b, ignore=ignored)
     if svg:
         _fail("diff --svg is not available yet in this version")
     if as_json:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from graphscope.ir import Graph
+    from graphscope.stepping.records import Steps
 
 __all__ = ["LAYOUT_OPS", "Diff", "diff", "match"]
 
@@ -270,6 +271,59 @@ class Diff:
             "notes": self.notes,
         }
 
+    def compare_values(
+        self, steps_a: Steps, steps_b: Steps, *, rtol: float = 1e-3, atol: float = 1e-5
+    ) -> None:
+        """Compare the matched nodes' values, in B's execution order, and keep the first divergence.
+
+        ``steps_a`` / ``steps_b`` are runs of ``a`` and ``b`` that kept their values
+        (``keep=KEEP_ALL``). Values of different layouts are compared through the permutation of
+        dims that makes them agree (NHWC against NCHW); values that agree up to ``rtol`` (relative
+        to the tensor's largest magnitude) and ``atol`` are the same. The suspects of a divergence
+        are the nodes between it and the last inputs that still agreed which have no counterpart
+        (a transpose, a reshape, an op on one side only): that is where to look.
+        """
+        from graphscope.stepping.values import to_numpy
+
+        position = {r.node: r.index for r in steps_b}
+        pairs = sorted(
+            (
+                (x, y)
+                for x, y in self.matched
+                if y in position and x in steps_a.values and y in steps_b.values
+            ),
+            key=lambda p: position[p[1]],
+        )
+        compared = 0
+        for x, y in pairs:
+            va, vb = _first_value(steps_a.values[x]), _first_value(steps_b.values[y])
+            if va is None or vb is None:
+                continue
+            verdict = _compare_arrays(to_numpy(va), to_numpy(vb), rtol=rtol, atol=atol)
+            if verdict is None:
+                continue  # shapes that cannot be compared
+            compared += 1
+            if verdict == "":
+                continue
+            self.first_divergence = {
+                "a": x,
+                "b": y,
+                "op": self.b.node(y)["canonical_op"],
+                "scope": ".".join(self.b.node(y)["scope"]),
+                "source": self.b.node(y)["source"],
+                "reason": verdict,
+                "suspects": _suspects(self.b, y, set(self.ba_map()), "b")
+                + _suspects(self.a, x, set(self.ab_map()), "a"),
+            }
+            break
+        self.notes.append(f"values: {compared} matched nodes compared")
+
+    def ab_map(self) -> dict[str, str]:
+        return dict(self.matched)
+
+    def ba_map(self) -> dict[str, str]:
+        return {y: x for x, y in self.matched}
+
     def renderable(self) -> RenderableType:
         from rich.console import Group
         from rich.text import Text
@@ -317,12 +371,78 @@ class Diff:
             parts.append(t)
         if self.first_divergence is not None:
             fd = self.first_divergence
-            t = Text("first divergence: ", style="bold red")
-            t.append(f"{fd['a']} / {fd['b']} ({fd.get('op', '?')}): {fd.get('reason', '')}")
+            t = Text("values first diverge at ", style="bold red")
+            where = f" in {fd['scope']}" if fd.get("scope") else ""
+            if fd.get("source"):
+                where += f" at {fd['source']['file']}:{fd['source'].get('line')}"
+            t.append(f"{fd['b']} ({fd['op']}){where}", style="bold red")
+            t.append(f" [a: {fd['a']}]: {fd['reason']}")
+            for s in fd.get("suspects", []):
+                t.append(
+                    f"\n  suspect: {s['node']} ({s['op']}) in {s['side']}, between the last agreeing values and here"
+                )
             parts.append(t)
+        elif any(n.startswith("values:") for n in self.notes):
+            parts.append(Text("The matched nodes' values agree.", style="green"))
         for note in self.notes:
             parts.append(Text(f"note: {note}", style="dim"))
         return Group(*parts)
+
+
+def _first_value(values: list[Any]) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _compare_arrays(a: Any, b: Any, *, rtol: float, atol: float) -> str | None:
+    """``""`` when ``a`` and ``b`` agree, why not when they do not, None when incomparable."""
+    import itertools
+
+    import numpy as np
+
+    if a.size != b.size or a.size == 0 or a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
+        return None
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    candidates = []
+    if a.shape == b.shape:
+        candidates.append(b)
+    elif sorted(a.shape) == sorted(b.shape) and a.ndim <= 6:
+        for perm in itertools.permutations(range(b.ndim)):
+            if tuple(b.shape[p] for p in perm) == a.shape:
+                candidates.append(b.transpose(perm))
+    if not candidates:
+        candidates.append(b.reshape(a.shape))  # a flatten or reshape in between: same order
+    scale = max(float(np.nanmax(np.abs(a))) if np.isfinite(a).any() else 0.0, 1e-30)
+    best = None
+    for c in candidates:
+        both_nan = np.isnan(a) & np.isnan(c)
+        err = np.where(both_nan, 0.0, np.abs(a - c))
+        worst = float(np.nanmax(err)) if err.size else 0.0
+        if np.isnan(err).any():
+            worst = float("inf")  # NaN on one side only
+        if best is None or worst < best:
+            best = worst
+        if worst <= atol + rtol * scale:
+            return ""
+    return f"max abs difference {best:.4g} (values up to {scale:.4g})"
+
+
+def _suspects(graph: Graph, node_id: str, matched: set[str], side: str) -> list[dict[str, str]]:
+    """Nodes without a counterpart between ``node_id`` and the matched inputs it depends on."""
+    found = []
+    seen = {node_id}
+    stack = list(graph.predecessors(node_id))
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        node = graph.node(n)
+        if n in matched or node["kind"] in ("param", "const", "input"):
+            continue
+        found.append({"node": n, "op": node["canonical_op"], "side": side})
+        stack.extend(graph.predecessors(n))
+    return found
 
 
 def _scope_key(graph: Graph, node_id: str) -> str:

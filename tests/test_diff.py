@@ -167,3 +167,37 @@ def test_random_edits_are_recovered() -> None:
     correct = sum(1 for x, y in d.matched if truth[x] == y)
     assert correct / len(d.matched) >= 0.95 and correct / len(truth) >= 0.95
     rng.random()
+
+
+@pytest.mark.torch
+def test_values_diverge_first_at_the_swapped_activation(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["diff", "examples/edit_v1_torch.py", "examples/edit_v2_torch.py", "--fw", "torch",
+                 "--values", "--json"])  # fmt: skip
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    fd = doc["first_divergence"]
+    assert (fd["a"], fd["b"], fd["op"]) == ("relu_2", "gelu", "gelu")
+    assert fd["source"] == {"file": "examples/edit_v2_torch.py", "line": 18}
+
+
+@pytest.mark.torch
+def test_two_methods_of_one_model_agree_in_value(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["diff", "examples/nan_torch.py", "--fw", "torch", "--method-a", "eager", "--method-b", "fx",
+                 "--values"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "The matched nodes' values agree." in out  # NaN where the other has NaN is agreement
+    assert "values: 8 matched nodes compared" in out
+
+
+def test_compare_arrays_through_a_layout_permutation() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    nhwc = rng.normal(size=(2, 5, 4, 3)).astype(np.float32)
+    nchw = nhwc.transpose(0, 3, 1, 2).copy()
+    assert diff._compare_arrays(nhwc, nchw, rtol=1e-5, atol=0) == ""
+    wrong = nhwc.transpose(0, 3, 2, 1).reshape(-1)  # a wrong transpose, then a flatten
+    verdict = diff._compare_arrays(nhwc.reshape(-1), wrong, rtol=1e-5, atol=0)
+    assert verdict and verdict.startswith("max abs difference")
+    assert diff._compare_arrays(nhwc, nhwc[:1], rtol=1e-5, atol=0) is None

@@ -17,7 +17,23 @@ from graphscope.stepping.records import Record, Steps
 if TYPE_CHECKING:
     from graphscope.loader import Target
 
-__all__ = ["DEFAULT_METHOD", "REGISTRY", "Record", "Steps", "step", "step_target"]
+__all__ = ["DEFAULT_METHOD", "KEEP_ALL", "REGISTRY", "Record", "Steps", "step", "step_target"]
+
+
+class _Everything:
+    """``keep=KEEP_ALL``: keep every node's outputs (``diff --values`` compares them all)."""
+
+    def __contains__(self, node_id: object) -> bool:
+        return True
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "KEEP_ALL"
+
+
+KEEP_ALL: Any = _Everything()
 
 REGISTRY: dict[tuple[str, str], str] = {
     ("torch", "eager"): "torch_eager",
@@ -55,7 +71,7 @@ def step(
         known = ", ".join(methods(fw)) or "none in this version"
         raise GraphscopeError(f"--fw {fw} cannot step with method {method!r}; methods: {known}")
     module = importlib.import_module(f"graphscope.stepping.{module_name}")
-    extra = {"keep": frozenset(keep)} if keep else {}
+    extra = {"keep": keep if keep is KEEP_ALL else frozenset(keep)} if keep else {}
     steps: Steps = module.step(model, example_inputs, name=name, method=method, signature=signature, **extra)
     steps.attach()
     return steps
