@@ -119,33 +119,33 @@ def alternative_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _structure(graph: Graph) -> dict[str, tuple[str, tuple[tuple[str, int, int], ...]]]:
-    """node id -> (op, sorted incoming (src, src_port, dst_port)), for every node."""
-    incoming: dict[str, list[tuple[str, int, int]]] = {n: [] for n in graph.nx}
-    for e in graph.edges():
-        incoming[e.dst].append((e.src, e.src_port, e.dst_port))
-    return {n["id"]: (n["op"], tuple(sorted(incoming[n["id"]]))) for n in graph.nodes()}
+def _shape_attrs_only(attrs_change: list[dict[str, Any]]) -> bool:
+    """A placeholder's ``shape`` attribute follows the input: a shape change, not a new op."""
+    return set(attrs_change[0]) | set(attrs_change[1]) <= {"shape", "_output_shapes"}
 
 
 def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_inputs_alt") -> DynamicReport:
-    """Compare two captures of one model node by node (ids are stable within one method)."""
+    """Compare two captures of one model with :mod:`graphscope.diff`: nodes added, removed,
+    changed (op, attributes or inputs), and those whose only change is their shapes."""
+    from graphscope import diff
+
     report = DynamicReport(method=method, alt_source=alt_source)
-    sa, sb = _structure(a), _structure(b)
-    report.added = [n for n in sb if n not in sa]
-    report.removed = [n for n in sa if n not in sb]
-    for node_id, (op, ins) in sa.items():
-        if node_id not in sb:
-            continue
-        op_b, ins_b = sb[node_id]
-        fields = []
-        if op != op_b:
-            fields.append("op")
-        if ins != ins_b:
+    d = diff.diff(a, b, cross=False)
+    report.added = list(d.added)
+    report.removed = list(d.removed)
+    rewired = {v for _, v in d.removed_edges} | {d.ba_map()[v] for _, v in d.added_edges}
+    changes = {c["a"]: c for c in d.changed}
+    for x, _ in d.matched:
+        found = changes.get(x, {}).get("fields", {})
+        fields = sorted(
+            k for k in found if k != "shape" and not (k == "attrs" and _shape_attrs_only(found[k]))
+        )
+        if x in rewired:
             fields.append("inputs")
         if fields:
-            report.changed.append({"node": node_id, "fields": fields})
-        elif a.node(node_id)["outputs"] != b.node(node_id)["outputs"]:
-            report.reshaped.append(node_id)
+            report.changed.append({"node": x, "fields": fields})
+        elif x in changes:
+            report.reshaped.append(x)
     for name in sorted(set(a.subgraphs) | set(b.subgraphs)):
         if name not in b.subgraphs:
             report.removed.append(f"subgraph:{name}")
