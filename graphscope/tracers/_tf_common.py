@@ -209,6 +209,8 @@ class GraphConverter:
         # TensorFlow numbers library functions with a process-wide counter (cond_true_10):
         # the IR names each body after its first caller instead, so captures are reproducible.
         self.stable: dict[str, str] = {}
+        # The top-level graph's op name -> IR node id (the stepper finds values by op name).
+        self.ids: dict[str, str] = {}
 
     def node_id(self, name: str, g: ir.Graph) -> str:
         """The op's name with Keras 3's per-call scope suffixes undone (when that is unambiguous)."""
@@ -284,6 +286,8 @@ class GraphConverter:
             )
             for _, fn_name in calls:
                 self._convert_function(fn_name, root)
+        if g is root:
+            self.ids = ids
         for op in ops:
             for port, t in enumerate(op.inputs):
                 g.add_edge(ids[t.op.name], ids[op.name], src_port=t.value_index, dst_port=port)

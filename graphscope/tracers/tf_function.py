@@ -60,9 +60,15 @@ def capture(
     method: str = "tf-function",
     signature: Any = None,
 ) -> ir.Graph:
-    tf = common.require_tf()
     with common.tf_state_restored():
         _, cf = concrete_function(model, example_inputs, signature)
+    return convert(cf, model, name)[0]
+
+
+def convert(cf: Any, model: Any, name: str) -> tuple[ir.Graph, dict[str, str]]:
+    """The IR of concrete function ``cf``, and its op names -> IR node ids."""
+    tf = common.require_tf()
+    with common.tf_state_restored():
         graph_def = cf.graph.as_graph_def()
     library = {f.signature.name: f for f in graph_def.library.function}
     params = _variable_names(cf)
@@ -74,11 +80,10 @@ def capture(
         framework_version=tf.__version__,
         signature=[common.tensor_meta(t) for t in cf.graph.inputs if t.dtype.name != "resource"],
     )
+    converter = common.GraphConverter(library, params=params, layer_names=layer_names)
     with _gc.paused():
-        common.GraphConverter(library, params=params, layer_names=layer_names).convert(
-            cf.graph, g, inputs=list(cf.graph.inputs), outputs=list(cf.graph.outputs)
-        )
-    return g
+        converter.convert(cf.graph, g, inputs=list(cf.graph.inputs), outputs=list(cf.graph.outputs))
+    return g, converter.ids
 
 
 def _keras_layer_names(model: Any) -> set[str]:
