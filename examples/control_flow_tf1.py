@@ -4,6 +4,7 @@ cond; Enter/Merge/Switch/NextIteration/Exit for the loop, whose back edge is a r
     graphscope trace examples/control_flow_tf1.py --fw tf1
 """
 
+import numpy as np
 import tensorflow as tf
 
 tf1 = tf.compat.v1
@@ -28,3 +29,4 @@ def build() -> tf.Graph:
 
 
 graph = build()
+example_inputs = (np.ones([2, 3], dtype=np.float32),)  # fed to the placeholder x when stepping

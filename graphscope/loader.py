@@ -2,7 +2,8 @@
 
 A ``model.py`` is imported as a module (so it runs, as ``python model.py`` would) and searched,
 in order, for: the function named by ``--entry`` returning ``(model, example_inputs)``; else
-module-level ``model`` and ``example_inputs``; else (TF1) a module-level ``graph``.
+module-level ``model`` and ``example_inputs``; else (TF1) a module-level ``graph``, with an
+optional ``example_inputs`` feeding its placeholders in graph order for stepping.
 ``example_inputs`` is a tuple, or a callable returning one. An optional ``example_inputs_alt``
 is the second input set for ``--check-dynamic``.
 
@@ -270,6 +271,8 @@ def _load_python(p: Path, *, fw: str, entry: str | None) -> Target:
     elif fw in ("tf1", "tf") and "graph" in names:
         target.model = module.graph
         target.extras["tf1_graph"] = True
+        if "example_inputs" in names:  # what to feed the placeholders, in graph order, to step
+            target.example_inputs = _as_inputs(module.example_inputs, p, "example_inputs")
     elif "model" in names and "input_signature" in names and fw in ("tf", "onnx"):
         target.model = module.model  # a tf.function / Keras model with an input_signature
     else:
