@@ -88,9 +88,17 @@ class _Side:
                     self.preds[v].append((src, port))
                     self.succs[src].append((v, port))
 
-    def wl_hashes(self, rounds: int) -> list[dict[str, int]]:
-        """Weisfeiler-Lehman hashes of each node after 1..rounds rounds (in and out neighbours)."""
-        h = {i: hash((self.label[i], self.nodes[i]["kind"])) for i in self.ids}
+    def wl_hashes(self, rounds: int, *, with_attrs: bool) -> list[dict[str, int]]:
+        """Weisfeiler-Lehman hashes of each node after 1..rounds rounds (in and out neighbours,
+        with ports). ``with_attrs`` starts from the attributes too: which output a ``getitem``
+        takes, a conv's stride (one framework only: attribute names are the framework's)."""
+        if with_attrs:
+            h = {
+                i: hash((self.label[i], self.nodes[i]["kind"], _attrs_key(self.nodes[i]["attrs"])))
+                for i in self.ids
+            }
+        else:
+            h = {i: hash((self.label[i], self.nodes[i]["kind"])) for i in self.ids}
         out = []
         for _ in range(rounds):
             h = {
@@ -98,7 +106,7 @@ class _Side:
                     (
                         h[i],
                         tuple(sorted((h[p], port) for p, port in self.preds[i])),
-                        tuple(sorted(h[s] for s, _ in self.succs[i])),
+                        tuple(sorted((h[s], port) for s, port in self.succs[i])),
                     )
                 )
                 for i in self.ids
@@ -108,8 +116,9 @@ class _Side:
 
 
 class _Matcher:
-    def __init__(self, a: _Side, b: _Side) -> None:
+    def __init__(self, a: _Side, b: _Side, *, cross: bool = False) -> None:
         self.a, self.b = a, b
+        self.cross = cross
         self.ab: dict[str, str] = {}
         self.ba: dict[str, str] = {}
 
@@ -167,14 +176,20 @@ class _Matcher:
                         self.pair(xs[0], ys[0])
                         queue.append(xs[0])
 
+    def _align_key(self, side: _Side, x: str) -> Hashable:
+        """Canonical op, and within one framework the output shapes (a weight is not a bias)."""
+        if self.cross:
+            return side.label[x]
+        return (side.label[x], repr([o.get("shape") for o in side.nodes[x]["outputs"]]))
+
     def align_rest(self) -> list[str]:
         """Align the still-unmatched nodes of each side by canonical op, in execution order."""
         rest_a = [x for x in self.a.ids if x not in self.ab]
         rest_b = [y for y in self.b.ids if y not in self.ba]
         if not rest_a or not rest_b or len(rest_a) * len(rest_b) > 25_000_000:
             return []
-        seq_a = [self.a.label[x] for x in rest_a]
-        seq_b = [self.b.label[y] for y in rest_b]
+        seq_a = [self._align_key(self.a, x) for x in rest_a]
+        seq_b = [self._align_key(self.b, y) for y in rest_b]
         new = []
         sm = difflib.SequenceMatcher(None, seq_a, seq_b, autojunk=False)
         for block in sm.get_matching_blocks():
@@ -187,7 +202,8 @@ class _Matcher:
 
 def match(a: Graph, b: Graph, *, ignore: Iterable[str] = ()) -> dict[str, str]:
     """Node ids of ``a`` mapped to node ids of ``b`` (see the module docstring)."""
-    return _match(_Side(a, frozenset(ignore)), _Side(b, frozenset(ignore))).ab
+    cross = (a.framework, a.capture) != (b.framework, b.capture)
+    return _match(_Side(a, frozenset(ignore)), _Side(b, frozenset(ignore)), cross=cross).ab
 
 
 def _key(side: _Side, *, scoped: bool, wl: dict[str, int] | None = None, attr: str | None = None) -> Any:
@@ -204,9 +220,13 @@ def _key(side: _Side, *, scoped: bool, wl: dict[str, int] | None = None, attr: s
     return key
 
 
-def _match(sa: _Side, sb: _Side) -> _Matcher:
-    m = _Matcher(sa, sb)
-    wa, wb = sa.wl_hashes(3), sb.wl_hashes(3)
+def _attrs_key(attrs: dict[str, Any]) -> Hashable:
+    return tuple(sorted((k, repr(v)) for k, v in attrs.items() if k != "target"))
+
+
+def _match(sa: _Side, sb: _Side, *, cross: bool = False) -> _Matcher:
+    m = _Matcher(sa, sb, cross=cross)
+    wa, wb = sa.wl_hashes(3, with_attrs=not cross), sb.wl_hashes(3, with_attrs=not cross)
     for scoped in (True, False):
         for r in (2, 1, 0):
             new = m.unique_pass(_key(sa, scoped=scoped, wl=wa[r]), _key(sb, scoped=scoped, wl=wb[r]))
@@ -505,7 +525,7 @@ def diff(a: Graph, b: Graph, *, ignore: Iterable[str] = (), cross: bool | None =
     if cross is None:
         cross = (a.framework, a.capture) != (b.framework, b.capture)
     sa, sb = _Side(a, frozenset(ignore)), _Side(b, frozenset(ignore))
-    m = _match(sa, sb)
+    m = _match(sa, sb, cross=cross)
     matched = [(x, m.ab[x]) for x in sa.ids if x in m.ab]
     removed = [x for x in sa.ids if x not in m.ab]
     added = [y for y in sb.ids if y not in m.ba]
