@@ -9,12 +9,14 @@ subgraphs named by function and linked from the calling node. Captured variables
 from __future__ import annotations
 
 import inspect
+import re
 from typing import Any
 
 from graphscope import ir
 from graphscope.errors import GraphscopeError
 from graphscope.tracers import _gc
 from graphscope.tracers import _tf_common as common
+from graphscope.tracers._source import relative
 
 
 def function_of(model: Any) -> Any:
@@ -46,10 +48,22 @@ def concrete_function(
     try:
         cf = fn.get_concrete_function(*specs) if specs is not None else fn.get_concrete_function()
     except Exception as exc:
-        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-        reason = lines[0] if lines else type(exc).__name__
-        raise GraphscopeError(f"tf.function cannot trace this model: {reason[:240]}") from None
+        raise GraphscopeError(f"tf.function cannot trace this model: {_trace_error(exc)[:240]}") from None
     return fn, cf
+
+
+def _trace_error(exc: BaseException) -> str:
+    """The reason in one line. Autograph's ``in user code:`` report ends with the user's
+    exception (``ValueError: ...``), after the file and line it came from."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0] != "in user code:" or len(lines) < 2:
+        return lines[0]
+    where = next((ln for ln in lines if ln.startswith("File ")), "")
+    match = re.match(r'File "([^"]+)", line (\d+)', where)
+    at = f" (at {relative(match.group(1))}:{match.group(2)})" if match else ""
+    return f"{lines[-1]}{at}"
 
 
 def capture(
