@@ -349,7 +349,9 @@ def diff(
         graph_b = tracers.capture_target(found_b, method=method_b or method)
         result = diffing.diff(graph_a, graph_b, ignore=ignored)
     if svg:
-        _fail("diff --svg is not available yet in this version")
+        from graphscope.rendering import diff_svg
+
+        diff_svg.render(result, svg)
     if as_json:
         import json
 

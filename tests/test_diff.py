@@ -201,3 +201,24 @@ def test_compare_arrays_through_a_layout_permutation() -> None:
     verdict = diff._compare_arrays(nhwc.reshape(-1), wrong, rtol=1e-5, atol=0)
     assert verdict and verdict.startswith("max abs difference")
     assert diff._compare_arrays(nhwc, nhwc[:1], rtol=1e-5, atol=0) is None
+
+
+@pytest.mark.torch
+def test_diff_svg_colours_both_graphs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from graphscope.rendering import diff_svg
+
+    d = diff.diff(capture("examples/edit_v1_torch.py"), capture("examples/edit_v2_torch.py"))
+    source = diff_svg.diff_dot(d).source
+    assert "subgraph cluster_a {" in source and "subgraph cluster_b {" in source
+    import re
+
+    node_line = re.compile(r"^\s*(\w+) \[.*<B>")
+    line_of = {m.group(1): line for line in source.splitlines() if (m := node_line.match(line))}
+    assert sum(diff_svg.COLORS["changed"] in line for line in line_of.values()) == 4  # 2 linear, 2 act
+    assert any("layer_norm" in line and diff_svg.COLORS["added"] in line for line in line_of.values())
+    assert {name[0] for name in line_of} == {"a", "b"}  # two graphs, no name clash
+    out = tmp_path / "d.svg"
+    assert main(["diff", "examples/edit_v1_torch.py", "examples/edit_v2_torch.py", "--fw", "torch",
+                 "--svg", str(out)]) == 0  # fmt: skip
+    assert out.read_text().startswith("<?xml") and "added: 3" in out.read_text()
+    capsys.readouterr()

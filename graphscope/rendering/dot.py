@@ -51,6 +51,8 @@ class DotOptions:
     legend: bool = True
     budget: int = NODE_BUDGET
     title: str | None = None
+    fill: dict[str, str] = field(default_factory=dict)  # node id -> fill colour (diff status)
+    name_prefix: str = "n"  # generated DOT names; two graphs in one drawing need two prefixes
 
 
 @dataclass
@@ -164,13 +166,14 @@ def _attrs(attrs: dict[str, str]) -> str:
 class _Writer:
     """Accumulates DOT lines with generated, DOT-safe node names."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "n") -> None:
         self.lines: list[str] = []
         self.count = 0
+        self.prefix = prefix
 
     def new_name(self) -> str:
         self.count += 1
-        return f"n{self.count}"
+        return f"{self.prefix}{self.count}"
 
 
 def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
@@ -186,7 +189,7 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
                 f"{len(visible)} nodes is more than Graphviz lays out quickly; "
                 f"collapsed scopes below depth {collapse} (use --collapse to choose)"
             )
-    w = _Writer()
+    w = _Writer(opts.name_prefix)
     w.lines.append("digraph graphscope {")
     w.lines.append(
         f'  graph [rankdir=TB bgcolor="transparent" fontname="{FONT}" fontsize=12 compound=true '
@@ -315,6 +318,8 @@ def _draw_graph(
             style["fontsize"] = "9"
         if _nonfinite(n):
             style.update({"color": NONFINITE_COLOR, "penwidth": "2"})
+        if n["id"] in opts.fill:
+            style.update({"fillcolor": opts.fill[n["id"]], "penwidth": "2"})
         if n["id"] in highlight:
             style.update(HIGHLIGHT)
         if n["kind"] in ("input", "output"):
