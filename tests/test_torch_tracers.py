@@ -81,7 +81,7 @@ def test_export_records_params_scopes_and_sources() -> None:
     assert params[0]["outputs"] == [{"shape": [4, 2], "dtype": "float32"}]
     linear = g.node("linear")
     assert linear["scope"] == ["hidden1"]
-    assert linear["source"] == {"file": "examples/or_gate_torch.py", "line": 18}
+    assert linear["source"] == {"file": "examples/or_gate_torch.py", "line": 19}
     assert g.inputs == ["x"]
 
 
