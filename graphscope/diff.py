@@ -316,10 +316,10 @@ class Diff:
         )
         compared = 0
         for x, y in pairs:
-            va, vb = _first_value(steps_a.values[x]), _first_value(steps_b.values[y])
+            va, vb = _first_array(steps_a.values[x], to_numpy), _first_array(steps_b.values[y], to_numpy)
             if va is None or vb is None:
                 continue
-            verdict = _compare_arrays(to_numpy(va), to_numpy(vb), rtol=rtol, atol=atol)
+            verdict = _compare_arrays(va, vb, rtol=rtol, atol=atol)
             if verdict is None:
                 continue  # shapes that cannot be compared
             compared += 1
@@ -409,8 +409,16 @@ class Diff:
         return Group(*parts)
 
 
-def _first_value(values: list[Any]) -> Any:
-    return next((v for v in values if v is not None), None)
+def _first_array(values: list[Any], to_numpy: Callable[[Any], Any]) -> Any:
+    """The first output that is a numeric array (not a TF resource handle, not None)."""
+    for v in values:
+        if v is None:
+            continue
+        try:
+            return to_numpy(v)
+        except Exception:  # a resource or variant tensor has no array
+            continue
+    return None
 
 
 def _compare_arrays(a: Any, b: Any, *, rtol: float, atol: float) -> str | None:
