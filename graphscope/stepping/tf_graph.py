@@ -91,33 +91,26 @@ def _step_function(
     captured = {internal.op.name: external for external, internal in cf.graph.captures}
     params = [t for t in cf.graph.inputs if t.op.name not in captured]
     args = _function_arguments(params, example_inputs, name)
-    ops = [op for op in cf.graph.get_operations() if op.outputs]
-    mapped = {t.op.name for t in params} | set(captured)
-    imported = [op.name for op in ops if op.name not in mapped]
     graph_def = cf.graph.as_graph_def()
     layout: list[tuple[str, int, Any]] = []  # (node id, output port, dtype) of each summary
+    tensors: list[tuple[str, Any]] = []
     kept: list[tuple[str, int]] = []
+    wanted = [""]  # the summaries, then the tensors kept whole
+    for op in cf.graph.get_operations():
+        for port, t in enumerate(op.outputs):
+            layout.append((ids[op.name], port, t.dtype))
+            tensors.append((t.name, t.dtype))
+            if ids[op.name] in keep:
+                kept.append((ids[op.name], port))
+                wanted.append(t.name)
+    wanted[0] = _add_summaries(graph_def, tensors)[0]
 
     def run(*tensors: Any) -> Any:
         fg = tf.compat.v1.get_default_graph()
         input_map = {t.name: a for t, a in zip(params, tensors)}
         for op_name, external in captured.items():
             input_map[f"{op_name}:0"] = fg.capture(external)
-        found = tf.graph_util.import_graph_def(
-            graph_def, input_map=input_map, return_elements=imported, name=""
-        )
-        by_name = dict(zip(imported, found))
-        pieces, whole = [], []
-        for op in ops:
-            node_id = ids[op.name]
-            outs = [input_map[f"{op.name}:0"]] if op.name in mapped else list(by_name[op.name].outputs)
-            for port, t in enumerate(outs):
-                pieces.append(numerics.summarize_tf_graph(t))
-                layout.append((node_id, port, t.dtype))
-                if node_id in keep:
-                    whole.append(t)
-                    kept.append((node_id, port))
-        return [tf.concat(pieces, 0), *whole]
+        return tf.graph_util.import_graph_def(graph_def, input_map=input_map, return_elements=wanted, name="")
 
     specs = [tf.TensorSpec(t.shape, t.dtype) for t in params]
     try:
@@ -134,6 +127,37 @@ def _step_function(
     values = _kept_values(kept, [t.numpy() for t in fetched[1:]])
     notes = _call_notes(graph)
     return _steps(graph, summaries, notes, values)
+
+
+def _add_summaries(graph_def: Any, tensors: list[tuple[str, Any]], *, concat: bool = True) -> list[str]:
+    """Add the summary of each ``(tensor name, dtype)`` to ``graph_def`` and, with ``concat``,
+    one op concatenating them all: returns ``[that tensor's name]``, else the summaries' names."""
+    import tensorflow as tf
+    from tensorflow.core.framework import node_def_pb2
+
+    taken = {n.name.split("/", 1)[0] for n in graph_def.node}
+    prefix = "graphscope_summary"
+    while prefix in taken:
+        prefix += "_"
+    nodes, names = numerics.summary_node_defs(tensors, prefix)
+    graph_def.node.extend(nodes)
+    if not concat:
+        return names
+    if not names:  # ConcatV2 takes at least one input: an empty vector instead
+        empty = node_def_pb2.NodeDef(name=f"{prefix}/concat", op="Const")
+        empty.attr["dtype"].type = tf.float64.as_datatype_enum
+        empty.attr["value"].tensor.CopyFrom(tf.make_tensor_proto([], tf.float64))
+        graph_def.node.append(empty)
+        return [f"{empty.name}:0"]
+    axis = node_def_pb2.NodeDef(name=f"{prefix}/concat/axis", op="Const")
+    axis.attr["dtype"].type = tf.int32.as_datatype_enum
+    axis.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(0, tf.int32))
+    joined = node_def_pb2.NodeDef(name=f"{prefix}/concat", op="ConcatV2", input=[*names, axis.name])
+    joined.attr["T"].type = tf.float64.as_datatype_enum
+    joined.attr["N"].i = len(names)
+    joined.attr["Tidx"].type = tf.int32.as_datatype_enum
+    graph_def.node.extend([axis, joined])
+    return [f"{joined.name}:0"]
 
 
 def _function_arguments(params: list[Any], example_inputs: Any, name: str) -> list[Any]:
@@ -192,11 +216,6 @@ def _step_tf1(model: Any, example_inputs: Any, *, name: str, keep: frozenset[str
     graph_def = tf1_tracer.graph_def_of(model)
     graph = tf1_tracer.capture(graph_def, name=name)
     graph.validate()
-    tf_graph = tf.Graph()
-    with tf_graph.as_default():
-        tf.compat.v1.import_graph_def(graph_def, name="")  # the capture above showed it imports
-    inputs = _graph_inputs(graph, tf_graph)
-    feeds = _feeds(inputs, example_inputs, name)
     order = graph.order()
     notes = _call_notes(graph)
     blocked = _side_effects(graph, order)
@@ -205,34 +224,45 @@ def _step_tf1(model: Any, example_inputs: Any, *, name: str, keep: frozenset[str
             f"{len(blocked)} op(s) that write state (assignments, checkpoints, queues) or need "
             "such ops were not run"
         )
+    # What can be stepped: not initialization, not state writes, not inside a while frame.
+    skipped_frames: dict[str, int] = {}
+    candidates: list[tuple[str, int, Any]] = []
+    for node_id in order:
+        n = graph.node(node_id)
+        if n["attrs"].get("initializer") or node_id in blocked:
+            continue
+        frame = n["attrs"].get("frame")
+        if frame is not None and n["op"] not in ("Exit", "RefExit"):
+            skipped_frames[frame] = skipped_frames.get(frame, 0) + 1
+            continue
+        for port, out in enumerate(n["outputs"]):
+            if out.get("dtype"):
+                candidates.append((node_id, port, tf.as_dtype(out["dtype"])))
+    steppable = type(graph_def)()
+    steppable.CopyFrom(graph_def)  # the user's GraphDef stays as it was
+    names = _add_summaries(steppable, [(f"{i}:{p}", d) for i, p, d in candidates], concat=False)
+    summary_of = {(i, p): s for (i, p, _), s in zip(candidates, names)}
+    tf_graph = tf.Graph()
+    with tf_graph.as_default():
+        tf.compat.v1.import_graph_def(steppable, name="")  # TF1 node ids are the op names
+    fed = _fed_inputs(graph, order, blocked)
+    feeds = _feeds([tf_graph.get_operation_by_name(i) for i in fed], example_inputs, name)
     session = tf.compat.v1.Session(graph=tf_graph)
     try:
         _initialize(session, graph, order, name)
         state = _liveness(graph, order, session, feeds, name)
-        skipped_frames: dict[str, int] = {}
         layout: list[tuple[str, int, Any]] = []
         pieces, whole, kept = [], [], []
+        for node_id, port, dtype in candidates:
+            ports = state.get(node_id, [UNKNOWN])
+            if ports[min(port, len(ports) - 1)] != LIVE:
+                continue  # in a cond branch not taken
+            pieces.append(tf_graph.get_tensor_by_name(summary_of[node_id, port]))
+            layout.append((node_id, port, dtype))
+            if node_id in keep:
+                whole.append(tf_graph.get_tensor_by_name(f"{node_id}:{port}"))
+                kept.append((node_id, port))
         with tf_graph.as_default():
-            for node_id in order:
-                n = graph.node(node_id)
-                if not n["outputs"] or n["attrs"].get("initializer") or node_id in blocked:
-                    continue
-                frame = n["attrs"].get("frame")
-                if frame is not None and n["op"] not in ("Exit", "RefExit"):
-                    skipped_frames[frame] = skipped_frames.get(frame, 0) + 1
-                    continue
-                ports = state.get(node_id, [])
-                if not ports or LIVE not in ports:
-                    continue
-                for port in range(len(n["outputs"])):
-                    if ports[min(port, len(ports) - 1)] != LIVE:
-                        continue
-                    t = tf_graph.get_tensor_by_name(f"{node_id}:{port}")
-                    pieces.append(numerics.summarize_tf_graph(t))
-                    layout.append((node_id, port, t.dtype))
-                    if node_id in keep:
-                        whole.append(t)
-                        kept.append((node_id, port))
             fetch = tf.concat(pieces, 0) if pieces else tf.zeros([0], tf.float64)
         try:
             fetched = session.run([fetch, *whole], feed_dict=feeds)
@@ -256,8 +286,21 @@ def _step_tf1(model: Any, example_inputs: Any, *, name: str, keep: frozenset[str
     return _steps(graph, summaries, notes, _kept_values(kept, list(fetched[1:])))
 
 
-def _graph_inputs(graph: ir.Graph, tf_graph: Any) -> list[Any]:
-    return [tf_graph.get_operation_by_name(i) for i in graph.inputs]  # TF1 node ids are op names
+def _fed_inputs(graph: ir.Graph, order: list[str], blocked: set[str]) -> list[str]:
+    """The placeholders the model reads, in graph order: not those only a ``Saver`` uses
+    (its file name), nor those only state writes and training ops use."""
+    fed: set[str] = set()
+    for node_id in reversed(order):
+        if graph.node(node_id)["kind"] != "input":
+            continue
+        for succ in graph.successors(node_id):
+            n = graph.node(succ)
+            if succ in fed or (
+                succ not in blocked and n["kind"] != "input" and not n["attrs"].get("initializer")
+            ):
+                fed.add(node_id)
+                break
+    return [i for i in graph.inputs if i in fed]
 
 
 def _feeds(inputs: list[Any], example_inputs: Any, name: str) -> dict[Any, Any]:
@@ -316,14 +359,21 @@ def _side_effects(graph: ir.Graph, order: list[str]) -> set[str]:
 
 
 def _initialize(session: Any, graph: ir.Graph, order: list[str], name: str) -> None:
-    """Run the variables' initializers (and tables'), as ``global_variables_initializer`` would."""
+    """Run the variables' initializers (and tables'), as ``global_variables_initializer`` would:
+    the assignments whose values come from the graph alone, not from a feed or a checkpoint
+    (a ``Saver``'s restore ops are assignments too)."""
     tf_graph = session.graph
-    pending = [
-        tf_graph.get_operation_by_name(i)
-        for i in order
-        if (graph.node(i)["op"] in _INIT_OPS and graph.node(i)["attrs"].get("initializer"))
-        or graph.node(i)["op"].startswith("InitializeTable")
-    ]
+    outside: set[str] = set()  # needs a placeholder, a file or a state write
+    pending = []
+    for i in order:
+        n = graph.node(i)
+        op = n["op"]
+        if n["kind"] == "input" or any(p in outside for p in graph.predecessors(i)):
+            outside.add(i)
+        elif (op in _INIT_OPS and n["attrs"].get("initializer")) or op.startswith("InitializeTable"):
+            pending.append(tf_graph.get_operation_by_name(i))
+        elif op.startswith(_SIDE_EFFECTS):
+            outside.add(i)
     if not pending:
         return
     try:
