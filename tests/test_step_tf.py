@@ -109,6 +109,26 @@ def test_strings_and_resources_get_shape_and_dtype_only() -> None:
 
 
 # TensorFlow's CPU kernels flush subnormal floats to zero (a 1e-42 is counted as a zero).
+def test_stepped_summaries_of_every_dtype_agree_with_numpy() -> None:
+    """The stepper's summaries are NodeDefs added to the GraphDef (not summarize_tf_graph's ops)."""
+    import tensorflow as tf
+
+    arrays = {f"c{i}": a for i, a in enumerate(HAND_MADE.values())}
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float16, [3], name="x")
+        tf.identity(x * 2, name="doubled")
+        for name, a in arrays.items():
+            tf.identity(tf.constant(a), name=name)
+        tf.constant([["a", "bc"]], name="text")
+    half = np.array([1, np.inf, -3], np.float16)
+    steps = stepping.step(graph, (half,), fw="tf1", name="dtypes")
+    expected = {**arrays, "x": half, "doubled": half * 2}
+    for name, a in expected.items():
+        assert_same_summary(steps.record(name).summary, numerics.summarize_numpy(a), tol=1e-6)
+    assert steps.record("text").summary == numerics.make([1, 2], "string")
+
+
 FLOATS = st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False, width=32)
 ARRAYS = st.one_of(
     hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5), elements=FLOATS),
@@ -173,6 +193,7 @@ def test_or_gate_is_finite_and_its_output_matches_numpy() -> None:
     for w, b in found.model.layers:
         x = 1 / (1 + np.exp(-(x @ w.numpy() + b.numpy())))
     assert_same_summary(steps.record("out/Sigmoid").summary, numerics.summarize_numpy(x))
+    assert steps.record("out/MatMul/ReadVariableOp/resource").summary == numerics.make([], "resource")
 
 
 def test_record_ids_are_the_captures_node_ids() -> None:
