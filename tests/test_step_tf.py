@@ -174,7 +174,9 @@ def test_nan_is_found_where_it_is_born() -> None:
 
 def test_values_are_kept_for_the_nodes_asked() -> None:
     found = load("nan_tf")
-    steps = stepping.step(found.model, found.example_inputs, fw="tf", keep=["compress/Log"])
+    handle = "encoder/MatMul/ReadVariableOp/resource"  # a variable's handle: no values to keep
+    steps = stepping.step(found.model, found.example_inputs, fw="tf", keep=["compress/Log", handle])
+    assert handle not in steps.values
     (log,) = steps.values["compress/Log"]
     assert log.shape == (4, 16)
     assert int(np.isnan(log).sum()) == steps.record("compress/Log").summary["nan"]

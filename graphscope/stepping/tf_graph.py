@@ -101,7 +101,7 @@ def _step_function(
         for port, t in enumerate(op.outputs):
             layout.append((ids[op.name], port, t.dtype))
             tensors.append((t.name, t.dtype))
-            if ids[op.name] in keep:
+            if ids[op.name] in keep and _holds_values(t.dtype):
                 kept.append((ids[op.name], port))
                 wanted.append(t.name)
     wanted[0] = _add_summaries(graph_def, tensors)[0]
@@ -129,6 +129,11 @@ def _step_function(
     values = _kept_values(kept, [t.numpy() for t in fetched[1:]])
     notes = _call_notes(graph)
     return _steps(graph, summaries, notes, values)
+
+
+def _holds_values(dtype: Any) -> bool:
+    """Can a tensor be kept whole as an array (not a resource handle or a variant)?"""
+    return dtype.base_dtype.name not in ("resource", "variant")
 
 
 @contextlib.contextmanager
@@ -276,7 +281,7 @@ def _step_tf1(model: Any, example_inputs: Any, *, name: str, keep: frozenset[str
                 continue  # in a cond branch not taken
             pieces.append(tf_graph.get_tensor_by_name(summary_of[node_id, port]))
             layout.append((node_id, port, dtype))
-            if node_id in keep:
+            if node_id in keep and _holds_values(dtype):
                 whole.append(tf_graph.get_tensor_by_name(f"{node_id}:{port}"))
                 kept.append((node_id, port))
         with tf_graph.as_default():
