@@ -238,26 +238,30 @@ def _step_tf1(model: Any, example_inputs: Any, *, name: str, keep: frozenset[str
     graph.validate()
     order = graph.order()
     notes = _call_notes(graph)
-    blocked = _side_effects(graph, order)
+    inits, blocked = _plan(graph, order)
     if blocked:
         notes.append(
             f"{len(blocked)} op(s) that write state (assignments, checkpoints, queues) or need "
             "such ops were not run"
         )
+    fed = _fed_inputs(graph, order, blocked)
+    unfed = {i for i in graph.inputs if i not in fed and graph.node(i)["op"] != "PlaceholderWithDefault"}
     # What can be stepped: not initialization, not state writes, not inside a while frame.
     skipped_frames: dict[str, int] = {}
     candidates: list[tuple[str, int, Any]] = []
     for node_id in order:
         n = graph.node(node_id)
-        if n["attrs"].get("initializer") or node_id in blocked:
+        if n["attrs"].get("initializer") or node_id in blocked or node_id in unfed:
             continue
         frame = n["attrs"].get("frame")
         if frame is not None and n["op"] not in ("Exit", "RefExit"):
             skipped_frames[frame] = skipped_frames.get(frame, 0) + 1
             continue
         for port, out in enumerate(n["outputs"]):
-            if out.get("dtype"):
+            try:
                 candidates.append((node_id, port, tf.as_dtype(out["dtype"])))
+            except TypeError:
+                pass  # no dtype known: nothing to summarise
     steppable = type(graph_def)()
     steppable.CopyFrom(graph_def)  # the user's GraphDef stays as it was
     names = _add_summaries(steppable, [(f"{i}:{p}", d) for i, p, d in candidates], concat=False)
@@ -265,13 +269,12 @@ def _step_tf1(model: Any, example_inputs: Any, *, name: str, keep: frozenset[str
     tf_graph = tf.Graph()
     with tf_graph.as_default():
         tf.compat.v1.import_graph_def(steppable, name="")  # TF1 node ids are the op names
-    fed = _fed_inputs(graph, order, blocked)
     feeds = _feeds([tf_graph.get_operation_by_name(i) for i in fed], example_inputs, name)
     config = tf.compat.v1.ConfigProto()
     config.graph_options.rewrite_options.disable_meta_optimizer = True  # see _grappler_off
     session = tf.compat.v1.Session(graph=tf_graph, config=config)
     try:
-        _initialize(session, graph, order, name)
+        _initialize(session, inits, name)
         state = _liveness(graph, order, session, feeds, name)
         layout: list[tuple[str, int, Any]] = []
         pieces, whole, kept = [], [], []
@@ -368,34 +371,34 @@ def _feeds(inputs: list[Any], example_inputs: Any, name: str) -> dict[Any, Any]:
     return feeds
 
 
-def _side_effects(graph: ir.Graph, order: list[str]) -> set[str]:
-    """Ops that write state (outside initialization) and everything that depends on them."""
+def _plan(graph: ir.Graph, order: list[str]) -> tuple[list[str], set[str]]:
+    """The initializers to run, as ``global_variables_initializer`` would: assignments (and
+    table initializations) whose values come from the graph alone, not from a feed, a checkpoint
+    (a ``Saver``'s restore ops are assignments too) or another state write. And the ops not to
+    run: every other state write, and everything that depends on one."""
+    inits: list[str] = []
     blocked: set[str] = set()
+    fed: set[str] = set()  # depends on a placeholder
     for node_id in order:
         n = graph.node(node_id)
-        if n["attrs"].get("initializer"):
-            continue
-        if n["op"].startswith(_SIDE_EFFECTS) or any(p in blocked for p in graph.predecessors(node_id)):
-            blocked.add(node_id)
-    return blocked
-
-
-def _initialize(session: Any, graph: ir.Graph, order: list[str], name: str) -> None:
-    """Run the variables' initializers (and tables'), as ``global_variables_initializer`` would:
-    the assignments whose values come from the graph alone, not from a feed or a checkpoint
-    (a ``Saver``'s restore ops are assignments too)."""
-    tf_graph = session.graph
-    outside: set[str] = set()  # needs a placeholder, a file or a state write
-    pending = []
-    for i in order:
-        n = graph.node(i)
         op = n["op"]
-        if n["kind"] == "input" or any(p in outside for p in graph.predecessors(i)):
-            outside.add(i)
-        elif (op in _INIT_OPS and n["attrs"].get("initializer")) or op.startswith("InitializeTable"):
-            pending.append(tf_graph.get_operation_by_name(i))
-        elif op.startswith(_SIDE_EFFECTS):
-            outside.add(i)
+        preds = graph.predecessors(node_id)
+        needs_feed = n["kind"] == "input" or any(p in fed for p in preds)
+        after_write = any(p in blocked for p in preds)
+        init = (op in _INIT_OPS and n["attrs"].get("initializer")) or op.startswith("InitializeTable")
+        if init and not needs_feed and not after_write:
+            inits.append(node_id)
+            continue
+        if needs_feed:
+            fed.add(node_id)
+        if after_write or op.startswith(_SIDE_EFFECTS):
+            blocked.add(node_id)
+    return inits, blocked
+
+
+def _initialize(session: Any, inits: list[str], name: str) -> None:
+    """Run the initializers :func:`_plan` found."""
+    pending = [session.graph.get_operation_by_name(i) for i in inits]
     if not pending:
         return
     try:
