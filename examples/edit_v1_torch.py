@@ -1,6 +1,6 @@
 """A small residual MLP, version 1. `edit_v2_torch.py` is the same model after three edits.
 
-    graphscope diff examples/edit_v1_torch.py examples/edit_v2_torch.py --fw torch
+graphscope diff examples/edit_v1_torch.py examples/edit_v2_torch.py --fw torch
 """
 
 import torch

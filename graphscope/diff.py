@@ -44,23 +44,37 @@ _NAMED = frozenset({"tf", "onnx"})
 class _Side:
     """One graph, reduced to what matching needs: labels, scopes, order and contracted edges."""
 
-    def __init__(self, graph: Graph, ignore: frozenset[str]) -> None:
+    def __init__(self, graph: Graph, ignore: frozenset[str], *, cross: bool = False) -> None:
         self.graph = graph
         nodes = {n["id"]: n for n in graph.nodes()}
         self.nodes = nodes
         order = graph.order()
         self.position = {node_id: i for i, node_id in enumerate(order)}
         self.ignored = {i for i, n in nodes.items() if n["kind"] == "op" and n["canonical_op"] in ignore}
+        if cross:
+            # A TF variable's resource handle is not a value: its read (ReadVariableOp) is the
+            # variable, as a torch parameter is.
+            self.ignored |= {
+                i for i, n in nodes.items() if any(o.get("dtype") == "resource" for o in n["outputs"])
+            }
+        fused = _fused_linears(graph, nodes, self.ignored)
+        self.ignored |= set(fused.values())
+        self.fused = fused  # matmul id -> its bias add: the linear's value is the add's
         self.ids = [i for i in order if i not in self.ignored]
-        self.label = {i: nodes[i]["canonical_op"] for i in self.ids}
+        self.label = {
+            i: _BIASED[nodes[i]["canonical_op"]] if i in fused else nodes[i]["canonical_op"] for i in self.ids
+        }
         self.scope = {i: tuple(nodes[i]["scope"]) for i in self.ids}
         self.preds: dict[str, list[tuple[str, int]]] = {i: [] for i in self.ids}
         self.succs: dict[str, list[tuple[str, int]]] = {i: [] for i in self.ids}
         data_in: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for u, v, d in graph.nx.edges(data=True):
             if not d["control"]:
-                data_in[v].append((u, d["dst_port"]))
-        memo: dict[str, list[str]] = {}
+                # Frameworks order an op's inputs differently (addmm(bias, x, w) vs MatMul(x, w)).
+                data_in[v].append((u, 0 if cross else d["dst_port"]))
+        memo: dict[str, list[str]] = {add: [mm] for mm, add in fused.items()}  # a bias add is its matmul
+        for mm, add in fused.items():  # ... and the bias is the matmul's input
+            data_in[mm].extend((p, 0 if cross else 2) for p, _ in data_in.get(add, ()) if p != mm)
 
         def kept_sources(u: str) -> list[str]:
             """``u`` itself, or the kept nodes feeding an ignored ``u`` (through ignored chains)."""
@@ -115,6 +129,32 @@ class _Side:
         return out
 
 
+_BIASED = {"matmul": "linear", "conv2d": "conv2d", "conv1d": "conv1d", "conv3d": "conv3d"}
+
+
+def _fused_linears(graph: Graph, nodes: dict[str, Any], ignored: set[str]) -> dict[str, str]:
+    """matmul/conv -> add(bias) pairs, as one op (TF's MatMul + BiasAdd is torch's addmm, its
+    Conv2D + add one convolution): op id -> the add's id, which matching treats as part of it."""
+
+    def is_weight(u: str) -> bool:
+        n = nodes[u]
+        if n["kind"] in ("param", "const") or n["canonical_op"] == "variable":
+            return True
+        return u in ignored and all(is_weight(p) for p in graph.nx.predecessors(u))
+
+    fused = {}
+    for n in nodes.values():
+        if n["kind"] != "op" or n["canonical_op"] not in _BIASED:
+            continue
+        users = list(graph.nx.successors(n["id"]))
+        if len(users) != 1 or nodes[users[0]]["canonical_op"] != "add":
+            continue
+        others = [p for p in graph.nx.predecessors(users[0]) if p != n["id"]]
+        if others and all(is_weight(p) for p in others):
+            fused[n["id"]] = users[0]
+    return fused
+
+
 class _Matcher:
     def __init__(self, a: _Side, b: _Side, *, cross: bool = False) -> None:
         self.a, self.b = a, b
@@ -158,13 +198,13 @@ class _Matcher:
                 cand_a: dict[Hashable, list[str]] = defaultdict(list)
                 for n, port in nbrs_a[x]:
                     if n not in self.ab:
-                        cand_a[(self.a.label[n], port) if same_label else port].append(n)
+                        cand_a[self._near_key(self.a, n, port, same_label)].append(n)
                 if not cand_a:
                     continue
                 cand_b: dict[Hashable, list[str]] = defaultdict(list)
                 for n, port in nbrs_b[y]:
                     if n not in self.ba:
-                        cand_b[(self.b.label[n], port) if same_label else port].append(n)
+                        cand_b[self._near_key(self.b, n, port, same_label)].append(n)
                 for k, xs in cand_a.items():
                     ys = cand_b.get(k)
                     if (
@@ -175,6 +215,15 @@ class _Matcher:
                     ):
                         self.pair(xs[0], ys[0])
                         queue.append(xs[0])
+
+    def _near_key(self, side: _Side, n: str, port: int, same_label: bool) -> Hashable:
+        """How a neighbour is told apart from its siblings: op and port; across frameworks,
+        where ports differ, op and dims in any order (a [2,4] kernel is a [4,2] weight)."""
+        if not same_label:
+            return port
+        if self.cross:
+            return (side.label[n], _dims(side.nodes[n]))
+        return (side.label[n], port)
 
     def _align_key(self, side: _Side, x: str) -> Hashable:
         """Canonical op, and within one framework the output shapes (a weight is not a bias)."""
@@ -203,7 +252,8 @@ class _Matcher:
 def match(a: Graph, b: Graph, *, ignore: Iterable[str] = ()) -> dict[str, str]:
     """Node ids of ``a`` mapped to node ids of ``b`` (see the module docstring)."""
     cross = (a.framework, a.capture) != (b.framework, b.capture)
-    return _match(_Side(a, frozenset(ignore)), _Side(b, frozenset(ignore)), cross=cross).ab
+    sa, sb = _Side(a, frozenset(ignore), cross=cross), _Side(b, frozenset(ignore), cross=cross)
+    return _match(sa, sb, cross=cross).ab
 
 
 def _key(side: _Side, *, scoped: bool, wl: dict[str, int] | None = None, attr: str | None = None) -> Any:
@@ -218,6 +268,11 @@ def _key(side: _Side, *, scoped: bool, wl: dict[str, int] | None = None, attr: s
         )
 
     return key
+
+
+def _dims(node: dict[str, Any]) -> Hashable:
+    shape = node["outputs"][0].get("shape") if node["outputs"] else None
+    return tuple(sorted(map(str, shape))) if isinstance(shape, list) else None
 
 
 def _attrs_key(attrs: dict[str, Any]) -> Hashable:
@@ -255,6 +310,7 @@ class Diff:
     added_edges: list[tuple[str, str]] = field(default_factory=list)  # in b
     removed_edges: list[tuple[str, str]] = field(default_factory=list)  # in a
     ignored: tuple[int, int] = (0, 0)  # nodes left out by --ignore in a and b
+    value_of: tuple[dict[str, str], dict[str, str]] = ({}, {})  # node -> node holding its value
     first_divergence: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -306,17 +362,21 @@ class Diff:
         from graphscope.stepping.values import to_numpy
 
         position = {r.node: r.index for r in steps_b}
+        alias_a, alias_b = self.value_of
         pairs = sorted(
             (
                 (x, y)
                 for x, y in self.matched
-                if y in position and x in steps_a.values and y in steps_b.values
+                if y in position
+                and alias_a.get(x, x) in steps_a.values
+                and alias_b.get(y, y) in steps_b.values
             ),
             key=lambda p: position[p[1]],
         )
         compared = 0
         for x, y in pairs:
-            va, vb = _first_array(steps_a.values[x], to_numpy), _first_array(steps_b.values[y], to_numpy)
+            va = _first_array(steps_a.values[alias_a.get(x, x)], to_numpy)
+            vb = _first_array(steps_b.values[alias_b.get(y, y)], to_numpy)
             if va is None or vb is None:
                 continue
             verdict = _compare_arrays(va, vb, rtol=rtol, atol=atol)
@@ -397,10 +457,11 @@ class Diff:
                 where += f" at {fd['source']['file']}:{fd['source'].get('line')}"
             t.append(f"{fd['b']} ({fd['op']}){where}", style="bold red")
             t.append(f" [a: {fd['a']}]: {fd['reason']}")
+            if fd.get("suspects"):
+                t.append("\n  between the last agreeing values and there, with no counterpart:")
             for s in fd.get("suspects", []):
-                t.append(
-                    f"\n  suspect: {s['node']} ({s['op']}) in {s['side']}, between the last agreeing values and here"
-                )
+                at = f" at {s['source']['file']}:{s['source'].get('line')}" if s.get("source") else ""
+                t.append(f"\n    {s['node']} ({s['op']}) in {s['side']}{at}")
             parts.append(t)
         elif any(n.startswith("values:") for n in self.notes):
             parts.append(Text("The matched nodes' values agree.", style="green"))
@@ -455,22 +516,39 @@ def _compare_arrays(a: Any, b: Any, *, rtol: float, atol: float) -> str | None:
     return f"max abs difference {best:.4g} (values up to {scale:.4g})"
 
 
-def _suspects(graph: Graph, node_id: str, matched: set[str], side: str) -> list[dict[str, str]]:
-    """Nodes without a counterpart between ``node_id`` and the matched inputs it depends on."""
+def _suspects(graph: Graph, node_id: str, matched: set[str], side: str) -> list[dict[str, Any]]:
+    """Nodes without a counterpart between ``node_id`` and the matched inputs it depends on,
+    in execution order; nodes that only prepare weights (a weight's transpose) are left out."""
     found = []
     seen = {node_id}
     stack = list(graph.predecessors(node_id))
+    weight_only: dict[str, bool] = {}
+
+    def only_weights(n: str) -> bool:
+        if n not in weight_only:
+            node = graph.node(n)
+            weight_only[n] = True  # cycles: assume so while looking
+            preds = graph.predecessors(n)
+            weight_only[n] = node["kind"] in ("param", "const") or (
+                bool(preds) and all(only_weights(p) for p in preds)
+            )
+        return weight_only[n]
+
     while stack:
         n = stack.pop()
         if n in seen:
             continue
         seen.add(n)
         node = graph.node(n)
-        if n in matched or node["kind"] in ("param", "const", "input"):
+        if n in matched or node["kind"] in ("param", "const", "input") or only_weights(n):
             continue
-        found.append({"node": n, "op": node["canonical_op"], "side": side})
+        found.append(n)
         stack.extend(graph.predecessors(n))
-    return found
+    position = {n: i for i, n in enumerate(graph.nx)}
+    return [
+        {"node": n, "op": graph.node(n)["canonical_op"], "side": side, "source": graph.node(n)["source"]}
+        for n in sorted(found, key=position.__getitem__)
+    ]
 
 
 def _scope_key(graph: Graph, node_id: str) -> str:
@@ -532,7 +610,7 @@ def diff(a: Graph, b: Graph, *, ignore: Iterable[str] = (), cross: bool | None =
     """
     if cross is None:
         cross = (a.framework, a.capture) != (b.framework, b.capture)
-    sa, sb = _Side(a, frozenset(ignore)), _Side(b, frozenset(ignore))
+    sa, sb = _Side(a, frozenset(ignore), cross=cross), _Side(b, frozenset(ignore), cross=cross)
     m = _match(sa, sb, cross=cross)
     matched = [(x, m.ab[x]) for x in sa.ids if x in m.ab]
     removed = [x for x in sa.ids if x not in m.ab]
@@ -542,7 +620,12 @@ def diff(a: Graph, b: Graph, *, ignore: Iterable[str] = (), cross: bool | None =
     meaningful_names = a.framework in _NAMED and b.framework in _NAMED
     changed = []
     for x, y in matched:
-        fields = _changes(sa.nodes[x], sb.nodes[y], cross, meaningful_names)
+        fields = _changes(
+            {**sa.nodes[x], "canonical_op": sa.label[x]},
+            {**sb.nodes[y], "canonical_op": sb.label[y]},
+            cross,
+            meaningful_names,
+        )
         if fields:
             changed.append({"a": x, "b": y, "fields": fields})
     edges_a = {(u, v) for v in sa.ids for u, _ in sa.preds[v]}
@@ -563,4 +646,5 @@ def diff(a: Graph, b: Graph, *, ignore: Iterable[str] = (), cross: bool | None =
         added_edges=added_edges,
         removed_edges=removed_edges,
         ignored=(len(sa.ignored), len(sb.ignored)),
+        value_of=(sa.fused, sb.fused),
     )

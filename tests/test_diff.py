@@ -222,3 +222,37 @@ def test_diff_svg_colours_both_graphs(tmp_path: Path, capsys: pytest.CaptureFixt
                  "--svg", str(out)]) == 0  # fmt: skip
     assert out.read_text().startswith("<?xml") and "added: 3" in out.read_text()
     capsys.readouterr()
+
+
+CROSS = ["--fw-a", "tf", "--fw-b", "torch", "--values", "--ignore", "layout", "--json"]
+
+
+@pytest.mark.torch
+@pytest.mark.tf
+@pytest.mark.slow
+def test_or_gate_in_tf_and_torch_is_the_same_network(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["diff", "examples/or_gate_tf.py", "examples/or_gate_torch.py", *CROSS])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    matched = dict(doc["matched"])
+    # TF's MatMul + bias add is torch's addmm; TF's variable reads are torch's parameters.
+    assert matched["hidden1/MatMul"] == "addmm" and matched["out/Sigmoid"] == "sigmoid_2"
+    assert matched["hidden1/MatMul/ReadVariableOp"] == "hidden1_weight"
+    assert doc["changed"] == [] and doc["first_divergence"] is None
+    assert "values: 7 matched nodes compared" in doc["notes"]
+
+
+@pytest.mark.torch
+@pytest.mark.tf
+@pytest.mark.slow
+def test_ported_conv_net_wrong_transpose_is_found(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["diff", "examples/conv_port_tf.py", "examples/conv_port_torch.py", *CROSS])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    fd = doc["first_divergence"]
+    assert (fd["a"], fd["b"], fd["op"]) == ("head/MatMul", "addmm", "linear")
+    first = fd["suspects"][0]
+    assert (first["node"], first["op"], first["side"]) == ("permute", "transpose", "b")
+    assert first["source"] == {"file": "examples/conv_port_torch.py", "line": 47}
+    # the convolutions before it agree, NHWC against NCHW
+    assert ["conv2/Relu", "relu_1"] in doc["matched"]
