@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 MODELS = {
     "ResNet-50 (8x3x224x224)": ("resnet50", {"batch": 8}),
     "Transformer 12 layers (8x128x256)": ("transformer_encoder", {"batch": 8, "seq": 128, "layers": 12}),
+    "GPT-2 12 layers (8x128, width 256)": ("gpt2", {"batch": 8, "seq": 128, "layers": 12, "width": 256}),
 }
 TOOLS = ["forward", "graphscope step", "graphscope step --method fx", "torchlens.trace"]
 
@@ -86,6 +87,7 @@ def worker(model_key: str, tool: str, repeat: int) -> dict[str, Any]:
             records = len(result)
         del result
     return {
+        "steps": records,
         "seconds": statistics.median(times),
         "peak_mb": _rss_mb(),
         "above_mb": _rss_mb() - base,
@@ -101,8 +103,8 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker[0], args.worker[1], args.repeat)))
         return
-    print(f"| model | tool | time (s) | × forward | peak RSS (MB) | above model (MB) | × forward (above) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| model | tool | steps | time (s) | × forward | peak RSS (MB) | above model (MB) | × forward (above) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for model_key in MODELS:
         plain: dict[str, Any] = {}
         for tool in TOOLS:
@@ -114,7 +116,7 @@ def main() -> None:
             )
             if proc.returncode != 0:
                 last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-                print(f"| {model_key} | {tool} | failed: {last[:80]} | | | | |")
+                print(f"| {model_key} | {tool} | | failed: {last[:80]} | | | | |")
                 continue
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             if tool == "forward":
@@ -122,7 +124,7 @@ def main() -> None:
             ratio = row["seconds"] / plain["seconds"] if plain else float("nan")
             mem_ratio = row["above_mb"] / plain["above_mb"] if plain and plain["above_mb"] > 0 else float("nan")
             print(
-                f"| {model_key} | {tool} | {row['seconds']:.3f} | {ratio:.2f} | {row['peak_mb']:.0f} "
+                f"| {model_key} | {tool} | {row['steps'] or ''} | {row['seconds']:.3f} | {ratio:.2f} | {row['peak_mb']:.0f} "
                 f"| {row['above_mb']:.0f} | {mem_ratio:.2f} |",
                 flush=True,
             )

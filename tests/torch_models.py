@@ -35,17 +35,17 @@ def transformer_encoder(
     return model, (torch.randn(batch, seq, dim),)
 
 
-def gpt2(batch: int = 1, seq: int = 8, layers: int = 2) -> tuple[nn.Module, tuple[Any, ...]]:
+def gpt2(batch: int = 1, seq: int = 8, layers: int = 2, width: int = 64) -> tuple[nn.Module, tuple[Any, ...]]:
     """GPT-2 from transformers' config: random weights, nothing downloaded."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
     config = GPT2Config(
         n_layer=layers,
-        n_embd=64,
+        n_embd=width,
         n_head=4,
         vocab_size=512,
-        n_positions=64,
+        n_positions=max(64, seq),
         bos_token_id=0,
         eos_token_id=0,
         use_cache=False,

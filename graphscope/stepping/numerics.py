@@ -93,15 +93,9 @@ def summarize_torch(t: Any) -> dict[str, Any]:
     mn, mx = torch.aminmax(flat)
     # sum and sum of squares (a BLAS dot) are memory-bound passes; std_mean's Welford loop is
     # five times slower. E[x^2] - E[x]^2 loses precision when |mean| >> std: redone exactly then.
-    values = torch.stack(
-        [
-            mn.double(),
-            mx.double(),
-            flat.sum().double(),
-            torch.dot(flat, flat).double(),
-            torch.count_nonzero(flat).double(),
-        ]
-    ).tolist()
+    # One stack and one .tolist(): each scalar fetched on its own costs a dispatch.
+    values = torch.stack([mn, mx, flat.sum(), torch.dot(flat, flat)]).tolist()
+    values.append(float(torch.count_nonzero(flat)))
     zeros = n - int(values[4])
     if math.isfinite(values[0]) and math.isfinite(values[1]):
         avg = values[2] / n
