@@ -348,6 +348,7 @@ def diff(
         graph_a = tracers.capture_target(found_a, method=method_a or method)
         graph_b = tracers.capture_target(found_b, method=method_b or method)
         result = diffing.diff(graph_a, graph_b, ignore=ignored)
+    executed = _executed_overlay(result.a, result.b)
     if svg:
         from graphscope.rendering import diff_svg
 
@@ -355,15 +356,30 @@ def diff(
     if as_json:
         import json
 
-        click.echo(json.dumps(result.as_dict(), indent=1, ensure_ascii=False))
+        doc = result.as_dict()
+        doc["executed"] = executed.as_dict() if executed is not None else None
+        click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
     else:
         from rich.console import Console
 
-        Console(soft_wrap=True).print(result.renderable())
+        console = Console(soft_wrap=True)
+        console.print(result.renderable())
+        if executed is not None:
+            console.print(executed.renderable())
     if svg:
         click.echo(f"wrote {svg}", err=True)
     if fail_on_change and not result.identical:
         raise click.exceptions.Exit(1)
+
+
+def _executed_overlay(a: Any, b: Any) -> Any:
+    """When one side is an eager run and the other a capture with control flow: what ran."""
+    from graphscope import overlay
+
+    for static, run in ((a, b), (b, a)):
+        if run.capture == "eager" and static.capture != "eager" and overlay.has_control_flow(static):
+            return overlay.overlay(static, run)
+    return None
 
 
 def _ignored_ops(spec: str | None) -> frozenset[str]:
