@@ -38,3 +38,43 @@ class Model(nn.Module):
 torch.manual_seed(0)
 model = Model().eval()
 example_inputs = (torch.randn(4, 8),)
+
+
+# Two more ways a NaN or an Inf is born, as entry points:
+#     graphscope step examples/nan_torch.py --fw torch --entry zero_variance
+#     graphscope step examples/nan_torch.py --fw torch --entry exp_overflow
+
+
+class Standardise(nn.Module):
+    """(x - mean) / std by hand, without LayerNorm's epsilon: a constant row gives 0/0 = NaN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - x.mean(dim=-1, keepdim=True)
+        scaled = centred / centred.std(dim=-1, keepdim=True)  # 0/0 on the constant row
+        return self.proj(scaled)
+
+
+def zero_variance() -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 5.0, 5.0, 5.0]])  # the second row is constant
+    return Standardise().eval(), (x,)
+
+
+class SoftmaxByHand(nn.Module):
+    """exp(x) / sum(exp(x)) without subtracting the max: exp(100) overflows float32 to +Inf."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logits = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        e = torch.exp(self.logits(x) * 500.0)  # the Inf is born here
+        return e / e.sum(dim=-1, keepdim=True)  # ... and Inf/Inf = NaN after it
+
+
+def exp_overflow() -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    torch.manual_seed(0)
+    return SoftmaxByHand().eval(), (torch.full((2, 4), 3.0),)

@@ -324,3 +324,14 @@ def test_public_api_steps_a_file_or_a_live_model() -> None:
     assert live.graph.capture == "eager" and live.first_nonfinite is None
     assert isinstance(found.example_inputs[0], torch.Tensor)
     assert "all finite" in repr(live)
+
+
+@pytest.mark.parametrize(
+    ("entry", "node", "counts"),
+    [("zero_variance", "div", {"nan": 4}), ("exp_overflow", "exp", {"posinf": 2})],
+)
+def test_other_ways_a_nan_is_born(entry: str, node: str, counts: dict[str, int]) -> None:
+    found = loader.load_target(Path("examples/nan_torch.py"), fw="torch", entry=entry)
+    bad = stepping.step_target(found).first_nonfinite
+    assert bad is not None and bad.node == node and bad.born_here
+    assert bad.summary is not None and {k: bad.summary[k] for k in counts} == counts
