@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/bench_diff.py [--seeds 5]
 
-Quality: captured graphs (the golden transformer block, GRU and OR gate, ResNet-50 and a
-12-layer TransformerEncoder by torch.export) are copied with random edits — every id renamed,
-k nodes inserted into edges, k nodes deleted (their input joined to their outputs), the node
-order shuffled (independent branches reordered) — and matched back. Precision: matched pairs
+Quality: captured graphs (the golden transformer block, GRU and OR gate, ResNet-50 by
+torch.export and a 12-layer TransformerEncoder captured eagerly) are copied with random edits —
+every id renamed, k nodes inserted into edges, k op nodes deleted (their first input that is
+not a weight joined to their outputs, as removing a layer would), the node order shuffled
+(independent branches reordered) — and matched back. Precision: matched pairs
 that are right / pairs matched; recall: right pairs / nodes that survived the edit.
 
 Scale: a transformer block's graph tiled into a deep chain (each copy in its own scope) of
@@ -24,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import networkx as nx  # noqa: E402
+import networkx as nx
 
-from graphscope import diff, ir  # noqa: E402
+from graphscope import diff, ir
 
 
 def edited(graph: ir.Graph, rng: random.Random, k: int) -> tuple[ir.Graph, dict[str, str]]:
@@ -35,11 +36,17 @@ def edited(graph: ir.Graph, rng: random.Random, k: int) -> tuple[ir.Graph, dict[
     truth = {n: n for n in g.nx}
     ops = [n for n in g.nx if g.node(n)["kind"] == "op"]
     for victim in rng.sample(ops, min(k, len(ops) // 4)):  # deletions
-        preds = [(u, d) for u, _, d in g.nx.in_edges(victim, data=True) if not d["control"]]
+        preds = sorted(
+            ((d["dst_port"], u) for u, _, d in g.nx.in_edges(victim, data=True) if not d["control"]),
+            key=lambda pu: pu[0],
+        )
         succs = [(v, d) for _, v, d in g.nx.out_edges(victim, data=True)]
         if not preds:
             continue
-        src = preds[0][0]
+        # Removing a layer joins its data input to its users: its first input that is not a
+        # weight (a conv's activation, not its kernel); an op fed by weights only, the first.
+        data = [u for _, u in preds if g.node(u)["kind"] not in ("param", "const")]
+        src = data[0] if data else preds[0][1]
         for v, d in succs:
             g.nx.add_edge(src, v, src_port=0, dst_port=d["dst_port"], control=d["control"])
         g.nx.remove_node(victim)
@@ -120,7 +127,9 @@ def captured_models() -> dict[str, ir.Graph]:
         model, inputs = torch_models.resnet50()
         graphs["resnet50"] = tracers.capture(model, inputs, fw="torch", method="export", name="resnet50")
         model, inputs = torch_models.transformer_encoder(layers=12)
-        graphs["transformer_encoder_12"] = tracers.capture(model, inputs, fw="torch", method="eager", name="enc")
+        graphs["transformer_encoder_12"] = tracers.capture(
+            model, inputs, fw="torch", method="eager", name="enc"
+        )
     except ImportError:
         pass
     return graphs
