@@ -3,14 +3,24 @@
 Matching is near-linear, not graph edit distance. Nodes are labelled by canonical op; each
 pass pairs the nodes whose key is unique on both sides, and keys go from strict to loose:
 
-1. canonical op + scope + a Weisfeiler-Lehman hash of the neighbourhood (3, 2, then 1 hops),
-   then the same without the scope (a renamed layer keeps its neighbourhood);
+1. canonical op + scope + a Weisfeiler-Lehman hash of the neighbourhood (3, 2, then 1 hops);
+   canonical op + scope + output shapes (a weight whose user was deleted keeps those); then
+   the hashes without the scope, for the nodes of layers missing on the other side (a renamed
+   layer keeps its neighbourhood);
 2. propagation along edges: from a matched pair, the unmatched inputs (and outputs) with the
-   same op and port on both sides are the same node — this walks through repeated blocks whose
-   hashes are all alike;
+   same op and port on both sides are the same node, told apart by their output shapes when
+   op and port are not enough — this walks through repeated blocks whose hashes are all alike;
 3. identity: the same id or name with the same op, for what structure could not tell apart;
-4. what is left, aligned by canonical op in execution order; and last, a node sitting alone
-   between matched neighbours on both sides is the same node changed (an activation swapped).
+4. what is left: an op inserted (or deleted) before a matched node's input is looked through
+   (the weight behind an inserted dropout); nodes alike in op, scope and shapes, as many on
+   each side, paired in the order of the ports they feed, then of execution (nothing else
+   tells a deleted batch norm's four orphaned [C] weights apart); the rest aligned by canonical
+   op in execution order; and last, a node sitting alone between matched neighbours on both
+   sides is the same node changed (an activation swapped).
+
+Within one framework a pair is only made inside one scope, or between two scopes that are each
+missing on the other side (a renamed layer): repeated blocks look alike, and with one of them
+deleted its neighbour would otherwise be taken for it, and the whole chain shifted by one.
 
 ``ignore`` (canonical ops, e.g. the layout ops ``transpose``/``reshape``/``identity``) removes
 nodes from both graphs before matching, joining their inputs to their outputs: NHWC/NCHW
@@ -67,6 +77,8 @@ class _Side:
             i: _BIASED[nodes[i]["canonical_op"]] if i in fused else nodes[i]["canonical_op"] for i in self.ids
         }
         self.scope = {i: tuple(nodes[i]["scope"]) for i in self.ids}
+        self.scopes = set(self.scope.values())
+        self.sig = {i: _signature(nodes[i]) for i in self.ids}  # kind, output dtypes and shapes
         self.preds: dict[str, list[tuple[str, int]]] = {i: [] for i in self.ids}
         self.succs: dict[str, list[tuple[str, int]]] = {i: [] for i in self.ids}
         data_in: dict[str, list[tuple[str, int]]] = defaultdict(list)
@@ -156,6 +168,16 @@ def _order(graph: Graph) -> list[str]:
     return order if len(order) == len(nodes) else graph.order()
 
 
+def _signature(node: dict[str, Any]) -> Hashable:
+    return (
+        node["kind"],
+        tuple(
+            (o.get("dtype"), tuple(o["shape"]) if isinstance(o.get("shape"), list) else o.get("shape"))
+            for o in node["outputs"]
+        ),
+    )
+
+
 _BIASED = {"matmul": "linear", "conv2d": "conv2d", "conv1d": "conv1d", "conv3d": "conv3d"}
 
 
@@ -193,8 +215,18 @@ class _Matcher:
         self.ab[x] = y
         self.ba[y] = x
 
+    def compatible(self, x: str, y: str) -> bool:
+        """Whether the scopes allow ``x`` and ``y`` to be one node: within one framework, the
+        same scope, or scopes that are each missing on the other side (a renamed layer). A node
+        whose layer is still there is that layer's, never a look-alike in another layer."""
+        if self.cross:
+            return True
+        sx, sy = self.a.scope[x], self.b.scope[y]
+        return sx == sy or (sx not in self.b.scopes and sy not in self.a.scopes)
+
     def unique_pass(self, key_a: Callable[[str], Hashable], key_b: Callable[[str], Hashable]) -> list[str]:
-        """Pair the unmatched nodes whose key occurs exactly once on each side."""
+        """Pair the unmatched nodes whose key occurs exactly once on each side (and whose
+        scopes are compatible)."""
         groups_a: dict[Hashable, list[str]] = defaultdict(list)
         for x in self.a.ids:
             if x not in self.ab:
@@ -210,7 +242,7 @@ class _Matcher:
         new = []
         for k, xs in groups_a.items():
             ys = groups_b.get(k)
-            if len(xs) == 1 and ys is not None and len(ys) == 1:
+            if len(xs) == 1 and ys is not None and len(ys) == 1 and self.compatible(xs[0], ys[0]):
                 self.pair(xs[0], ys[0])
                 new.append(xs[0])
         return new
@@ -234,14 +266,30 @@ class _Matcher:
                         cand_b[self._near_key(self.b, n, port, same_label)].append(n)
                 for k, xs in cand_a.items():
                     ys = cand_b.get(k)
-                    if (
-                        len(set(xs)) == 1
-                        and ys is not None
-                        and len(set(ys)) == 1
-                        and (same_label or self.a.nodes[xs[0]]["kind"] == self.b.nodes[ys[0]]["kind"])
-                    ):
-                        self.pair(xs[0], ys[0])
-                        queue.append(xs[0])
+                    if ys is None:
+                        continue
+                    for x1, y1 in self._unique_pairs(xs, ys, tiebreak=same_label and not self.cross):
+                        if (
+                            same_label or self.a.nodes[x1]["kind"] == self.b.nodes[y1]["kind"]
+                        ) and self.compatible(x1, y1):
+                            self.pair(x1, y1)
+                            queue.append(x1)
+
+    def _unique_pairs(self, xs: list[str], ys: list[str], *, tiebreak: bool) -> list[tuple[str, str]]:
+        """The one candidate on each side; or, with ``tiebreak``, the candidates that are alone
+        on each side with their output shapes (two weights of one op, two users of one value)."""
+        distinct_a, distinct_b = dict.fromkeys(xs), dict.fromkeys(ys)  # a node fed twice is one
+        if len(distinct_a) == 1 and len(distinct_b) == 1:
+            return [(xs[0], ys[0])]
+        if not tiebreak:
+            return []
+        by_a: dict[Hashable, list[str]] = defaultdict(list)
+        for x in distinct_a:
+            by_a[self.a.sig[x]].append(x)
+        by_b: dict[Hashable, list[str]] = defaultdict(list)
+        for y in distinct_b:
+            by_b[self.b.sig[y]].append(y)
+        return [(x1[0], by_b[s][0]) for s, x1 in by_a.items() if len(x1) == 1 and len(by_b.get(s, ())) == 1]
 
     def _near_key(self, side: _Side, n: str, port: int, same_label: bool) -> Hashable:
         """How a neighbour is told apart from its siblings: op and port; across frameworks,
@@ -271,6 +319,72 @@ class _Matcher:
         for block in sm.get_matching_blocks():
             for k in range(block.size):
                 x, y = rest_a[block.a + k], rest_b[block.b + k]
+                if self.compatible(x, y):
+                    self.pair(x, y)
+                    new.append(x)
+        return new
+
+    def look_through(self) -> list[str]:
+        """An op inserted on one side before a matched node's input: on that port, the
+        unmatched input of one side is the same node as the only unmatched input with its op
+        of the other side's (inserted, or deleted) input."""
+        new = []
+        for x, y in list(self.ab.items()):
+            ports_a: dict[int, list[str]] = defaultdict(list)
+            for n, port in self.a.preds[x]:
+                if n not in self.ab:
+                    ports_a[port].append(n)
+            if not ports_a:
+                continue
+            ports_b: dict[int, list[str]] = defaultdict(list)
+            for n, port in self.b.preds[y]:
+                if n not in self.ba:
+                    ports_b[port].append(n)
+            for port, xs in ports_a.items():
+                ys = ports_b.get(port)
+                if len(xs) != 1 or ys is None or len(ys) != 1:
+                    continue
+                u, v = xs[0], ys[0]
+                if self.a.label[u] == self.b.label[v]:
+                    continue
+                candidates = []
+                inner_b = {
+                    n for n, _ in self.b.preds[v] if n not in self.ba and self.b.label[n] == self.a.label[u]
+                }
+                if len(inner_b) == 1:  # v inserted before y
+                    candidates.append((u, inner_b.pop()))
+                inner_a = {
+                    n for n, _ in self.a.preds[u] if n not in self.ab and self.a.label[n] == self.b.label[v]
+                }
+                if len(inner_a) == 1:  # u deleted: y reads its input
+                    candidates.append((inner_a.pop(), v))
+                for x1, y1 in candidates:
+                    if x1 not in self.ab and y1 not in self.ba and self.compatible(x1, y1):
+                        self.pair(x1, y1)
+                        new.append(x1)
+        return new
+
+    def align_groups(self) -> list[str]:
+        """Within one framework, unmatched nodes alike in op, scope, kind and output shapes
+        (a deleted batch norm's weight, bias and running statistics, now used by nothing),
+        as many on each side: paired in the order of the ports they feed, then of execution.
+        Nothing in the graphs tells them apart: any pairing gives the same diff."""
+        groups_a: dict[Hashable, list[str]] = defaultdict(list)
+        for x in self.a.ids:
+            if x not in self.ab:
+                groups_a[(self.a.label[x], self.a.scope[x], self.a.sig[x])].append(x)
+        groups_b: dict[Hashable, list[str]] = defaultdict(list)
+        for y in self.b.ids:
+            if y not in self.ba:
+                groups_b[(self.b.label[y], self.b.scope[y], self.b.sig[y])].append(y)
+        new = []
+        for k, xs in groups_a.items():
+            ys = groups_b.get(k)
+            if ys is None or len(xs) != len(ys):
+                continue
+            xs = sorted(xs, key=lambda x: (sorted(p for _, p in self.a.succs[x]), self.a.position[x]))
+            ys = sorted(ys, key=lambda y: (sorted(p for _, p in self.b.succs[y]), self.b.position[y]))
+            for x, y in zip(xs, ys):
                 self.pair(x, y)
                 new.append(x)
         return new
@@ -284,15 +398,27 @@ def match(a: Graph, b: Graph, *, ignore: Iterable[str] = ()) -> dict[str, str]:
         return _match(sa, sb, cross=cross).ab
 
 
-def _key(side: _Side, *, scoped: bool, wl: dict[str, int] | None = None, attr: str | None = None) -> Any:
-    """A matching key: canonical op, and the scope, a WL hash or a node field."""
+def _key(
+    side: _Side,
+    *,
+    scoped: bool,
+    wl: dict[str, int] | None = None,
+    attr: str | None = None,
+    shaped: bool = False,
+    among: set[str] | None = None,
+) -> Any:
+    """A matching key: canonical op, and the scope, a WL hash, the output shapes or a node
+    field; None (no key) for the nodes not ``among`` those given."""
 
     def key(x: str) -> Hashable:
+        if among is not None and x not in among:
+            return None
         return (
             side.label[x],
             side.scope[x] if scoped else None,
             wl[x] if wl is not None else None,
             side.nodes[x][attr] if attr else None,
+            side.sig[x] if shaped else None,
         )
 
     return key
@@ -310,13 +436,25 @@ def _attrs_key(attrs: dict[str, Any]) -> Hashable:
 def _match(sa: _Side, sb: _Side, *, cross: bool = False) -> _Matcher:
     m = _Matcher(sa, sb, cross=cross)
     wa, wb = sa.wl_hashes(3, with_attrs=not cross), sb.wl_hashes(3, with_attrs=not cross)
-    for scoped in (True, False):
-        for r in (2, 1, 0):
-            new = m.unique_pass(_key(sa, scoped=scoped, wl=wa[r]), _key(sb, scoped=scoped, wl=wb[r]))
-            m.propagate(new)
+    for r in (2, 1, 0):
+        m.propagate(m.unique_pass(_key(sa, scoped=True, wl=wa[r]), _key(sb, scoped=True, wl=wb[r])))
+    if not cross:  # a weight whose user was deleted: its scope and shape are left
+        m.propagate(m.unique_pass(_key(sa, scoped=True, shaped=True), _key(sb, scoped=True, shaped=True)))
+    # Without the scope, only the nodes of layers missing on the other side (renamed): the
+    # others' look-alikes in other layers (repeated blocks, one deleted) are not them.
+    among_a = None if cross else {x for x in sa.ids if sa.scope[x] not in sb.scopes}
+    among_b = None if cross else {y for y in sb.ids if sb.scope[y] not in sa.scopes}
+    for r in (2, 1, 0):
+        new = m.unique_pass(
+            _key(sa, scoped=False, wl=wa[r], among=among_a), _key(sb, scoped=False, wl=wb[r], among=among_b)
+        )
+        m.propagate(new)
     m.propagate(m.unique_pass(_key(sa, scoped=True), _key(sb, scoped=True)))
     for attr in ("id", "name"):
         m.propagate(m.unique_pass(_key(sa, scoped=False, attr=attr), _key(sb, scoped=False, attr=attr)))
+    if not cross:
+        m.propagate(m.look_through())
+        m.propagate(m.align_groups())
     m.propagate(m.align_rest())
     m.propagate(list(m.ab), same_label=False)  # an op swapped between matched neighbours
     return m

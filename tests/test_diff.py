@@ -169,6 +169,71 @@ def test_random_edits_are_recovered() -> None:
     rng.random()
 
 
+def encoder(
+    layers: int, *, deleted: tuple[int, ...] = (), prefix: str = "", reverse: bool = False
+) -> ir.Graph:
+    """An eager TransformerEncoder's shape: one fused op per layer fed by the previous layer and
+    four weights (a [24, 8] and a [24] in ``attn``, two [8] in ``norm``). The ``deleted``
+    layers' ops are left out (their weights stay, used by nothing); ``reverse`` lists each
+    layer's weights in the other order."""
+    g = ir.Graph("enc", framework="torch", capture="eager")
+    act = [{"shape": [2, 8], "dtype": "float32"}]
+    g.add_node(f"{prefix}x", op="placeholder", kind="input", outputs=act)
+    prev = f"{prefix}x"
+    for i in range(layers):
+        weights = [("attn", "w", [24, 8]), ("attn", "b", [24]), ("norm", "w", [8]), ("norm", "b", [8])]
+        for sub, leaf, shape in reversed(weights) if reverse else weights:
+            g.add_node(f"{prefix}{i}_{sub}_{leaf}", op="get_attr", kind="param", scope=["layers", str(i), sub],
+                       outputs=[{"shape": shape, "dtype": "float32"}])  # fmt: skip
+        if i in deleted:
+            continue
+        op = f"{prefix}layer{i}"
+        g.add_node(
+            op, op="aten._transformer_encoder_layer_fwd.default", scope=["layers", str(i)], outputs=act
+        )
+        g.add_edge(prev, op)
+        for port, (sub, leaf, _) in enumerate(weights, start=1):
+            g.add_edge(f"{prefix}{i}_{sub}_{leaf}", op, dst_port=port)
+        prev = op
+    g.add_node(f"{prefix}output", op="output", kind="output")
+    g.add_edge(prev, f"{prefix}output")
+    g.inputs, g.outputs = [f"{prefix}x"], [f"{prefix}output"]
+    return g
+
+
+def test_deleted_layer_of_repeated_blocks_does_not_shift_the_match() -> None:
+    """Layer 0's op deleted: layer 1 now reads the input, as layer 0 did, and used to be taken
+    for it (then every layer for the one before, by propagation). A node whose scope is on
+    both sides is matched within it; the orphaned weights by scope, shape and port order."""
+    a = encoder(6)
+    d = diff.diff(a, encoder(6, deleted=(0, 3), prefix="r_"))
+    assert d.removed == ["layer0", "layer3"] and d.added == [] and d.changed == []
+    assert dict(d.matched) == {x: f"r_{x}" for x in a.nx if x not in ("layer0", "layer3")}
+    # weights listed in another order: the alike ones of a deleted layer are interchangeable,
+    # but stay in their layer
+    d = diff.diff(a, encoder(6, deleted=(0, 3), prefix="r_", reverse=True))
+    ab = dict(d.matched)
+    assert d.removed == ["layer0", "layer3"] and d.added == [] and d.changed == []
+    assert all(ab[x] == f"r_{x}" for x in a.nx if not x.startswith(("0_norm", "3_norm", "layer0", "layer3")))
+    assert {ab["0_norm_w"], ab["0_norm_b"]} == {"r_0_norm_w", "r_0_norm_b"}
+
+
+def test_ops_inserted_on_alike_weights_edges_are_looked_through() -> None:
+    """A dropout inserted after each of layer 2's two [8] norm weights: the weights no longer
+    feed the layer directly, but each still reaches it on its own port."""
+    a = encoder(4)
+    b = encoder(4, prefix="r_", reverse=True)
+    for leaf, port in (("w", 3), ("b", 4)):
+        w, inserted = f"r_2_norm_{leaf}", f"drop_{leaf}"
+        b.nx.remove_edge(w, "r_layer2")
+        b.add_node(inserted, op="aten.dropout.default", scope=["layers", "2", "norm"])
+        b.add_edge(w, inserted)
+        b.add_edge(inserted, "r_layer2", dst_port=port)
+    d = diff.diff(a, b)
+    assert sorted(d.added) == ["drop_b", "drop_w"] and d.removed == []
+    assert dict(d.matched) == {x: f"r_{x}" for x in a.nx}
+
+
 @pytest.mark.torch
 def test_values_diverge_first_at_the_swapped_activation(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["diff", "examples/edit_v1_torch.py", "examples/edit_v2_torch.py", "--fw", "torch",
