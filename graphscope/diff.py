@@ -393,9 +393,12 @@ class _Matcher:
 def match(a: Graph, b: Graph, *, ignore: Iterable[str] = ()) -> dict[str, str]:
     """Node ids of ``a`` mapped to node ids of ``b`` (see the module docstring)."""
     cross = (a.framework, a.capture) != (b.framework, b.capture)
-    with _gc.paused():  # a diff builds many small tuples and no cycles
-        sa, sb = _Side(a, frozenset(ignore), cross=cross), _Side(b, frozenset(ignore), cross=cross)
-        return _match(sa, sb, cross=cross).ab
+    with _gc.paused():  # see diff()
+        return _matcher(a, b, frozenset(ignore), cross).ab
+
+
+def _matcher(a: Graph, b: Graph, ignore: frozenset[str], cross: bool) -> _Matcher:
+    return _match(_Side(a, ignore, cross=cross), _Side(b, ignore, cross=cross), cross=cross)
 
 
 def _key(
@@ -776,9 +779,16 @@ def diff(a: Graph, b: Graph, *, ignore: Iterable[str] = (), cross: bool | None =
     """
     if cross is None:
         cross = (a.framework, a.capture) != (b.framework, b.capture)
-    with _gc.paused():  # a diff builds many small tuples and no cycles
-        sa, sb = _Side(a, frozenset(ignore), cross=cross), _Side(b, frozenset(ignore), cross=cross)
-        m = _match(sa, sb, cross=cross)
+    # Matching builds millions of small tuples and no cycles: collections while it runs (and
+    # right after, over what it has built) cost more than the matching. Paused until its
+    # temporaries are freed, on leaving _diff.
+    with _gc.paused():
+        return _diff(a, b, frozenset(ignore), cross)
+
+
+def _diff(a: Graph, b: Graph, ignore: frozenset[str], cross: bool) -> Diff:
+    m = _matcher(a, b, ignore, cross)
+    sa, sb = m.a, m.b
     matched = [(x, m.ab[x]) for x in sa.ids if x in m.ab]
     removed = [x for x in sa.ids if x not in m.ab]
     added = [y for y in sb.ids if y not in m.ba]
