@@ -400,9 +400,38 @@ def _ignored_ops(spec: str | None) -> frozenset[str]:
 @cli.command()
 @click.argument("target", type=click.Path(path_type=Path))
 @click.argument("b", required=False, type=click.Path(path_type=Path))
-def tui(target: Path, b: Path | None) -> None:
-    """Browse a graph (or two, side by side) in the terminal."""
-    _fail("graphscope tui is not available yet in this version")
+@click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
+@click.option("--method", help="Capture method for a model file.")
+@click.option("--entry", help="Function in model.py returning (model, example_inputs).")
+def tui(target: Path, b: Path | None, fw: str | None, method: str | None, entry: str | None) -> None:
+    """Browse a graph in the terminal: scopes, nodes, edges, values, subgraphs (? for the keys).
+
+    \b
+    graphscope tui graph.json
+    graphscope tui examples/or_gate_torch.py --fw torch
+    """
+    from graphscope import loader, tracers
+
+    if b is not None:
+        _fail("graphscope tui A B (diff mode) is not available yet in this version; use graphscope diff A B")
+    from graphscope import stepping
+
+    found = loader.load_target(target, fw=fw, entry=entry)
+    steps = None
+    if (
+        found.graph is None
+        and found.fw is not None
+        and (found.fw, method or stepping.DEFAULT_METHOD.get(found.fw)) in stepping.REGISTRY
+    ):
+        steps = stepping.step_target(found, method=method)  # a model: step mode, with values
+        graph = steps.graph
+    else:
+        graph = tracers.capture_target(found, method=method)
+    if not sys.stdout.isatty():
+        _fail("graphscope tui needs a terminal (stdout is not one)")
+    from graphscope.tui.app import GraphscopeApp
+
+    GraphscopeApp(graph, steps=steps).run()
 
 
 @cli.command()

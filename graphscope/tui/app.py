@@ -1,0 +1,327 @@
+"""`graphscope tui`: browse a graph in the terminal — scopes, nodes, edges, values, subgraphs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.style import Style
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Footer, Header, Input, Static, Tree
+
+from graphscope.tui.model import Level, Row
+from graphscope.tui.screens.help import HelpScreen
+from graphscope.tui.widgets.node_table import NodeTable, header_text
+from graphscope.tui.widgets.panes import Details, Neighbourhood
+from graphscope.tui.widgets.scope_tree import ScopeTree
+
+if TYPE_CHECKING:
+    from graphscope.ir import Graph
+    from graphscope.stepping.records import Steps
+
+__all__ = ["GraphscopeApp"]
+
+
+class GraphscopeApp(App[None]):
+    """Browse one graph. Subgraphs are entered with ``>`` and left with ``<``."""
+
+    CSS_PATH = "graphscope.tcss"
+    TITLE = "graphscope"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit"),
+        Binding("question_mark", "help", "keys"),
+        Binding("slash", "search", "search"),
+        Binding("escape", "clear_search", "clear", show=False),
+        Binding("left", "edge(-1)", "edge", show=False),
+        Binding("right", "edge(1)", "edge", show=False),
+        Binding("enter", "follow", "follow edge"),
+        Binding("greater_than_sign", "enter_subgraph", "enter"),
+        Binding("less_than_sign,backspace", "leave_subgraph", "up", show=False),
+        Binding("t", "focus_tree", "scopes", show=False),
+        Binding("s", "export_svg", "svg"),
+        Binding("n", "step(1)", "next step"),
+        Binding("p", "step(-1)", "prev step"),
+        Binding("c", "continue", "continue"),
+        Binding("b", "breakpoint", "breakpoint"),
+    ]
+
+    def __init__(self, graph: Graph, *, steps: Steps | None = None, svg_dir: Path | None = None) -> None:
+        super().__init__()
+        self.graph = graph
+        self.steps = steps  # step mode: the run's records, walked with n / p / c
+        self.step_pos = 0
+        self.breakpoints: set[str] = set()
+        self.stack: list[Level] = [Level(graph)]
+        self.scope = ""
+        self.search_text = ""
+        self.edge_index = -1  # which neighbour ←/→ chose (-1: none)
+        self.svg_dir = svg_dir or Path.cwd()
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield ScopeTree("scopes", id="scopes")
+            with Vertical(id="middle"):
+                yield Static("", id="where")
+                yield Input(placeholder="search: words, op:relu kind:param scope:layer1", id="search")
+                yield Static(header_text(), id="columns")
+                yield NodeTable(id="nodes")
+            with Vertical(id="right"):
+                yield Neighbourhood("", id="neighbourhood")
+                with VerticalScroll(id="details-scroll"):
+                    yield Details("", id="details")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        g = self.graph
+        self.sub_title = f"{g.name} · {g.framework or '?'} {g.capture or ''} · {len(g)} nodes"
+        self.query_one("#search", Input).display = False
+        self._show_level()
+        table = self.query_one(NodeTable)
+        if self.steps is not None and len(self.steps):
+            table.step_of = {r.node: r.index for r in self.steps}
+            self._show_step()
+        table.focus()
+
+    @property
+    def level(self) -> Level:
+        return self.stack[-1]
+
+    def _show_level(self, keep: str | None = None) -> None:
+        level = self.level
+        self.query_one(ScopeTree).load(level, level.path or self.graph.name)
+        self.scope, self.search_text = "", ""
+        self._refresh_rows(keep)
+
+    def _refresh_rows(self, keep: str | None = None) -> None:
+        rows = self.level.rows_in(self.scope)
+        if self.search_text:
+            rows = self.level.search(self.search_text, rows)
+        table = self.query_one(NodeTable)
+        table.set_rows(rows, keep=keep or (table.current.id if table.current else None))
+        where = self.level.path or "(top level)"
+        filters = [f"scope {self.scope}" for _ in [0] if self.scope] + [
+            f"search '{self.search_text}'" for _ in [0] if self.search_text
+        ]
+        self.query_one("#where", Static).update(
+            f"{where} · {len(rows)} of {len(self.level.rows)} nodes"
+            + (f" · {', '.join(filters)}" if filters else "")
+        )
+
+    # -- following the cursor --------------------------------------------------------------
+
+    def on_node_table_highlighted(self, message: NodeTable.Highlighted) -> None:
+        self.edge_index = -1
+        self._show_node(message.row)
+
+    def _show_node(self, row: Row | None) -> None:
+        neighbourhood = self.query_one(Neighbourhood)
+        info = self.query_one(Details)
+        if row is None:
+            neighbourhood.update("(no node)")
+            info.update("")
+            return
+        neighbourhood.show(self.level, row.id, self._chosen_edge(row.id))
+        table = self.query_one(NodeTable)
+        not_run = table.shown_until is not None and table.step_of.get(row.id, -1) > table.shown_until
+        info.show(self.level, row.id, not_run=not_run and len(self.stack) == 1)
+
+    def _edges_of(self, node_id: str) -> list[str]:
+        return self.level.preds.get(node_id, []) + self.level.succs.get(node_id, [])
+
+    def _chosen_edge(self, node_id: str) -> str | None:
+        edges = self._edges_of(node_id)
+        return edges[self.edge_index] if 0 <= self.edge_index < len(edges) else None
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_edge(self, delta: int) -> None:
+        row = self.query_one(NodeTable).current
+        if row is None:
+            return
+        edges = self._edges_of(row.id)
+        if not edges:
+            self.bell()
+            return
+        self.edge_index = (
+            (self.edge_index + delta) % len(edges)
+            if self.edge_index >= 0
+            else (0 if delta > 0 else len(edges) - 1)
+        )
+        self.query_one(Neighbourhood).show(self.level, row.id, self._chosen_edge(row.id))
+
+    def action_follow(self) -> None:
+        row = self.query_one(NodeTable).current
+        target = self._chosen_edge(row.id) if row else None
+        if target is None:
+            self.bell()
+            return
+        self.go_to(target)
+
+    def go_to(self, node_id: str) -> None:
+        """Put the cursor on ``node_id``, clearing a filter that hides it."""
+        table = self.query_one(NodeTable)
+        if not table.go_to(node_id):
+            self.scope, self.search_text = "", ""
+            search = self.query_one("#search", Input)
+            search.value, search.display = "", False
+            self._refresh_rows(keep=node_id)
+        table.focus()
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.display = True
+        search.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.search_text = event.value.strip()
+        self._refresh_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(NodeTable).focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.has_focus and search.value:
+            search.value = ""
+            return
+        if search.has_focus or self.search_text:
+            search.value = ""
+            search.display = False
+            self.search_text = ""
+            self._refresh_rows()
+            self.query_one(NodeTable).focus()
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
+        self.scope = event.node.data or ""
+        self._refresh_rows()
+
+    def action_focus_tree(self) -> None:
+        self.query_one(ScopeTree).focus()
+
+    def action_enter_subgraph(self) -> None:
+        row = self.query_one(NodeTable).current
+        node = self.level.graph.node(row.id) if row else None
+        if not node or not node["subgraphs"]:
+            self.notify("this node has no subgraph", severity="warning")
+            return
+        name = node["subgraphs"][0]
+        sub = _resolve(self.stack, name)
+        if sub is None:
+            self.notify(f"subgraph {name} is not in this file", severity="error")
+            return
+        path = f"{self.level.path}/{name}" if self.level.path else name
+        self.stack.append(Level(sub, path))
+        self._show_level()
+
+    def action_leave_subgraph(self) -> None:
+        if len(self.stack) == 1:
+            self.bell()
+            return
+        left = self.stack.pop().path.rsplit("/", 1)[-1]
+        owner = next((n["id"] for n in self.level.graph.nodes() if left in n["subgraphs"]), None)
+        self._show_level(keep=owner)
+
+    # -- step mode ----------------------------------------------------------------------------
+
+    def _show_step(self) -> None:
+        assert self.steps is not None
+        table = self.query_one(NodeTable)
+        rec = self.steps[self.step_pos]
+        table.shown_until = self.step_pos
+        table.marks = {b: _BREAK for b in self.breakpoints}
+        table.marks[rec.node] = table.marks.get(rec.node, _NONE) + _CURRENT
+        state = "non-finite!" if not rec.finite else "ok"
+        self.sub_title = f"{self.graph.name} · step {rec.index}/{len(self.steps) - 1}: {rec.node} ({state})"
+        if len(self.stack) == 1:
+            self.go_to(rec.node)
+        table.refresh()
+
+    def action_step(self, delta: int) -> None:
+        if self.steps is None:
+            self.notify(
+                "step mode needs a model file: graphscope tui model.py --fw torch", severity="warning"
+            )
+            return
+        new = max(0, min(len(self.steps) - 1, self.step_pos + delta))
+        if new == self.step_pos:
+            self.bell()
+        self.step_pos = new
+        self._show_step()
+
+    def action_continue(self) -> None:
+        """Run on to the next breakpoint or the next non-finite value (or the end)."""
+        if self.steps is None:
+            self.action_step(0)
+            return
+        for rec in self.steps[self.step_pos + 1 :]:
+            if rec.node in self.breakpoints or not rec.finite:
+                self.step_pos = rec.index
+                break
+        else:
+            self.step_pos = len(self.steps) - 1
+            self.notify("ran to the end: no breakpoint or non-finite value on the way")
+        self._show_step()
+
+    def action_breakpoint(self) -> None:
+        row = self.query_one(NodeTable).current
+        if row is None:
+            return
+        self.breakpoints ^= {row.id}
+        if self.steps is not None:
+            self._show_step()
+        else:
+            self.query_one(NodeTable).marks = {b: _BREAK for b in self.breakpoints}
+            self.query_one(NodeTable).refresh()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_export_svg(self) -> None:
+        from graphscope.errors import GraphscopeError
+        from graphscope.rendering import svg
+
+        graph = self.level.graph
+        label = "-".join(part for part in (self.level.path, self.scope) if part) or "graph"
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)[:80]
+        out = self.svg_dir / f"graphscope-{safe}.svg"
+        try:
+            sub = _scope_subgraph(graph, self.scope) if self.scope else graph
+            svg.render(sub, out, quiet=True)
+        except GraphscopeError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"wrote {out}")
+
+
+_NONE = Style()
+_BREAK = Style(bgcolor="dark_red")
+_CURRENT = Style(color="magenta", bold=True, underline=True)
+
+
+def _resolve(stack: list[Level], name: str) -> Any:
+    """A subgraph name resolves in the current level's graph or an enclosing one."""
+    for level in reversed(stack):
+        if name in level.graph.subgraphs:
+            return level.graph.subgraphs[name]
+    return None
+
+
+def _scope_subgraph(graph: Graph, scope: str) -> Graph:
+    """The nodes under ``scope`` (and the edges between them), as a graph of their own."""
+    from graphscope.ir import Graph as IRGraph
+
+    prefix = scope.split(".")
+    keep = [n for n in graph.nodes() if n["scope"][: len(prefix)] == prefix]
+    sub = IRGraph(f"{graph.name} · {scope}", framework=graph.framework, capture=graph.capture)
+    for n in keep:
+        sub.nx.add_node(n["id"], **n)
+    for e in graph.edges():
+        if e.src in sub.nx and e.dst in sub.nx:
+            sub.add_edge(e.src, e.dst, src_port=e.src_port, dst_port=e.dst_port, control=e.control)
+    sub.subgraphs = graph.subgraphs
+    return sub

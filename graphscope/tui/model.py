@@ -1,0 +1,179 @@
+"""What the TUI shows, computed without Textual: rows, scopes, search, neighbourhoods.
+
+Kept apart from the widgets so that it is fast to test and fast to run on huge graphs: every
+index here is built once per graph level in one pass over the nodes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from graphscope.rendering.text import format_shape
+
+if TYPE_CHECKING:
+    from graphscope.ir import Graph
+
+__all__ = ["Level", "Row", "fuzzy_score", "neighbourhood"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One node as the table shows it."""
+
+    id: str
+    op: str
+    canonical: str
+    kind: str
+    shape: str
+    dtype: str
+    scope: str
+    stats: str  # "[min, max] mean" or NaN counts, once stepped
+    nonfinite: bool
+    haystack: str  # what search looks in, lowercased
+
+
+def _stats_text(node: dict[str, Any]) -> tuple[str, bool]:
+    stats = node["outputs"][0].get("stats") if node["outputs"] else None
+    if not isinstance(stats, dict):
+        return "", False
+    from graphscope.rendering.steps import format_number
+
+    bad = [
+        f"{stats[k]} {label}"
+        for k, label in (("nan", "nan"), ("posinf", "+inf"), ("neginf", "-inf"))
+        if stats.get(k)
+    ]
+    if bad:
+        return ", ".join(bad), True
+    return (
+        f"[{format_number(stats.get('min'))}, {format_number(stats.get('max'))}] μ {format_number(stats.get('mean'))}",
+        False,
+    )
+
+
+class Level:
+    """One graph level (the top graph or a subgraph entered like a directory)."""
+
+    def __init__(self, graph: Graph, path: str = "") -> None:
+        self.graph = graph
+        self.path = path  # "" for the top level, "if.then" or "loop.body/if.then" below it
+        self.rows: list[Row] = []
+        self.index: dict[str, int] = {}
+        scopes: Counter[str] = Counter()
+        for n in graph.nodes():
+            first = n["outputs"][0] if n["outputs"] else {}
+            scope = ".".join(n["scope"])
+            stats, bad = _stats_text(n)
+            row = Row(
+                id=n["id"],
+                op=n["op"],
+                canonical=n["canonical_op"],
+                kind=n["kind"],
+                shape=format_shape(first.get("shape")) if first else "",
+                dtype=str(first.get("dtype") or ""),
+                scope=scope,
+                stats=stats,
+                nonfinite=bad,
+                haystack=f"{n['id']} {n['name']} {n['op']} {n['canonical_op']} {scope} {n['kind']}".lower(),
+            )
+            self.index[row.id] = len(self.rows)
+            self.rows.append(row)
+            parts = n["scope"]
+            for depth in range(len(parts) + 1):
+                scopes[".".join(parts[:depth])] += 1
+        self.scope_counts = scopes  # "" -> all nodes; "layer1" -> nodes under layer1
+        # Inputs in port order, users in graph order; parallel edges once.
+        ins: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        succs: dict[str, dict[str, None]] = defaultdict(dict)
+        for u, v, port in graph.nx.edges(data="dst_port"):
+            ins[v].append((port or 0, u))
+            succs[u][v] = None
+        self.preds = {k: list(dict.fromkeys(u for _, u in sorted(v))) for k, v in ins.items()}
+        self.succs = {k: list(v) for k, v in succs.items()}
+
+    def rows_in(self, scope: str) -> list[Row]:
+        if not scope:
+            return self.rows
+        prefix = scope + "."
+        return [r for r in self.rows if r.scope == scope or r.scope.startswith(prefix)]
+
+    def search(self, query: str, rows: list[Row] | None = None) -> list[Row]:
+        """Rows matching ``query``: ``op:NAME`` / ``kind:NAME`` filters and fuzzy words,
+        best match first (ties in graph order)."""
+        rows = self.rows if rows is None else rows
+        words = query.lower().split()
+        filters = [
+            w.split(":", 1) for w in words if ":" in w and w.split(":", 1)[0] in ("op", "kind", "scope")
+        ]
+        terms = [w for w in words if not (":" in w and w.split(":", 1)[0] in ("op", "kind", "scope"))]
+        for key, value in filters:
+            if key == "op":
+                rows = [r for r in rows if value in r.canonical or value in r.op.lower()]
+            elif key == "kind":
+                rows = [r for r in rows if r.kind == value]
+            else:
+                rows = [r for r in rows if r.scope.lower().startswith(value)]
+        if not terms:
+            return rows
+        scored = []
+        for i, r in enumerate(rows):
+            total = 0
+            for term in terms:
+                s = fuzzy_score(term, r.haystack)
+                if s is None:
+                    break
+                total += s
+            else:
+                scored.append((total, i, r))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        return [r for _, _, r in scored]
+
+
+def fuzzy_score(term: str, text: str) -> int | None:
+    """How well ``term`` matches ``text`` (both lowercased), None when it does not.
+
+    A substring scores highest (more at a word start); otherwise the term's letters must appear
+    in order, and closer letters score more.
+
+    >>> fuzzy_score("relu", "layer1.relu_2 call_function:relu") > fuzzy_score("rlu", "layer1.relu_2")
+    True
+    >>> fuzzy_score("xyz", "relu") is None
+    True
+    """
+    at = text.find(term)
+    if at >= 0:
+        start = at == 0 or not text[at - 1].isalnum()
+        return 1000 + (200 if start else 0) - min(at, 100)
+    score, pos, last, first = 0, 0, -1, -1
+    for ch in term:
+        found = text.find(ch, pos)
+        if found < 0:
+            return None
+        if first < 0:
+            first = found
+        score += 10 if found == last + 1 else 1
+        last, pos = found, found + 1
+    if last - first + 1 > 2 * len(term) + 2:
+        return None  # letters scattered over the whole text: not what was typed
+    return score
+
+
+def neighbourhood(level: Level, node_id: str, hops: int = 2, width: int = 6) -> dict[str, list[list[str]]]:
+    """Predecessors and successors of ``node_id``, ring by ring (``width`` per ring at most)."""
+    out: dict[str, list[list[str]]] = {"up": [], "down": []}
+    for direction, edges in (("up", level.preds), ("down", level.succs)):
+        frontier, seen = [node_id], {node_id}
+        for _ in range(hops):
+            ring: list[str] = []
+            for n in frontier:
+                for m in edges.get(n, []):
+                    if m not in seen:
+                        seen.add(m)
+                        ring.append(m)
+            if not ring:
+                break
+            out[direction].append(ring[:width] + ([f"+{len(ring) - width}"] if len(ring) > width else []))
+            frontier = ring
+    return out

@@ -1,0 +1,155 @@
+"""The right-hand panes: the selected node's neighbourhood drawn with box characters, and its
+details (attributes, inputs and outputs, the user's source lines, the value summary)."""
+
+from __future__ import annotations
+
+import linecache
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.text import Text
+from textual.widgets import Static
+
+from graphscope.rendering.steps import format_number, short_op
+from graphscope.rendering.text import format_outputs
+from graphscope.tui.model import Level, neighbourhood
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+BOX = 16  # characters inside a neighbour's box
+
+
+def _box_row(ids: list[str], level: Level, chosen: str | None) -> list[Text]:
+    """Three lines drawing ``ids`` as boxes side by side; ``chosen`` is drawn bold."""
+    top, mid, bottom = Text(), Text(), Text()
+    for node_id in ids:
+        if node_id.startswith("+") and node_id not in level.index:
+            label = node_id + " more"
+        else:
+            row = level.rows[level.index[node_id]]
+            label = f"{short_op(row.op)}"
+        label = label[:BOX].center(BOX)
+        style = "bold reverse" if node_id == chosen else ""
+        top.append("┌" + "─" * BOX + "┐ ", style=style)
+        mid.append("│" + label + "│ ", style=style)
+        bottom.append("└" + "─" * BOX + "┘ ", style=style)
+    return [top, mid, bottom]
+
+
+def draw_neighbourhood(level: Level, node_id: str, chosen: str | None) -> RenderableType:
+    """The node, its inputs above and its outputs below, two hops each way."""
+    ring = neighbourhood(level, node_id)
+    lines: list[Text] = []
+    for ids in reversed(ring["up"]):
+        lines += _box_row(ids, level, chosen)
+        lines.append(Text("        │ ▼"))
+    row = level.rows[level.index[node_id]]
+    lines.append(Text(f"  ▶ {node_id}  ({short_op(row.op)} {row.shape})", style="bold cyan"))
+    for ids in ring["down"]:
+        lines.append(Text("        │ ▼"))
+        lines += _box_row(ids, level, chosen)
+    if not ring["up"] and not ring["down"]:
+        lines.append(Text("  (no edges)", style="dim"))
+    return Group(*lines)
+
+
+class Neighbourhood(Static):
+    """Draws the neighbourhood; ←/→ choose an edge (a neighbour one hop away), Enter follows it."""
+
+    def show(self, level: Level, node_id: str, chosen: str | None) -> None:
+        self.update(draw_neighbourhood(level, node_id, chosen))
+
+
+def _sparkbar(value: float | None, lo: float | None, hi: float | None, width: int = 20) -> str:
+    """Where ``value`` sits between ``lo`` and ``hi``: ``──────●─────``."""
+    if value is None or lo is None or hi is None or hi <= lo:
+        return ""
+    at = int((value - lo) / (hi - lo) * (width - 1))
+    return "─" * at + "●" + "─" * (width - 1 - at)
+
+
+def details(level: Level, node: dict[str, Any]) -> RenderableType:
+    """Everything about one node, top to bottom."""
+    parts: list[Any] = []
+    head = Text()
+    head.append(node["id"], style="bold")
+    head.append(f"  {node['op']}  →  {node['canonical_op']}  ({node['kind']})")
+    parts.append(head)
+    if node["name"] != node["id"]:
+        parts.append(Text(f"name   {node['name']}"))
+    if node["scope"]:
+        parts.append(Text(f"scope  {'.'.join(node['scope'])}"))
+    if node["outputs"]:
+        parts.append(Text(f"out    {format_outputs(node['outputs'])}"))
+    for i, out in enumerate(node["outputs"]):
+        stats = out.get("stats")
+        if isinstance(stats, dict):
+            line = Text(f"value{i if len(node['outputs']) > 1 else ''}  ")
+            bad = [
+                f"{stats[k]} {n}"
+                for k, n in (("nan", "nan"), ("posinf", "+inf"), ("neginf", "-inf"))
+                if stats.get(k)
+            ]
+            if bad:
+                line.append(", ".join(bad) + "  ", style="bold red")
+            line.append(
+                f"min {format_number(stats.get('min'))}  max {format_number(stats.get('max'))}  "
+                f"mean {format_number(stats.get('mean'))}  std {format_number(stats.get('std'))}  "
+                f"zeros {stats.get('zeros')}"
+            )
+            parts.append(line)
+            bar = _sparkbar(stats.get("mean"), stats.get("min"), stats.get("max"))
+            if bar:
+                parts.append(Text(f"       {bar}  (mean between min and max)", style="dim"))
+    preds, succs = level.preds.get(node["id"], []), level.succs.get(node["id"], [])
+    if preds:
+        parts.append(
+            Text("inputs ", style="bold").append(
+                ", ".join(preds[:12]) + (" …" if len(preds) > 12 else ""), style=""
+            )
+        )
+    if succs:
+        parts.append(
+            Text("users  ", style="bold").append(
+                ", ".join(succs[:12]) + (" …" if len(succs) > 12 else ""), style=""
+            )
+        )
+    if node["subgraphs"]:
+        parts.append(Text(f"subgraphs {', '.join(node['subgraphs'])}   (> enters)", style="yellow"))
+    if node["attrs"]:
+        attrs = Text("attrs", style="bold")
+        for key in list(node["attrs"])[:20]:
+            attrs.append(f"\n  {key} = {str(node['attrs'][key])[:80]}", style="")
+        parts.append(attrs)
+    source = node["source"]
+    if source and source.get("file"):
+        parts.append(_source_lines(source["file"], source.get("line")))
+    return Group(*parts)
+
+
+def _source_lines(filename: str, line: int | None, around: int = 3) -> RenderableType:
+    out = Text(f"source {filename}:{line}", style="bold")
+    if not line:
+        return out
+    for n in range(max(1, line - around), line + around + 1):
+        text = linecache.getline(filename, n).rstrip("\n")
+        if not text and n > line:
+            break
+        marker = "▶" if n == line else " "
+        out.append(f"\n{marker}{n:5d} {text}", style="bold yellow" if n == line else "dim")
+    return out
+
+
+class Details(Static):
+    def show(self, level: Level, node_id: str, *, not_run: bool = False) -> None:
+        node = level.graph.node(node_id)
+        if not_run:  # step mode, before this node's step: no values yet
+            node = {
+                **node,
+                "outputs": [{k: v for k, v in o.items() if k != "stats"} for o in node["outputs"]],
+            }
+        body = details(level, node)
+        self.update(
+            Group(Text("not run yet (n steps, c continues)", style="dim italic"), body) if not_run else body
+        )

@@ -1,0 +1,174 @@
+"""The TUI, driven by Textual's pilot: moving, following edges, search, scopes, subgraphs,
+step mode, export, help; plus the fuzzy search and neighbourhood on their own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from graphscope import ir
+from graphscope.tui import model
+from graphscope.tui.app import GraphscopeApp
+from graphscope.tui.widgets.node_table import NodeTable
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden" / "torch"
+SIZE = (160, 45)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the async tests run on anyio's pytest plugin, with asyncio under it
+
+
+def transformer() -> ir.Graph:
+    return ir.load(GOLDEN / "transformer_block.export.json")
+
+
+def test_fuzzy_search_ranks_substrings_first_and_filters() -> None:
+    level = model.Level(transformer())
+    hits = [r.id for r in level.search("linear")]
+    assert hits[:4] == ["linear", "linear_1", "linear_2", "linear_3"]
+    assert [r.id for r in level.search("kind:input")] == ["x"]
+    assert {r.kind for r in level.search("op:layer_norm")} == {"op"}
+    assert all(r.scope.startswith("mlp") for r in level.search("scope:mlp"))
+    assert level.search("zzzz") == []
+    assert model.fuzzy_score("lnr", "linear") is not None  # letters in order, close together
+    assert model.fuzzy_score("lr", "l" + "x" * 40 + "r") is None  # ... not scattered
+
+
+def test_neighbourhood_rings() -> None:
+    level = model.Level(transformer())
+    ring = model.neighbourhood(level, "linear")
+    assert ring["up"][0] == ["layer_norm", "p_attn_qkv_weight", "p_attn_qkv_bias"]
+    assert "chunk" in ring["down"][0]
+
+
+@pytest.mark.anyio
+async def test_move_follow_an_edge_and_back() -> None:
+    app = GraphscopeApp(transformer())
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(NodeTable)
+        assert table.current is not None and table.current.id == "p_norm1_weight"
+        await pilot.press("end")
+        assert table.current.id == "output"
+        await pilot.press("slash", *"layer_norm", "enter")  # search, then back to the table
+        assert table.current.id == "layer_norm"
+        await pilot.press("escape")  # clear the search: every node again, cursor kept
+        assert len(table.rows) == 36 and table.current.id == "layer_norm"
+        await pilot.press("right")  # first edge: the first input
+        await pilot.press("enter")
+        assert table.current.id == "x"
+        await pilot.press("left", "enter")  # x's last edge: its last user
+        assert table.current.id == "add"
+
+
+@pytest.mark.anyio
+async def test_scope_tree_filters_the_table() -> None:
+    app = GraphscopeApp(transformer())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("t")  # the scope tree
+        await pilot.press("down", "down", "enter")  # root -> attn -> mlp: select mlp
+        table = app.query_one(NodeTable)
+        assert table.rows and all(r.scope.startswith("mlp") for r in table.rows)
+        assert len(table.rows) == 7
+
+
+@pytest.mark.anyio
+async def test_subgraphs_are_entered_and_left_like_directories() -> None:
+    app = GraphscopeApp(ir.load(GOLDEN / "data_dependent.jit-script.json"))
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(NodeTable)
+        assert table.go_to("if")
+        await pilot.press("greater_than_sign")
+        assert app.level.path == "if.then" and {r.id for r in table.rows} >= {"relu", "mul"}
+        await pilot.press("less_than_sign")
+        assert app.level.path == "" and table.current is not None and table.current.id == "if"
+        assert table.go_to("linear")
+        await pilot.press("greater_than_sign")  # no subgraph: a warning, nothing moves
+        assert app.level.path == ""
+
+
+@pytest.mark.anyio
+async def test_step_mode_walks_the_run_and_stops_at_the_nan(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    from graphscope import loader, stepping
+
+    monkeypatch.chdir(ROOT)
+    steps = stepping.step_target(loader.load_target(Path("examples/nan_torch.py"), fw="torch"))
+    app = GraphscopeApp(steps.graph, steps=steps)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(NodeTable)
+        assert table.current is not None and table.current.id == "x"  # step 0
+        await pilot.press("n", "n")
+        assert table.current.id == "addmm" and app.step_pos == 2
+        await pilot.press("p")
+        assert table.current.id == "t"
+        await pilot.press("c")  # on to the first non-finite value
+        assert table.current.id == "log" and "non-finite" in app.sub_title
+        assert table.shown_until == steps.record("log").index  # type: ignore[union-attr]
+        line = table.render_line(table.cursor - int(table.scroll_offset.y)).text
+        assert "27 nan" in line
+        # a breakpoint on the softmax, then continue: stops there (a NaN node anyway) ...
+        table.go_to("_softmax")
+        await pilot.press("b")
+        assert "_softmax" in app.breakpoints
+        table.go_to("log")
+        await pilot.press("c")
+        assert table.current.id == "native_layer_norm"  # the next non-finite step
+        later = table.rows[table.rows.index(next(r for r in table.rows if r.id == "output"))]
+        assert later.id == "output"
+
+
+@pytest.mark.anyio
+async def test_help_and_export(tmp_path: Path) -> None:
+    app = GraphscopeApp(transformer(), svg_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert app.screen.__class__.__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await pilot.press("t", "down", "enter")  # scope attn
+        await pilot.press("s")
+        await pilot.pause()
+    written = list(tmp_path.glob("graphscope-*.svg"))
+    assert [p.name for p in written] == ["graphscope-attn.svg"]
+    assert written[0].read_text().startswith("<?xml")
+
+
+@pytest.mark.anyio
+async def test_mouse_click_moves_the_cursor() -> None:
+    app = GraphscopeApp(transformer())
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(NodeTable)
+        await pilot.click(NodeTable, offset=(2, 3))
+        assert table.cursor == 3
+
+
+def test_tui_on_a_saved_graph_imports_no_framework() -> None:
+    code = (
+        "import sys, asyncio\n"
+        "from graphscope import ir\n"
+        "from graphscope.tui.app import GraphscopeApp\n"
+        f"g = ir.load({str(GOLDEN / 'or_gate.export.json')!r})\n"
+        "async def main():\n"
+        "    async with GraphscopeApp(g).run_test() as pilot:\n"
+        "        await pilot.press('down')\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in ('torch', 'tensorflow') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_tui_command_needs_a_terminal_and_says_so() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "graphscope", "tui", str(GOLDEN / "or_gate.export.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert "needs a terminal" in out.stderr
