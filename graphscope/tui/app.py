@@ -27,7 +27,7 @@ __all__ = ["GraphscopeApp"]
 class GraphscopeApp(App[None]):
     """Browse one graph. Subgraphs are entered with ``>`` and left with ``<``."""
 
-    CSS_PATH = "graphscope.tcss"
+    CSS_PATH = Path(__file__).parent / "graphscope.tcss"  # absolute: subclasses live elsewhere
     TITLE = "graphscope"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
@@ -57,6 +57,7 @@ class GraphscopeApp(App[None]):
         self.scope = ""
         self.search_text = ""
         self.edge_index = -1  # which neighbour ←/→ chose (-1: none)
+        self._shown: str | None = None  # the node the panes show
         self.svg_dir = svg_dir or Path.cwd()
 
     # -- layout ---------------------------------------------------------------------------
@@ -103,6 +104,9 @@ class GraphscopeApp(App[None]):
             rows = self.level.search(self.search_text, rows)
         table = self.query_one(NodeTable)
         table.set_rows(rows, keep=keep or (table.current.id if table.current else None))
+        if table.current is None or table.current.id != self._shown:
+            self.edge_index = -1
+            self._show_node(table.current)  # now, not a message later: one repaint, not two
         where = self.level.path or "(top level)"
         filters = [f"scope {self.scope}" for _ in [0] if self.scope] + [
             f"search '{self.search_text}'" for _ in [0] if self.search_text
@@ -115,10 +119,13 @@ class GraphscopeApp(App[None]):
     # -- following the cursor --------------------------------------------------------------
 
     def on_node_table_highlighted(self, message: NodeTable.Highlighted) -> None:
+        if message.row is not None and message.row.id == self._shown:
+            return  # already drawn (a filter change keeps the cursor where it was)
         self.edge_index = -1
         self._show_node(message.row)
 
     def _show_node(self, row: Row | None) -> None:
+        self._shown = row.id if row else None
         neighbourhood = self.query_one(Neighbourhood)
         info = self.query_one(Details)
         if row is None:

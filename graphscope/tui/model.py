@@ -6,6 +6,7 @@ index here is built once per graph level in one pass over the nodes.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -100,8 +101,8 @@ class Level:
         return [r for r in self.rows if r.scope == scope or r.scope.startswith(prefix)]
 
     def search(self, query: str, rows: list[Row] | None = None) -> list[Row]:
-        """Rows matching ``query``: ``op:NAME`` / ``kind:NAME`` filters and fuzzy words,
-        best match first (ties in graph order)."""
+        """Rows matching ``query``: ``op:NAME`` / ``kind:NAME`` / ``scope:PREFIX`` filters and
+        words, best match first (ties in graph order)."""
         rows = self.rows if rows is None else rows
         words = query.lower().split()
         filters = [
@@ -117,14 +118,31 @@ class Level:
                 rows = [r for r in rows if r.scope.lower().startswith(value)]
         if not terms:
             return rows
+        # Fast path: rows holding every term as a substring (C-speed `in`), ids that start
+        # with the first term first; letters-in-order fuzzy matching only when none does.
+        exact = rows
+        for term in terms:
+            exact = [r for r in exact if term in r.haystack]
+        if exact:
+            first = terms[0]
+            starts = [r for r in exact if r.id.lower().startswith(first)]
+            if not starts:
+                return exact
+            ids = {r.id for r in starts}
+            same = [r for r in starts if r.id.lower() == first]
+            return same + [r for r in starts if r.id.lower() != first] + [r for r in exact if r.id not in ids]
+        # A regex (C speed) keeps the rows whose letters could match closely enough; only
+        # those are scored in Python.
+        pattern = re.compile(".*?".join(re.escape(ch) for ch in terms[0]))
+        candidates = [r for r in rows if pattern.search(r.haystack)]
         scored = []
-        for i, r in enumerate(rows):
+        for i, r in enumerate(candidates):
             total = 0
             for term in terms:
-                s = fuzzy_score(term, r.haystack)
-                if s is None:
+                score = fuzzy_score(term, r.haystack)
+                if score is None:
                     break
-                total += s
+                total += score
             else:
                 scored.append((total, i, r))
         scored.sort(key=lambda t: (-t[0], t[1]))

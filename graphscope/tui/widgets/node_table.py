@@ -114,7 +114,9 @@ class NodeTable(ScrollView, can_focus=True):
             self.scroll_to(y=new, animate=False)
         elif new >= top + height:
             self.scroll_to(y=new - height + 1, animate=False)
-        self.refresh()
+        else:  # only the two rows whose cursor state changed are redrawn
+            self.refresh_line(old)  # virtual coordinates
+            self.refresh_line(new)
         self.post_message(self.Highlighted(self.current))
 
     # -- drawing --------------------------------------------------------------------------
