@@ -88,6 +88,12 @@ class GraphscopeApp(App[None]):
             self._show_step()
         table.focus()
 
+    def on_resize(self, event: Any) -> None:
+        """Narrow terminals: the right panes shrink, and below 100 columns the scope tree hides."""
+        width = event.size.width
+        self.query_one("#right").styles.width = max(30, min(56, int(width * 0.35)))
+        self.query_one(ScopeTree).display = width >= 100
+
     @property
     def level(self) -> Level:
         return self.stack[-1]

@@ -1,0 +1,73 @@
+"""The real `graphscope tui` in a real terminal (tmux): start it, send keys, read the screen."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAPH = ROOT / "tests" / "golden" / "torch" / "transformer_block.export.json"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed (./setup.sh installs it)"
+)
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True, timeout=20).stdout
+
+
+def screen_until(session: str, text: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    shown = ""
+    while time.monotonic() < deadline:
+        shown = tmux("capture-pane", "-p", "-t", session)
+        if text in shown:
+            return shown
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared; the screen was:\n{shown}")
+
+
+def test_tui_in_tmux_moves_searches_follows_and_quits() -> None:
+    session = f"gs-{uuid.uuid4().hex[:8]}"
+    command = f"{sys.executable} -m graphscope tui {GRAPH}"
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "45", command)
+    try:
+        tmux("resize-window", "-t", session, "-x", "160", "-y", "45")  # a server's default size may win
+        screen_until(session, "36 of 36 nodes")
+        tmux("send-keys", "-t", session, "/")
+        screen_until(session, "search: words")  # the box is open (and focused) before typing
+        tmux("send-keys", "-t", session, "scaled", "Enter")
+        shown = screen_until(session, "search 'scaled'")
+        assert "1 of 36 nodes" in shown and "scaled_dot_product_at" in shown
+        tmux("send-keys", "-t", session, "Right", "Enter")  # follow its first input edge
+        screen_until(session, "36 of 36 nodes")  # following clears the filter that hid it
+        tmux("send-keys", "-t", session, "?")
+        screen_until(session, "graphscope tui — keys")
+        tmux("send-keys", "-t", session, "Escape")
+        # Esc then q at once would reach the app as Alt+q: wait for the help to close.
+        deadline = time.monotonic() + 10
+        while (
+            "graphscope tui — keys" in tmux("capture-pane", "-p", "-t", session)
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        tmux("send-keys", "-t", session, "q")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            alive = (
+                subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0
+            )
+            if not alive or "graphscope" not in tmux("capture-pane", "-p", "-t", session):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("q did not quit the app")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
