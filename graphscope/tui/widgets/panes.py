@@ -17,38 +17,38 @@ from graphscope.tui.model import Level, neighbourhood
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-BOX = 16  # characters inside a neighbour's box
+BOX = 16  # characters inside a neighbour's box, at most
 
 
-def _box_row(ids: list[str], level: Level, chosen: str | None) -> list[Text]:
-    """Three lines drawing ``ids`` as boxes side by side; ``chosen`` is drawn bold."""
+def _box_row(ids: list[str], level: Level, chosen: str | None, box: int) -> list[Text]:
+    """Three lines drawing ``ids`` as boxes side by side; ``chosen`` is drawn reversed."""
     top, mid, bottom = Text(), Text(), Text()
     for node_id in ids:
         if node_id.startswith("+") and node_id not in level.index:
-            label = node_id + " more"
-        else:
-            row = level.rows[level.index[node_id]]
-            label = f"{short_op(row.op)}"
-        label = label[:BOX].center(BOX)
+            mid.append(f"{node_id} more", style="dim")  # the ring's overflow: text, not a box
+            continue
+        label = (node_id if len(node_id) <= box else node_id[: box - 1] + "…").center(box)
         style = "bold reverse" if node_id == chosen else ""
-        top.append("┌" + "─" * BOX + "┐ ", style=style)
+        top.append("┌" + "─" * box + "┐ ", style=style)
         mid.append("│" + label + "│ ", style=style)
-        bottom.append("└" + "─" * BOX + "┘ ", style=style)
+        bottom.append("└" + "─" * box + "┘ ", style=style)
     return [top, mid, bottom]
 
 
-def draw_neighbourhood(level: Level, node_id: str, chosen: str | None) -> RenderableType:
-    """The node, its inputs above and its outputs below, two hops each way."""
-    ring = neighbourhood(level, node_id)
+def draw_neighbourhood(level: Level, node_id: str, chosen: str | None, width: int = 54) -> RenderableType:
+    """The node, its inputs above and its outputs below, two hops each way, fitted to ``width``."""
+    per_row = max(1, min(3, (width - 9) // (BOX + 3)))  # room for a "+N more" after the boxes
+    box = max(6, min(BOX, (width - 9) // per_row - 3))
+    ring = neighbourhood(level, node_id, width=per_row)
     lines: list[Text] = []
     for ids in reversed(ring["up"]):
-        lines += _box_row(ids, level, chosen)
+        lines += _box_row(ids, level, chosen, box)
         lines.append(Text("        │ ▼"))
     row = level.rows[level.index[node_id]]
     lines.append(Text(f"  ▶ {node_id}  ({short_op(row.op)} {row.shape})", style="bold cyan"))
     for ids in ring["down"]:
         lines.append(Text("        │ ▼"))
-        lines += _box_row(ids, level, chosen)
+        lines += _box_row(ids, level, chosen, box)
     if not ring["up"] and not ring["down"]:
         lines.append(Text("  (no edges)", style="dim"))
     return Group(*lines)
@@ -58,7 +58,8 @@ class Neighbourhood(Static):
     """Draws the neighbourhood; ←/→ choose an edge (a neighbour one hop away), Enter follows it."""
 
     def show(self, level: Level, node_id: str, chosen: str | None) -> None:
-        self.update(draw_neighbourhood(level, node_id, chosen))
+        width = self.content_region.width or 54
+        self.update(draw_neighbourhood(level, node_id, chosen, width))
 
 
 def _sparkbar(value: float | None, lo: float | None, hi: float | None, width: int = 20) -> str:
@@ -72,9 +73,8 @@ def _sparkbar(value: float | None, lo: float | None, hi: float | None, width: in
 def details(level: Level, node: dict[str, Any]) -> RenderableType:
     """Everything about one node, top to bottom."""
     parts: list[Any] = []
-    head = Text()
-    head.append(node["id"], style="bold")
-    head.append(f"  {node['op']}  →  {node['canonical_op']}  ({node['kind']})")
+    head = Text(node["id"], style="bold")
+    head.append(f" · {node['op']} → {node['canonical_op']} · {node['kind']}", style="not bold")
     parts.append(head)
     if node["name"] != node["id"]:
         parts.append(Text(f"name   {node['name']}"))
@@ -101,20 +101,13 @@ def details(level: Level, node: dict[str, Any]) -> RenderableType:
             parts.append(line)
             bar = _sparkbar(stats.get("mean"), stats.get("min"), stats.get("max"))
             if bar:
-                parts.append(Text(f"       {bar}  (mean between min and max)", style="dim"))
+                parts.append(Text(f"       {bar} mean in [min, max]", style="dim"))
     preds, succs = level.preds.get(node["id"], []), level.succs.get(node["id"], [])
-    if preds:
-        parts.append(
-            Text("inputs ", style="bold").append(
-                ", ".join(preds[:12]) + (" …" if len(preds) > 12 else ""), style=""
+    for title, ids in (("inputs ", preds), ("users  ", succs)):
+        if ids:
+            parts.append(
+                Text.assemble((title, "bold"), ", ".join(ids[:12]) + (" …" if len(ids) > 12 else ""))
             )
-        )
-    if succs:
-        parts.append(
-            Text("users  ", style="bold").append(
-                ", ".join(succs[:12]) + (" …" if len(succs) > 12 else ""), style=""
-            )
-        )
     if node["subgraphs"]:
         parts.append(Text(f"subgraphs {', '.join(node['subgraphs'])}   (> enters)", style="yellow"))
     if node["attrs"]:
@@ -129,7 +122,7 @@ def details(level: Level, node: dict[str, Any]) -> RenderableType:
 
 
 def _source_lines(filename: str, line: int | None, around: int = 3) -> RenderableType:
-    out = Text(f"source {filename}:{line}", style="bold")
+    out = Text.assemble(("source ", "bold"), f"{filename}:{line}")
     if not line:
         return out
     for n in range(max(1, line - around), line + around + 1):

@@ -1,0 +1,40 @@
+"""Make the README's TUI screenshots with the app itself (Textual's save_screenshot).
+
+.venv/bin/python docs/tui_screenshots.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from graphscope import ir, loader, stepping
+from graphscope.tui.app import GraphscopeApp
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+SIZE = (150, 36)
+
+
+async def browse() -> None:
+    graph = ir.load(ROOT / "tests" / "golden" / "torch" / "transformer_block.export.json")
+    app = GraphscopeApp(graph)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", *"linear", "enter", "down", "right", "right")
+        await pilot.pause()
+        app.save_screenshot(str(DOCS / "tui_browse.svg"))
+
+
+async def step() -> None:
+    found = loader.load_target(ROOT / "examples" / "nan_torch.py", fw="torch")
+    steps = stepping.step_target(found)
+    app = GraphscopeApp(steps.graph, steps=steps)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")  # on to the first NaN
+        await pilot.pause()
+        app.save_screenshot(str(DOCS / "tui_step.svg"))
+
+
+if __name__ == "__main__":
+    asyncio.run(browse())
+    asyncio.run(step())
