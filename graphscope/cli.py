@@ -406,15 +406,29 @@ def _ignored_ops(spec: str | None) -> frozenset[str]:
 def tui(target: Path, b: Path | None, fw: str | None, method: str | None, entry: str | None) -> None:
     """Browse a graph in the terminal: scopes, nodes, edges, values, subgraphs (? for the keys).
 
+    A model file opens in step mode (its values, n/p/c/b); two targets open in diff mode.
+
     \b
     graphscope tui graph.json
-    graphscope tui examples/or_gate_torch.py --fw torch
+    graphscope tui examples/nan_torch.py --fw torch
+    graphscope tui v1.json v2.json
     """
-    from graphscope import loader, tracers
+    from graphscope import loader, stepping, tracers
 
-    if b is not None:
-        _fail("graphscope tui A B (diff mode) is not available yet in this version; use graphscope diff A B")
-    from graphscope import stepping
+    if b is not None:  # diff mode: B shown, A a keypress away
+        from graphscope import diff as diffing
+
+        graphs = [
+            tracers.capture_target(loader.load_target(p, fw=fw, entry=entry), method=method)
+            for p in (target, b)
+        ]
+        result = diffing.diff(graphs[0], graphs[1])
+        if not sys.stdout.isatty():
+            _fail("graphscope tui needs a terminal (stdout is not one)")
+        from graphscope.tui.app import GraphscopeApp
+
+        GraphscopeApp(graphs[1], diff=result).run()
+        return
 
     found = loader.load_target(target, fw=fw, entry=entry)
     steps = None

@@ -172,3 +172,38 @@ def test_tui_command_needs_a_terminal_and_says_so() -> None:
     )
     assert out.returncode == 1
     assert "needs a terminal" in out.stderr
+
+
+@pytest.mark.anyio
+async def test_diff_mode_colours_jumps_and_swaps_sides(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    from graphscope import diff, loader, tracers
+
+    monkeypatch.chdir(ROOT)
+    a, b = (
+        tracers.capture_target(
+            loader.load_target(Path(f"examples/edit_v{i}_torch.py"), fw="torch"), method="export"
+        )
+        for i in (1, 2)
+    )
+    result = diff.diff(a, b)
+    app = GraphscopeApp(b, diff=result)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(NodeTable)
+        assert app.diff_status["layer_norm"] == "added" and app.diff_status["gelu"] == "changed"
+        seen = []
+        for _ in range(len(app.diff_status)):
+            await pilot.press("right_square_bracket")
+            assert table.current is not None
+            seen.append(table.current.id)
+        assert set(seen) == set(app.diff_status)  # ] visits every change once, in table order
+        table.go_to("gelu")
+        await pilot.press("d")  # the other side, on the counterpart
+        assert app.side == "a" and table.current is not None and table.current.id == "relu_2"
+        assert app.diff_status["relu_2"] == "changed"
+        from graphscope.tui.widgets.panes import Details
+
+        text = app.query_one(Details).plain_text()
+        assert "counterpart in B: gelu" in text and "canonical_op: relu → gelu" in text
+        await pilot.press("left_square_bracket")
+        assert table.current.id in app.diff_status

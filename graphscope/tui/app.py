@@ -14,10 +14,11 @@ from textual.widgets import Footer, Header, Input, Static, Tree
 from graphscope.tui.model import Level, Row
 from graphscope.tui.screens.help import HelpScreen
 from graphscope.tui.widgets.node_table import NodeTable, header_text
-from graphscope.tui.widgets.panes import Details, Neighbourhood
+from graphscope.tui.widgets.panes import Details, Neighbourhood, diff_header
 from graphscope.tui.widgets.scope_tree import ScopeTree
 
 if TYPE_CHECKING:
+    from graphscope.diff import Diff
     from graphscope.ir import Graph
     from graphscope.stepping.records import Steps
 
@@ -45,11 +46,24 @@ class GraphscopeApp(App[None]):
         Binding("p", "step(-1)", "prev step"),
         Binding("c", "continue", "continue"),
         Binding("b", "breakpoint", "breakpoint"),
+        Binding("right_square_bracket", "change(1)", "next change", show=False),
+        Binding("left_square_bracket", "change(-1)", "prev change", show=False),
+        Binding("d", "swap_side", "other side", show=False),
     ]
 
-    def __init__(self, graph: Graph, *, steps: Steps | None = None, svg_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        *,
+        steps: Steps | None = None,
+        diff: Diff | None = None,
+        svg_dir: Path | None = None,
+    ) -> None:
         super().__init__()
         self.graph = graph
+        self.diff = diff  # diff mode: `graph` is diff.b; `d` shows the other side
+        self.side = "b"
+        self.diff_status: dict[str, str] = {}
         self.steps = steps  # step mode: the run's records, walked with n / p / c
         self.step_pos = 0
         self.breakpoints: set[str] = set()
@@ -86,6 +100,8 @@ class GraphscopeApp(App[None]):
         if self.steps is not None and len(self.steps):
             table.step_of = {r.node: r.index for r in self.steps}
             self._show_step()
+        if self.diff is not None:
+            self._show_diff_side()
         table.focus()
 
     def on_resize(self, event: Any) -> None:
@@ -141,7 +157,11 @@ class GraphscopeApp(App[None]):
         neighbourhood.show(self.level, row.id, self._chosen_edge(row.id))
         table = self.query_one(NodeTable)
         not_run = table.shown_until is not None and table.step_of.get(row.id, -1) > table.shown_until
-        info.show(self.level, row.id, not_run=not_run and len(self.stack) == 1)
+        above = None
+        if self.diff is not None and len(self.stack) == 1:
+            other, fields = self.counterpart(row.id)
+            above = diff_header(self.diff_status.get(row.id), self.side, other, fields, self.diff)
+        info.show(self.level, row.id, not_run=not_run and len(self.stack) == 1, above=above)
 
     def _edges_of(self, node_id: str) -> list[str]:
         return self.level.preds.get(node_id, []) + self.level.succs.get(node_id, [])
@@ -239,6 +259,75 @@ class GraphscopeApp(App[None]):
         owner = next((n["id"] for n in self.level.graph.nodes() if left in n["subgraphs"]), None)
         self._show_level(keep=owner)
 
+    # -- diff mode ----------------------------------------------------------------------------
+
+    def _diff_status(self) -> dict[str, str]:
+        """Node id (on the shown side) -> added / removed / changed / diverged."""
+        d = self.diff
+        assert d is not None
+        status: dict[str, str] = {}
+        if self.side == "b":
+            status.update({n: "added" for n in d.added})
+            status.update({c["b"]: "changed" for c in d.changed})
+        else:
+            status.update({n: "removed" for n in d.removed})
+            status.update({c["a"]: "changed" for c in d.changed})
+        if d.first_divergence is not None:
+            status[d.first_divergence[self.side]] = "diverged"
+        return status
+
+    def _show_diff_side(self, keep: str | None = None) -> None:
+        d = self.diff
+        assert d is not None
+        graph = d.b if self.side == "b" else d.a
+        self.graph = graph
+        self.stack = [Level(graph)]
+        self.diff_status = self._diff_status()
+        table = self.query_one(NodeTable)
+        table.marks = {n: _DIFF_STYLES[k] for n, k in self.diff_status.items()}
+        other = d.a if self.side == "b" else d.b
+        counts = f"{len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed"
+        self.sub_title = (
+            f"diff · showing {self.side.upper()}: {graph.name} (other: {other.name}) · {counts} · d swaps"
+        )
+        self._show_level(keep=keep)
+
+    def action_swap_side(self) -> None:
+        if self.diff is None:
+            self.notify("diff mode needs two graphs: graphscope tui A B", severity="warning")
+            return
+        row = self.query_one(NodeTable).current
+        pairs = dict(self.diff.matched) if self.side == "a" else {y: x for x, y in self.diff.matched}
+        keep = pairs.get(row.id) if row else None
+        self.side = "a" if self.side == "b" else "b"
+        self._show_diff_side(keep=keep)
+
+    def action_change(self, delta: int) -> None:
+        """Jump to the next (or previous) added, removed, changed or diverged node."""
+        if self.diff is None:
+            self.bell()
+            return
+        table = self.query_one(NodeTable)
+        n = len(table.rows)
+        for k in range(1, n + 1):
+            i = (table.cursor + delta * k) % n
+            if table.rows[i].id in self.diff_status:
+                table.cursor = i
+                return
+        self.notify("no changes on this side")
+
+    def counterpart(self, node_id: str) -> tuple[str | None, dict[str, Any] | None]:
+        """The matched node on the other side, and the changed fields, in diff mode."""
+        if self.diff is None:
+            return None, None
+        if self.side == "b":
+            pairs = {y: x for x, y in self.diff.matched}
+            change = next((c for c in self.diff.changed if c["b"] == node_id), None)
+        else:
+            pairs = dict(self.diff.matched)
+            change = next((c for c in self.diff.changed if c["a"] == node_id), None)
+        return pairs.get(node_id), (change or {}).get("fields")
+
     # -- step mode ----------------------------------------------------------------------------
 
     def _show_step(self) -> None:
@@ -312,6 +401,12 @@ class GraphscopeApp(App[None]):
 
 
 _NONE = Style()
+_DIFF_STYLES = {
+    "added": Style(bgcolor="dark_green"),
+    "removed": Style(bgcolor="dark_red"),
+    "changed": Style(bgcolor="dark_goldenrod"),
+    "diverged": Style(bgcolor="magenta", bold=True),
+}
 _BREAK = Style(bgcolor="dark_red")
 _CURRENT = Style(color="magenta", bold=True, underline=True)
 

@@ -25,6 +25,9 @@ KEYS = """\
   step mode (graphscope tui model.py --fw FW): values appear as the steps run
   n p                     next / previous step      c   continue to a breakpoint or a NaN/Inf
   b                       toggle a breakpoint on the current node
+
+  diff mode (graphscope tui A B): added green, removed red, changed gold, diverged magenta
+  ] [                     next / previous change      d   show the other side (on the counterpart)
   ?                       this help          ctrl+p  the command palette
   q                       quit
 """

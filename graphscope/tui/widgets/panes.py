@@ -3,6 +3,7 @@ details (attributes, inputs and outputs, the user's source lines, the value summ
 
 from __future__ import annotations
 
+import io
 import linecache
 from typing import TYPE_CHECKING, Any
 
@@ -134,15 +135,39 @@ def _source_lines(filename: str, line: int | None, around: int = 3) -> Renderabl
     return out
 
 
+def diff_header(status: str | None, side: str, other: str | None, fields: Any, diff: Any) -> RenderableType:
+    """The diff's view of a node: its status, its counterpart on the other side, the changes."""
+    head = Text()
+    head.append(f"{status or 'unchanged'}", style="bold reverse" if status else "bold")
+    head.append(f"  counterpart in {'A' if side == 'b' else 'B'}: {other or '(none)'}")
+    for key, (before, after) in (fields or {}).items():
+        head.append(f"\n  {key}: {str(before)[:60]} → {str(after)[:60]}", style="yellow")
+    fd = diff.first_divergence
+    if status == "diverged" and fd is not None:
+        head.append(f"\n  values first diverge here: {fd['reason']}", style="bold magenta")
+    return head
+
+
 class Details(Static):
-    def show(self, level: Level, node_id: str, *, not_run: bool = False) -> None:
+    def show(
+        self, level: Level, node_id: str, *, not_run: bool = False, above: RenderableType | None = None
+    ) -> None:
         node = level.graph.node(node_id)
+        parts: list[Any] = [above] if above is not None else []
         if not_run:  # step mode, before this node's step: no values yet
             node = {
                 **node,
                 "outputs": [{k: v for k, v in o.items() if k != "stats"} for o in node["outputs"]],
             }
-        body = details(level, node)
-        self.update(
-            Group(Text("not run yet (n steps, c continues)", style="dim italic"), body) if not_run else body
-        )
+            parts.append(Text("not run yet (n steps, c continues)", style="dim italic"))
+        parts.append(details(level, node))
+        self.shown = Group(*parts)
+        self.update(self.shown)
+
+    def plain_text(self, width: int = 80) -> str:
+        """What the pane shows, as plain text (for tests and copy-paste)."""
+        from rich.console import Console
+
+        console = Console(width=width, record=True, file=io.StringIO())
+        console.print(getattr(self, "shown", ""))
+        return console.export_text()
