@@ -35,6 +35,23 @@ async def step() -> None:
         app.save_screenshot(str(DOCS / "tui_step.svg"))
 
 
+async def diff_mode() -> None:
+    from graphscope import diff, tracers
+
+    a, b = (
+        tracers.capture_target(
+            loader.load_target(ROOT / "examples" / f"edit_v{i}_torch.py", fw="torch"), method="export"
+        )
+        for i in (1, 2)
+    )
+    app = GraphscopeApp(b, diff=diff.diff(a, b))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        await pilot.pause()
+        app.save_screenshot(str(DOCS / "tui_diff.svg"))
+
+
 if __name__ == "__main__":
     asyncio.run(browse())
     asyncio.run(step())
+    asyncio.run(diff_mode())
