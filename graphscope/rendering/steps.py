@@ -28,10 +28,13 @@ def format_number(value: Any) -> str:
 
 
 def short_op(op: str) -> str:
-    """``aten.addmm.default`` -> ``addmm``; ``call_function:log`` -> ``log``; TF ops unchanged."""
+    """``aten.addmm.default`` -> ``addmm``; ``call_function:log`` -> ``log``; ``prim::If`` -> ``If``;
+    TF ops unchanged."""
     if op.startswith("aten."):
         parts = op.split(".")
         return parts[1] if len(parts) > 1 else op
+    if "::" in op:
+        return op.split("::", 1)[1]  # aten::linear, prim::If
     return op.split(":", 1)[1] if ":" in op else op
 
 

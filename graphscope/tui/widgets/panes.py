@@ -112,10 +112,8 @@ def details(level: Level, node: dict[str, Any]) -> RenderableType:
     if node["subgraphs"]:
         parts.append(Text(f"subgraphs {', '.join(node['subgraphs'])}   (> enters)", style="yellow"))
     if node["attrs"]:
-        attrs = Text("attrs", style="bold")
-        for key in list(node["attrs"])[:20]:
-            attrs.append(f"\n  {key} = {str(node['attrs'][key])[:80]}", style="")
-        parts.append(attrs)
+        lines = [f"\n  {key} = {str(node['attrs'][key])[:80]}" for key in list(node["attrs"])[:20]]
+        parts.append(Text.assemble(("attrs", "bold"), "".join(lines)))
     source = node["source"]
     if source and source.get("file"):
         parts.append(_source_lines(source["file"], source.get("line")))

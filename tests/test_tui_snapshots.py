@@ -1,0 +1,67 @@
+"""Snapshot tests of the TUI's screens (pytest-textual-snapshot; update with --snapshot-update
+after looking at the new SVGs in tests/__snapshots__/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graphscope import ir
+from graphscope.tui.app import GraphscopeApp
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (140, 40)
+
+
+def transformer() -> GraphscopeApp:
+    return GraphscopeApp(ir.load(ROOT / "tests" / "golden" / "torch" / "transformer_block.export.json"))
+
+
+def test_browse(snap_compare: Any) -> None:
+    assert snap_compare(transformer(), press=["down", "down", "down", "right"], terminal_size=SIZE)
+
+
+def test_search(snap_compare: Any) -> None:
+    assert snap_compare(transformer(), press=["slash", *"op:linear"], terminal_size=SIZE)
+
+
+def test_help(snap_compare: Any) -> None:
+    assert snap_compare(transformer(), press=["question_mark"], terminal_size=SIZE)
+
+
+def test_subgraph(snap_compare: Any) -> None:
+    app = GraphscopeApp(ir.load(ROOT / "tests" / "golden" / "torch" / "data_dependent.jit-script.json"))
+
+    async def enter_if(pilot: Any) -> None:
+        from graphscope.tui.widgets.node_table import NodeTable
+
+        pilot.app.query_one(NodeTable).go_to("if")
+        await pilot.press("greater_than_sign")
+
+    assert snap_compare(app, run_before=enter_if, terminal_size=SIZE)
+
+
+@pytest.mark.torch
+def test_step_mode_at_the_nan(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphscope import loader, stepping
+
+    monkeypatch.chdir(ROOT)
+    steps = stepping.step_target(loader.load_target(Path("examples/nan_torch.py"), fw="torch"))
+    assert snap_compare(GraphscopeApp(steps.graph, steps=steps), press=["c"], terminal_size=SIZE)
+
+
+@pytest.mark.torch
+def test_diff_mode(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphscope import diff, loader, tracers
+
+    monkeypatch.chdir(ROOT)
+    a, b = (
+        tracers.capture_target(
+            loader.load_target(Path(f"examples/edit_v{i}_torch.py"), fw="torch"), method="export"
+        )
+        for i in (1, 2)
+    )
+    app = GraphscopeApp(b, diff=diff.diff(a, b))
+    assert snap_compare(app, press=["right_square_bracket", "right_square_bracket", "d"], terminal_size=SIZE)
