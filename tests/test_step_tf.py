@@ -129,6 +129,88 @@ def test_stepped_summaries_of_every_dtype_agree_with_numpy() -> None:
     assert steps.record("text").summary == numerics.make([1, 2], "string")
 
 
+# Large float32 tensors are reduced by multi-threaded ops (float32 sums) instead of
+# DebugNumericSummary, which still describes those with NaN/Inf or a variance too small for them.
+BIG = numerics.FAST_MIN_SIZE * 2
+
+
+def _big(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    normal = rng.normal(size=(4, BIG // 4)).astype(np.float32)
+    with_nan = normal.copy()
+    with_nan[1, 7] = np.nan
+    with_inf = normal.copy()
+    with_inf[0, :3] = [np.inf, -np.inf, np.inf]
+    huge = normal * np.float32(1e30)  # the sum of squares overflows float32
+    return {
+        "normal": normal,
+        "relu": np.maximum(normal, 0),  # half zeros
+        "shifted": normal + np.float32(3),  # variance / mean² = 0.11: reductions still used
+        "offset": normal * np.float32(1e-3) + np.float32(100),  # |mean| >> std: the exact op
+        "nan": with_nan,
+        "inf": with_inf,
+        "huge": huge,
+        "zeros": np.zeros_like(normal),
+        "constant": np.full_like(normal, 2.5),
+        "odd size": rng.normal(size=(BIG + 1,)).astype(np.float32),  # no row length >= 16
+    }
+
+
+@pytest.mark.parametrize("fw", ["tf", "tf1"])
+def test_large_tensors_agree_with_numpy(fw: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tensorflow as tf
+
+    read = numerics.read_tf_summaries
+    reduced = []  # the summaries that used the reductions ([-1] in the exact stream)
+
+    def spy(streams: dict, summaries: list) -> list:
+        reduced.append(int((streams["exact"] == -1).sum()))
+        return read(streams, summaries)
+
+    monkeypatch.setattr(numerics, "read_tf_summaries", spy)
+    arrays = _big(0)
+    names = list(arrays)
+    if fw == "tf":
+
+        @tf.function
+        def model(*xs: tf.Tensor) -> list[tf.Tensor]:
+            return [tf.identity(x, name=f"t{i}") for i, x in enumerate(xs)]
+
+        inputs: tuple = tuple(tf.constant(a) for a in arrays.values())
+        steps = stepping.step(model, inputs, fw="tf", name="big", keep=stepping.KEEP_ALL)
+    else:
+        graph = tf.Graph()
+        with graph.as_default():
+            for i, a in enumerate(arrays.values()):
+                tf.identity(tf.compat.v1.placeholder(tf.float32, a.shape, name=f"x{i}") * 1.0, name=f"t{i}")
+        inputs = tuple(arrays.values())
+        steps = stepping.step(graph, inputs, fw="tf1", name="big", keep=stepping.KEEP_ALL)
+    for i, name in enumerate(names):
+        record = steps.record(f"t{i}")
+        assert record is not None, name
+        (value,) = steps.values[f"t{i}"]
+        np.testing.assert_array_equal(value, arrays[name])
+        assert_same_summary(record.summary, numerics.summarize_numpy(arrays[name]))
+    # normal, relu and shifted: the inputs (and in TF1 the products x * 1.0; the Identity ops
+    # are views of them)
+    assert reduced == [3 if fw == "tf" else 6]
+
+
+def test_views_share_their_inputs_summary() -> None:
+    import tensorflow as tf
+
+    @tf.function
+    def model(x: tf.Tensor) -> tf.Tensor:
+        flat = tf.reshape(x * 2.0, [-1], name="flat")
+        return tf.expand_dims(tf.identity(flat, name="same"), 0, name="row")
+
+    x = tf.constant(np.arange(BIG, dtype=np.float32).reshape(2, -1))
+    steps = stepping.step(model, (x,), fw="tf", name="views")
+    doubled = numerics.summarize_numpy(x.numpy() * 2)
+    for node, shape in [("mul", [2, BIG // 2]), ("flat", [BIG]), ("same", [BIG]), ("row", [1, BIG])]:
+        assert_same_summary(steps.record(node).summary, {**doubled, "shape": shape})
+
+
 FLOATS = st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False, width=32)
 ARRAYS = st.one_of(
     hnp.arrays(np.float32, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5), elements=FLOATS),

@@ -1,13 +1,16 @@
 """TensorFlow: step a ``tf.function`` (``tf-function``) or a TF1 graph (``tf1``) in one run.
 
-Every op's outputs are summarised *inside* the graph (:func:`numerics.summarize_tf_graph`, one
-``DebugNumericSummary`` op per tensor) and only those small vectors are fetched, concatenated,
-so memory stays close to a plain forward pass. The records' node ids are the IR node ids of the
-same capture (``graphscope trace --method tf-function|tf1``).
+Every op's outputs are summarised *inside* the graph (:func:`numerics.summary_node_defs`: a
+``DebugNumericSummary`` op per tensor, multi-threaded reductions for large float32 ones) and
+only those small vectors are fetched, so memory stays close to a plain forward pass. An op of
+:data:`_SAME_VALUES` (a reshape, an identity) gets its input's summary with its own shape. The
+records' node ids are the IR node ids of the same capture (``graphscope trace --method
+tf-function|tf1``).
 
-- ``tf-function``: the concrete function's GraphDef (with its function library) is imported
-  into a new function, the inputs mapped to its arguments and the captured variables to their
-  handles; it returns the summaries instead of the model's outputs.
+- ``tf-function``: the model is traced once; the concrete function's FunctionDef gets the
+  summary nodes, returns them instead of the model's outputs, and is run once with the example
+  inputs and the captured variables. Each op waits for the summaries of its inputs, so that
+  tensors are freed as early as in a plain call.
 - ``tf1``: the GraphDef is imported into a fresh graph, its initializers are run as a user's
   session would, then one ``Session.run`` fetches the summaries.
 
@@ -19,9 +22,9 @@ predicates are fetched first, and the ops of the branch not taken (dead tensors)
 
 from __future__ import annotations
 
-import contextlib
+import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from graphscope import ir
@@ -79,56 +82,150 @@ def step(
 
 # -- tf.function ------------------------------------------------------------------------------
 
+# Ops whose output holds the values of their first input: their summary is that input's, with
+# their own shape (as the PyTorch stepper does for views).
+_SAME_VALUES = frozenset(
+    {
+        "Identity",
+        "Snapshot",
+        "StopGradient",
+        "PreventGradient",
+        "Reshape",
+        "Squeeze",
+        "ExpandDims",
+        "EnsureShape",
+    }
+)
+# TF1 control flow inside a function body: its dead tensors must not gate the model's ops.
+_V1_CONTROL_FLOW = frozenset(
+    {"Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnter", "Exit", "RefExit", "NextIteration"}
+)
+_counter = itertools.count()
+
 
 def _step_function(
     model: Any, example_inputs: Any, *, name: str, signature: Any, keep: frozenset[str]
 ) -> Steps:
+    """One trace serves both the IR and the run: the concrete function's FunctionDef gets the
+    summary nodes (and returns them instead of the model's outputs) and is run once."""
     tf = common.require_tf()
+    from tensorflow.core.framework import function_pb2
+
     from graphscope.tracers import tf_function
 
     _, cf = tf_function.concrete_function(model, example_inputs, signature)
     graph, ids = tf_function.convert(cf, model, name)
     graph.validate()
-    captured = {internal.op.name: external for external, internal in cf.graph.captures}
+    captured = {internal.op.name for _, internal in cf.graph.captures}
     params = [t for t in cf.graph.inputs if t.op.name not in captured]
     args = _function_arguments(params, example_inputs, name)
-    graph_def = cf.graph.as_graph_def()
-    layout: list[tuple[str, int, Any]] = []  # (node id, output port, dtype) of each summary
-    tensors: list[tuple[str, Any]] = []
+    with common.tf_state_restored():
+        fdef = function_pb2.FunctionDef()
+        fdef.CopyFrom(cf.function_def)
+        library = {f.signature.name: f.signature for f in cf.graph.as_graph_def().library.function}
+    refs = _function_refs(cf, fdef, library)
+    tensors: list[_Tensor] = []
     kept: list[tuple[str, int]] = []
-    wanted = [""]  # the summaries, then the tensors kept whole
+    kept_refs: list[tuple[str, Any]] = []
     for op in cf.graph.get_operations():
         for port, t in enumerate(op.outputs):
-            layout.append((ids[op.name], port, t.dtype))
-            tensors.append((t.name, t.dtype))
+            ref = refs.get(t.name)
+            if ref is None:
+                raise GraphscopeError(
+                    f"the graph of {name} cannot be rebuilt for stepping: no output {t.name}"
+                )
+            source = None
+            if port == 0 and op.type in _SAME_VALUES and op.inputs:
+                source = (ids[op.inputs[0].op.name], op.inputs[0].value_index)
+            shape = t.shape.as_list() if t.shape.rank is not None else None
+            tensors.append(_Tensor(ids[op.name], port, t.dtype, shape, ref, source))
             if ids[op.name] in keep and _holds_values(t.dtype):
                 kept.append((ids[op.name], port))
-                wanted.append(t.name)
-    wanted[0] = _add_summaries(graph_def, tensors)[0]
-
-    def run(*tensors: Any) -> Any:
-        fg = tf.compat.v1.get_default_graph()
-        input_map = {t.name: a for t, a in zip(params, tensors)}
-        for op_name, external in captured.items():
-            input_map[f"{op_name}:0"] = fg.capture(external)
-        return tf.graph_util.import_graph_def(graph_def, input_map=input_map, return_elements=wanted, name="")
-
-    specs = [tf.TensorSpec(t.shape, t.dtype) for t in params]
+                kept_refs.append((ref, t.dtype))
+    model_nodes = list(fdef.node_def)
+    plan = _Plan(tensors, _free_prefix(n.name for n in model_nodes), function=True)
+    fdef.node_def.extend(plan.nodes)
+    if not any(n.op in _V1_CONTROL_FLOW for n in model_nodes):
+        _wait_for_summaries(model_nodes, plan.done)
+    del fdef.signature.output_arg[:]
+    fdef.ret.clear()
+    outputs = [
+        (stream, ref, tf.as_dtype(numerics.TF_STREAMS[stream])) for stream, ref in plan.streams.items()
+    ]
+    outputs += [(f"kept_{i}", ref, dtype) for i, (ref, dtype) in enumerate(kept_refs)]
+    for out_name, ref, dtype in outputs:
+        fdef.signature.output_arg.add(name=out_name, type=dtype.as_datatype_enum)
+        fdef.ret[out_name] = ref
+    fdef.signature.name = f"graphscope_step_{next(_counter)}"
+    for key in list(fdef.attr):
+        if key.startswith(("_XlaMustCompile", "_jit_compile", "_noinline")):
+            del fdef.attr[key]  # the summaries are not XLA ops
     try:
-        wrapped = tf.compat.v1.wrap_function(run, specs)
-    except Exception as exc:
-        raise GraphscopeError(
-            f"the graph of {name} cannot be rebuilt for stepping: {_first_line(exc)[:200]}"
-        ) from None
-    try:
-        with _grappler_off():
-            fetched = wrapped(*args)
+        fetched = _call(fdef, [*args, *cf.captured_inputs], len(outputs))
     except Exception as exc:
         raise _run_error(exc, name, cf.graph) from None
-    summaries = _read(fetched[0].numpy(), layout)
-    values = _kept_values(kept, [t.numpy() for t in fetched[1:]])
+    streams = {stream: t.numpy() for stream, t in zip(plan.streams, fetched)}
+    summaries = plan.read(streams)
+    values = _kept_values(kept, [t.numpy() for t in fetched[len(plan.streams) :]])
     notes = _call_notes(graph)
     return _steps(graph, summaries, notes, values)
+
+
+def _function_refs(cf: Any, fdef: Any, library: dict[str, Any]) -> dict[str, str]:
+    """Tensor name (``op:port``) -> its name in the function body: an argument's name, or
+    ``node:output_arg:index`` (a list output counts its elements)."""
+    from tensorflow.python.framework import op_def_registry
+
+    refs = {t.name: arg.name for t, arg in zip(cf.graph.inputs, fdef.signature.input_arg)}
+    for node in fdef.node_def:
+        op_def = op_def_registry.get(node.op) or library.get(node.op)
+        if op_def is None:
+            continue
+        port = 0
+        for arg in op_def.output_arg:
+            if arg.number_attr:
+                count = node.attr[arg.number_attr].i
+            elif arg.type_list_attr:
+                count = len(node.attr[arg.type_list_attr].list.type)
+            else:
+                count = 1
+            for index in range(count):
+                refs[f"{node.name}:{port}"] = f"{node.name}:{arg.name}:{index}"
+                port += 1
+    return refs
+
+
+def _call(fdef: Any, inputs: list[Any], num_outputs: int) -> list[Any]:
+    """Run a FunctionDef once, eagerly, without Grappler nor the graph optimizer (L0): every
+    output is read by a summary, which leaves little to fuse, and on ResNet50 Grappler alone
+    would cost more than a second."""
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context, execute
+
+    ctx = context.context()
+    options = ctx.function_call_options
+    config = config_pb2.ConfigProto()
+    config.ParseFromString(options.config_proto_serialized)
+    config.graph_options.rewrite_options.disable_meta_optimizer = True
+    config.graph_options.optimizer_options.opt_level = config_pb2.OptimizerOptions.L0
+    attrs = ("executor_type", options.executor_type or "", "config_proto", config.SerializeToString())
+    ctx.add_function_def(fdef)
+    try:
+        return list(execute.execute(fdef.signature.name, num_outputs, inputs, attrs, ctx))
+    finally:
+        ctx.remove_function(fdef.signature.name)
+
+
+def _wait_for_summaries(nodes: list[Any], done: dict[str, list[str]]) -> None:
+    """Make each op wait for the summaries of the tensors it reads: a tensor is then freed (or
+    updated in place by the op) as in a plain call, instead of waiting for its summaries while
+    the model runs ahead (on ResNet50 at batch 8 the peak memory was 200 MB higher)."""
+    for node in nodes:
+        waits: dict[str, None] = {}
+        for ref in node.input:
+            if not ref.startswith("^"):
+                waits.update(dict.fromkeys(done.get(ref, [])))
+        node.input.extend(f"^{w}" for w in waits)
 
 
 def _holds_values(dtype: Any) -> bool:
@@ -136,48 +233,94 @@ def _holds_values(dtype: Any) -> bool:
     return dtype.base_dtype.name not in ("resource", "variant")
 
 
-@contextlib.contextmanager
-def _grappler_off() -> Iterator[None]:
-    """Grappler would rewrite the graph (fusing ops) before its one run, but every output is
-    read by a summary, which leaves it little to fuse: on ResNet50 it only adds 1.5 s."""
-    tf = common.require_tf()
-    before = tf.config.optimizer.get_experimental_options().get("disable_meta_optimizer", False)
-    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-    try:
-        yield
-    finally:
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
-
-
-def _add_summaries(graph_def: Any, tensors: list[tuple[str, Any]], *, concat: bool = True) -> list[str]:
-    """Add the summary of each ``(tensor name, dtype)`` to ``graph_def`` and, with ``concat``,
-    one op concatenating them all: returns ``[that tensor's name]``, else the summaries' names."""
-    import tensorflow as tf
-    from tensorflow.core.framework import node_def_pb2
-
-    taken = {n.name.split("/", 1)[0] for n in graph_def.node}
+def _free_prefix(names: Iterable[str]) -> str:
+    """A node name scope that no node of the graph uses."""
+    taken = {n.split("/", 1)[0] for n in names}
     prefix = "graphscope_summary"
     while prefix in taken:
         prefix += "_"
-    nodes, names = numerics.summary_node_defs(tensors, prefix)
-    graph_def.node.extend(nodes)
-    if not concat:
-        return names
-    if not names:  # ConcatV2 takes at least one input: an empty vector instead
-        empty = node_def_pb2.NodeDef(name=f"{prefix}/concat", op="Const")
-        empty.attr["dtype"].type = tf.float64.as_datatype_enum
-        empty.attr["value"].tensor.CopyFrom(tf.make_tensor_proto([], tf.float64))
-        graph_def.node.append(empty)
-        return [f"{empty.name}:0"]
-    axis = node_def_pb2.NodeDef(name=f"{prefix}/concat/axis", op="Const")
-    axis.attr["dtype"].type = tf.int32.as_datatype_enum
-    axis.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(0, tf.int32))
-    joined = node_def_pb2.NodeDef(name=f"{prefix}/concat", op="ConcatV2", input=[*names, axis.name])
-    joined.attr["T"].type = tf.float64.as_datatype_enum
-    joined.attr["N"].i = len(names)
-    joined.attr["Tidx"].type = tf.int32.as_datatype_enum
-    graph_def.node.extend([axis, joined])
-    return [f"{joined.name}:0"]
+    return prefix
+
+
+class _Tensor:
+    """A tensor to summarise: IR node id and port, dtype, static shape, its name in the graph
+    being stepped, and for an op of :data:`_SAME_VALUES` the (node id, port) of its input."""
+
+    __slots__ = ("dtype", "node", "port", "ref", "shape", "source")
+
+    def __init__(
+        self,
+        node: str,
+        port: int,
+        dtype: Any,
+        shape: list[Any] | None,
+        ref: str,
+        source: tuple[str, int] | None,
+    ) -> None:
+        self.node, self.port, self.dtype, self.shape, self.ref, self.source = (
+            node,
+            port,
+            dtype,
+            shape,
+            ref,
+            source,
+        )
+
+
+class _Plan:
+    """The summary nodes of ``tensors`` (in an order where inputs come first): a tensor of
+    :data:`_SAME_VALUES` whose input is summarised with stats gets no nodes of its own."""
+
+    def __init__(self, tensors: list[_Tensor], prefix: str, *, function: bool) -> None:
+        self.tensors = tensors
+        self.own: list[int | None] = []  # per tensor: the index of its summary, None for a copy
+        self.root: list[int] = []  # per tensor: the tensor whose summary it has (itself, or an input)
+        with_stats: dict[tuple[str, int], int] = {}  # (node id, port) -> its tensor's root
+        specs: list[tuple[str, Any, list[Any] | None]] = []
+        for i, t in enumerate(tensors):
+            root = with_stats.get(t.source) if t.source is not None else None
+            if root is not None and tensors[root].dtype.base_dtype == t.dtype.base_dtype and _known(t.shape):
+                self.own.append(None)
+            else:
+                root = i
+                self.own.append(len(specs))
+                specs.append((t.ref, t.dtype, t.shape))
+            self.root.append(root)
+            if numerics.tf_has_stats(t.dtype):
+                with_stats[t.node, t.port] = root
+        self.nodes, self.summaries, self.streams = numerics.summary_node_defs(
+            specs, prefix, function=function, concat=function
+        )
+        self.done: dict[str, list[str]] = {}
+        for t, index in zip(tensors, self.own):
+            if index is not None and self.summaries[index].done:
+                self.done[t.ref] = self.summaries[index].done
+
+    def read(
+        self, streams: dict[str, Any], live: set[int] | None = None
+    ) -> dict[str, dict[int, dict[str, Any]]]:
+        """Node id -> output port -> summary, from the fetched streams; with ``live``, only
+        the tensors of those indices were fetched (and their copies)."""
+        fetched = [
+            (i, index)
+            for i, index in enumerate(self.own)
+            if index is not None and (live is None or i in live)
+        ]
+        values = numerics.read_tf_summaries(streams, [self.summaries[index] for _, index in fetched])
+        by_tensor = {i: summary for (i, _), summary in zip(fetched, values)}
+        out: dict[str, dict[int, dict[str, Any]]] = {}
+        for i, t in enumerate(self.tensors):
+            summary = by_tensor.get(self.root[i])
+            if summary is None or (live is not None and i not in live):
+                continue
+            if self.own[i] is None:
+                summary = {**summary, "shape": list(t.shape or []), "dtype": t.dtype.base_dtype.name}
+            out.setdefault(t.node, {})[t.port] = summary
+        return out
+
+
+def _known(shape: list[Any] | None) -> bool:
+    return shape is not None and all(isinstance(d, int) for d in shape)
 
 
 def _function_arguments(params: list[Any], example_inputs: Any, name: str) -> list[Any]:
@@ -248,7 +391,8 @@ def _step_tf1(model: Any, example_inputs: Any, *, name: str, keep: frozenset[str
     unfed = {i for i in graph.inputs if i not in fed and graph.node(i)["op"] != "PlaceholderWithDefault"}
     # What can be stepped: not initialization, not state writes, not inside a while frame.
     skipped_frames: dict[str, int] = {}
-    candidates: list[tuple[str, int, Any]] = []
+    first_input = {(e.dst, e.dst_port): (e.src, e.src_port) for e in graph.edges() if not e.control}
+    candidates: list[_Tensor] = []
     for node_id in order:
         n = graph.node(node_id)
         if n["attrs"].get("initializer") or node_id in blocked or node_id in unfed:
@@ -259,38 +403,49 @@ def _step_tf1(model: Any, example_inputs: Any, *, name: str, keep: frozenset[str
             continue
         for port, out in enumerate(n["outputs"]):
             try:
-                candidates.append((node_id, port, tf.as_dtype(out["dtype"])))
+                dtype = tf.as_dtype(out["dtype"])
             except TypeError:
-                pass  # no dtype known: nothing to summarise
+                continue  # no dtype known: nothing to summarise
+            source = first_input.get((node_id, 0)) if port == 0 and n["op"] in _SAME_VALUES else None
+            candidates.append(_Tensor(node_id, port, dtype, out.get("shape"), f"{node_id}:{port}", source))
     steppable = type(graph_def)()
     steppable.CopyFrom(graph_def)  # the user's GraphDef stays as it was
-    names = _add_summaries(steppable, [(f"{i}:{p}", d) for i, p, d in candidates], concat=False)
-    summary_of = {(i, p): s for (i, p, _), s in zip(candidates, names)}
+    plan = _Plan(candidates, _free_prefix(n.name for n in steppable.node), function=False)
+    steppable.node.extend(plan.nodes)
     tf_graph = tf.Graph()
     with tf_graph.as_default():
         tf.compat.v1.import_graph_def(steppable, name="")  # TF1 node ids are the op names
     feeds = _feeds([tf_graph.get_operation_by_name(i) for i in fed], example_inputs, name)
     config = tf.compat.v1.ConfigProto()
-    config.graph_options.rewrite_options.disable_meta_optimizer = True  # see _grappler_off
+    config.graph_options.rewrite_options.disable_meta_optimizer = True  # as _call does
     session = tf.compat.v1.Session(graph=tf_graph, config=config)
     try:
         _initialize(session, inits, name)
         state = _liveness(graph, order, session, feeds, name)
-        layout: list[tuple[str, int, Any]] = []
-        pieces, whole, kept = [], [], []
-        for node_id, port, dtype in candidates:
-            ports = state.get(node_id, [UNKNOWN])
-            if ports[min(port, len(ports) - 1)] != LIVE:
+        live: set[int] = set()
+        pieces: dict[str, list[Any]] = {stream: [] for stream in numerics.TF_STREAMS}
+        whole, kept = [], []
+        for i, t in enumerate(candidates):
+            ports = state.get(t.node, [UNKNOWN])
+            if ports[min(t.port, len(ports) - 1)] != LIVE:
                 continue  # in a cond branch not taken
-            pieces.append(tf_graph.get_tensor_by_name(summary_of[node_id, port]))
-            layout.append((node_id, port, dtype))
-            if node_id in keep and _holds_values(dtype):
-                whole.append(tf_graph.get_tensor_by_name(f"{node_id}:{port}"))
-                kept.append((node_id, port))
+            live.add(i)
+            own = plan.own[i]
+            if own is not None:
+                for stream, names in plan.summaries[own].pieces.items():
+                    pieces[stream].extend(tf_graph.get_tensor_by_name(piece) for piece in names)
+            if t.node in keep and _holds_values(t.dtype):
+                whole.append(tf_graph.get_tensor_by_name(t.ref))
+                kept.append((t.node, t.port))
         with tf_graph.as_default():
-            fetch = tf.concat(pieces, 0) if pieces else tf.zeros([0], tf.float64)
+            fetch = [
+                (tf.stack if stream == "fast" else tf.concat)(pieces[stream], 0)
+                if pieces[stream]
+                else tf.zeros([0], dtype)
+                for stream, dtype in numerics.TF_STREAMS.items()
+            ]
         try:
-            fetched = session.run([fetch, *whole], feed_dict=feeds)
+            fetched = session.run([*fetch, *whole], feed_dict=feeds)
         except Exception as exc:
             raise _run_error(exc, name, tf_graph) from None
     finally:
@@ -307,8 +462,8 @@ def _step_tf1(model: Any, example_inputs: Any, *, name: str, keep: frozenset[str
     unknown = [i for i, ports in state.items() if UNKNOWN in ports]
     if unknown:
         notes.append(f"{len(unknown)} op(s) behind a cond whose predicate could not be computed were not run")
-    summaries = _read(fetched[0], layout)
-    return _steps(graph, summaries, notes, _kept_values(kept, list(fetched[1:])))
+    summaries = plan.read(dict(zip(numerics.TF_STREAMS, fetched)), live)
+    return _steps(graph, summaries, notes, _kept_values(kept, list(fetched[len(fetch) :])))
 
 
 def _fed_inputs(graph: ir.Graph, order: list[str], blocked: set[str]) -> list[str]:
@@ -495,16 +650,6 @@ def _severity(s: int) -> int:
 
 
 # -- shared -----------------------------------------------------------------------------------
-
-
-def _read(values: Any, layout: list[tuple[str, int, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
-    """Node id -> output port -> summary, from the fetched vectors laid end to end."""
-    out: dict[str, dict[int, dict[str, Any]]] = {}
-    offset = 0
-    for node_id, port, dtype in layout:
-        summary, offset = numerics.read_tf_summary(values, dtype, offset)
-        out.setdefault(node_id, {})[port] = summary
-    return out
 
 
 def _kept_values(kept: list[tuple[str, int]], arrays: list[Any]) -> dict[str, list[Any]]:
