@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import networkx as nx
 
-from graphscope import diff, ir
+from graphscope import diffing as diff
+from graphscope import ir
 
 
 def edited(graph: ir.Graph, rng: random.Random, k: int) -> tuple[ir.Graph, dict[str, str]]:

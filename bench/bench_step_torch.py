@@ -103,7 +103,9 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker[0], args.worker[1], args.repeat)))
         return
-    print("| model | tool | steps | time (s) | × forward | peak RSS (MB) | above model (MB) | × forward (above) |")
+    print(
+        "| model | tool | steps | time (s) | × forward | peak RSS (MB) | above model (MB) | × forward (above) |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for model_key in MODELS:
         plain: dict[str, Any] = {}
@@ -122,7 +124,9 @@ def main() -> None:
             if tool == "forward":
                 plain = row
             ratio = row["seconds"] / plain["seconds"] if plain else float("nan")
-            mem_ratio = row["above_mb"] / plain["above_mb"] if plain and plain["above_mb"] > 0 else float("nan")
+            mem_ratio = (
+                row["above_mb"] / plain["above_mb"] if plain and plain["above_mb"] > 0 else float("nan")
+            )
             print(
                 f"| {model_key} | {tool} | {row['steps'] or ''} | {row['seconds']:.3f} | {ratio:.2f} | {row['peak_mb']:.0f} "
                 f"| {row['above_mb']:.0f} | {mem_ratio:.2f} |",

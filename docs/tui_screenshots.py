@@ -36,7 +36,8 @@ async def step() -> None:
 
 
 async def diff_mode() -> None:
-    from graphscope import diff, tracers
+    from graphscope import diffing as diff
+    from graphscope import tracers
 
     a, b = (
         tracers.capture_target(

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from graphscope.diffing import Diff
     from graphscope.ir import Graph
     from graphscope.stepping.records import Steps
 
-__all__ = ["__version__", "load", "render", "save", "step", "trace"]
+__all__ = ["__version__", "browse", "diff", "load", "render", "save", "step", "trace"]
 
 __version__ = "0.1.0"
 
@@ -95,6 +96,27 @@ def step(
     if fw is None:
         fw = loader.guess_framework(target)
     return stepping.step(target, example_inputs, fw=fw, method=method, name=type(target).__name__, keep=keep)
+
+
+def diff(a: Graph | PathLike, b: Graph | PathLike, *, ignore: Any = (), fw: str | None = None) -> Diff:
+    """Match two graphs (Graphs, saved .json files or model files) and list what changed.
+
+    >>> d = graphscope.diff("v1.json", "v2.json")                 # doctest: +SKIP
+    >>> d.added, d.removed, [c["fields"] for c in d.changed]      # doctest: +SKIP
+    """
+    from graphscope import diffing, ir
+
+    graphs = [g if isinstance(g, ir.Graph) else trace(g, fw=fw) for g in (a, b)]
+    return diffing.diff(graphs[0], graphs[1], ignore=ignore)
+
+
+def browse(graph: Graph | PathLike, *, steps: Steps | None = None) -> None:
+    """Open the TUI on a graph (or a saved .json), as `graphscope tui` does."""
+    from graphscope import ir
+    from graphscope.tui.app import GraphscopeApp
+
+    g = graph if isinstance(graph, ir.Graph) else ir.load(graph)
+    GraphscopeApp(g, steps=steps).run()
 
 
 def render(graph: Graph | PathLike, output: PathLike, **options: Any) -> Path:

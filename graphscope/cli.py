@@ -324,8 +324,7 @@ def diff(
     graphscope diff examples/edit_v1_torch.py examples/edit_v2_torch.py --fw torch
     graphscope diff golden.json model.py --fw torch --fail-on-change
     """
-    from graphscope import diff as diffing
-    from graphscope import loader, tracers
+    from graphscope import diffing, loader, tracers
 
     if b is None:
         if (method_a or method) == (method_b or method):
@@ -416,7 +415,7 @@ def tui(target: Path, b: Path | None, fw: str | None, method: str | None, entry:
     from graphscope import loader, stepping, tracers
 
     if b is not None:  # diff mode: B shown, A a keypress away
-        from graphscope import diff as diffing
+        from graphscope import diffing
 
         graphs = [
             tracers.capture_target(loader.load_target(p, fw=fw, entry=entry), method=method)

@@ -125,9 +125,9 @@ def _shape_attrs_only(attrs_change: list[dict[str, Any]]) -> bool:
 
 
 def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_inputs_alt") -> DynamicReport:
-    """Compare two captures of one model with :mod:`graphscope.diff`: nodes added, removed,
+    """Compare two captures of one model with :mod:`graphscope.diffing`: nodes added, removed,
     changed (op, attributes or inputs), and those whose only change is their shapes."""
-    from graphscope import diff
+    from graphscope import diffing as diff
 
     report = DynamicReport(method=method, alt_source=alt_source)
     d = diff.diff(a, b, cross=False)

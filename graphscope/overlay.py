@@ -2,7 +2,7 @@
 
 The static graph (a TorchScript ``prim::If``/``prim::Loop`` with its bodies, Dynamo's graphs
 and breaks, TF's ``If``/``While`` functions) is flattened with its subgraphs, matched against
-the eager run (:mod:`graphscope.stepping.torch_eager`) with :func:`graphscope.diff.diff`, and
+the eager run (:mod:`graphscope.stepping.torch_eager`) with :func:`graphscope.diffing.diff`, and
 read back per control-flow node: which branch of each ``If`` ran, about how many times each
 loop body ran, which static ops never ran, where Dynamo broke the graph.
 """
@@ -101,7 +101,7 @@ class Overlay:
 
 def overlay(static: ir.Graph, run: ir.Graph) -> Overlay:
     """Read ``run`` (an eager capture of one input) over the static graph."""
-    from graphscope import diff
+    from graphscope import diffing as diff
 
     flat = flatten(static)
     d = diff.diff(flat, run, ignore=LAYOUT_OPS, cross=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from graphscope import diff, ir, loader, tracers
+from graphscope import diffing as diff
+from graphscope import ir, loader, tracers
 from graphscope.cli import main
 
 from .conftest import or_gate_graph
@@ -321,3 +322,15 @@ def test_ported_conv_net_wrong_transpose_is_found(capsys: pytest.CaptureFixture[
     assert first["source"] == {"file": "examples/conv_port_torch.py", "line": 47}
     # the convolutions before it agree, NHWC against NCHW
     assert ["conv2/Relu", "relu_1"] in doc["matched"]
+
+
+def test_public_api_diff_takes_graphs_or_files(tmp_path: Path) -> None:
+    import graphscope
+
+    g = or_gate_graph()
+    ir.save(g, tmp_path / "a.json")
+    d = graphscope.diff(tmp_path / "a.json", g)
+    assert d.identical and len(d.matched) == len(g)
+    import graphscope.diffing  # importing the module does not replace the function
+
+    assert callable(graphscope.diff) and graphscope.diff is not graphscope.diffing

@@ -177,7 +177,8 @@ def test_tui_command_needs_a_terminal_and_says_so() -> None:
 @pytest.mark.anyio
 async def test_diff_mode_colours_jumps_and_swaps_sides(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")
-    from graphscope import diff, loader, tracers
+    from graphscope import diffing as diff
+    from graphscope import loader, tracers
 
     monkeypatch.chdir(ROOT)
     a, b = (

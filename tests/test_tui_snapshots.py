@@ -54,7 +54,8 @@ def test_step_mode_at_the_nan(snap_compare: Any, monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.torch
 def test_diff_mode(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from graphscope import diff, loader, tracers
+    from graphscope import diffing as diff
+    from graphscope import loader, tracers
 
     monkeypatch.chdir(ROOT)
     a, b = (

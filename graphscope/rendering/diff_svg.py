@@ -11,7 +11,7 @@ from graphscope.rendering.dot import CLUSTER_COLOR, FONT, DotOptions, Layout, to
 from graphscope.rendering.svg import DEFAULT_TIMEOUT, svg_text
 
 if TYPE_CHECKING:
-    from graphscope.diff import Diff
+    from graphscope.diffing import Diff
 
 __all__ = ["COLORS", "diff_dot", "render"]
 

@@ -18,7 +18,7 @@ from graphscope.tui.widgets.panes import Details, Neighbourhood, diff_header
 from graphscope.tui.widgets.scope_tree import ScopeTree
 
 if TYPE_CHECKING:
-    from graphscope.diff import Diff
+    from graphscope.diffing import Diff
     from graphscope.ir import Graph
     from graphscope.stepping.records import Steps
 
