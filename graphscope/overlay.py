@@ -89,8 +89,10 @@ class Overlay:
         if unknown:
             t.append(f"\n  {unknown} branch point(s) where no op of either branch matched the run")
         for lp in self.loops:
-            its = "?" if lp["iterations"] is None else str(lp["iterations"])
-            t.append(f"\n  {lp['node']}: body ran about {its} times")
+            if lp["iterations"] is None:
+                t.append(f"\n  {lp['node']}: how often its body ran cannot be read from the run's ops")
+            else:
+                t.append(f"\n  {lp['node']}: body ran about {lp['iterations']} times")
         for br in self.breaks:
             t.append(f"\n  dynamo broke the graph at {br['node']}: {br.get('reason') or ''}")
         if self.never_ran:
@@ -150,8 +152,11 @@ def _iterations(
     ratios = [
         run_labels[label] // count
         for label, count in body.items()
-        if label not in outside and label not in LAYOUT_OPS and run_labels.get(label)
+        if label not in outside
+        and label not in LAYOUT_OPS
+        and run_labels.get(label)
+        and run_labels[label] % count == 0  # a whole number of body copies, or no evidence
     ]
     if not ratios:
-        return None
+        return None  # the run's ops do not tell (the body's ops were lowered differently)
     return Counter(ratios).most_common(1)[0][0]

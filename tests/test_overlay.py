@@ -65,3 +65,12 @@ def test_no_overlay_without_control_flow(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["diff", "examples/or_gate_torch.py", "--fw", "torch", "--method-a", "export",
                  "--method-b", "eager", "--json"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["executed"] is None
+
+
+def test_a_loop_whose_body_the_run_lowered_differently_says_it_cannot_tell() -> None:
+    found = loader.load_target(Path("examples/gru_torch.py"), fw="torch")
+    o = overlay.overlay(
+        tracers.capture_target(found, method="jit-script"), tracers.capture_target(found, method="eager")
+    )
+    assert o.loops == [{"node": "loop", "iterations": None}]  # aten::gru inside vs addmm/sigmoid outside
+    assert "cannot be read from the run's ops" in str(o.renderable())
