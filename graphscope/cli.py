@@ -351,7 +351,7 @@ def diff(
     if svg:
         from graphscope.rendering import diff_svg
 
-        diff_svg.render(result, svg)
+        diff_svg.render(result, svg, executed=executed)
     if as_json:
         import json
 

@@ -74,3 +74,24 @@ def test_a_loop_whose_body_the_run_lowered_differently_says_it_cannot_tell() -> 
     )
     assert o.loops == [{"node": "loop", "iterations": None}]  # aten::gru inside vs addmm/sigmoid outside
     assert "cannot be read from the run's ops" in str(o.renderable())
+
+
+def test_diff_svg_greys_the_static_ops_that_never_ran() -> None:
+    import re
+
+    from graphscope import diffing
+    from graphscope.rendering import diff_svg
+
+    found = loader.load_target(Path("examples/data_dependent_torch.py"), fw="torch")
+    static = tracers.capture_target(found, method="jit-script")
+    run = tracers.capture_target(found, method="eager")
+    source = diff_svg.diff_dot(diffing.diff(static, run), overlay.overlay(static, run)).source
+    grey = diff_svg.COLORS["never ran"]
+    greyed = {
+        m.group(1) for line in source.splitlines() if grey in line and (m := re.search(r"<B>(\w+)</B>", line))
+    }
+    assert greyed == {"relu", "mul"} and "never ran: 2" in source
+    # every edge ends at a node that exists (subgraph anchors carry the side's name prefix)
+    names = set(re.findall(r"^\s*(\w+) \[", source, re.M))
+    ends = re.findall(r"-> (\w+)", source)
+    assert ends and set(ends) <= names

@@ -12,16 +12,21 @@ from graphscope.rendering.svg import DEFAULT_TIMEOUT, svg_text
 
 if TYPE_CHECKING:
     from graphscope.diffing import Diff
+    from graphscope.overlay import Overlay
 
 __all__ = ["COLORS", "diff_dot", "render"]
 
-COLORS = {"added": "#b2f2bb", "removed": "#ffc9c9", "changed": "#ffc078"}
+COLORS = {"added": "#b2f2bb", "removed": "#ffc9c9", "changed": "#ffc078", "never ran": "#dee2e6"}
 
 
-def diff_dot(d: Diff) -> Layout:
-    """One DOT drawing: A (removed and changed coloured) beside B (added and changed)."""
+def diff_dot(d: Diff, executed: Overlay | None = None) -> Layout:
+    """One DOT drawing: A (removed and changed coloured) beside B (added and changed); with an
+    eager run laid over a static capture, the static ops that never ran are greyed."""
     fill_a = {x: COLORS["removed"] for x in d.removed}
     fill_b = {y: COLORS["added"] for y in d.added}
+    if executed is not None:
+        static_fill = fill_a if executed.static is d.a else fill_b
+        static_fill.update({n: COLORS["never ran"] for n in executed.never_ran})
     for c in d.changed:
         fill_a[c["a"]] = fill_b[c["b"]] = COLORS["changed"]
     fd = d.first_divergence
@@ -50,18 +55,20 @@ def diff_dot(d: Diff) -> Layout:
         lines.extend("  " + line for line in body)
         lines.append(f'    style="rounded" color="{CLUSTER_COLOR}"')
         lines.append("  }")
-    lines.append(_legend(d))
+    lines.append(_legend(d, executed))
     lines.append("}")
     notes = [n for layout in sides for n in layout.notes]
     return Layout("\n".join(lines) + "\n", sum(s.drawn_nodes for s in sides), None, notes)
 
 
-def _legend(d: Diff) -> str:
+def _legend(d: Diff, executed: Overlay | None = None) -> str:
     rows = [
         ("added", COLORS["added"], len(d.added)),
         ("removed", COLORS["removed"], len(d.removed)),
         ("changed", COLORS["changed"], len(d.changed)),
     ]
+    if executed is not None:
+        rows.append(("never ran", COLORS["never ran"], len(executed.never_ran)))
     cells = "".join(
         f'<TD BGCOLOR="{color}" BORDER="1">&#160;{name}: {count}&#160;</TD>' for name, color, count in rows
     )
@@ -73,6 +80,12 @@ def _legend(d: Diff) -> str:
     )
 
 
-def render(d: Diff, output: str | os.PathLike[str], *, timeout: float = DEFAULT_TIMEOUT) -> Path:
+def render(
+    d: Diff,
+    output: str | os.PathLike[str],
+    *,
+    executed: Overlay | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Path:
     """Draw the diff to an SVG file (written atomically)."""
-    return write_atomic(output, svg_text(diff_dot(d), timeout=timeout))
+    return write_atomic(output, svg_text(diff_dot(d, executed), timeout=timeout))

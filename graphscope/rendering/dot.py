@@ -51,7 +51,7 @@ class DotOptions:
     legend: bool = True
     budget: int = NODE_BUDGET
     title: str | None = None
-    fill: dict[str, str] = field(default_factory=dict)  # node id -> fill colour (diff status)
+    fill: dict[str, str] = field(default_factory=dict)  # node id (path/id in subgraphs) -> fill colour
     name_prefix: str = "n"  # generated DOT names; two graphs in one drawing need two prefixes
 
 
@@ -318,8 +318,9 @@ def _draw_graph(
             style["fontsize"] = "9"
         if _nonfinite(n):
             style.update({"color": NONFINITE_COLOR, "penwidth": "2"})
-        if n["id"] in opts.fill:
-            style.update({"fillcolor": opts.fill[n["id"]], "penwidth": "2"})
+        fill = opts.fill.get(prefix + n["id"])  # ids inside subgraphs are keyed by their path
+        if fill is not None:
+            style.update({"fillcolor": fill, "penwidth": "2"})
         if n["id"] in highlight:
             style.update(HIGHLIGHT)
         if n["kind"] in ("input", "output"):
@@ -414,7 +415,7 @@ def _draw_graph(
             w.lines.append(f"{indent}}}")
             if w.count >= first:
                 w.lines.append(
-                    f'{indent}{names[n["id"]]} -> n{first} [style=dotted color="{STYLE["control"]["color"]}" '
+                    f'{indent}{names[n["id"]]} -> {w.prefix}{first} [style=dotted color="{STYLE["control"]["color"]}" '
                     f"lhead={cluster} arrowhead=empty]"
                 )
     return drawn
