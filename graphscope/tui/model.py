@@ -124,13 +124,19 @@ class Level:
         for term in terms:
             exact = [r for r in exact if term in r.haystack]
         if exact:
+            # The haystack starts with the lowercased id: no .lower() per row.
             first = terms[0]
-            starts = [r for r in exact if r.id.lower().startswith(first)]
-            if not starts:
+            starts = [r for r in exact if r.haystack.startswith(first)]
+            if not starts or len(starts) == len(exact):
                 return exact
             ids = {r.id for r in starts}
-            same = [r for r in starts if r.id.lower() == first]
-            return same + [r for r in starts if r.id.lower() != first] + [r for r in exact if r.id not in ids]
+            whole = first + " "
+            same = [r for r in starts if r.haystack.startswith(whole)]
+            return (
+                same
+                + [r for r in starts if not r.haystack.startswith(whole)]
+                + [r for r in exact if r.id not in ids]
+            )
         # A regex (C speed) keeps the rows whose letters could match closely enough; only
         # those are scored in Python.
         pattern = re.compile(".*?".join(re.escape(ch) for ch in terms[0]))
