@@ -153,6 +153,7 @@ def _big(seed: int) -> dict[str, np.ndarray]:
         "zeros": np.zeros_like(normal),
         "constant": np.full_like(normal, 2.5),
         "odd size": rng.normal(size=(BIG + 1,)).astype(np.float32),  # no row length >= 16
+        "blocks": np.maximum(rng.normal(size=(8, 1 << 18)), 0).astype(np.float32),  # zeros in 2 blocks
     }
 
 
@@ -191,9 +192,9 @@ def test_large_tensors_agree_with_numpy(fw: str, monkeypatch: pytest.MonkeyPatch
         (value,) = steps.values[f"t{i}"]
         np.testing.assert_array_equal(value, arrays[name])
         assert_same_summary(record.summary, numerics.summarize_numpy(arrays[name]))
-    # normal, relu and shifted: the inputs (and in TF1 the products x * 1.0; the Identity ops
-    # are views of them)
-    assert reduced == [3 if fw == "tf" else 6]
+    # normal, relu, shifted and blocks: the inputs (and in TF1 the products x * 1.0; the
+    # Identity ops are views of them)
+    assert reduced == [4 if fw == "tf" else 8]
 
 
 def test_views_share_their_inputs_summary() -> None:

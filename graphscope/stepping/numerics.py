@@ -157,6 +157,8 @@ FAST_MIN_SIZE = 1 << 16
 # The reductions' variance E[x²] - E[x]² (float32 sums) is used when it is above this fraction
 # of the squared mean: within about 1e-5 of the exact one. Below, the exact op is run instead.
 _FAST_VARIANCE_RATIO = 0.1
+# Their zeros are counted in blocks of at most this many values.
+_ZERO_BLOCK = 1 << 20
 # The streams that summaries are laid out in, and their dtypes. The pieces of ``fast`` are
 # scalars (packed), the others' 1-D vectors (concatenated).
 TF_STREAMS = {"exact": "float64", "fast": "float32", "zeros": "uint8"}
@@ -227,9 +229,10 @@ class _NodeDefs:
         self.nodes: list[Any] = []
         self._consts: dict[tuple[str, str], str] = {}
 
-    def out(self, node: str, arg: str = "output", port: int = 0) -> str:
-        """The name of an output: ``arg`` is its name in the op's definition, ``port`` its index."""
-        return f"{node}:{arg}:0" if self.function else f"{node}:{port}"
+    def out(self, node: str, arg: str = "output", port: int = 0, index: int = 0) -> str:
+        """The name of an output: ``arg`` is its name in the op's definition (``index`` in it,
+        for a list), ``port`` its index among the op's outputs."""
+        return f"{node}:{arg}:{index}" if self.function else f"{node}:{port}"
 
     def add(self, name: str, op: str, inputs: list[str], **attrs: Any) -> str:
         import tensorflow as tf
@@ -343,38 +346,21 @@ def summary_node_defs(
 def _fast_summary(
     b: _NodeDefs, i: int, tensor: str, dtype: Any, shape: list[int], size: int
 ) -> TFSummary | None:
-    """The nodes of a ``"fast"`` :class:`TFSummary` (see :func:`summary_node_defs`). Each node
-    costs about 80 µs when TensorFlow instantiates the graph: there are 17."""
+    """The nodes of a ``"fast"`` :class:`TFSummary` (see :func:`summary_node_defs`), or None
+    when its size has no divisor to count zeros by rows. TensorFlow takes about 60 µs a node
+    to instantiate a graph: a summary has 17 of them, and 3 more per block of zeros."""
     import tensorflow as tf
 
-    # Zeros: Equal, then counted by rows of at most 255 values in uint8 (a float count would
-    # take 4 bytes a value); the counts per row are fetched and added up. A row is the largest
-    # divisor of the size up to 255.
-    row = max(d for d in range(1, 256) if size % d == 0)
-    if row < 16:
+    zeros = _zero_counts(b, str(i), tensor, dtype, size)
+    if zeros is None:
         return None
     s = TFSummary("fast", dtype, shape)
-    s.rows = size // row
+    s.rows, counts = zeros
     p = str(i)
     axes = b.const(list(range(len(shape))), tf.int32)
     mn, mx, total, norm = (
         b.out(b.add(f"{p}/{op.lower()}", op, [tensor, axes], T=dtype, Tidx=tf.int32, keep_dims=False))
         for op in ("Min", "Max", "Sum", "EuclideanNorm")
-    )
-    rows = b.add(f"{p}/rows", "Reshape", [tensor, b.const([-1, row], tf.int32)], T=dtype, Tshape=tf.int32)
-    is_zero = b.add(
-        f"{p}/is_zero", "Equal", [b.out(rows), b.const(0.0, dtype)], T=dtype, incompatible_shape_error=True
-    )
-    is_zero = b.add(
-        f"{p}/is_zero_u8", "Cast", [b.out(is_zero, "z")], SrcT=tf.bool, DstT=tf.uint8, Truncate=False
-    )
-    zeros = b.add(
-        f"{p}/zeros",
-        "Sum",
-        [b.out(is_zero, "y"), b.const(1, tf.int32)],
-        T=tf.uint8,
-        Tidx=tf.int32,
-        keep_dims=False,
     )
     # Usable when n * sum(x²) > (1 + r) * sum(x)², i.e. variance > r * mean², written as
     # sqrt(sum(x²)) * sqrt(n / (1 + r)) - |sum(x)| > 0; its log is finite only when it is positive
@@ -396,9 +382,53 @@ def _fast_summary(
     )
     marker = b.add(f"{p}/marker", "Switch", [b.const([-1.0], tf.float64), usable], T=tf.float64)
     merged = b.add(f"{p}/merge", "Merge", [b.out(exact), b.out(marker, "output_true", 1)], T=tf.float64, N=2)
-    s.pieces = {"exact": [b.out(merged)], "fast": [mn, mx, total, norm], "zeros": [b.out(zeros)]}
-    s.done = [n.split(":")[0] for n in (mn, mx, b.out(zeros), b.out(merged))]
+    s.pieces = {"exact": [b.out(merged)], "fast": [mn, mx, total, norm], "zeros": counts}
+    s.done = [n.split(":")[0] for n in (mn, mx, counts[-1], b.out(merged))]
     return s
+
+
+def _zero_counts(b: _NodeDefs, p: str, tensor: str, dtype: Any, size: int) -> tuple[int, list[str]] | None:
+    """The number of rows of a tensor seen as rows of at most 255 values (the largest divisor
+    of its size), and the nodes counting each row's zeros in uint8 (Equal, Cast, Sum: a float
+    count would take 4 bytes a value); their vectors are fetched and added up.
+
+    Equal and Cast still take two bytes a value: a large tensor is counted in blocks (views of
+    it, made by Unpack) one after the other, each of at most :data:`_ZERO_BLOCK` values."""
+    import tensorflow as tf
+
+    row = max(d for d in range(1, 256) if size % d == 0)
+    if row < 16:
+        return None
+    rows = size // row
+    blocks = next(c for c in range(1, rows + 1) if rows % c == 0 and size // c <= _ZERO_BLOCK)
+    if size // blocks % 16:  # each block must start 64 bytes apart to be a view, not a copy
+        blocks = 1
+    if blocks == 1:
+        row_shape = b.const([-1, row], tf.int32)
+        parts = [b.out(b.add(f"{p}/rows", "Reshape", [tensor, row_shape], T=dtype, Tshape=tf.int32))]
+    else:
+        block_shape = b.const([blocks, -1, row], tf.int32)
+        split = b.add(f"{p}/blocks", "Reshape", [tensor, block_shape], T=dtype, Tshape=tf.int32)
+        unpacked = b.add(f"{p}/block", "Unpack", [b.out(split)], T=dtype, num=blocks, axis=0)
+        parts = [b.out(unpacked, "output", j, j) for j in range(blocks)]
+    counts: list[str] = []
+    for j, part in enumerate(parts):
+        after = [f"^{counts[-1].split(':')[0]}"] if counts else []
+        is_zero = b.add(
+            f"{p}/is_zero_{j}",
+            "Equal",
+            [part, b.const(0.0, dtype), *after],
+            T=dtype,
+            incompatible_shape_error=True,
+        )
+        as_u8 = b.add(
+            f"{p}/is_zero_u8_{j}", "Cast", [b.out(is_zero, "z")], SrcT=tf.bool, DstT=tf.uint8, Truncate=False
+        )
+        per_row = [b.out(as_u8, "y"), b.const(1, tf.int32)]
+        counts.append(
+            b.out(b.add(f"{p}/zeros_{j}", "Sum", per_row, T=tf.uint8, Tidx=tf.int32, keep_dims=False))
+        )
+    return rows, counts
 
 
 def _tensor_name(tensor: str) -> str:

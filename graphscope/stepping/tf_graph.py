@@ -145,6 +145,7 @@ def _step_function(
     model_nodes = list(fdef.node_def)
     plan = _Plan(tensors, _free_prefix(n.name for n in model_nodes), function=True)
     fdef.node_def.extend(plan.nodes)
+    plan.nodes = []  # copied: the run does not need a second copy held
     if not any(n.op in _V1_CONTROL_FLOW for n in model_nodes):
         _wait_for_summaries(model_nodes, plan.done)
     del fdef.signature.output_arg[:]
@@ -156,12 +157,13 @@ def _step_function(
     for out_name, ref, dtype in outputs:
         fdef.signature.output_arg.add(name=out_name, type=dtype.as_datatype_enum)
         fdef.ret[out_name] = ref
-    fdef.signature.name = f"graphscope_step_{next(_counter)}"
     for key in list(fdef.attr):
         if key.startswith(("_XlaMustCompile", "_jit_compile", "_noinline")):
             del fdef.attr[key]  # the summaries are not XLA ops
+    function_name = _register(fdef)
+    del fdef, model_nodes, refs  # TensorFlow holds its own copy
     try:
-        fetched = _call(fdef, [*args, *cf.captured_inputs], len(outputs))
+        fetched = _call(function_name, [*args, *cf.captured_inputs], len(outputs))
     except Exception as exc:
         raise _run_error(exc, name, cf.graph) from None
     streams = {stream: t.numpy() for stream, t in zip(plan.streams, fetched)}
@@ -195,10 +197,19 @@ def _function_refs(cf: Any, fdef: Any, library: dict[str, Any]) -> dict[str, str
     return refs
 
 
-def _call(fdef: Any, inputs: list[Any], num_outputs: int) -> list[Any]:
-    """Run a FunctionDef once, eagerly, without Grappler nor the graph optimizer (L0): every
-    output is read by a summary, which leaves little to fuse, and on ResNet50 Grappler alone
-    would cost more than a second."""
+def _register(fdef: Any) -> str:
+    """Add a FunctionDef to the eager context under a new name, for :func:`_call`."""
+    from tensorflow.python.eager import context
+
+    fdef.signature.name = f"graphscope_step_{next(_counter)}"
+    context.context().add_function_def(fdef)
+    return str(fdef.signature.name)
+
+
+def _call(name: str, inputs: list[Any], num_outputs: int) -> list[Any]:
+    """Run a registered function once (and remove it), eagerly, without Grappler nor the graph
+    optimizer (L0): every output is read by a summary, which leaves little to fuse, and on
+    ResNet50 Grappler alone would cost more than a second."""
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.eager import context, execute
 
@@ -209,11 +220,10 @@ def _call(fdef: Any, inputs: list[Any], num_outputs: int) -> list[Any]:
     config.graph_options.rewrite_options.disable_meta_optimizer = True
     config.graph_options.optimizer_options.opt_level = config_pb2.OptimizerOptions.L0
     attrs = ("executor_type", options.executor_type or "", "config_proto", config.SerializeToString())
-    ctx.add_function_def(fdef)
     try:
-        return list(execute.execute(fdef.signature.name, num_outputs, inputs, attrs, ctx))
+        return list(execute.execute(name, num_outputs, inputs, attrs, ctx))
     finally:
-        ctx.remove_function(fdef.signature.name)
+        ctx.remove_function(name)
 
 
 def _wait_for_summaries(nodes: list[Any], done: dict[str, list[str]]) -> None:
