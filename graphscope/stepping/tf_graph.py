@@ -160,7 +160,12 @@ def _step_function(
     for key in list(fdef.attr):
         if key.startswith(("_XlaMustCompile", "_jit_compile", "_noinline")):
             del fdef.attr[key]  # the summaries are not XLA ops
-    function_name = _register(fdef)
+    try:
+        function_name = _register(fdef)
+    except Exception as exc:
+        raise GraphscopeError(
+            f"the graph of {name} cannot be rebuilt for stepping: {_first_line(exc)[:200]}"
+        ) from None
     del fdef, model_nodes, refs  # TensorFlow holds its own copy
     try:
         fetched = _call(function_name, [*args, *cf.captured_inputs], len(outputs))
