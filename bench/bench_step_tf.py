@@ -106,12 +106,23 @@ def main() -> None:
         return
     print(f"ResNet50 (keras.applications, weights=None), batch {args.batch}, 224x224x3")
     print()
-    print("| tool | first call: trace + run (s) | × forward first | later call (s) | peak RSS (MB) | above model (MB) |")
+    print(
+        "| tool | first call: trace + run (s) | × forward first | later call (s) | peak RSS (MB) | above model (MB) |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     plain: dict[str, Any] = {}
     for tool in TOOLS:
         proc = subprocess.run(
-            [sys.executable, __file__, "--repeat", str(args.repeat), "--batch", str(args.batch), "--worker", tool],
+            [
+                sys.executable,
+                __file__,
+                "--repeat",
+                str(args.repeat),
+                "--batch",
+                str(args.batch),
+                "--worker",
+                tool,
+            ],
             capture_output=True,
             text=True,
             cwd=ROOT,
