@@ -38,6 +38,8 @@ def cli(debug: bool) -> None:
     graphscope trace model.py --fw torch -o graph.json
     graphscope info graph.json
     graphscope render graph.json -o model.svg
+    graphscope step model.py --fw torch --until nonfinite
+    graphscope diff v1.json v2.json
     graphscope tui graph.json
     """
     global _debug
