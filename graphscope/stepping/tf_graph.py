@@ -107,15 +107,19 @@ def _step_function(
     model: Any, example_inputs: Any, *, name: str, signature: Any, keep: frozenset[str]
 ) -> Steps:
     """One trace serves both the IR and the run: the concrete function's FunctionDef gets the
-    summary nodes (and returns them instead of the model's outputs) and is run once."""
+    summary nodes (and returns them instead of the model's outputs) and is run once. The IR is
+    built after the run (when its memory is free again), unless values are kept: ``keep``
+    names IR nodes."""
     tf = common.require_tf()
     from tensorflow.core.framework import function_pb2
 
     from graphscope.tracers import tf_function
 
     _, cf = tf_function.concrete_function(model, example_inputs, signature)
-    graph, ids = tf_function.convert(cf, model, name)
-    graph.validate()
+    graph = ids = None
+    if keep:
+        graph, ids = tf_function.convert(cf, model, name)
+        graph.validate()
     captured = {internal.op.name for _, internal in cf.graph.captures}
     params = [t for t in cf.graph.inputs if t.op.name not in captured]
     args = _function_arguments(params, example_inputs, name)
@@ -136,11 +140,11 @@ def _step_function(
                 )
             source = None
             if port == 0 and op.type in _SAME_VALUES and op.inputs:
-                source = (ids[op.inputs[0].op.name], op.inputs[0].value_index)
+                source = (op.inputs[0].op.name, op.inputs[0].value_index)
             shape = t.shape.as_list() if t.shape.rank is not None else None
-            tensors.append(_Tensor(ids[op.name], port, t.dtype, shape, ref, source))
-            if ids[op.name] in keep and _holds_values(t.dtype):
-                kept.append((ids[op.name], port))
+            tensors.append(_Tensor(op.name, port, t.dtype, shape, ref, source))
+            if ids is not None and ids[op.name] in keep and _holds_values(t.dtype):
+                kept.append((op.name, port))
                 kept_refs.append((ref, t.dtype))
     model_nodes = list(fdef.node_def)
     plan = _Plan(tensors, _free_prefix(n.name for n in model_nodes), function=True)
@@ -172,8 +176,13 @@ def _step_function(
     except Exception as exc:
         raise _run_error(exc, name, cf.graph) from None
     streams = {stream: t.numpy() for stream, t in zip(plan.streams, fetched)}
-    summaries = plan.read(streams)
-    values = _kept_values(kept, [t.numpy() for t in fetched[len(plan.streams) :]])
+    kept_arrays = [t.numpy() for t in fetched[len(plan.streams) :]]
+    del fetched
+    if graph is None or ids is None:
+        graph, ids = tf_function.convert(cf, model, name)
+        graph.validate()
+    summaries = {ids[op]: ports for op, ports in plan.read(streams).items()}
+    values = {ids[op]: arrays for op, arrays in _kept_values(kept, kept_arrays).items()}
     notes = _call_notes(graph)
     return _steps(graph, summaries, notes, values)
 
@@ -258,8 +267,8 @@ def _free_prefix(names: Iterable[str]) -> str:
 
 
 class _Tensor:
-    """A tensor to summarise: IR node id and port, dtype, static shape, its name in the graph
-    being stepped, and for an op of :data:`_SAME_VALUES` the (node id, port) of its input."""
+    """A tensor to summarise: node (its op's name) and port, dtype, static shape, its name in
+    the graph being stepped, and for an op of :data:`_SAME_VALUES` the (node, port) of its input."""
 
     __slots__ = ("dtype", "node", "port", "ref", "shape", "source")
 
