@@ -31,6 +31,7 @@ from graphscope import ir
 from graphscope.errors import GraphscopeError
 from graphscope.stepping import numerics
 from graphscope.stepping.records import Record, Steps
+from graphscope.tracers import _gc
 from graphscope.tracers import _tf_common as common
 
 # Ops that write state or wait on the outside world: a step must not run them (nor what needs them).
@@ -147,8 +148,9 @@ def _step_function(
                 kept.append((op.name, port))
                 kept_refs.append((ref, t.dtype))
     model_nodes = list(fdef.node_def)
-    plan = _Plan(tensors, _free_prefix(n.name for n in model_nodes), function=True)
-    fdef.node_def.extend(plan.nodes)
+    with _gc.paused():  # thousands of NodeDefs would trigger full collections
+        plan = _Plan(tensors, _free_prefix(n.name for n in model_nodes), function=True)
+        fdef.node_def.extend(plan.nodes)
     plan.nodes = []  # copied: the run does not need a second copy held
     if not any(n.op in _V1_CONTROL_FLOW for n in model_nodes):
         _wait_for_summaries(model_nodes, plan.done)
@@ -434,8 +436,9 @@ def _step_tf1(model: Any, example_inputs: Any, *, name: str, keep: frozenset[str
             candidates.append(_Tensor(node_id, port, dtype, out.get("shape"), f"{node_id}:{port}", source))
     steppable = type(graph_def)()
     steppable.CopyFrom(graph_def)  # the user's GraphDef stays as it was
-    plan = _Plan(candidates, _free_prefix(n.name for n in steppable.node), function=False)
-    steppable.node.extend(plan.nodes)
+    with _gc.paused():
+        plan = _Plan(candidates, _free_prefix(n.name for n in steppable.node), function=False)
+        steppable.node.extend(plan.nodes)
     tf_graph = tf.Graph()
     with tf_graph.as_default():
         tf.compat.v1.import_graph_def(steppable, name="")  # TF1 node ids are the op names
