@@ -124,11 +124,9 @@ def _step_function(
     captured = {internal.op.name for _, internal in cf.graph.captures}
     params = [t for t in cf.graph.inputs if t.op.name not in captured]
     args = _function_arguments(params, example_inputs, name)
-    with common.tf_state_restored():
-        fdef = function_pb2.FunctionDef()
-        fdef.CopyFrom(cf.function_def)
-        library = {f.signature.name: f.signature for f in cf.graph.as_graph_def().library.function}
-    refs = _function_refs(cf, fdef, library)
+    fdef = function_pb2.FunctionDef()
+    fdef.CopyFrom(cf.function_def)
+    refs = _function_refs(cf, fdef)
     tensors: list[_Tensor] = []
     kept: list[tuple[str, int]] = []
     kept_refs: list[tuple[str, Any]] = []
@@ -189,14 +187,21 @@ def _step_function(
     return _steps(graph, summaries, notes, values)
 
 
-def _function_refs(cf: Any, fdef: Any, library: dict[str, Any]) -> dict[str, str]:
+def _function_refs(cf: Any, fdef: Any) -> dict[str, str]:
     """Tensor name (``op:port``) -> its name in the function body: an argument's name, or
     ``node:output_arg:index`` (a list output counts its elements)."""
     from tensorflow.python.framework import op_def_registry
 
+    library: dict[str, Any] | None = None  # a call to a function of the graph's library
     refs = {t.name: arg.name for t, arg in zip(cf.graph.inputs, fdef.signature.input_arg)}
     for node in fdef.node_def:
-        op_def = op_def_registry.get(node.op) or library.get(node.op)
+        op_def = op_def_registry.get(node.op)
+        if op_def is None:
+            if library is None:
+                with common.tf_state_restored():
+                    functions = cf.graph.as_graph_def().library.function
+                library = {f.signature.name: f.signature for f in functions}
+            op_def = library.get(node.op)
         if op_def is None:
             continue
         port = 0
