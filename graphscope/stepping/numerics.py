@@ -347,8 +347,8 @@ def _fast_summary(
     b: _NodeDefs, i: int, tensor: str, dtype: Any, shape: list[int], size: int
 ) -> TFSummary | None:
     """The nodes of a ``"fast"`` :class:`TFSummary` (see :func:`summary_node_defs`), or None
-    when its size has no divisor to count zeros by rows. TensorFlow takes about 60 µs a node
-    to instantiate a graph: a summary has 17 of them, and 3 more per block of zeros."""
+    when its size has no divisor to count zeros by rows. TensorFlow takes about 50 µs a node
+    to set up a graph: a summary has 17 of them, and 3 more per extra block of zeros."""
     import tensorflow as tf
 
     zeros = _zero_counts(b, str(i), tensor, dtype, size)
