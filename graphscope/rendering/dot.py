@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from graphscope.rendering.text import format_shape
+from graphscope.stepping.numerics import is_finite
 
 if TYPE_CHECKING:
     from graphscope.ir import Edge, Graph
@@ -126,7 +127,7 @@ def _label(node: dict[str, Any], extra: str | None = None) -> str:
 
 def _nonfinite(node: dict[str, Any]) -> bool:
     """A stepped node whose output held a NaN or an infinity."""
-    return any((o.get("stats") or {}).get(k) for o in node["outputs"] for k in ("nan", "posinf", "neginf"))
+    return not all(is_finite(o.get("stats")) for o in node["outputs"])
 
 
 def _stats_row(node: dict[str, Any]) -> str | None:
@@ -134,15 +135,11 @@ def _stats_row(node: dict[str, Any]) -> str | None:
     stats = node["outputs"][0].get("stats") if node["outputs"] else None
     if not isinstance(stats, dict):
         return None
-    from graphscope.rendering.steps import format_number
+    from graphscope.rendering.steps import format_number, nonfinite_text
 
-    bad = [
-        f"{stats[k]} {label}"
-        for k, label in (("nan", "nan"), ("posinf", "+inf"), ("neginf", "-inf"))
-        if stats.get(k)
-    ]
+    bad = nonfinite_text(stats)
     if bad:
-        return f'<FONT POINT-SIZE="9" COLOR="{NONFINITE_COLOR}">{_esc(", ".join(bad))}</FONT>'
+        return f'<FONT POINT-SIZE="9" COLOR="{NONFINITE_COLOR}">{_esc(bad)}</FONT>'
     lo, hi, mean = (format_number(stats.get(k)) for k in ("min", "max", "mean"))
     return f'<FONT POINT-SIZE="9" COLOR="#495057">{_esc(f"[{lo}, {hi}] mean {mean}")}</FONT>'
 

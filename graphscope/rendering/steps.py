@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
     from graphscope.stepping.records import Record, Steps
 
-__all__ = ["format_number", "short_op", "steps_renderable", "verdict"]
+__all__ = ["format_number", "nonfinite_text", "short_op", "steps_renderable", "verdict"]
 
 
 def format_number(value: Any) -> str:
@@ -38,7 +38,8 @@ def short_op(op: str) -> str:
     return op.split(":", 1)[1] if ":" in op else op
 
 
-def _nonfinite_text(summary: dict[str, Any] | None) -> str:
+def nonfinite_text(summary: dict[str, Any] | None) -> str:
+    """``"27 nan, 2 +inf"`` from a summary (or an output's ``stats``); ``""`` when all finite."""
     if not summary:
         return ""
     parts = []
@@ -99,7 +100,7 @@ def steps_renderable(steps: Steps, *, max_rows: int | None = None, width: int = 
             style = "red"
         dtype = s.get("dtype") or ""
         value = f"{_SHORT_DTYPES.get(dtype, dtype)}{format_shape(s.get('shape'))}" if s else ""
-        cells = [str(rec.index), rec.node, short_op(rec.op), value, _nonfinite_text(s)]
+        cells = [str(rec.index), rec.node, short_op(rec.op), value, nonfinite_text(s)]
         cells += [format_number(s.get(k)) for k in stats]
         table.add_row(*cells, style=style)
     return table
@@ -117,7 +118,7 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
     where = _where(bad)
     out.append("First non-finite value: ", style="bold")
     out.append(f"{bad.node}", style="bold red")
-    out.append(f" ({short_op(bad.op)}){where}, step {bad.index}: {_nonfinite_text(bad.summary)}")
+    out.append(f" ({short_op(bad.op)}){where}, step {bad.index}: {nonfinite_text(bad.summary)}")
     if bad.summary and bad.summary.get("shape") is not None:
         out.append(f" of {_count(bad.summary['shape'])} values")
     out.append(".\n")
@@ -158,5 +159,5 @@ def _describe(summary: dict[str, Any] | None) -> str:
         f"{summary['dtype']}{format_shape(summary['shape'])} min {format_number(summary['min'])} "
         f"max {format_number(summary['max'])} mean {format_number(summary['mean'])}"
     )
-    bad = _nonfinite_text(summary)
+    bad = nonfinite_text(summary)
     return f"{text}, {bad}" if bad else text

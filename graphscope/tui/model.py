@@ -39,15 +39,11 @@ def _stats_text(node: dict[str, Any]) -> tuple[str, bool]:
     stats = node["outputs"][0].get("stats") if node["outputs"] else None
     if not isinstance(stats, dict):
         return "", False
-    from graphscope.rendering.steps import format_number
+    from graphscope.rendering.steps import format_number, nonfinite_text
 
-    bad = [
-        f"{stats[k]} {label}"
-        for k, label in (("nan", "nan"), ("posinf", "+inf"), ("neginf", "-inf"))
-        if stats.get(k)
-    ]
+    bad = nonfinite_text(stats)
     if bad:
-        return ", ".join(bad), True
+        return bad, True
     return (
         f"[{format_number(stats.get('min'))}, {format_number(stats.get('max'))}] μ {format_number(stats.get('mean'))}",
         False,

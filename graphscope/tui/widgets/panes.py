@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
-from graphscope.rendering.steps import format_number, short_op
+from graphscope.rendering.steps import format_number, nonfinite_text, short_op
 from graphscope.rendering.text import format_outputs
 from graphscope.tui.model import Level, neighbourhood
 
@@ -87,13 +87,9 @@ def details(level: Level, node: dict[str, Any]) -> RenderableType:
         stats = out.get("stats")
         if isinstance(stats, dict):
             line = Text(f"value{i if len(node['outputs']) > 1 else ''}  ")
-            bad = [
-                f"{stats[k]} {n}"
-                for k, n in (("nan", "nan"), ("posinf", "+inf"), ("neginf", "-inf"))
-                if stats.get(k)
-            ]
+            bad = nonfinite_text(stats)
             if bad:
-                line.append(", ".join(bad) + "  ", style="bold red")
+                line.append(bad + "  ", style="bold red")
             line.append(
                 f"min {format_number(stats.get('min'))}  max {format_number(stats.get('max'))}  "
                 f"mean {format_number(stats.get('mean'))}  std {format_number(stats.get('std'))}  "
