@@ -416,37 +416,31 @@ def tui(target: Path, b: Path | None, fw: str | None, method: str | None, entry:
     """
     from graphscope import loader, stepping, tracers
 
+    steps = result = None
     if b is not None:  # diff mode: B shown, A a keypress away
         from graphscope import diffing
 
-        graphs = [
+        graph_a, graph = (
             tracers.capture_target(loader.load_target(p, fw=fw, entry=entry), method=method)
             for p in (target, b)
-        ]
-        result = diffing.diff(graphs[0], graphs[1])
-        if not sys.stdout.isatty():
-            _fail("graphscope tui needs a terminal (stdout is not one)")
-        from graphscope.tui.app import GraphscopeApp
-
-        GraphscopeApp(graphs[1], diff=result).run()
-        return
-
-    found = loader.load_target(target, fw=fw, entry=entry)
-    steps = None
-    if (
-        found.graph is None
-        and found.fw is not None
-        and (found.fw, method or stepping.DEFAULT_METHOD.get(found.fw)) in stepping.REGISTRY
-    ):
-        steps = stepping.step_target(found, method=method)  # a model: step mode, with values
-        graph = steps.graph
+        )
+        result = diffing.diff(graph_a, graph)
     else:
-        graph = tracers.capture_target(found, method=method)
+        found = loader.load_target(target, fw=fw, entry=entry)
+        if (
+            found.graph is None
+            and found.fw is not None
+            and (found.fw, method or stepping.DEFAULT_METHOD.get(found.fw)) in stepping.REGISTRY
+        ):
+            steps = stepping.step_target(found, method=method)  # a model: step mode, with values
+            graph = steps.graph
+        else:
+            graph = tracers.capture_target(found, method=method)
     if not sys.stdout.isatty():
         _fail("graphscope tui needs a terminal (stdout is not one)")
     from graphscope.tui.app import GraphscopeApp
 
-    GraphscopeApp(graph, steps=steps).run()
+    GraphscopeApp(graph, steps=steps, diff=result).run()
 
 
 @cli.command()
