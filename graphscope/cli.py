@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
+from graphscope import progress
 from graphscope.errors import GraphscopeError
 
 FRAMEWORKS = ("torch", "tf", "tf1", "onnx")
@@ -22,16 +23,60 @@ FRAMEWORKS = ("torch", "tf", "tf1", "onnx")
 LAYOUT_OPS_HELP = ("reshape", "transpose", "identity", "cast", "expand", "contiguous")
 
 _debug = False
+_quiet = False
 
 
 def _fail(message: str) -> NoReturn:
     raise GraphscopeError(message)
 
 
+def _note(message: str) -> None:
+    """An informational line on stderr ("wrote out.svg"), left out under --quiet; errors never are."""
+    if not _quiet:
+        click.echo(message, err=True)
+
+
+# -- shell completion: cheap lookups only (no framework, no model imported) ----------------------
+
+
+def _complete_method(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """--method values for the framework given so far (--fw, --fw-a/-b), else every framework's."""
+    from click.shell_completion import CompletionItem
+
+    from graphscope import stepping, tracers
+
+    side = (param.name or "")[-2:] if (param.name or "").startswith("method_") else ""
+    fw = (ctx.params.get(f"fw{side}") if side else None) or ctx.params.get("fw")
+    stepper = ctx.info_name == "step" or bool(ctx.params.get("values"))
+    registry = stepping.REGISTRY if stepper else tracers.REGISTRY
+    frameworks: dict[str, list[str]] = {}
+    for f, m in registry:
+        if fw in (None, f) and m.startswith(incomplete):
+            frameworks.setdefault(m, []).append(f)
+    return [CompletionItem(m, help=", ".join(fs)) for m, fs in frameworks.items()]
+
+
+def _complete_node_id(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Node ids of the GRAPH.json given before (render --highlight)."""
+    # With an option's value still incomplete, click leaves the positional arguments unparsed.
+    graph_file = ctx.params.get("graph_file") or next(iter(ctx.args), None)
+    if not graph_file:
+        return []
+    try:
+        from graphscope import ir
+
+        return [n for n in ir.load(graph_file).nx.nodes if str(n).startswith(incomplete)]
+    except Exception:  # completion must never print a traceback into the user's shell
+        return []
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="graphscope", prog_name="graphscope")
 @click.option("--debug", is_flag=True, help="Show the full traceback when something fails.")
-def cli(debug: bool) -> None:
+@click.option(
+    "-q", "--quiet", is_flag=True, help="No progress and no informational lines on stderr (errors still)."
+)
+def cli(debug: bool, quiet: bool) -> None:
     """See the computational graph TensorFlow, PyTorch or ONNX built from your model.
 
     \b
@@ -42,8 +87,9 @@ def cli(debug: bool) -> None:
     graphscope diff v1.json v2.json
     graphscope tui graph.json
     """
-    global _debug
-    _debug = debug
+    global _debug, _quiet
+    _debug, _quiet = debug, quiet
+    progress.set_quiet(quiet)
 
 
 # -- trace -------------------------------------------------------------------------------------
@@ -52,7 +98,11 @@ def cli(debug: bool) -> None:
 @cli.command()
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
-@click.option("--method", help="Capture method (torch: fx, export, jit-trace, jit-script, dynamo, eager).")
+@click.option(
+    "--method",
+    shell_complete=_complete_method,
+    help="Capture method (torch: fx, export, jit-trace, jit-script, dynamo, eager).",
+)
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the IR as JSON here.")
 @click.option("--svg", type=click.Path(path_type=Path), help="Also render the graph to this SVG.")
@@ -122,7 +172,7 @@ def _print_graph(
         console.print()
         console.print(dynamic_report.renderable())
     for path in wrote:
-        Console(stderr=True).print(f"[dim]wrote {path}[/]")
+        _note(click.style(f"wrote {path}", dim=True))
 
 
 # -- info --------------------------------------------------------------------------------------
@@ -151,7 +201,13 @@ def info(graph_file: Path, as_json: bool) -> None:
     metavar="DEPTH",
     help="Draw each scope at DEPTH (1 = top-level modules) as a single node.",
 )
-@click.option("--highlight", multiple=True, metavar="NODE_ID", help="Colour these nodes (repeatable).")
+@click.option(
+    "--highlight",
+    multiple=True,
+    metavar="NODE_ID",
+    shell_complete=_complete_node_id,
+    help="Colour these nodes (repeatable).",
+)
 @click.option(
     "--show-params", is_flag=True, help="Draw weights and constants as nodes (default: listed in their op)."
 )
@@ -183,14 +239,19 @@ def render(
         show_params=show_params,
         legend=not no_legend,
         timeout=timeout,
+        quiet=_quiet,
     )
-    click.echo(f"wrote {output}", err=True)
+    _note(f"wrote {output}")
 
 
 @cli.command()
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
-@click.option("--method", help="torch: eager (default), fx, export; tf: tf-function; tf1: tf1.")
+@click.option(
+    "--method",
+    shell_complete=_complete_method,
+    help="torch: eager (default), fx, export; tf: tf-function; tf1: tf1.",
+)
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
 @click.option("--until", metavar="nonfinite|NODE_ID", help="Stop at the first NaN/Inf, or at this node.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: steps and first_nonfinite.")
@@ -279,18 +340,22 @@ def step(
         for note in shown.notes:
             console.print(f"[dim]note: {note}[/]")
     for path in wrote:
-        click.echo(f"wrote {path}", err=True)
+        _note(f"wrote {path}")
 
 
 @cli.command()
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", required=False, type=click.Path(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of both model files.")
-@click.option("--method", help="Capture method for both.")
+@click.option("--method", shell_complete=_complete_method, help="Capture method for both.")
 @click.option("--fw-a", type=click.Choice(FRAMEWORKS), help="Framework of A (overrides --fw).")
 @click.option("--fw-b", type=click.Choice(FRAMEWORKS), help="Framework of B (overrides --fw).")
-@click.option("--method-a", help="Capture method for A (overrides --method).")
-@click.option("--method-b", help="Capture method for B (overrides --method).")
+@click.option(
+    "--method-a", shell_complete=_complete_method, help="Capture method for A (overrides --method)."
+)
+@click.option(
+    "--method-b", shell_complete=_complete_method, help="Capture method for B (overrides --method)."
+)
 @click.option(
     "--ignore",
     metavar="OPS",
@@ -368,7 +433,7 @@ def diff(
         if executed is not None:
             console.print(executed.renderable())
     if svg:
-        click.echo(f"wrote {svg}", err=True)
+        _note(f"wrote {svg}")
     if fail_on_change and not result.identical:
         raise click.exceptions.Exit(1)
 
@@ -402,7 +467,7 @@ def _ignored_ops(spec: str | None) -> frozenset[str]:
 @click.argument("target", type=click.Path(path_type=Path))
 @click.argument("b", required=False, type=click.Path(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
-@click.option("--method", help="Capture method for a model file.")
+@click.option("--method", shell_complete=_complete_method, help="Capture method for a model file.")
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
 def tui(target: Path, b: Path | None, fw: str | None, method: str | None, entry: str | None) -> None:
     """Browse a graph in the terminal: scopes, nodes, edges, values, subgraphs (? for the keys).
@@ -450,6 +515,23 @@ def tui(target: Path, b: Path | None, fw: str | None, method: str | None, entry:
 def export(graph_file: Path, fmt: str, output: Path) -> None:
     """Write a graph for another tool (Model Explorer, Netron via ONNX, Graphviz DOT)."""
     _fail("graphscope export is not available yet in this version")
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script for SHELL.
+
+    \b
+    bash:  eval "$(graphscope completion bash)"    (in ~/.bashrc)
+    zsh:   eval "$(graphscope completion zsh)"     (in ~/.zshrc)
+    fish:  graphscope completion fish > ~/.config/fish/completions/graphscope.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    complete = get_completion_class(shell)
+    assert complete is not None  # every choice is one of click's shells
+    click.echo(complete(cli, {}, "graphscope", "_GRAPHSCOPE_COMPLETE").source())
 
 
 # -- entry point ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DELAY", "Task", "enabled", "set_quiet", "task"]
 
-DELAY = 1.0  # seconds a phase runs before its spinner appears
+DELAY = 1.0  # seconds a phase runs before its spinner appears (GRAPHSCOPE_PROGRESS_DELAY overrides)
 
 _quiet = False
 
@@ -49,6 +49,13 @@ def enabled(stream: IO[str] | None = None) -> bool:
         return False
 
 
+def _delay() -> float:
+    try:
+        return float(os.environ.get("GRAPHSCOPE_PROGRESS_DELAY", DELAY))
+    except ValueError:
+        return DELAY
+
+
 class Task:
     """One phase. ``advance()`` / ``update()`` are cheap and safe whether or not it is drawn."""
 
@@ -63,8 +70,13 @@ class Task:
         self._progress: Progress | None = None
         self._task_id: TaskID | None = None
         self._timer: threading.Timer | None = None
-        if stream is not None:
-            self._timer = threading.Timer(DELAY, self._show)
+        if stream is None:
+            return
+        delay = _delay()
+        if delay <= 0:
+            self._show()  # at once, on this thread (deterministic for tests and the impatient)
+        else:
+            self._timer = threading.Timer(delay, self._show)
             self._timer.daemon = True
             self._timer.start()
 
