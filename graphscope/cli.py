@@ -36,6 +36,36 @@ def _note(message: str) -> None:
         click.echo(message, err=True)
 
 
+# -- long phases, each under a progress spinner (stderr, a terminal only, after a second) -----------
+
+
+def _load(path: Path, **kwargs: Any) -> Any:
+    """loader.load_target: for a model.py this imports it, and with it torch or TensorFlow."""
+    from graphscope import loader
+
+    with progress.task(f"loading {path}"):
+        return loader.load_target(path, **kwargs)
+
+
+def _capture(found: Any, method: str | None, **kwargs: Any) -> Any:
+    """tracers.capture_target (a saved graph is returned as it is, without a spinner)."""
+    from graphscope import tracers
+
+    if found.graph is not None:
+        return tracers.capture_target(found, method=method, **kwargs)
+    chosen = method or found.method or tracers.DEFAULT_METHOD.get(found.fw or "", "")
+    with progress.task(f"capturing {found.path.name} with {chosen or '?'}"):
+        return tracers.capture_target(found, method=method, **kwargs)
+
+
+def _step(found: Any, method: str | None, **kwargs: Any) -> Any:
+    """stepping.step_target: runs the model once, node by node."""
+    from graphscope import stepping
+
+    with progress.task(f"stepping {found.path.name}"):
+        return stepping.step_target(found, method=method, **kwargs)
+
+
 # -- shell completion: cheap lookups only (no framework, no model imported) ----------------------
 
 
@@ -119,12 +149,11 @@ def trace(
     as_json: bool,
 ) -> None:
     """Capture TARGET's graph (a model.py, or a graph file) into the graphscope IR."""
-    from graphscope import loader, tracers
 
-    found = loader.load_target(target, fw=fw, entry=entry)
+    found = _load(target, fw=fw, entry=entry)
     if found.graph is not None and check_dynamic:
         _fail(f"{target} is a saved graph: --check-dynamic needs a model to capture twice")
-    graph = tracers.capture_target(found, method=method)
+    graph = _capture(found, method)
     report = None
     if check_dynamic:
         from graphscope import dynamic
@@ -132,7 +161,7 @@ def trace(
         alt, alt_source = found.example_inputs_alt, "example_inputs_alt"
         if alt is None:
             alt, alt_source = dynamic.alternative_inputs(found.example_inputs or ()), "a batch one larger"
-        second = tracers.capture_target(found, method=graph.capture, example_inputs=alt)
+        second = _capture(found, graph.capture, example_inputs=alt)
         report = dynamic.compare(graph, second, method=graph.capture or "?", alt_source=alt_source)
         if graph.capture == "tf-function":
             from graphscope.tracers import tf_function
@@ -147,7 +176,8 @@ def trace(
     if svg:
         import graphscope as api
 
-        api.render(graph, svg)
+        with progress.task(f"drawing {svg}"):
+            api.render(graph, svg, quiet=_quiet)
     _print_graph(graph, as_json=as_json, dynamic_report=report, wrote=[p for p in (output, svg) if p])
 
 
@@ -185,7 +215,8 @@ def info(graph_file: Path, as_json: bool) -> None:
     """Summarise a saved graph: sizes, ops, inputs and outputs, subgraphs, notes."""
     from graphscope import ir
 
-    graph = ir.load(graph_file)
+    with progress.task(f"loading {graph_file}"):
+        graph = ir.load(graph_file)
     _print_graph(graph, as_json=as_json)
 
 
@@ -231,16 +262,17 @@ def render(
     """Draw a saved graph as an SVG diagram (Graphviz), collapsing it if it is too big to lay out."""
     import graphscope as api
 
-    api.render(
-        graph_file,
-        output,
-        collapse=collapse,
-        highlight=list(highlight),
-        show_params=show_params,
-        legend=not no_legend,
-        timeout=timeout,
-        quiet=_quiet,
-    )
+    with progress.task(f"drawing {output}"):
+        api.render(
+            graph_file,
+            output,
+            collapse=collapse,
+            highlight=list(highlight),
+            show_params=show_params,
+            legend=not no_legend,
+            timeout=timeout,
+            quiet=_quiet,
+        )
     _note(f"wrote {output}")
 
 
@@ -297,12 +329,11 @@ def step(
     \b
     graphscope step examples/nan_torch.py --fw torch --until nonfinite
     """
-    from graphscope import loader, stepping
 
-    found = loader.load_target(target, fw=fw, entry=entry)
+    found = _load(target, fw=fw, entry=entry)
     if found.graph is not None:
         _fail(f"{target} is a saved graph, which holds no weights to run: step the model file instead")
-    steps = stepping.step_target(found, method=method)
+    steps = _step(found, method)
     total = len(steps)
     shown = steps.until(until)
     wrote: list[Path] = []
@@ -310,7 +341,7 @@ def step(
         from graphscope.stepping import values
 
         chosen, left_out = values.select(shown, int(max_values_mb * 2**20))
-        again = stepping.step_target(found, method=method, keep=chosen)
+        again = _step(found, method, keep=chosen)
         wrote += values.save(shown, again.values, save_values, order=chosen)
         if left_out:
             shown.notes.append(f"--save-values: {left_out} node(s) left out by the {max_values_mb:g} MB cap")
@@ -322,7 +353,8 @@ def step(
         import graphscope as api
 
         bad = steps.first_nonfinite
-        wrote.append(api.render(steps.graph, svg, highlight=[bad.node] if bad else []))
+        with progress.task(f"drawing {svg}"):
+            wrote.append(api.render(steps.graph, svg, highlight=[bad.node] if bad else [], quiet=_quiet))
     if as_json:
         import json
 
@@ -391,34 +423,38 @@ def diff(
     graphscope diff examples/edit_v1_torch.py examples/edit_v2_torch.py --fw torch
     graphscope diff golden.json model.py --fw torch --fail-on-change
     """
-    from graphscope import diffing, loader, tracers
+    from graphscope import diffing
 
     if b is None:
         if (method_a or method) == (method_b or method):
             raise click.UsageError("with one target, give two methods: --method-a M1 --method-b M2")
         b = a
-    found_a = loader.load_target(a, fw=fw_a or fw)
-    found_b = found_a if b == a else loader.load_target(b, fw=fw_b or fw)
+    found_a = _load(a, fw=fw_a or fw)
+    found_b = found_a if b == a else _load(b, fw=fw_b or fw)
     ignored = _ignored_ops(ignore)
     if values:
         # The graphs compared are the stepped ones, so that every matched node has its values.
         from graphscope import stepping
 
         runs = [
-            stepping.step_target(found, method=m, keep=stepping.KEEP_ALL)
+            _step(found, m, keep=stepping.KEEP_ALL)
             for found, m in ((found_a, method_a or method), (found_b, method_b or method))
         ]
-        result = diffing.diff(runs[0].graph, runs[1].graph, ignore=ignored)
-        result.compare_values(runs[0], runs[1])
+        with progress.task("matching nodes"):
+            result = diffing.diff(runs[0].graph, runs[1].graph, ignore=ignored)
+        with progress.task("comparing values"):
+            result.compare_values(runs[0], runs[1])
     else:
-        graph_a = tracers.capture_target(found_a, method=method_a or method)
-        graph_b = tracers.capture_target(found_b, method=method_b or method)
-        result = diffing.diff(graph_a, graph_b, ignore=ignored)
+        graph_a = _capture(found_a, method_a or method)
+        graph_b = _capture(found_b, method_b or method)
+        with progress.task("matching nodes"):
+            result = diffing.diff(graph_a, graph_b, ignore=ignored)
     executed = _executed_overlay(result.a, result.b)
     if svg:
         from graphscope.rendering import diff_svg
 
-        diff_svg.render(result, svg, executed=executed)
+        with progress.task(f"drawing {svg}"):
+            diff_svg.render(result, svg, executed=executed)
     if as_json:
         import json
 
@@ -479,28 +515,26 @@ def tui(target: Path, b: Path | None, fw: str | None, method: str | None, entry:
     graphscope tui examples/nan_torch.py --fw torch
     graphscope tui v1.json v2.json
     """
-    from graphscope import loader, stepping, tracers
+    from graphscope import stepping
 
     steps = result = None
     if b is not None:  # diff mode: B shown, A a keypress away
         from graphscope import diffing
 
-        graph_a, graph = (
-            tracers.capture_target(loader.load_target(p, fw=fw, entry=entry), method=method)
-            for p in (target, b)
-        )
-        result = diffing.diff(graph_a, graph)
+        graph_a, graph = (_capture(_load(p, fw=fw, entry=entry), method) for p in (target, b))
+        with progress.task("matching nodes"):
+            result = diffing.diff(graph_a, graph)
     else:
-        found = loader.load_target(target, fw=fw, entry=entry)
+        found = _load(target, fw=fw, entry=entry)
         if (
             found.graph is None
             and found.fw is not None
             and (found.fw, method or stepping.DEFAULT_METHOD.get(found.fw)) in stepping.REGISTRY
         ):
-            steps = stepping.step_target(found, method=method)  # a model: step mode, with values
+            steps = _step(found, method)  # a model: step mode, with values
             graph = steps.graph
         else:
-            graph = tracers.capture_target(found, method=method)
+            graph = _capture(found, method)
     if not sys.stdout.isatty():
         _fail("graphscope tui needs a terminal (stdout is not one)")
     from graphscope.tui.app import GraphscopeApp
