@@ -483,6 +483,18 @@ class Diff:
     first_divergence: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:  # the dataclass's own would print both whole graphs
+        return (
+            f"<Diff {self.a.name!r} -> {self.b.name!r}: {len(self.matched)} matched, "
+            f"{len(self.added)} added, {len(self.removed)} removed, {len(self.changed)} changed>"
+        )
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the report `graphscope diff` prints."""
+        from graphscope.notebook import diff_html
+
+        return diff_html(self)
+
     @property
     def identical(self) -> bool:
         """No node or edge added, removed or changed (values aside)."""

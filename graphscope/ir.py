@@ -406,6 +406,12 @@ class Graph:
             f"{len(self.subgraphs)} subgraphs>"
         )
 
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows a Graph as its diagram (None without Graphviz: the text repr instead)."""
+        from graphscope.notebook import graph_svg
+
+        return graph_svg(self)
+
 
 def _shape(shape: Any) -> list[Any] | None:
     if shape is None:

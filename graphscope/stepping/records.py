@@ -105,6 +105,12 @@ class Steps(Sequence[Record]):
         where = f", first non-finite at {bad.node!r}" if bad else ", all finite"
         return f"<Steps of {self.graph.name!r}: {len(self.records)} records{where}>"
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the step table and the verdict, as `graphscope step` prints them."""
+        from graphscope.notebook import steps_html
+
+        return steps_html(self)
+
     # -- finding ----------------------------------------------------------------------------
 
     def record(self, node_id: str) -> Record | None:
