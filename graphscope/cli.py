@@ -17,6 +17,7 @@ import click
 
 from graphscope import progress
 from graphscope.errors import GraphscopeError
+from graphscope.loader import DEFAULT_TIMEOUT
 
 FRAMEWORKS = ("torch", "tf", "tf1", "onnx")
 # graphscope.ops.LAYOUT_OPS, spelled out so that --help imports nothing
@@ -39,31 +40,50 @@ def _note(message: str) -> None:
 # -- long phases, each under a progress spinner (stderr, a terminal only, after a second) -----------
 
 
-def _load(path: Path, **kwargs: Any) -> Any:
+# Each phase that runs a model file's code does it inside loader.running_user_code: --timeout,
+# sys.exit/os._exit as a sentence, the model's print() kept off stdout.
+
+
+def _load(path: Path, *, timeout: float | None, **kwargs: Any) -> Any:
     """loader.load_target: for a model.py this imports it, and with it torch or TensorFlow."""
     from graphscope import loader
 
-    with progress.task(f"loading {path}"):
+    with progress.task(f"loading {path}"), loader.running_user_code(path, timeout=timeout):
         return loader.load_target(path, **kwargs)
 
 
-def _capture(found: Any, method: str | None, **kwargs: Any) -> Any:
+def _capture(found: Any, method: str | None, *, timeout: float | None, **kwargs: Any) -> Any:
     """tracers.capture_target (a saved graph is returned as it is, without a spinner)."""
-    from graphscope import tracers
+    from graphscope import loader, tracers
 
     if found.graph is not None:
         return tracers.capture_target(found, method=method, **kwargs)
     chosen = method or found.method or tracers.DEFAULT_METHOD.get(found.fw or "", "")
-    with progress.task(f"capturing {found.path.name} with {chosen or '?'}"):
+    with (
+        progress.task(f"capturing {found.path.name} with {chosen or '?'}"),
+        loader.running_user_code(found.path, timeout=timeout),
+    ):
         return tracers.capture_target(found, method=method, **kwargs)
 
 
-def _step(found: Any, method: str | None, **kwargs: Any) -> Any:
+def _step(found: Any, method: str | None, *, timeout: float | None, **kwargs: Any) -> Any:
     """stepping.step_target: runs the model once, node by node."""
-    from graphscope import stepping
+    from graphscope import loader, stepping
 
-    with progress.task(f"stepping {found.path.name}"):
+    with progress.task(f"stepping {found.path.name}"), loader.running_user_code(found.path, timeout=timeout):
         return stepping.step_target(found, method=method, **kwargs)
+
+
+def _timeout_option(fn: Any) -> Any:
+    """``--timeout`` for the commands that run a model file's code."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        metavar="SECONDS",
+        help="Stop a model file's code (import, capture, run) after this long, each phase; 0: no limit.",
+    )(fn)
 
 
 # -- shell completion: cheap lookups only (no framework, no model imported) ----------------------
@@ -138,6 +158,7 @@ def cli(debug: bool, quiet: bool) -> None:
 @click.option("--svg", type=click.Path(path_type=Path), help="Also render the graph to this SVG.")
 @click.option("--check-dynamic", is_flag=True, help="Trace with a second input and report what changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
+@_timeout_option
 def trace(
     target: Path,
     fw: str | None,
@@ -147,13 +168,14 @@ def trace(
     svg: Path | None,
     check_dynamic: bool,
     as_json: bool,
+    timeout: float,
 ) -> None:
     """Capture TARGET's graph (a model.py, or a graph file) into the graphscope IR."""
 
-    found = _load(target, fw=fw, entry=entry)
+    found = _load(target, fw=fw, entry=entry, timeout=timeout)
     if found.graph is not None and check_dynamic:
         _fail(f"{target} is a saved graph: --check-dynamic needs a model to capture twice")
-    graph = _capture(found, method)
+    graph = _capture(found, method, timeout=timeout)
     report = None
     if check_dynamic:
         from graphscope import dynamic
@@ -161,12 +183,14 @@ def trace(
         alt, alt_source = found.example_inputs_alt, "example_inputs_alt"
         if alt is None:
             alt, alt_source = dynamic.alternative_inputs(found.example_inputs or ()), "a batch one larger"
-        second = _capture(found, graph.capture, example_inputs=alt)
+        second = _capture(found, graph.capture, example_inputs=alt, timeout=timeout)
         report = dynamic.compare(graph, second, method=graph.capture or "?", alt_source=alt_source)
         if graph.capture == "tf-function":
+            from graphscope import loader
             from graphscope.tracers import tf_function
 
-            report.retraced = tf_function.retraced(found.model, found.example_inputs or (), alt)
+            with loader.running_user_code(target, timeout=timeout):
+                report.retraced = tf_function.retraced(found.model, found.example_inputs or (), alt)
         graph.notes.extend(n for n in second.notes if n not in graph.notes)
         graph.notes.extend(report.notes)
     if output:
@@ -311,6 +335,7 @@ def render(
     show_default=True,
     help="Table rows to print, ending at the stop (0: all).",
 )
+@_timeout_option
 def step(
     target: Path,
     fw: str | None,
@@ -323,6 +348,7 @@ def step(
     save_values: Path | None,
     max_values_mb: float,
     rows: int,
+    timeout: float,
 ) -> None:
     """Run TARGET node by node, summarising every value, and find where a NaN or Inf was born.
 
@@ -330,10 +356,10 @@ def step(
     graphscope step examples/nan_torch.py --fw torch --until nonfinite
     """
 
-    found = _load(target, fw=fw, entry=entry)
+    found = _load(target, fw=fw, entry=entry, timeout=timeout)
     if found.graph is not None:
         _fail(f"{target} is a saved graph, which holds no weights to run: step the model file instead")
-    steps = _step(found, method)
+    steps = _step(found, method, timeout=timeout)
     total = len(steps)
     shown = steps.until(until)
     wrote: list[Path] = []
@@ -341,7 +367,7 @@ def step(
         from graphscope.stepping import values
 
         chosen, left_out = values.select(shown, int(max_values_mb * 2**20))
-        again = _step(found, method, keep=chosen)
+        again = _step(found, method, keep=chosen, timeout=timeout)
         wrote += values.save(shown, again.values, save_values, order=chosen)
         if left_out:
             shown.notes.append(f"--save-values: {left_out} node(s) left out by the {max_values_mb:g} MB cap")
@@ -399,6 +425,7 @@ def step(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.option("--svg", type=click.Path(path_type=Path), help="Draw both graphs, differences coloured.")
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when the graphs differ structurally (for CI).")
+@_timeout_option
 def diff(
     a: Path,
     b: Path | None,
@@ -413,6 +440,7 @@ def diff(
     as_json: bool,
     svg: Path | None,
     fail_on_change: bool,
+    timeout: float,
 ) -> None:
     """Compare two graphs: two versions of a model, two capture methods, TF against PyTorch.
 
@@ -429,15 +457,15 @@ def diff(
         if (method_a or method) == (method_b or method):
             raise click.UsageError("with one target, give two methods: --method-a M1 --method-b M2")
         b = a
-    found_a = _load(a, fw=fw_a or fw)
-    found_b = found_a if b == a else _load(b, fw=fw_b or fw)
+    found_a = _load(a, fw=fw_a or fw, timeout=timeout)
+    found_b = found_a if b == a else _load(b, fw=fw_b or fw, timeout=timeout)
     ignored = _ignored_ops(ignore)
     if values:
         # The graphs compared are the stepped ones, so that every matched node has its values.
         from graphscope import stepping
 
         runs = [
-            _step(found, m, keep=stepping.KEEP_ALL)
+            _step(found, m, keep=stepping.KEEP_ALL, timeout=timeout)
             for found, m in ((found_a, method_a or method), (found_b, method_b or method))
         ]
         with progress.task("matching nodes"):
@@ -445,8 +473,8 @@ def diff(
         with progress.task("comparing values"):
             result.compare_values(runs[0], runs[1])
     else:
-        graph_a = _capture(found_a, method_a or method)
-        graph_b = _capture(found_b, method_b or method)
+        graph_a = _capture(found_a, method_a or method, timeout=timeout)
+        graph_b = _capture(found_b, method_b or method, timeout=timeout)
         with progress.task("matching nodes"):
             result = diffing.diff(graph_a, graph_b, ignore=ignored)
     executed = _executed_overlay(result.a, result.b)
@@ -505,7 +533,10 @@ def _ignored_ops(spec: str | None) -> frozenset[str]:
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
 @click.option("--method", shell_complete=_complete_method, help="Capture method for a model file.")
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
-def tui(target: Path, b: Path | None, fw: str | None, method: str | None, entry: str | None) -> None:
+@_timeout_option
+def tui(
+    target: Path, b: Path | None, fw: str | None, method: str | None, entry: str | None, timeout: float
+) -> None:
     """Browse a graph in the terminal: scopes, nodes, edges, values, subgraphs (? for the keys).
 
     A model file opens in step mode (its values, n/p/c/b); two targets open in diff mode.
@@ -521,20 +552,23 @@ def tui(target: Path, b: Path | None, fw: str | None, method: str | None, entry:
     if b is not None:  # diff mode: B shown, A a keypress away
         from graphscope import diffing
 
-        graph_a, graph = (_capture(_load(p, fw=fw, entry=entry), method) for p in (target, b))
+        graph_a, graph = (
+            _capture(_load(p, fw=fw, entry=entry, timeout=timeout), method, timeout=timeout)
+            for p in (target, b)
+        )
         with progress.task("matching nodes"):
             result = diffing.diff(graph_a, graph)
     else:
-        found = _load(target, fw=fw, entry=entry)
+        found = _load(target, fw=fw, entry=entry, timeout=timeout)
         if (
             found.graph is None
             and found.fw is not None
             and (found.fw, method or stepping.DEFAULT_METHOD.get(found.fw)) in stepping.REGISTRY
         ):
-            steps = _step(found, method)  # a model: step mode, with values
+            steps = _step(found, method, timeout=timeout)  # a model: step mode, with values
             graph = steps.graph
         else:
-            graph = _capture(found, method)
+            graph = _capture(found, method, timeout=timeout)
     if not sys.stdout.isatty():
         _fail("graphscope tui needs a terminal (stdout is not one)")
     from graphscope.tui.app import GraphscopeApp

@@ -8,22 +8,50 @@ optional ``example_inputs`` feeding its placeholders in graph order for stepping
 is the second input set for ``--check-dynamic``.
 
 Files that are graphs already are recognised by their first bytes, never unpickled.
+
+:func:`running_user_code` is the fence around everything that runs the user's code (importing
+``model.py``, its ``example_inputs``, the model's forward while tracing or stepping): a time
+limit, ``sys.exit`` / ``os._exit`` turned into a sentence, and ``print`` kept off stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import signal
+import stat
 import sys
+import threading
+import time
 import traceback
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from graphscope.errors import GraphscopeError
 
-__all__ = ["Target", "detect", "guess_framework", "import_model_file", "load_target"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Target",
+    "detect",
+    "guess_framework",
+    "import_model_file",
+    "load_target",
+    "running_user_code",
+]
+
+# Seconds a command may spend running the user's code (--timeout; 0 or None: no limit). Ten
+# minutes is far above any model this project traces (GPT-2 export: under a minute), and
+# still ends a forgotten `while True` in CI.
+DEFAULT_TIMEOUT = 600.0
+# After the first stop, a model that swallowed it (a bare `except:` in a loop) gets this long
+# before the process ends; code stuck in C gets _C_GRACE more (see running_user_code).
+_GRACE = 2.0
+_C_GRACE = 10.0
 
 
 @dataclass
@@ -44,12 +72,19 @@ class Target:
 
 def detect(path: Path) -> str:
     """Say what kind of file ``path`` is by looking at it, not only at its suffix."""
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise GraphscopeError(f"{path} does not exist") from None
+    except (OSError, ValueError) as exc:  # a loop of links, a name too long, a NUL in the name
+        raise GraphscopeError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if stat.S_ISDIR(mode):
         if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
             return "savedmodel"
         raise GraphscopeError(f"{path} is a directory, and not a SavedModel (it has no saved_model.pb)")
-    if not path.exists():
-        raise GraphscopeError(f"{path} does not exist")
+    if not stat.S_ISREG(mode):
+        # Reading a FIFO waits for a writer forever; a device never ends.
+        raise GraphscopeError(f"{path} is not a regular file (a pipe, a socket or a device)")
     try:
         with path.open("rb") as fh:
             head = fh.read(4096)
@@ -60,17 +95,24 @@ def detect(path: Path) -> str:
     stripped = head.lstrip()
     if (stripped.startswith(b"{") and b'"format"' in head[:200]) or path.suffix == ".json":
         return "ir-json"
-    if zipfile.is_zipfile(path):
+    if _is_zip(path):
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise GraphscopeError(f"{path} is a damaged zip archive: {exc}") from None
+        except Exception as exc:  # zipfile raises BadZipFile, but also UnicodeDecodeError, ValueError...
+            raise GraphscopeError(f"{path} is a damaged zip archive: {_first_line(exc)}") from None
         if any(n.endswith("/code/") or "/code/" in n for n in names) and any(
             n.endswith("constants.pkl") or n.endswith("data.pkl") for n in names
         ):
             return "torchscript"
-        raise GraphscopeError(f"{path} is a zip archive but not a TorchScript archive (no code/ inside)")
+        raise GraphscopeError(
+            f"{path} is a zip archive but not a TorchScript archive (no code/ inside); "
+            "a torch.save checkpoint is not read, since unpickling it could run code"
+        )
+    if path.suffix in _TORCH_SUFFIXES:
+        raise GraphscopeError(
+            f"{path} is not a TorchScript archive: it is not a zip archive (truncated or damaged?)"
+        )
     if path.suffix == ".py" or (head.startswith(b"#!") and b"python" in head[:100]):
         return "python"
     if path.suffix == ".onnx":
@@ -93,6 +135,21 @@ def detect(path: Path) -> str:
         f"{path} is not a file graphscope knows: expected a model.py, a graphscope .json, "
         "a .pb/.pbtxt GraphDef, a SavedModel directory, an .onnx file or a TorchScript .pt"
     )
+
+
+_TORCH_SUFFIXES = (".pt", ".pth", ".ptl", ".torchscript")
+
+
+def _is_zip(path: Path) -> bool:
+    try:
+        return zipfile.is_zipfile(path)
+    except Exception:  # a damaged end-of-archive record: not a zip graphscope can read
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:240]
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -196,12 +253,12 @@ def _load_torchscript(p: Path) -> Target:
             f"{p} is a TorchScript archive; reading it needs PyTorch (pip install 'graphscope[torch]')"
         ) from None
     try:
-        # TorchScript archives hold code and tensors, not pickled Python objects:
-        # torch.jit.load does not unpickle arbitrary classes.
+        # torch.jit.load unpickles with PyTorch's own restricted C++ unpickler (no Python class
+        # is imported), but it compiles the archive's TorchScript code and runs the modules'
+        # __setstate__ methods while loading: an archive is code, as the README warns.
         module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:  # torch raises RuntimeError with a C++ message for damaged files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GraphscopeError(f"{p} is not a readable TorchScript archive: {first}") from None
+        raise GraphscopeError(f"{p} is not a readable TorchScript archive: {_first_line(exc)}") from None
     return Target(p, "torchscript", fw="torch", method="jit-script", name=p.stem, model=module)
 
 
@@ -220,14 +277,17 @@ def import_model_file(p: Path) -> Any:
     sys.path.insert(0, folder)  # let model.py import its neighbours, as `python model.py` would
     try:
         spec.loader.exec_module(module)
-    except SystemExit as exc:
-        raise GraphscopeError(f"{p} called sys.exit({exc.code!r}) while being imported") from None
-    except SyntaxError as exc:
-        raise GraphscopeError(f"{p} has a syntax error at line {exc.lineno}: {exc.msg}") from None
-    except UnicodeDecodeError:
-        raise GraphscopeError(f"{p} is not UTF-8 text, so it cannot be a Python model file") from None
-    except Exception as exc:
-        raise GraphscopeError(f"{p} raised {_describe(exc, p)} while being imported") from None
+    except BaseException as exc:
+        sys.modules.pop(module_name, None)
+        if isinstance(exc, SystemExit):
+            raise GraphscopeError(f"{p} called sys.exit({exc.code!r}) while being imported") from None
+        if isinstance(exc, SyntaxError):
+            raise GraphscopeError(f"{p} has a syntax error at line {exc.lineno}: {exc.msg}") from None
+        if isinstance(exc, UnicodeDecodeError):
+            raise GraphscopeError(f"{p} is not UTF-8 text, so it cannot be a Python model file") from None
+        if isinstance(exc, Exception):
+            raise GraphscopeError(f"{p} raised {_describe(exc, p)} while being imported") from None
+        raise  # the time limit, os._exit, Ctrl-C: running_user_code tells them
     finally:
         try:
             sys.path.remove(folder)
@@ -321,3 +381,117 @@ def guess_framework(model: Any) -> str:
     if mod.startswith("onnx"):
         return "onnx"
     raise GraphscopeError(f"cannot tell which framework a {type(model).__name__} belongs to: pass fw=")
+
+
+class _TimeUp(BaseException):
+    """Raised inside the user's code when --timeout runs out. A BaseException, so that the
+    model's own ``except Exception`` does not swallow it."""
+
+
+class _ExitCalled(BaseException):
+    """Raised instead of ending the process when the user's code calls ``os._exit``."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@contextlib.contextmanager
+def running_user_code(
+    path: str | os.PathLike[str], *, timeout: float | None = DEFAULT_TIMEOUT
+) -> Iterator[None]:
+    """Fence around code that runs what ``path`` holds (importing it, tracing it, stepping it).
+
+    - After ``timeout`` seconds (None or 0: no limit) the code is stopped and the error says so.
+      The stop is SIGALRM, raised in the main thread where Python code is running: it ends a
+      Python loop, a ``time.sleep`` or a wait at once, but a loop inside C code (one huge
+      tensor op, a C extension spinning) only when that C call returns. Code that swallows
+      the stop (a bare ``except:`` in a loop) ends the process after ``_GRACE`` more seconds,
+      with the same sentence; code stuck in C ends it (exit code 1, no sentence, since no
+      Python can run to write one) ``_C_GRACE`` seconds after that. Outside the main thread
+      (or without SIGALRM, on Windows) there is no limit.
+    - ``sys.exit(n)`` and ``os._exit(n)`` in the user's code become an error naming the file
+      instead of ending graphscope with the model's exit code.
+    - ``print`` in the user's code goes to stderr: stdout is graphscope's (``--json``).
+    - A :class:`GraphscopeError` that does not name the file gets the file's name in front.
+    """
+    name = str(path)
+    limit = float(timeout) if timeout else 0.0
+    message = f"{name} did not finish within {limit:g} s (--timeout)"
+    fired = False
+    pid = os.getpid()
+    real_exit = os._exit
+
+    def refuse_exit(code: int) -> None:
+        if os.getpid() != pid:  # a process the model forked: let it end as it asked
+            real_exit(code)
+        raise _ExitCalled(code)
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if outer_deadline is not None and time.monotonic() >= outer_deadline - 1e-3:
+            if callable(old_handler):  # a timer set before ours (pytest-timeout) ran out first
+                signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 1e-3))
+                old_handler(signum, frame)
+            return
+        if not fired:
+            fired = True
+            signal.setitimer(signal.ITIMER_REAL, _GRACE)
+            raise _TimeUp
+        # The model caught the first stop and went on: no way left to end it but this one.
+        sys.stderr.write(f"graphscope: error: {message}, and it ignored being stopped\n")
+        sys.stderr.flush()
+        real_exit(1)
+
+    armed = (
+        limit > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    )
+    old_handler: Any = None
+    outer_deadline: float | None = None
+    deadline = time.monotonic() + limit
+    devnull = None
+    if armed:
+        old_handler = signal.signal(signal.SIGALRM, on_alarm)
+        outer_left, _ = signal.setitimer(signal.ITIMER_REAL, limit)
+        if outer_left > 0:
+            outer_deadline = time.monotonic() + outer_left
+            if outer_left < limit:
+                signal.setitimer(signal.ITIMER_REAL, outer_left)
+        import faulthandler
+
+        if not faulthandler.is_enabled():  # pytest's faulthandler keeps its own later-dump
+            devnull = open(os.devnull, "w")  # noqa: SIM115 - closed in finally
+            faulthandler.dump_traceback_later(limit + _GRACE + _C_GRACE, exit=True, file=devnull)
+    os._exit = refuse_exit  # type: ignore[assignment]
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except _TimeUp:
+        raise GraphscopeError(message) from None
+    except _ExitCalled as exc:
+        raise GraphscopeError(f"{name} called os._exit({exc.code!r})") from None
+    except SystemExit as exc:
+        raise GraphscopeError(f"{name} called sys.exit({exc.code!r})") from None
+    except GraphscopeError as exc:
+        if fired:  # a framework turned the stop into an error of its own
+            raise GraphscopeError(message) from None
+        text = str(exc)
+        if name not in text and Path(name).name not in text:
+            raise GraphscopeError(f"{name}: {text}") from None
+        raise
+    except Exception:
+        if fired:
+            raise GraphscopeError(message) from None
+        raise
+    finally:
+        os._exit = real_exit
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_handler if old_handler is not None else signal.SIG_DFL)
+            if outer_deadline is not None:
+                signal.setitimer(signal.ITIMER_REAL, max(outer_deadline - time.monotonic(), 1e-3))
+            if devnull is not None:
+                import faulthandler
+
+                faulthandler.cancel_dump_traceback_later()
+                devnull.close()
