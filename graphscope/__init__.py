@@ -1,11 +1,21 @@
 """graphscope: see the computational graph your deep-learning framework built.
 
-The public Python API. Every function imports what it needs when called, so
-``import graphscope`` is cheap and never imports torch or tensorflow.
+The public Python API, the same operations as the CLI: :func:`trace` captures a graph
+(an :class:`graphscope.ir.Graph`), :func:`save` / :func:`load` write and read it as JSON,
+:func:`render` draws it to SVG, :func:`step` runs a model node by node
+(:class:`graphscope.stepping.Steps`), :func:`diff` compares two graphs
+(:class:`graphscope.diffing.Diff`) and :func:`browse` opens the TUI. Every function imports
+what it needs when called, so ``import graphscope`` is cheap and never imports torch or
+tensorflow. Errors in the input are :class:`graphscope.errors.GraphscopeError`, one sentence.
+
+In Jupyter a Graph displays as its SVG diagram, Steps and Diff as the CLI's tables.
 
 >>> import graphscope
->>> g = graphscope.load("tests/golden/torch/or_gate.fx.json")   # doctest: +SKIP
->>> graphscope.render(g, "or_gate.svg")                           # doctest: +SKIP
+>>> g = graphscope.trace("examples/or_gate_torch.py", fw="torch", method="export")  # doctest: +SKIP
+>>> g                                                                               # doctest: +SKIP
+<Graph 'or_gate_torch' torch/export: 14 nodes, 13 edges, 0 subgraphs>
+>>> graphscope.render(g, "or_gate.svg")                                             # doctest: +SKIP
+PosixPath('or_gate.svg')
 """
 
 from __future__ import annotations
@@ -28,14 +38,29 @@ PathLike = str | os.PathLike[str]
 
 
 def load(path: PathLike) -> Graph:
-    """Read a graph saved as graphscope JSON."""
+    """Read a graph saved as graphscope JSON (by :func:`save` or ``graphscope trace -o``).
+
+    The file is validated; a wrong one raises ``GraphscopeError`` naming the file and the
+    problem. Only ``.json`` is read here: other graph files go through :func:`trace`.
+
+    >>> g = graphscope.load("or_gate.json")        # doctest: +SKIP
+    >>> g.name, len(g), g.number_of_edges()         # doctest: +SKIP
+    ('or_gate_torch', 14, 13)
+    """
     from graphscope import ir
 
     return ir.load(path)
 
 
 def save(graph: Graph, path: PathLike) -> Path:
-    """Write ``graph`` as graphscope JSON (atomically)."""
+    """Write ``graph`` as graphscope JSON and return the path written.
+
+    The write is atomic (a temporary file renamed over ``path``), and the bytes are
+    deterministic (sorted keys, one node or edge per line), so saved graphs diff cleanly in git.
+
+    >>> graphscope.save(g, "or_gate.json")          # doctest: +SKIP
+    PosixPath('or_gate.json')
+    """
     from graphscope import ir
 
     return ir.save(graph, path)
@@ -50,12 +75,21 @@ def trace(
     entry: str | None = None,
     name: str | None = None,
 ) -> Graph:
-    """Capture a graph.
+    """Capture a model's graph and return it as an :class:`~graphscope.ir.Graph`.
 
-    ``target`` is a path (a ``model.py``, a saved graph or a model file the loader recognises)
-    or a live model object, in which case ``example_inputs`` is its input tuple.
+    ``target`` is a path, as ``graphscope trace`` takes it: a ``model.py`` (imported, so it
+    runs; it defines ``model`` and ``example_inputs``, or the function named by ``entry``), or
+    a graph file (``.json``, ``.onnx``, ``.pb``/``.pbtxt``, a SavedModel, a TorchScript
+    ``.pt``), read as data. Or ``target`` is a live model (an ``nn.Module``, a Keras model, a
+    ``tf.function``) and ``example_inputs`` its input tuple. ``fw`` is ``torch``, ``tf``,
+    ``tf1`` or ``onnx`` (guessed for a live model); ``method`` the capture method (torch:
+    ``export`` by default, ``fx``, ``jit-trace``, ``jit-script``, ``dynamo``, ``eager``; tf:
+    ``tf-function``, ``onnx``); ``name`` replaces the graph's name.
 
-    >>> g = graphscope.trace(my_module, (torch.randn(2, 3),), fw="torch", method="export")  # doctest: +SKIP
+    >>> g = graphscope.trace("examples/or_gate_torch.py", fw="torch", method="jit-script")  # doctest: +SKIP
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())                 # doctest: +SKIP
+    >>> graphscope.trace(model, (torch.randn(2, 3),), method="export")                       # doctest: +SKIP
+    <Graph 'Sequential' torch/export: 6 nodes, 5 edges, 0 subgraphs>
     """
     from graphscope import loader, tracers
 
@@ -78,13 +112,21 @@ def step(
     entry: str | None = None,
     keep: Any = (),
 ) -> Steps:
-    """Run a model node by node and return its records (a summary of every value).
+    """Run a model node by node and return its :class:`~graphscope.stepping.Steps`.
 
-    ``target`` is a model file (as for :func:`trace`) or a live model with its inputs. The
-    result walks like a debugger: ``steps.first_nonfinite``, ``steps.seek(node_id)``,
-    ``steps.back()``, ``steps.forward()``; ``steps.graph`` is the IR with the stats attached.
+    ``target`` is a model file (as for :func:`trace`; a saved graph holds no weights, so it
+    cannot be stepped) or a live model with its ``example_inputs``. ``method``: torch ``eager``
+    (default), ``fx``, ``export``; tf ``tf-function``; tf1 ``tf1``. Each record summarises a
+    node's outputs (shape, dtype, min/max/mean/std, NaN/Inf/zero counts); ``keep`` names nodes
+    whose whole tensors are kept too (``steps.values``).
 
-    >>> steps = graphscope.stepping(model, (x,), fw="torch")      # doctest: +SKIP
+    The result walks like a debugger: ``steps.first_nonfinite`` (where a NaN/Inf was born,
+    when ``born_here``), ``steps.seek(node_id)``, ``steps.back()``, ``steps.forward()``;
+    ``steps.graph`` is the IR with each output's ``"stats"`` attached.
+
+    >>> steps = graphscope.step("examples/nan_torch.py", fw="torch")   # doctest: +SKIP
+    >>> steps                                                         # doctest: +SKIP
+    <Steps of 'nan_torch': 11 records, first non-finite at 'log'>
     >>> steps.first_nonfinite.node, steps.first_nonfinite.born_here  # doctest: +SKIP
     ('log', True)
     """
@@ -99,10 +141,17 @@ def step(
 
 
 def diff(a: Graph | PathLike, b: Graph | PathLike, *, ignore: Any = (), fw: str | None = None) -> Diff:
-    """Match two graphs (Graphs, saved .json files or model files) and list what changed.
+    """Match two graphs and return a :class:`~graphscope.diffing.Diff` of what changed.
 
-    >>> d = graphscope.diff("v1.json", "v2.json")                 # doctest: +SKIP
-    >>> d.added, d.removed, [c["fields"] for c in d.changed]      # doctest: +SKIP
+    ``a`` and ``b`` are Graphs, saved ``.json`` files or model files (captured with ``fw``'s
+    default method). ``ignore`` names canonical ops to leave out before matching (e.g.
+    ``graphscope.ops.LAYOUT_OPS``). The result lists node ids: ``added`` (in b), ``removed``
+    (in a), ``changed`` (``{"a", "b", "fields": {field: [in a, in b]}}``), ``matched`` pairs;
+    ``identical`` is True when nothing structural changed; ``rollup()`` counts per scope.
+
+    >>> d = graphscope.diff("examples/edit_v1_torch.py", "examples/edit_v2_torch.py", fw="torch")  # doctest: +SKIP
+    >>> d                                                                                          # doctest: +SKIP
+    <Diff 'edit_v1_torch' -> 'edit_v2_torch': 19 matched, 3 added, 0 removed, 4 changed>
     """
     from graphscope import diffing, ir
 
@@ -111,7 +160,12 @@ def diff(a: Graph | PathLike, b: Graph | PathLike, *, ignore: Any = (), fw: str 
 
 
 def browse(graph: Graph | PathLike, *, steps: Steps | None = None) -> None:
-    """Open the TUI on a graph (or a saved .json), as `graphscope tui` does."""
+    """Open the TUI on a graph (or a saved .json), as ``graphscope tui`` does; returns on ``q``.
+
+    Give ``steps`` (from :func:`step`) to browse the values too. Needs a terminal.
+
+    >>> graphscope.browse(g)                                    # doctest: +SKIP
+    """
     from graphscope import ir
     from graphscope.tui.app import GraphscopeApp
 
@@ -120,7 +174,17 @@ def browse(graph: Graph | PathLike, *, steps: Steps | None = None) -> None:
 
 
 def render(graph: Graph | PathLike, output: PathLike, **options: Any) -> Path:
-    """Draw ``graph`` (a Graph or a saved .json) to an SVG file."""
+    """Draw ``graph`` (a Graph or a saved .json) to an SVG file with Graphviz; return its path.
+
+    Options, as ``graphscope render`` has them: ``collapse`` (draw each scope at this depth as
+    one node), ``highlight`` (node ids to colour), ``show_params`` (weights as nodes),
+    ``legend`` (default True), ``timeout`` (seconds for Graphviz, default 60), ``quiet`` (no
+    notice on stderr when a big graph is collapsed automatically). Without Graphviz's ``dot``
+    it raises ``GraphscopeError`` saying how to install it.
+
+    >>> graphscope.render(g, "or_gate.svg", highlight=["linear"])   # doctest: +SKIP
+    PosixPath('or_gate.svg')
+    """
     from graphscope import ir
     from graphscope.rendering import svg
 

@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any
 
 from graphscope import ir
+from graphscope.errors import GraphscopeError
 from graphscope.tracers import _gc
 from graphscope.tracers import _torch_common as common
 
@@ -88,7 +89,13 @@ def capture(
     if isinstance(scripted, torch.nn.Module):
         tensors = {**dict(scripted.named_buffers()), **dict(scripted.named_parameters())}
     with _gc.paused():
-        _Converter(graph, traced=method == "jit-trace", tensors=tensors).convert_graph(ts_graph)
+        try:
+            _Converter(graph, traced=method == "jit-trace", tensors=tensors).convert_graph(ts_graph)
+        except RuntimeError as exc:
+            # A damaged archive can load, then fail in torch's C++ when the graph's debug
+            # information (source ranges, unpickled lazily) is read.
+            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+            raise GraphscopeError(f"the TorchScript graph cannot be read (a damaged archive?): {first}") from None
     if example_inputs and method == "jit-script":
         # A scripted graph types its inputs as plain Tensor; the example inputs say more.
         known = common.signature_of(example_inputs)
