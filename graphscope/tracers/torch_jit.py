@@ -95,7 +95,9 @@ def capture(
             # A damaged archive can load, then fail in torch's C++ when the graph's debug
             # information (source ranges, unpickled lazily) is read.
             first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-            raise GraphscopeError(f"the TorchScript graph cannot be read (a damaged archive?): {first}") from None
+            raise GraphscopeError(
+                f"the TorchScript graph cannot be read (a damaged archive?): {first}"
+            ) from None
     if example_inputs and method == "jit-script":
         # A scripted graph types its inputs as plain Tensor; the example inputs say more.
         known = common.signature_of(example_inputs)
