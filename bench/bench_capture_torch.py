@@ -6,7 +6,7 @@ Bare calls: fx = symbolic_trace + one ShapeProp run (what graphscope's fx captur
 normalizing), export = torch.export.export, jit-trace = torch.jit.trace(...).inlined_graph,
 jit-script = torch.jit.script(...).inlined_graph (the graph with submodules inlined, which is
 what anyone reading a TorchScript graph node by node needs), dynamo = torch._dynamo.explain. Each figure is the median of
---repeat runs, after one warm-up run.
+--repeat runs, after one warm-up run; the bare call and graphscope's capture run alternately.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 import torch._dynamo
 import torch.fx
-from _timing import timed
+from _timing import timed_pair
 from torch.fx.passes.shape_prop import ShapeProp
 
 from graphscope import tracers
@@ -53,27 +53,31 @@ def bare(method: str, model: Any, inputs: tuple[Any, ...]) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--methods", default="fx,export,jit-trace,jit-script,dynamo")
+    parser.add_argument("--models", default="resnet50,transformer")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(2)
-    models = {
-        "ResNet-50 (1x3x224x224)": torch_models.resnet50(),
-        "TransformerEncoder 12L (2x16x256)": torch_models.transformer_encoder(),
+    builders = {
+        "resnet50": ("ResNet-50 (1x3x224x224)", torch_models.resnet50),
+        "transformer": ("TransformerEncoder 12L (2x16x256)", torch_models.transformer_encoder),
     }
+    models = {builders[k][0]: builders[k][1]() for k in args.models.split(",")}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeat}")
     print("| model | method | bare call (s) | graphscope (s) | ratio | IR nodes (with subgraphs) |")
     print("|---|---|---:|---:|---:|---:|")
     for label, (model, inputs) in models.items():
-        for method in ["fx", "export", "jit-trace", "jit-script", "dynamo"]:
+        for method in args.methods.split(","):
             try:
                 bare(method, model, inputs)
             except Exception as exc:
                 print(f"| {label} | {method} | cannot capture: {type(exc).__name__} | - | - | - |")
                 continue
-            t_bare = timed(lambda: bare(method, model, inputs), args.repeat)
             graph = tracers.capture(model, inputs, fw="torch", method=method, name="m")
-            t_ours = timed(
-                lambda: tracers.capture(model, inputs, fw="torch", method=method, name="m"), args.repeat
+            t_bare, t_ours = timed_pair(
+                lambda: bare(method, model, inputs),
+                lambda: tracers.capture(model, inputs, fw="torch", method=method, name="m"),
+                args.repeat,
             )
             nodes = len(graph) + sum(len(sub) for _, sub in graph.walk_subgraphs())
             print(
