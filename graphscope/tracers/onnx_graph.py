@@ -58,7 +58,13 @@ def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = 
         name, framework="onnx", capture="onnx", framework_version=f"onnx {onnx.__version__}; opset {opset}"
     )
     with _gc.paused():
-        _convert(inferred.graph, g, root=g, prefix="")
+        try:
+            _convert(inferred.graph, g, root=g, prefix="")
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            # A file that parses as a ModelProto can still hold nonsense (an attribute of an
+            # unknown type, a tensor whose data does not match its dims).
+            detail = f"{type(exc).__name__}: {_first_line(exc)}"
+            raise GraphscopeError(f"the ONNX model is malformed and cannot be read: {detail}") from None
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p and p != "None")
     producer = producer.replace(" None", "")
     if producer:
@@ -74,12 +80,11 @@ def _value_infos(graph: Any) -> dict[str, dict[str, Any]]:
 
 
 def _type_meta(t: Any) -> dict[str, Any]:
-    from onnx import helper
 
     if not t.HasField("tensor_type"):
         return {"shape": None, "dtype": t.WhichOneof("value")}
     tt = t.tensor_type
-    dtype = helper.tensor_dtype_to_np_dtype(tt.elem_type).name if tt.elem_type else None
+    dtype = _dtype_name(tt.elem_type) if tt.elem_type else None
     if not tt.HasField("shape"):
         return {"shape": None, "dtype": dtype}
     dims: list[Any] = []
@@ -91,6 +96,17 @@ def _type_meta(t: Any) -> dict[str, Any]:
         else:
             dims.append(None)
     return {"shape": dims, "dtype": dtype}
+
+
+def _dtype_name(elem_type: int) -> str:
+    """numpy's name for an ONNX element type; ``onnx:37`` for a type this onnx does not know
+    (a newer opset's, or a damaged file's)."""
+    from onnx import helper
+
+    try:
+        return str(helper.tensor_dtype_to_np_dtype(elem_type).name)
+    except (KeyError, ValueError, TypeError):
+        return f"onnx:{elem_type}"
 
 
 def _attrs(node: Any) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
@@ -122,7 +138,6 @@ def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
     infos = _value_infos(graph)
     producers: dict[str, tuple[str, int]] = {}
     initializers = {init.name: init for init in graph.initializer}
-    from onnx import helper
 
     for init in graph.initializer:
         node_id = f"{prefix}{init.name}"
@@ -133,9 +148,7 @@ def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
             canonical_op="variable",
             kind="param",
             scope=_scope(init.name),
-            outputs=[
-                {"shape": list(init.dims), "dtype": helper.tensor_dtype_to_np_dtype(init.data_type).name}
-            ],
+            outputs=[{"shape": list(init.dims), "dtype": _dtype_name(init.data_type)}],
         )
         producers[init.name] = (node_id, 0)
     for inp in graph.input:
