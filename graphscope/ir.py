@@ -696,7 +696,7 @@ def dumps(graph: Graph) -> str:
 def loads(text: str, *, source: str = "<string>") -> Graph:
     """Parse :func:`dumps`' text. Errors name ``source`` and the problem in one sentence."""
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()):
             raise GraphscopeError(
@@ -707,6 +707,13 @@ def loads(text: str, *, source: str = "<string>") -> Graph:
         ) from None
     except RecursionError:
         raise GraphscopeError(f"{source} nests JSON too deeply to be a graphscope graph") from None
+    except _NotJSONNumber as exc:  # Python's json reads NaN; graphscope never writes it
+        raise GraphscopeError(f"{source} is not valid JSON: {exc.args[0]} is not a JSON number") from None
+    except ValueError:  # int() refuses numbers of more than 4300 digits
+        raise GraphscopeError(f"{source} holds a number too long to be a graphscope graph's") from None
+    if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(doc):
+        # "\ud800" alone decodes to a str that cannot be written as UTF-8 (to a file, a terminal).
+        raise GraphscopeError(f"{source} holds a lone UTF-16 surrogate escape (\\udXXX), which is not text")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else None
         hint = f' (its "format" is {found!r})' if isinstance(found, str) else ""
@@ -724,6 +731,22 @@ def loads(text: str, *, source: str = "<string>") -> Graph:
         return _from_dict(doc["graph"], source, depth=0)
     except RecursionError:
         raise GraphscopeError(f"{source}: subgraphs nest too deeply") from None
+
+
+class _NotJSONNumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJSONNumber(name)
+
+
+def _has_lone_surrogate(doc: Any) -> bool:
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def save(graph: Graph, path: str | os.PathLike[str]) -> Path:
@@ -770,6 +793,8 @@ def load(path: str | os.PathLike[str]) -> Graph:
     p = Path(path)
     if p.is_dir():
         raise GraphscopeError(f"{p} is a directory, not a graphscope .json file")
+    if p.exists() and not p.is_file():  # reading a FIFO waits for a writer forever
+        raise GraphscopeError(f"{p} is not a regular file (a pipe, a socket or a device)")
     try:
         raw = p.read_bytes()
     except FileNotFoundError:
