@@ -108,7 +108,8 @@ def _label(node: dict[str, Any], extra: str | None = None) -> str:
             shape = format_shape(first["shape"])
         if len(node["outputs"]) > 1:
             shape += f" +{len(node['outputs']) - 1}"
-    title = f"<B>{_esc(op)}</B>" + (f"&#160;·&#160;{_esc(shape)}" if shape else "")
+    # Clipped: Graphviz refuses a label past ~16k characters (a 100k-dim shape from a file).
+    title = f"<B>{_esc(_clip(op, 60))}</B>" + (f"&#160;·&#160;{_esc(_clip(shape, 60))}" if shape else "")
     rows = [title]
     named = node["kind"] in ("input", "output", "param", "const") or node["name"] != node["id"]
     # TorchScript's value names ("h.1", "17") say little: only a named value is shown.
@@ -344,10 +345,10 @@ def _draw_graph(
         leaving = [n for n in members if any(s not in ids for s in graph.nx.successors(n["id"]))]
         shape = ""
         if leaving and leaving[-1]["outputs"] and leaving[-1]["outputs"][0]["shape"] is not None:
-            shape = "&#160;·&#160;" + _esc(format_shape(leaving[-1]["outputs"][0]["shape"]))
+            shape = "&#160;·&#160;" + _esc(_clip(format_shape(leaving[-1]["outputs"][0]["shape"]), 60))
         title = key[-1] if key[0] == "#" else ".".join(key)
         style["label"] = (
-            f'<<B>{_esc(title)}</B>{shape}<BR/><FONT POINT-SIZE="9">{ops} op{"s" if ops != 1 else ""}</FONT>>'
+            f'<<B>{_esc(_clip(title, 60))}</B>{shape}<BR/><FONT POINT-SIZE="9">{ops} op{"s" if ops != 1 else ""}</FONT>>'
         )
         style["shape"] = "box3d"
         style["style"] = "filled"
@@ -380,7 +381,7 @@ def _draw_graph(
         if len(src_node["outputs"]) > 1 and e.src in single_ids and e.src_port > 0:
             out = src_node["outputs"][e.src_port] if e.src_port < len(src_node["outputs"]) else None
             if out is not None and out["shape"] is not None:
-                attrs["label"] = f"<{_esc(str(e.src_port) + ': ' + format_shape(out['shape']))}>"
+                attrs["label"] = f"<{_esc(_clip(str(e.src_port) + ': ' + format_shape(out['shape']), 60))}>"
         w.lines.append(f"{indent}{a} -> {b}{' ' + _attrs(attrs) if attrs else ''}")
 
     drawn = len(singles) + len(groups)
