@@ -218,9 +218,9 @@ def _print_graph(
             doc["dynamic"] = dynamic_report.as_dict()
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
         return
-    from rich.console import Console
+    from graphscope.rendering.terminal import SafeConsole
 
-    console = Console()
+    console = SafeConsole()  # node names from a downloaded file must not drive the terminal
     text.print_summary(graph, console)
     if dynamic_report is not None:
         console.print()
@@ -388,11 +388,10 @@ def step(
         doc["total_steps"] = total
         click.echo(json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False))
     else:
-        from rich.console import Console
-
         from graphscope.rendering import steps as report
+        from graphscope.rendering.terminal import SafeConsole
 
-        console = Console()
+        console = SafeConsole()
         console.print(report.steps_renderable(shown, max_rows=rows or None, width=console.width))
         console.print(report.verdict(shown, total=total), soft_wrap=True)
         for note in shown.notes:
@@ -490,9 +489,9 @@ def diff(
         doc["executed"] = executed.as_dict() if executed is not None else None
         click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
     else:
-        from rich.console import Console
+        from graphscope.rendering.terminal import SafeConsole
 
-        console = Console(soft_wrap=True)
+        console = SafeConsole(soft_wrap=True)
         console.print(result.renderable())
         if executed is not None:
             console.print(executed.renderable())
@@ -645,7 +644,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(message: str) -> str:
-    return " ".join(message.split())
+    from graphscope.rendering.terminal import strip_unsafe
+
+    return " ".join(strip_unsafe(message).split())
 
 
 def run() -> None:
