@@ -6,6 +6,9 @@ clipboard), and a bidi override reorders what is shown. rich passes those charac
 (it drops only BEL, BS, VT, FF and CR), so :class:`SafeConsole` removes them from the text of
 every segment it renders. rich gives them no cell width, so tables stay aligned. JSON output
 needs none of this: ``json.dumps`` writes them as ``\\u001b`` escapes.
+
+The TUI draws through Textual, which has the same short list: :func:`harden_text_stripping`
+lengthens rich's and Textual's own lists, so that every Text and Content drops them.
 """
 
 from __future__ import annotations
@@ -20,10 +23,20 @@ from rich.segment import Segment
 if TYPE_CHECKING:
     from rich.console import ConsoleOptions, RenderableType
 
-__all__ = ["UNSAFE", "SafeConsole", "strip_unsafe"]
+__all__ = ["UNSAFE", "SafeConsole", "harden_text_stripping", "strip_unsafe"]
 
 # C0 controls but TAB and LF, DEL, C1 controls, and the bidi marks, embeddings, overrides and isolates.
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_CODEPOINTS = [
+    *range(0x00, 0x09),
+    *range(0x0B, 0x20),
+    *range(0x7F, 0xA0),
+    0x061C,
+    0x200E,
+    0x200F,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+]
 
 
 def strip_unsafe(text: str) -> str:
@@ -41,3 +54,24 @@ class SafeConsole(Console):
                 yield Segment(strip_unsafe(segment.text), segment.style)
             else:
                 yield segment
+
+
+def harden_text_stripping() -> None:
+    """Make rich's ``Text`` and Textual's ``Content`` drop every :data:`UNSAFE` character.
+
+    Both strip control codes through a module-level translation table (BEL, BS, VT, FF, CR);
+    this adds the rest to those tables. Newlines and tabs stay. Where a version of either
+    library has no such table, nothing changes (and graphscope's CLI tables still go through
+    :class:`SafeConsole`).
+    """
+    import importlib
+
+    extra = dict.fromkeys(_UNSAFE_CODEPOINTS)
+    for module_name in ("rich.control", "textual.content"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        table = getattr(module, "_CONTROL_STRIP_TRANSLATE", None)
+        if isinstance(table, dict):
+            table.update(extra)

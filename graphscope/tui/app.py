@@ -60,6 +60,9 @@ class GraphscopeApp(App[None]):
         svg_dir: Path | None = None,
     ) -> None:
         super().__init__()
+        from graphscope.rendering.terminal import harden_text_stripping
+
+        harden_text_stripping()  # an ESC in a node name must be shown, not obeyed by the terminal
         self.graph = graph
         self.diff = diff  # diff mode: `graph` is diff.b; `d` shows the other side
         self.side = "b"
