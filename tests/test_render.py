@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -270,3 +271,23 @@ def test_trace_writes_svg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     out = tmp_path / "t.svg"
     assert main(["trace", "examples/tensor_sum_torch.py", "--fw", "torch", "--svg", str(out)]) == 0
     assert "add" in all_text(out.read_text())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the limit is set by a POSIX shell")
+def test_dot_runs_under_the_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in `dot` reports the address-space limit it was started with, then fails.
+    fake = tmp_path / "dot"
+    fake.write_text('#!/bin/sh\necho "limit $(ulimit -v)" >&2\nexit 3\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("GRAPHSCOPE_DOT", str(fake))
+    with pytest.raises(GraphscopeError, match=f"limit {svg.MEMORY_LIMIT >> 10}$"):
+        svg.render(scoped_graph(), tmp_path / "x.svg")
+    assert not (tmp_path / "x.svg").exists()
+
+
+def test_dot_that_cannot_run_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "dot"
+    fake.write_text("not a program")  # exists, but is not executable
+    monkeypatch.setenv("GRAPHSCOPE_DOT", str(fake))
+    with pytest.raises(GraphscopeError, match="cannot run Graphviz's `dot`"):
+        svg.render(scoped_graph(), tmp_path / "x.svg")

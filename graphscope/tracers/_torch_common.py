@@ -30,6 +30,16 @@ def source_from_stack(stack_trace: str | None) -> dict[str, Any] | None:
     return found
 
 
+def innermost_user_frame(frame: Any) -> dict[str, Any] | None:
+    """The first frame of the user's own code from ``frame`` outwards, as ``{file, line}``."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if is_user_file(filename):
+            return {"file": relative(filename), "line": frame.f_lineno}
+        frame = frame.f_back
+    return None
+
+
 def user_frame(exc: BaseException) -> str | None:
     """``model.py:14`` — the last user-code location in an exception's traceback or message."""
     where = None
@@ -270,7 +280,8 @@ def _convert_fx_nodes(
             scope=scope,
             outputs=outputs,
             attrs=attrs,
-            source=source_from_stack(node.meta.get("stack_trace") or node.stack_trace),
+            source=node.meta.get("graphscope_source")
+            or source_from_stack(node.meta.get("stack_trace") or node.stack_trace),
         )
         for port, arg in enumerate(node.all_input_nodes):
             graph.add_edge(arg.name, node.name, dst_port=port)
