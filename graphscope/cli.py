@@ -678,6 +678,13 @@ def main(argv: list[str] | None = None) -> int:
 def _one_line(message: str) -> str:
     from graphscope.rendering.terminal import strip_unsafe
 
+    # A file name that is not UTF-8 (b"m\xff.py") reaches Python as a lone surrogate, which
+    # no stream can encode: show its byte as \xff instead.
+    try:
+        raw = message.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        raw = message.encode("utf-8", "backslashreplace")
+    message = raw.decode("utf-8", "backslashreplace")
     return " ".join(strip_unsafe(message).split())
 
 
