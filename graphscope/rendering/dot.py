@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +99,7 @@ def _short_op(node: dict[str, Any]) -> str:
     return op
 
 
-def _label(node: dict[str, Any], extra: str | None = None) -> str:
+def _label(node: dict[str, Any], extra: str | None = None, scope_leaf: str | None = None) -> str:
     op = _short_op(node)
     shape = ""
     if node["outputs"]:
@@ -113,7 +113,9 @@ def _label(node: dict[str, Any], extra: str | None = None) -> str:
     rows = [title]
     named = node["kind"] in ("input", "output", "param", "const") or node["name"] != node["id"]
     # TorchScript's value names ("h.1", "17") say little: only a named value is shown.
-    if named and node["name"] != op and not node["name"].split(".")[0].isdigit():
+    if scope_leaf is not None:  # the one node of its scope: the scope's name instead of a cluster
+        rows.append(f'<FONT POINT-SIZE="9">{_esc(_clip(scope_leaf))}</FONT>')
+    if named and node["name"] not in (op, scope_leaf) and not node["name"].split(".")[0].isdigit():
         rows.append(f'<FONT POINT-SIZE="9">{_esc(_clip(node["name"]))}</FONT>')
     reason = node["attrs"].get("reason")
     if isinstance(reason, str):  # a Dynamo graph break says why
@@ -307,6 +309,7 @@ def _draw_graph(
     folded = _folded_inputs(graph, edges, visible)
     highlight = set(opts.highlight)
     tree: dict[tuple[str, ...], list[str]] = defaultdict(list)  # cluster path -> node lines
+    lone = _lone_scopes(singles, groups)
 
     for n in singles:
         name = w.new_name()
@@ -328,9 +331,13 @@ def _draw_graph(
             style["shape"] = "hexagon"
             style["style"] = "filled"
         extra = folded.get(n["id"])
-        style["label"] = _label(n, extra)
+        path = tuple(n["scope"])
+        leaf = None
+        if path in lone:
+            path, leaf = path[:-1], path[-1]
+        style["label"] = _label(n, extra, leaf)
         style["tooltip"] = _printable(_clip(f"{n['id']} ({n['op']})", 120))
-        tree[tuple(n["scope"])].append(f"{name} {_attrs(style)}")
+        tree[path].append(f"{name} {_attrs(style)}")
 
     for key in sorted(groups, key=lambda k: (k[0] == "#", k)):
         members = groups[key]
@@ -417,6 +424,19 @@ def _draw_graph(
                     f"lhead={cluster} arrowhead=empty]"
                 )
     return drawn
+
+
+def _lone_scopes(
+    singles: list[dict[str, Any]], groups: dict[tuple[str, ...], list[dict[str, Any]]]
+) -> set[tuple[str, ...]]:
+    """Scope paths that would make a cluster around one node and nothing else (every
+    ``Conv2d`` of a ResNet in its own box): that node is drawn in the parent cluster with
+    the scope's name in its label. A third of the clusters of a ResNet, and of dot's time."""
+    count: Counter[tuple[str, ...]] = Counter(tuple(n["scope"]) for n in singles)
+    occupied = {key[:-1] for key in groups if key[0] != "#"}  # where group boxes are drawn
+    for path in [*count, *occupied]:
+        occupied.update(path[:i] for i in range(len(path)))  # enclosing clusters
+    return {path for path, k in count.items() if path and k == 1 and path not in occupied}
 
 
 def _find_subgraph(chain: list[Graph], name: str) -> Graph | None:
