@@ -771,3 +771,38 @@ def test_tui_table_cells_drop_terminal_controls() -> None:
     for text in HOSTILE:
         cell = _cell(text, 12)
         assert len(cell) == 12 and cell.isprintable(), repr(cell)
+
+
+@needs_dot
+def test_scope_name_cannot_inject_dot_syntax(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A collapsed scope's tooltip was written unquoted when it looked like <...>: a scope named
+    like this one added a node with a javascript: link to the drawing."""
+    evil = '<b>] injected [shape=star URL="javascript:alert(1)" label=<PWNED>'
+    g = ir.Graph("g")
+    for node_id in ("a", "b"):
+        g.add_node(node_id, op="Op", scope=[evil])
+    g.add_edge("a", "b")
+    path, svg = tmp_path / "evil.json", tmp_path / "evil.svg"
+    ir.save(g, path)
+    code, _, err = run(capsys, "render", str(path), "-o", str(svg), "--collapse", "1", "--no-legend")
+    assert code == 0, err
+    root = ET.fromstring(svg.read_text())
+    links = [v for el in root.iter() for k, v in el.attrib.items() if k.endswith("href")]
+    assert links == []
+    titles = [el.text for el in root.iter() if el.tag.endswith("}title")]
+    assert "injected" not in titles and len(titles) == 2  # the graph and the one group
+
+
+@needs_dot
+def test_backslash_escapes_in_names_are_shown_not_expanded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r"""Graphviz expands \N (the DOT node's name) and \G (the graph's) even in HTML labels."""
+    g = ir.Graph("g")
+    g.add_node("a", op="Op", name="\\N\\G\\L\\\\", kind="input")
+    path, svg = tmp_path / "bs.json", tmp_path / "bs.svg"
+    ir.save(g, path)
+    code, _, err = run(capsys, "render", str(path), "-o", str(svg))
+    assert code == 0, err
+    texts = [el.text for el in ET.fromstring(svg.read_text()).iter() if el.tag.endswith("}text")]
+    assert "\\N\\G\\L\\\\" in texts, texts

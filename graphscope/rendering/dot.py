@@ -78,7 +78,9 @@ def _printable(text: str) -> str:
 def _esc(text: Any) -> str:
     """Model text as HTML-label content: escaped, and control characters (which XML cannot
     carry) shown as ``\\xNN``."""
-    return html.escape(_printable(str(text)), quote=True)
+    # Graphviz reads backslash escapes even in HTML labels (\N is the DOT node's name, \G
+    # the graph's): a doubled backslash shows as one.
+    return html.escape(_printable(str(text)), quote=True).replace("\\", "\\\\")
 
 
 def _short_op(node: dict[str, Any]) -> str:
@@ -151,11 +153,17 @@ def _clip(text: str, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+# The attributes whose values graphscope writes as HTML-like labels (<...>), built by _esc.
+_HTML_ATTRS = frozenset({"label", "xlabel", "headlabel", "taillabel"})
+
+
 def _attrs(attrs: dict[str, str]) -> str:
     parts = []
     for key in sorted(attrs):
         value = attrs[key]
-        if value.startswith("<") and value.endswith(">"):
+        # Any other value is quoted, whatever it looks like: a tooltip from a scope named
+        # "<b>] x [URL=...> " would otherwise be DOT syntax.
+        if key in _HTML_ATTRS and value.startswith("<") and value.endswith(">"):
             parts.append(f"{key}={value}")
         else:
             quoted = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
