@@ -1,0 +1,260 @@
+"""Fuzz targets and input strategies, shared by tests/test_fuzz.py (a few dozen examples each,
+in every test run) and bench/fuzz.py (minutes of them, by hand).
+
+Each target takes one generated input and either succeeds or raises :class:`GraphscopeError`;
+any other exception is a bug the fuzzer reports. A graph that loads must also be usable: it
+is written back and read again, summarised and turned into DOT.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+import xml.etree.ElementTree as ET
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from hypothesis import strategies as st
+
+from graphscope import ir, loader, tracers
+from graphscope.errors import GraphscopeError
+from graphscope.rendering import text as summary
+from graphscope.rendering.dot import DotOptions, to_dot
+
+from .conftest import or_gate_graph
+
+# -- saved graphs --------------------------------------------------------------------------------
+
+
+def sample_graph() -> ir.Graph:
+    """The OR-gate graph plus a node running a subgraph with a subgraph of its own."""
+    g = or_gate_graph()
+    g.add_node("loop", op="While", kind="control", subgraphs=["body"], attrs={"n": 3, "s": "x"})
+    g.add_edge("x", "loop", src_port=0, dst_port=0)
+    body = ir.Graph("body", framework="torch", capture="fx")
+    body.add_node("i", op="placeholder", kind="input", outputs=[{"shape": ["s0", None], "dtype": "int64"}])
+    body.add_node("cond", op="If", kind="control", subgraphs=["then"], source={"file": "m.py", "line": 3})
+    body.add_edge("i", "cond")
+    then = ir.Graph("then")
+    then.add_node("k", op="const", kind="const", attrs={"value": 1.5})
+    body.subgraphs["then"] = then
+    body.inputs, body.outputs = ["i"], ["cond"]
+    g.subgraphs["body"] = body
+    return g
+
+
+VALID_TEXT = ir.dumps(sample_graph())
+VALID_DOC: dict[str, Any] = json.loads(VALID_TEXT)
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+# Values that are nearly right: the wrong type, a bound, another node's id.
+tricky_values = st.sampled_from(
+    [None, True, 0, -1, 2**62, 2**63, 1.5, "", "x", "fc0", "nowhere", [], {}, [None], ["x"], {"file": 1}]
+)
+
+
+def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a JSON document: keys of objects, indices of arrays."""
+    out = [prefix]
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+@cache
+def _valid_paths() -> list[tuple[Any, ...]]:
+    return _paths(VALID_DOC)[1:]
+
+
+@st.composite
+def mutated_documents(draw: st.DrawFn) -> str:
+    """The sample graph's JSON with one to four values replaced, deleted or added."""
+    doc = copy.deepcopy(VALID_DOC)
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(_valid_paths()))
+        parent: Any = doc
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            leaf = path[-1]
+            parent[leaf]  # an earlier mutation may have removed it
+        except (KeyError, IndexError, TypeError):
+            continue
+        action = draw(st.sampled_from(["replace", "tricky", "delete", "add"]))
+        if action == "delete":
+            del parent[leaf]
+        elif action == "add" and isinstance(parent, dict):
+            parent[draw(st.text(max_size=6))] = draw(json_values)
+        elif action == "add" and isinstance(parent, list):
+            parent.insert(leaf, draw(json_values | tricky_values))
+        else:
+            parent[leaf] = draw(tricky_values if action == "tricky" else json_values)
+    return json.dumps(doc, ensure_ascii=draw(st.booleans()))
+
+
+@st.composite
+def mutated_bytes(draw: st.DrawFn, seed: bytes) -> bytes:
+    """``seed`` with one to six byte-level edits: set, flip, delete, insert, truncate, repeat."""
+    data = bytearray(seed)
+    for _ in range(draw(st.integers(1, 6))):
+        if not data:
+            break
+        i = draw(st.integers(0, len(data) - 1))
+        action = draw(st.sampled_from(["set", "flip", "delete", "insert", "truncate", "repeat"]))
+        if action == "set":
+            data[i] = draw(st.integers(0, 255))
+        elif action == "flip":
+            data[i] ^= 1 << draw(st.integers(0, 7))
+        elif action == "delete":
+            del data[i : i + draw(st.integers(1, 16))]
+        elif action == "insert":
+            data[i:i] = draw(st.binary(min_size=1, max_size=16))
+        elif action == "truncate":
+            del data[i:]
+        else:
+            j = draw(st.integers(i, min(len(data), i + 64)))
+            data[i:i] = data[i:j]
+    return bytes(data)
+
+
+json_inputs = (
+    mutated_documents()
+    | json_values.map(json.dumps)
+    | st.fixed_dictionaries({"format": st.just(ir.FORMAT), "version": st.just(1), "graph": json_values}).map(
+        json.dumps
+    )
+    | mutated_bytes(VALID_TEXT.encode()).map(lambda b: b.decode("utf-8", "replace"))
+)
+
+
+def json_target(text: str) -> ir.Graph | None:
+    """ir.loads, then everything a loaded graph goes through: dumps/loads, info, DOT."""
+    try:
+        graph = ir.loads(text, source="fuzz.json")
+    except GraphscopeError:
+        return None
+    again = ir.loads(ir.dumps(graph), source="again.json")
+    assert again == graph, "a loaded graph does not survive being written and read back"
+    summary.info_document(graph)
+    to_dot(graph, DotOptions(legend=False))
+    return graph
+
+
+# -- DOT and SVG ---------------------------------------------------------------------------------
+
+names = st.text(min_size=1, max_size=60)
+
+
+def name_graph(texts: list[str]) -> ir.Graph:
+    """One input node per text: the text is its name, its op (after "Op"), its scope, its
+    attribute's key and value."""
+    g = ir.Graph(texts[0], framework=texts[-1], capture="fuzz")
+    for i, t in enumerate(texts):
+        g.add_node(f"n{i}", name=t, op=f"Op{t}", kind="input", scope=[t], attrs={t: t, "reason": t})
+        if i:
+            g.add_edge(f"n{i - 1}", f"n{i}", src_port=0, dst_port=0)
+    g.inputs = ["n0"]
+    return g
+
+
+def _shown(text: str, width: int) -> str:
+    """What the drawing shows of a name: clipped, control characters as \\xNN, spaces folded."""
+    from graphscope.rendering.dot import _clip, _printable
+
+    return " ".join(_printable(_clip(text, width)).split())
+
+
+def svg_target(texts: list[str]) -> str:
+    """DOT from hostile names parses with ``dot``; the SVG is XML, scriptless, names as text."""
+    from graphscope.rendering.svg import svg_text
+
+    layout = to_dot(name_graph(texts), DotOptions(legend=False, show_params=True))
+    svg = svg_text(layout, timeout=60)
+    root = ET.fromstring(svg)
+    tags = {el.tag.rsplit("}", 1)[-1].lower() for el in root.iter()}
+    assert "script" not in tags and "foreignobject" not in tags, tags
+    assert not [a for el in root.iter() for a in el.attrib if a.lower().startswith("on")]
+    drawn = {" ".join((el.text or "").split()) for el in root.iter() if el.tag.endswith("}text")}
+    for t in texts:
+        assert _shown(f"Op{t}", 60) in drawn, (f"Op{t}", sorted(drawn))
+        if not t.split(".")[0].isdigit():  # TorchScript-like numeric names are left out on purpose
+            assert _shown(t, 48) in drawn, (t, sorted(drawn))
+    return svg
+
+
+# -- framework files (GraphDef, ONNX): bytes in, a Graph or one sentence out ---------------------------
+
+
+def file_target(data: bytes, suffix: str) -> ir.Graph | None:
+    """Write ``data`` as a file and trace it as the CLI would (load, then capture)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"fuzz{suffix}"
+        path.write_bytes(data)
+        try:
+            found = loader.load_target(path)
+            return tracers.capture_target(found)
+        except GraphscopeError:
+            return None
+
+
+@cache
+def graph_def_seed() -> tuple[bytes, bytes]:
+    """A small GraphDef (binary, text) with a name scope, a constant and a control dependency."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 2], name="x")
+        w = tf.constant([[1.0, 0.0], [0.0, 1.0]], name="dense/w")
+        h = tf.matmul(x, w, name="dense/MatMul")
+        with tf.control_dependencies([h]):
+            y = tf.nn.relu(h, name="y")
+        tf.identity(y, name="out")
+    graph_def = graph.as_graph_def()
+    return graph_def.SerializeToString(), str(graph_def).encode()
+
+
+@cache
+def onnx_seed() -> bytes:
+    """A small ONNX model: an initializer, a MatMul, an If with two bodies."""
+    from onnx import TensorProto, helper
+
+    def branch(name: str, op: str) -> Any:
+        return helper.make_graph(
+            [helper.make_node(op, ["h"], [f"{name}_out"])],
+            name,
+            [],
+            [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [1, 2])],
+        )
+
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="block/MatMul"),
+        helper.make_node("ReduceSum", ["h"], ["s"], keepdims=0),
+        helper.make_node("Cast", ["s"], ["c"], to=TensorProto.BOOL),
+        helper.make_node(
+            "If", ["c"], ["y"], then_branch=branch("then", "Relu"), else_branch=branch("else", "Neg")
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "fuzz",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        initializer=[helper.make_tensor("w", TensorProto.FLOAT, [2, 2], [1.0, 0.0, 0.0, 1.0])],
+    )
+    data: bytes = helper.make_model(graph).SerializeToString()
+    return data
