@@ -206,7 +206,7 @@ def test_onnx_unmapped_ops_keep_their_name_in_the_graphscope_domain() -> None:
         "out_features": 4,
     }
     assert nodes["sigmoid_0"].op_type == "Sigmoid" and nodes["sigmoid_0"].domain == ""
-    assert {o.domain: o.version for o in model.opset_import} == {"": 17, "graphscope": 1}
+    assert {o.domain: o.version for o in model.opset_import} == {"": 20, "graphscope": 1}
     # The control dependency x -> output has no ONNX form: left out, and counted.
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["graphscope.dropped_control_edges"] == "1"
@@ -308,6 +308,65 @@ def test_onnx_maps_an_op_only_when_onnx_agrees(
     node = next(n for n in model.graph.node if n.name == "y")
     assert node.op_type == expected
     assert node.domain == ("" if expected[0].isupper() else "graphscope")
+
+
+def _stem(conv_attrs: dict[str, Any]) -> ir.Graph:
+    """ResNet's stem as torch.export records it: conv, inference batch norm, relu, max pool,
+    global pooling, flatten."""
+    f32 = "float32"
+    g = ir.Graph("stem", framework="torch", capture="export")
+    g.add_node("x", op="placeholder", kind="input", outputs=[{"shape": [2, 3, 32, 32], "dtype": f32}])
+    params = {"w": [8, 3, 7, 7], "bn_w": [8], "bn_b": [8], "bn_mean": [8], "bn_var": [8]}
+    for name, shape in params.items():
+        g.add_node(name, op="placeholder", kind="param", outputs=[{"shape": shape, "dtype": f32}])
+    chain = [
+        ("conv", "aten.conv2d.default", [2, 8, 16, 16], conv_attrs, ["x", "w"]),
+        (
+            "bn",
+            "aten.batch_norm.default",
+            [2, 8, 16, 16],
+            {"arg5": False, "arg6": 0.1, "arg7": 1e-5, "arg8": False},
+            ["conv", "bn_w", "bn_b", "bn_mean", "bn_var"],
+        ),
+        ("relu", "aten.relu.default", [2, 8, 16, 16], {}, ["bn"]),
+        (
+            "pool",
+            "aten.max_pool2d.default",
+            [2, 8, 8, 8],
+            {"arg1": [3, 3], "arg2": [2, 2], "arg3": [1, 1]},
+            ["relu"],
+        ),
+        ("gap", "aten.adaptive_avg_pool2d.default", [2, 8, 1, 1], {"arg1": [1, 1]}, ["pool"]),
+        ("flat", "aten.flatten.using_ints", [2, 8], {"arg1": 1}, ["gap"]),
+    ]
+    for node_id, op, shape, attrs, inputs in chain:
+        g.add_node(node_id, op=op, outputs=[{"shape": shape, "dtype": f32}], attrs=attrs)
+        for port, src in enumerate(inputs):
+            g.add_edge(src, node_id, dst_port=port)
+    g.inputs, g.outputs = ["x"], ["flat"]
+    return g
+
+
+@pytest.mark.onnx
+def test_onnx_maps_a_resnet_stem_to_standard_ops() -> None:
+    import onnx
+
+    model = to_onnx(_stem({"arg2": None, "arg3": [2, 2], "arg4": [3, 3]})).model
+    onnx.checker.check_model(model, full_check=True)
+    ops = {n.name: n for n in model.graph.node}
+    assert [n.op_type for n in model.graph.node] == [
+        "Conv",
+        "BatchNormalization",
+        "Relu",
+        "MaxPool",
+        "GlobalAveragePool",
+        "Flatten",
+    ]
+    conv = {a.name: onnx.helper.get_attribute_value(a) for a in ops["conv"].attribute}
+    assert conv == {"strides": [2, 2], "pads": [3, 3, 3, 3], "dilations": [1, 1], "group": 1}
+    # padding="same" is not spelled out as pads: kept as the op it is.
+    model = to_onnx(_stem({"arg2": None, "arg3": [2, 2], "arg4": "same"})).model
+    assert next(n for n in model.graph.node if n.name == "conv").op_type == "aten.conv2d.default"
 
 
 @pytest.mark.onnx
@@ -431,10 +490,10 @@ def test_cli_export_onnx_reports_what_it_decided(tmp_path: Path, capsys: pytest.
     assert err.splitlines() == [
         "onnx: 4 of 7 nodes are standard ONNX ops",
         "onnx: kept as 'graphscope' ops (no exact ONNX op): call_module:Linear ×3",
-        "onnx: left out (ONNX cannot express them): 1 control dependencies",
+        "onnx: left out (ONNX cannot express them): 1 control dependency",
         f"wrote {tmp_path / 'g.onnx'}",
     ]
-    assert (tmp_path / "g.onnx").read_bytes()[:2] == b"\x08\x08"  # ir_version 8, the first field
+    assert (tmp_path / "g.onnx").read_bytes()[:2] == b"\x08\x09"  # ir_version 9 (opset 20), the first field
 
 
 @pytest.mark.parametrize(
@@ -514,3 +573,24 @@ def test_cli_export_onnx_without_the_onnx_package(
         == "graphscope: error: exporting ONNX needs the onnx package: pip install 'graphscope[onnx]'"
     )
     assert not (tmp_path / "g.onnx").exists()
+
+
+@pytest.mark.torch
+@pytest.mark.onnx
+def test_a_live_jit_script_capture_exports_to_both_viewers(tmp_path: Path) -> None:
+    import onnx
+
+    import graphscope
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "data_dependent_torch.py"
+    g = graphscope.trace(example, fw="torch", method="jit-script")
+    collection = load_with_model_explorer(model_explorer.dumps(g))
+    assert [graph.id for graph in collection.graphs] == [g.name, "if.else", "if.then"]
+    interop.write(g, "onnx", tmp_path / "g.onnx")
+    model = onnx.load(str(tmp_path / "g.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    node_if = next(n for n in model.graph.node if n.op_type == "prim::If")
+    assert sorted(a.name for a in node_if.attribute if a.type == onnx.AttributeProto.GRAPH) == [
+        "else",
+        "then",
+    ]

@@ -2,7 +2,7 @@
 
 What becomes what:
 
-- **ops**: a node is written as a standard ONNX op (``Gemm``, ``Relu``, ``MatMul``, ``Add``,
+- **ops**: a node is written as a standard ONNX op (``Gemm``, ``Conv``, ``Relu``, ``MatMul``, ``Add``,
   ``Softmax``, ...) only when the mapping is exact for what the capture recorded, and ONNX itself
   agrees: :func:`onnx.checker.check_node` accepts the node and, where the input shapes are known,
   ONNX's shape inference gives the output shapes and dtypes the capture recorded. A graph that
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CUSTOM_DOMAIN", "OPSET", "OnnxExport", "to_onnx"]
 
-OPSET = 17  # LayerNormalization is in it; every ONNX tool of the last years reads it
+OPSET = 20  # has LayerNormalization (17) and Gelu (20); onnxruntime reads it since 1.17, Netron always
 CUSTOM_DOMAIN = "graphscope"
 
 # numpy dtype names (the IR's) -> ONNX TensorProto element types
@@ -128,8 +128,11 @@ class OnnxExport:
 
     def notes(self) -> list[str]:
         """One line each on what a reader of the ONNX file should know."""
-        total = sum(self.standard.values()) + sum(self.custom.values())
-        notes = [f"{sum(self.standard.values())} of {total} nodes are standard ONNX ops"]
+        standard = sum(self.standard.values())
+        total = standard + sum(self.custom.values())
+        notes = [
+            f"{standard} of {_count(total, 'node')} {'is a' if standard == 1 else 'are'} standard ONNX op{'' if standard == 1 else 's'}"
+        ]
         if self.custom:
             top = ", ".join(f"{op} ×{n}" for op, n in self.custom.most_common(6))
             more = len(self.custom) - 6
@@ -139,26 +142,32 @@ class OnnxExport:
             )
         if self.params:
             notes.append(
-                f"{len(self.params)} weights are graph inputs (graphscope graphs hold no weight values)"
+                f"{_count(len(self.params), 'weight')} {'is a graph input' if len(self.params) == 1 else 'are graph inputs'} "
+                "(graphscope graphs hold no weight values)"
             )
         dropped = [
-            f"{n} {what}"
-            for n, what in (
-                (self.dropped_control, "control dependencies"),
-                (self.dropped_back, "loop back edges"),
+            _count(n, what, plural)
+            for n, what, plural in (
+                (self.dropped_control, "control dependency", "control dependencies"),
+                (self.dropped_back, "loop back edge", "loop back edges"),
             )
             if n
         ]
         if dropped:
             notes.append(f"left out (ONNX cannot express them): {', '.join(dropped)}")
         if self.unbound_outputs:
+            n = len(self.unbound_outputs)
             notes.append(
-                f"{len(self.unbound_outputs)} outputs of unknown rank are not graph outputs "
+                f"{_count(n, 'output')} of unknown rank {'is not a graph output' if n == 1 else 'are not graph outputs'} "
                 "(ONNX requires a shape there)"
             )
         if self.recursive:
             notes.append(f"recursive bodies not embedded: {', '.join(self.recursive)}")
         return notes
+
+
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
 def require_onnx() -> Any:
@@ -453,9 +462,15 @@ class _Builder:
                 a, b = (d % ranks[0] for d in dims)
                 perm[a], perm[b] = perm[b], perm[a]
                 return make("Transpose", data_in, outs[:1], perm=perm)
+        if leaf == "gelu" and len(data_in) == 1 and set(attrs) <= {"approximate"}:
+            approximate = attrs.get("approximate", "none")
+            if approximate in ("none", "tanh"):
+                return make("Gelu", data_in, outs[:1], approximate=approximate)
         if leaf in _SOFTMAX and len(data_in) == 1:
             axis = _softmax_axis(attrs)
             return None if axis is None else make(_SOFTMAX[leaf], data_in, outs[:1], axis=axis)
+        if leaf in _ARGS:
+            return _vision(leaf, _named_args(leaf, attrs), data_in, ranks, outs, make)
         if leaf == "layer_norm" and len(data_in) in (2, 3):  # needs the scale; the bias may be absent
             shape = attrs.get("arg1", attrs.get("normalized_shape"))
             eps = attrs.get("arg4", attrs.get("eps", 1e-5))
@@ -689,6 +704,102 @@ def _flatten(value: Any) -> Iterable[Any]:
             yield from _flatten(v)
     else:
         yield value
+
+
+# torch's argument names by position (torch.export records a non-tensor argument N as `argN`,
+# fx keeps keyword arguments by name): input and weight are edges, so they are absent here.
+_ARGS = {
+    "conv2d": ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+    "batch_norm": (
+        "input",
+        "weight",
+        "bias",
+        "running_mean",
+        "running_var",
+        "training",
+        "momentum",
+        "eps",
+        "cudnn_enabled",
+    ),
+    "max_pool2d": ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    "adaptive_avg_pool2d": ("input", "output_size"),
+    "flatten": ("input", "start_dim", "end_dim"),
+}
+
+
+def _named_args(leaf: str, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The node's non-tensor arguments by torch's names, or None if one is not torch's."""
+    names = _ARGS[leaf]
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        name = (
+            names[int(key[3:])]
+            if key.startswith("arg") and key[3:].isdigit() and int(key[3:]) < len(names)
+            else key
+        )
+        if name not in names:
+            return None
+        out[name] = value
+    return out
+
+
+def _pair(value: Any, default: int) -> list[int] | None:
+    """torch's int-or-pair arguments (``stride=2``, ``padding=[3, 3]``) as a pair."""
+    if value is None:
+        return [default, default]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value, value]
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return list(value)
+    return None  # padding="same", a 1-element list: not worth guessing
+
+
+def _vision(
+    leaf: str,
+    args: dict[str, Any] | None,
+    data_in: list[str],
+    ranks: list[int | None],
+    outs: list[str],
+    make: Any,
+) -> Any:
+    """torch's 2-D convolution, inference batch norm, max pooling, global pooling and flatten."""
+    if args is None or not data_in or (ranks[0] not in (None, 4) and leaf != "flatten"):
+        return None
+    if leaf == "conv2d" and len(data_in) in (2, 3) and args.get("bias") is None:
+        stride, padding, dilation = (
+            _pair(args.get(k), d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1))
+        )
+        groups = args.get("groups", 1)
+        if stride and padding and dilation and isinstance(groups, int):
+            return make(
+                "Conv", data_in, outs[:1], strides=stride, pads=padding * 2, dilations=dilation, group=groups
+            )
+    if leaf == "batch_norm" and len(data_in) == 5 and args.get("training") is False:
+        eps, momentum = args.get("eps", 1e-5), args.get("momentum", 0.1)
+        if isinstance(eps, (int, float)) and isinstance(momentum, (int, float)):
+            return make("BatchNormalization", data_in, outs[:1], epsilon=float(eps), momentum=float(momentum))
+    if leaf == "max_pool2d" and len(data_in) == 1:
+        kernel = _pair(args.get("kernel_size"), 0)
+        stride = _pair(args.get("stride"), 0) if args.get("stride") not in (None, []) else kernel
+        padding, dilation = _pair(args.get("padding"), 0), _pair(args.get("dilation"), 1)
+        if kernel and kernel != [0, 0] and stride and padding and dilation:
+            return make(
+                "MaxPool",
+                data_in,
+                outs[:1],
+                kernel_shape=kernel,
+                strides=stride,
+                pads=padding * 2,
+                dilations=dilation,
+                ceil_mode=int(bool(args.get("ceil_mode", False))),
+            )
+    if leaf == "adaptive_avg_pool2d" and len(data_in) == 1 and _pair(args.get("output_size"), 0) == [1, 1]:
+        return make("GlobalAveragePool", data_in, outs[:1])
+    if leaf == "flatten" and len(data_in) == 1 and args.get("end_dim", -1) == -1:
+        start = args.get("start_dim", 0)
+        if isinstance(start, int) and start >= 0:  # ONNX's Flatten always makes 2-D: inference checks
+            return make("Flatten", data_in, outs[:1], axis=start)
+    return None
 
 
 def _softmax_axis(attrs: Mapping[str, Any]) -> int | None:
