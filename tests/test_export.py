@@ -11,6 +11,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from graphscope import interop, ir
 from graphscope.cli import main
@@ -594,3 +596,134 @@ def test_a_live_jit_script_capture_exports_to_both_viewers(tmp_path: Path) -> No
         "else",
         "then",
     ]
+
+
+# -- generated graphs ------------------------------------------------------------------------------
+
+_OPS = [
+    "aten.relu.default",
+    "aten.add.Tensor",
+    "aten.linear.default",
+    "aten.conv2d.default",
+    "aten._softmax.default",
+    "MatMul",
+    "AddV2",
+    "Identity",
+    "prim::Constant",
+    "Const",
+    "prim::If",
+    "call_module:Linear",
+    'we<ird> "op"',
+    "",
+]
+_DTYPES = ["float32", "int64", "bool", "float16", None, "NoneType", "List[int]", "resource"]
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.lists(st.integers(-5, 5), max_size=4),
+    st.lists(st.lists(st.floats(-2, 2), max_size=3), max_size=3),  # ragged or not
+    st.fixed_dictionaries({"len": st.integers(0, 9), "head": st.lists(st.integers(), max_size=2)}),
+)
+
+
+@st.composite
+def graphs(draw: Any, depth: int = 0) -> ir.Graph:
+    """Small graphs of any shape the IR allows: kinds, ports, control and back edges, unknown
+    shapes and dtypes, attribute values of every JSON type, and bodies."""
+    g = ir.Graph(
+        draw(st.sampled_from(["g", "body", "m o d"])),
+        framework=draw(st.sampled_from(["torch", "tf", "onnx"])),
+    )
+    count = draw(st.integers(1, 8))
+    for i in range(count):
+        kind = draw(st.sampled_from(["input", "param", "const", "op", "op", "control", "output"]))
+        outputs = [
+            {
+                "shape": draw(
+                    st.one_of(
+                        st.none(), st.lists(st.one_of(st.integers(0, 5), st.none(), st.just("s")), max_size=4)
+                    )
+                ),
+                "dtype": draw(st.sampled_from(_DTYPES)),
+            }
+            for _ in range(draw(st.integers(0, 2)))
+        ]
+        attrs = draw(
+            st.dictionaries(st.sampled_from(["value", "arg1", "dim", "T", "alpha", "x"]), _VALUES, max_size=3)
+        )
+        subgraphs = []
+        if depth < 1 and draw(st.booleans()) and kind in ("op", "control"):
+            name = f"n{i}.body"
+            g.subgraphs[name] = draw(graphs(depth=depth + 1))
+            subgraphs.append(name)
+        g.add_node(
+            f"n{i}",
+            op=draw(st.sampled_from(_OPS)),
+            kind=kind,
+            outputs=outputs,
+            attrs=attrs,
+            scope=draw(st.lists(st.sampled_from(["a", "b/c", ""]), max_size=2)),
+            subgraphs=subgraphs,
+        )
+    for _ in range(draw(st.integers(0, 2 * count))):
+        u, v = draw(st.integers(0, count - 1)), draw(st.integers(0, count - 1))
+        g.add_edge(
+            f"n{u}",
+            f"n{v}",
+            src_port=draw(st.integers(0, 2)),
+            dst_port=draw(st.integers(0, 3)),
+            control=draw(st.booleans()),
+        )
+    g.inputs = [n["id"] for n in g.nodes() if n["kind"] == "input"]
+    g.outputs = [n["id"] for n in g.nodes() if n["kind"] == "output"] or [f"n{count - 1}"]
+    return g
+
+
+_GENERATED = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@_GENERATED
+@given(graphs())
+def test_any_graph_exports_a_model_explorer_collection_it_reads(g: ir.Graph) -> None:
+    collection = load_with_model_explorer(model_explorer.dumps(g))
+    assert len(collection.graphs) == 1 + len(list(g.walk_subgraphs()))
+    assert [n.id for n in collection.graphs[0].nodes] == [n["id"] for n in g.nodes()]
+
+
+@pytest.mark.onnx
+@_GENERATED
+@given(graphs())
+def test_any_graph_exports_an_onnx_model_the_checker_accepts(g: ir.Graph) -> None:
+    import onnx
+
+    result = to_onnx(g)  # runs onnx.checker.check_model itself, and raises if it fails
+    onnx.checker.check_model(result.model, full_check=True)
+
+
+@pytest.mark.onnx
+def test_onnx_odd_but_valid_graphs_found_by_generation() -> None:
+    """An input read at port 1, an output node read by another node, an attribute past int64."""
+    import onnx
+
+    g = ir.Graph("odd")
+    g.add_node("x", op="Input", kind="input", outputs=[{"shape": [2], "dtype": "float32"}] * 2)
+    g.add_node("out", op="output", kind="output", outputs=[{"shape": [2], "dtype": "float32"}])
+    g.add_node("after", op="Use", attrs={"big": 2**70, "ok": 7})
+    g.add_edge("x", "out", src_port=1)
+    g.add_edge("out", "after", src_port=1)
+    g.inputs, g.outputs = ["x"], ["out"]
+    model = to_onnx(g).model
+    onnx.checker.check_model(model, full_check=True)
+    assert [vi.name for vi in model.graph.input] == ["x:0", "x:1"]
+    assert [(n.op_type, list(n.input)) for n in model.graph.node] == [("output", ["x:1"]), ("Use", ["out:1"])]
+    big = {a.name: onnx.helper.get_attribute_value(a) for a in model.graph.node[1].attribute}
+    assert big == {"big": b"1180591620717411303424", "ok": 7}

@@ -54,10 +54,10 @@ def export(graph: Graph, fmt: str) -> Exported:
 def write(graph: Graph, fmt: str, output: str | os.PathLike[str]) -> Exported:
     """Export and write to ``output`` atomically (nothing is written if the export fails);
     ``-`` writes a text format to stdout."""
+    if str(output) == "-" and fmt == "onnx":
+        raise GraphscopeError("ONNX is a binary format: give a file name with -o, not -")
     result = export(graph, fmt)
     if str(output) == "-":
-        if fmt == "onnx":
-            raise GraphscopeError("ONNX is a binary format: give a file name with -o, not -")
         sys.stdout.flush()  # text already printed goes first
         sys.stdout.buffer.write(result.data)
         sys.stdout.buffer.flush()

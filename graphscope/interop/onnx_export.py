@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -288,19 +289,24 @@ class _Builder:
                 t = self.type_proto(meta)
                 if t is not None:
                     types[out_names[p]] = t
-            if n["kind"] in ("input", "param") and (not main or self._has_shape(n, 0)):
-                vi = helper.make_value_info(out_names[0], self._io_type(_meta(n, 0), main))
-                if n["kind"] == "param":
-                    vi.doc_string = (
-                        f"weight {n['name']}: graphscope keeps no weight values, so it is an input"
-                    )
-                    self.report.params.append(out_names[0])
+            if n["kind"] in ("input", "param") and (
+                not main or all(self._has_shape(n, p) for p in range(count))
+            ):
                 # The declared inputs first, in their order; then other inputs; weights last.
                 listed = g.inputs.index(node_id) if node_id in g.inputs else len(g.inputs)
-                inputs.append(((listed, n["kind"] == "param"), vi))
+                for p, name in enumerate(out_names):  # one graph input per output (almost always one)
+                    vi = helper.make_value_info(name, self._io_type(_meta(n, p), main))
+                    if n["kind"] == "param":
+                        vi.doc_string = (
+                            f"weight {n['name']}: graphscope keeps no weight values, so it is an input"
+                        )
+                        self.report.params.append(name)
+                    inputs.append(((listed, n["kind"] == "param"), vi))
                 continue
             data_in, ins = self._inputs(g, node_id, back, value_of)
-            if n["kind"] == "output" and data_in:
+            # An output node is an Identity per data input, unless something reads a port
+            # beyond those (then it is kept whole, as a graphscope op).
+            if n["kind"] == "output" and data_in and ports_used[node_id] <= len(data_in):
                 for i, src_value in enumerate(data_in):
                     name = value_of(node_id, i)
                     nodes.append(helper.make_node("Identity", [src_value], [name], name=self._node_name(n)))
@@ -398,8 +404,12 @@ class _Builder:
             candidate = self._constant(n, outs)
         if candidate is None and n["kind"] == "op":
             candidate = self._mapped(n, data_in, outs, types)
-        if candidate is None or not self._accepted(candidate, n, outs, types):
-            return None
+        if (
+            candidate is None
+            or len(candidate.output) < len(outs)
+            or not self._accepted(candidate, n, outs, types)
+        ):
+            return None  # (an op with fewer outputs than the node's users read would leave them dangling)
         candidate.name = self._node_name(n)
         candidate.doc_string = self._doc(n)
         self.report.standard[candidate.op_type] += 1
@@ -597,8 +607,10 @@ class _Builder:
                 return None
         try:
             np_dtype: Any = object if _ELEM_TYPES[dtype] == 8 else np.dtype(dtype)
-            array = np.asarray(value, dtype=np_dtype)
-        except (TypeError, ValueError, OverflowError):
+            with warnings.catch_warnings():  # 1e300 as float32 is not the value the IR holds
+                warnings.simplefilter("error")
+                array = np.asarray(value, dtype=np_dtype)
+        except (TypeError, ValueError, OverflowError, RuntimeWarning):
             return None
         if shape is not None and all(isinstance(d, int) for d in shape) and list(array.shape) != list(shape):
             if array.size != math.prod(shape):
@@ -619,10 +631,10 @@ class _Builder:
             tensor = self._tensor(key, value, dtype, None)
             return None if tensor is None else helper.make_attribute(key, tensor)
         checks = {
-            kinds.INT: lambda v: isinstance(v, int),
+            kinds.INT: lambda v: _int64(v) or isinstance(v, bool),
             kinds.FLOAT: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
             kinds.STRING: lambda v: isinstance(v, str),
-            kinds.INTS: lambda v: isinstance(v, list) and all(isinstance(x, int) for x in v),
+            kinds.INTS: lambda v: isinstance(v, list) and all(_int64(x) for x in v),
             kinds.FLOATS: lambda v: isinstance(v, list) and all(isinstance(x, (int, float)) for x in v),
             kinds.STRINGS: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
         }
@@ -643,17 +655,21 @@ class _Builder:
         helper = self.helper
         if isinstance(value, bool):
             return helper.make_attribute(key, int(value))
-        if isinstance(value, (int, str)) or (isinstance(value, float) and math.isfinite(value)):
+        if _int64(value) or isinstance(value, str) or (isinstance(value, float) and math.isfinite(value)):
             return helper.make_attribute(key, value)
         if isinstance(value, list) and value:
-            for kind in (int, str):
-                if all(isinstance(x, kind) and not isinstance(x, bool) for x in value):
-                    return helper.make_attribute(key, value)
+            if all(_int64(x) for x in value) or all(isinstance(x, str) for x in value):
+                return helper.make_attribute(key, value)
             if all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value
             ):
                 return helper.make_attribute(key, [float(x) for x in value])
         return helper.make_attribute(key, json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+
+def _int64(value: Any) -> bool:
+    """An int (not a bool) that fits ONNX's int64 attributes."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
 _ATTR_PROTO = {"INT": 2, "FLOAT": 1, "STRING": 3, "INTS": 7, "FLOATS": 6, "STRINGS": 8}
