@@ -79,8 +79,10 @@ def _esc(text: Any) -> str:
     """Model text as HTML-label content: escaped, and control characters (which XML cannot
     carry) shown as ``\\xNN``."""
     # Graphviz reads backslash escapes even in HTML labels (\N is the DOT node's name, \G
-    # the graph's): a doubled backslash shows as one.
-    return html.escape(_printable(str(text)), quote=True).replace("\\", "\\\\")
+    # the graph's): a doubled backslash shows as one. And a text that is just "]" is a syntax
+    # error to its HTML-label parser (dot 2.43; found by fuzzing): written as an entity.
+    escaped = html.escape(_printable(str(text)), quote=True).replace("\\", "\\\\")
+    return "&#93;" if escaped == "]" else escaped
 
 
 def _short_op(node: dict[str, Any]) -> str:
