@@ -32,7 +32,6 @@ a permutation of their dims.
 from __future__ import annotations
 
 import difflib
-import heapq
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -60,7 +59,7 @@ class _Side:
         self.graph = graph
         nodes = {n["id"]: n for n in graph.nodes()}
         self.nodes = nodes
-        order = _order(graph)
+        order = graph.order()
         self.position = {node_id: i for i, node_id in enumerate(order)}
         self.ignored = {i for i, n in nodes.items() if n["kind"] == "op" and n["canonical_op"] in ignore}
         if cross:
@@ -141,31 +140,6 @@ class _Side:
             }
             out.append(h)
         return out
-
-
-def _order(graph: Graph) -> list[str]:
-    """``graph.order()``: Kahn's algorithm with ties broken by insertion order, which is what
-    it computes on a graph without cycles (without first looking for back edges, half the time
-    of a diff); a graph with a cycle is left to ``graph.order()``."""
-    g = graph.nx
-    nodes = list(g)
-    position = {n: i for i, n in enumerate(nodes)}
-    indegree = dict.fromkeys(nodes, 0)
-    adjacency = dict(g.adjacency())
-    for nbrs in adjacency.values():
-        for v, keys in nbrs.items():
-            indegree[v] += len(keys)
-    heap = [position[n] for n in nodes if indegree[n] == 0]
-    heapq.heapify(heap)
-    order = []
-    while heap:
-        u = nodes[heapq.heappop(heap)]
-        order.append(u)
-        for v, keys in adjacency[u].items():
-            indegree[v] -= len(keys)
-            if indegree[v] == 0:
-                heapq.heappush(heap, position[v])
-    return order if len(order) == len(nodes) else graph.order()
 
 
 def _signature(node: dict[str, Any]) -> Hashable:

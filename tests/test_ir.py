@@ -7,12 +7,15 @@ import os
 import string
 from pathlib import Path
 
+import networkx as nx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from graphscope import ir
 from graphscope.errors import GraphscopeError
+
+from .conftest import or_gate_graph
 
 HOSTILE = ["<script>alert(1)</script>", 'a"b\\', "ünï/cødé", "line\nbreak", "{}[]", "&amp;", "\x00nul", "🙂"]
 
@@ -248,3 +251,19 @@ def test_duplicate_node_id_is_refused() -> None:
     g.add_node("a", op="x")
     with pytest.raises(ValueError, match="already"):
         g.add_node("a", op="y")
+
+
+def test_from_dict_does_not_share_the_callers_data() -> None:
+    data = or_gate_graph().to_dict()
+    g = ir.Graph.from_dict(data)
+    g.node("fc0")["scope"].append("changed")
+    g.node("fc0")["op"] = "changed"
+    assert data["nodes"][1]["scope"] == ["fc0"] and data["nodes"][1]["op"] == "call_module:Linear"
+
+
+def test_loaded_graph_counts_and_orders_like_networkx() -> None:
+    g = ir.loads(ir.dumps(or_gate_graph()))
+    assert g.number_of_edges() == g.nx.number_of_edges() == 8
+    assert g.number_of_control_edges() == 1
+    assert g.order() == list(nx.lexicographical_topological_sort(g.nx, key=list(g.nx).index))
+    assert g.back_edges() == []
