@@ -91,8 +91,10 @@ def mutated_documents(draw: st.DrawFn) -> str:
             for key in path[:-1]:
                 parent = parent[key]
             leaf = path[-1]
-            parent[leaf]  # an earlier mutation may have removed it
+            parent[leaf]  # an earlier mutation may have removed it, or made it a string
         except (KeyError, IndexError, TypeError):
+            continue
+        if not isinstance(parent, (dict, list)):
             continue
         action = draw(st.sampled_from(["replace", "tricky", "delete", "add"]))
         if action == "delete":
