@@ -389,6 +389,8 @@ def step(
         doc["total_steps"] = total
         click.echo(json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False))
     else:
+        from rich.text import Text
+
         from graphscope.rendering import steps as report
         from graphscope.rendering.terminal import SafeConsole
 
@@ -396,7 +398,7 @@ def step(
         console.print(report.steps_renderable(shown, max_rows=rows or None, width=console.width))
         console.print(report.verdict(shown, total=total), soft_wrap=True)
         for note in shown.notes:
-            console.print(f"[dim]note: {note}[/]")
+            console.print(Text(f"note: {note}", style="dim"))  # a note may quote a node's name: not markup
     for path in wrote:
         _note(f"wrote {path}")
 
