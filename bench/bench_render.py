@@ -6,7 +6,8 @@
 Each peer is timed end to end, from the nn.Module to SVG text, the way its documentation
 shows: torchview's draw_graph(...).visual_graph.pipe("svg"); FxGraphDrawer over
 symbolic_trace (ResNet-50) or torch.export's graph module (the transformer, which fx cannot
-trace) with .get_dot_graph().create_svg(); graphscope's capture (export) + render. All three
+trace) with .get_dot_graph().create_svg(); graphscope's capture (export, fx, or eager: the ATen
+ops one run executed, what torchview records too) + render. All three
 lay out with the same Graphviz `dot`. Synthetic graphs are NN-shaped (residual blocks in
 stages, scoped) and go IR -> SVG.
 """
@@ -94,10 +95,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     print(f"torch {torch.__version__}; Graphviz {svg.find_dot()}; median of {args.repeat}\n")
     print(
-        "| model | graphscope, export (s) | graphscope, fx (s) | graphscope render only (s) "
-        "| torchview (s) | FxGraphDrawer (s) |"
+        "| model | graphscope, export (s) | graphscope, fx (s) | graphscope, eager (s) "
+        "| graphscope render only (s) | torchview (s) | FxGraphDrawer (s) |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     models = {
         "ResNet-50": (torch_models.resnet50(), False),
         "TransformerEncoder 12L": (torch_models.transformer_encoder(), True),
@@ -108,6 +109,7 @@ def main() -> None:
         for fn in (
             lambda: graphscope_svg(model, inputs, tmp / "g.svg", "export"),
             lambda: graphscope_svg(model, inputs, tmp / "g.svg", "fx"),
+            lambda: graphscope_svg(model, inputs, tmp / "g.svg", "eager"),
             lambda: svg.render(saved, tmp / "r.svg", quiet=True),
             lambda: torchview_svg(model, inputs),
             lambda: fx_drawer_svg(model, inputs, use_export),

@@ -52,6 +52,21 @@ def _load(path: Path, *, timeout: float | None, **kwargs: Any) -> Any:
         return loader.load_target(path, **kwargs)
 
 
+def _load_graph(path: Path) -> Any:
+    """ir.load for a saved graph, then the loaded objects kept out of garbage collection.
+
+    The command lives as long as the graph does, and the collector's full passes over a
+    million-node graph's objects cost seconds each while rendering or diffing it."""
+    import gc
+
+    from graphscope import ir
+
+    with progress.task(f"loading {path}"):
+        graph = ir.load(path)
+    gc.freeze()
+    return graph
+
+
 def _capture(found: Any, method: str | None, *, timeout: float | None, **kwargs: Any) -> Any:
     """tracers.capture_target (a saved graph is returned as it is, without a spinner)."""
     from graphscope import loader, tracers
@@ -238,11 +253,7 @@ def _print_graph(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 def info(graph_file: Path, as_json: bool) -> None:
     """Summarise a saved graph: sizes, ops, inputs and outputs, subgraphs, notes."""
-    from graphscope import ir
-
-    with progress.task(f"loading {graph_file}"):
-        graph = ir.load(graph_file)
-    _print_graph(graph, as_json=as_json)
+    _print_graph(_load_graph(graph_file), as_json=as_json)
 
 
 # -- commands filled in by later work ------------------------------------------------------------
@@ -287,9 +298,10 @@ def render(
     """Draw a saved graph as an SVG diagram (Graphviz), collapsing it if it is too big to lay out."""
     import graphscope as api
 
+    graph = _load_graph(graph_file)
     with progress.task(f"drawing {output}"):
         api.render(
-            graph_file,
+            graph,
             output,
             collapse=collapse,
             highlight=list(highlight),
@@ -606,10 +618,9 @@ def export(graph_file: Path, fmt: str, output: Path) -> None:
     graphscope export graph.json --to model-explorer -o graph.me.json
     graphscope export graph.json --to onnx -o graph.onnx
     """
-    from graphscope import interop, ir
+    from graphscope import interop
 
-    with progress.task(f"loading {graph_file}"):
-        graph = ir.load(graph_file)
+    graph = _load_graph(graph_file)
     with progress.task(f"writing {output}"):
         result = interop.write(graph, fmt, output)
     for note in result.notes:

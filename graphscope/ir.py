@@ -281,16 +281,10 @@ class Graph:
         """Edges in a canonical order: by source position, source port, target position."""
         index = {n: i for i, n in enumerate(self.nx)}
         rows = sorted(
-            (
-                index[u],
-                d["src_port"],
-                index[v],
-                d["dst_port"],
-                bool(d["control"]),
-                u,
-                v,
-            )
-            for u, v, d in self.nx.edges(data=True)
+            (index[u], d["src_port"], index[v], d["dst_port"], bool(d["control"]), u, v)
+            for u, nbrs in self.nx._succ.items()  # networkx's own dicts: no views per edge
+            for v, keys in nbrs.items()
+            for d in keys.values()
         )
         for _, sp, _, dp, ctl, u, v in rows:
             yield Edge(u, v, sp, dp, ctl)

@@ -216,6 +216,15 @@ def test_flat_over_budget_graph_is_drawn_in_runs() -> None:
     assert "drew runs of" in layout.notes[-1]
 
 
+def test_too_many_top_level_scopes_are_drawn_in_runs() -> None:
+    g = scoped_graph(stages=300, blocks=1, ops_per_block=2)  # 300 scopes even at depth 1
+    layout = dot.to_dot(g, dot.DotOptions(budget=100))
+    assert layout.drawn_nodes <= 100 and layout.collapse is None
+    assert "still 302 boxes with every scope collapsed" in layout.notes[0]
+    assert "602 nodes: drew runs of 13 nodes in graph order" in layout.notes[1]
+    assert "<B>nodes 0–12</B>" in layout.source
+
+
 def test_back_edges_and_control_edges_are_styled() -> None:
     g = ir.Graph("loop")
     for n in ["x", "merge", "body", "next"]:

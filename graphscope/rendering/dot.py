@@ -192,9 +192,18 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
     notes: list[str] = []
     collapse = opts.collapse
     visible = _visible_nodes(graph, opts)
-    if collapse is None and _count_drawn(graph, visible, None) > opts.budget:
-        collapse = _fitting_depth(graph, visible, opts.budget)
-        if collapse is not None:
+    runs = False  # draw runs of consecutive nodes: scopes cannot make the graph small enough
+    counts = _ScopeCounts(graph, visible) if collapse is None else None
+    if counts is not None and counts.drawn(None) > opts.budget:
+        collapse = counts.fitting_depth(opts.budget)
+        if collapse is not None and counts.drawn(collapse) > opts.budget:
+            runs = True
+            notes.append(
+                f"{len(visible)} nodes is more than Graphviz lays out quickly, "
+                f"and still {counts.drawn(collapse)} boxes with every scope collapsed"
+            )
+            collapse = None
+        elif collapse is not None:
             notes.append(
                 f"{len(visible)} nodes is more than Graphviz lays out quickly; "
                 f"collapsed scopes below depth {collapse} (use --collapse to choose)"
@@ -213,7 +222,7 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
     )
     if opts.title:
         w.lines.append(f"  label={_title_label(opts.title)} labelloc=t")
-    drawn = _draw_graph(graph, w, opts, collapse, visible, prefix="", indent="  ", notes=notes)
+    drawn = _draw_graph(graph, w, opts, collapse, visible, prefix="", indent="  ", notes=notes, runs=runs)
     if drawn > opts.budget:
         notes.append(f"the drawing still has {drawn} nodes; Graphviz may take a while")
     if opts.legend:
@@ -248,26 +257,27 @@ def _group_key(node: dict[str, Any], collapse: int | None) -> tuple[str, ...] | 
     return tuple(node["scope"][:collapse])
 
 
-def _count_drawn(graph: Graph, visible: set[str], collapse: int | None) -> int:
-    groups = set()
-    singles = 0
-    for n in graph.nodes():
-        if n["id"] not in visible:
-            continue
-        key = _group_key(n, collapse)
-        if key is None:
-            singles += 1
-        else:
-            groups.add(key)
-    return singles + len(groups)
+class _ScopeCounts:
+    """How many boxes each collapse depth draws, from one pass over the nodes (a million
+    nodes: one pass, not one per depth tried)."""
 
+    def __init__(self, graph: Graph, visible: set[str]) -> None:
+        self.scopes: Counter[tuple[str, ...]] = Counter(
+            tuple(n["scope"]) for n in graph.nodes() if n["id"] in visible
+        )
+        self.deepest = max((len(s) for s in self.scopes), default=0)
 
-def _fitting_depth(graph: Graph, visible: set[str], budget: int) -> int | None:
-    deepest = max((len(n["scope"]) for n in graph.nodes()), default=0)
-    for depth in range(deepest, 0, -1):
-        if _count_drawn(graph, visible, depth) <= budget:
-            return depth
-    return 1 if deepest else None
+    def drawn(self, collapse: int | None) -> int:
+        if collapse is None or collapse < 1:
+            return sum(self.scopes.values())
+        singles = sum(k for s, k in self.scopes.items() if len(s) < collapse)
+        return singles + len({s[:collapse] for s in self.scopes if len(s) >= collapse})
+
+    def fitting_depth(self, budget: int) -> int | None:
+        for depth in range(self.deepest, 0, -1):
+            if self.drawn(depth) <= budget:
+                return depth
+        return 1 if self.deepest else None
 
 
 def _draw_graph(
@@ -282,6 +292,7 @@ def _draw_graph(
     notes: list[str],
     enclosing: list[Graph] | None = None,
     drawn_bodies: set[str] | None = None,
+    runs: bool = False,
 ) -> int:
     """Emit nodes (in scope clusters), edges and control-flow subgraphs; return nodes drawn."""
     enclosing = enclosing or []
@@ -298,16 +309,17 @@ def _draw_graph(
         else:
             groups[key].append(n)
 
-    # Overflow of a flat graph (no scopes to collapse): group runs of nodes in graph order.
-    if collapse is None and len(singles) > opts.budget:
-        size = math.ceil(len(singles) / (opts.budget // 2))
+    # Overflow of a flat graph (no scopes to collapse), or of one whose top-level scopes alone
+    # are too many: group runs of nodes in graph order.
+    if runs or (collapse is None and len(singles) > opts.budget):
         order = [n for n in (graph.node(i) for i in graph.order()) if n["id"] in visible]
+        size = math.ceil(len(order) / (opts.budget // 2))
+        groups.clear()
         for i, n in enumerate(order):
             groups[("#", f"nodes {i // size * size}–{min(len(order), (i // size + 1) * size) - 1}")].append(n)
         singles = []
-        notes.append(
-            f"{len(order)} nodes have no scopes to collapse: drew runs of {size} nodes in graph order"
-        )
+        what = "nodes have no scopes to collapse" if not runs else "nodes"
+        notes.append(f"{len(order)} {what}: drew runs of {size} nodes in graph order")
 
     for key in [k for k, members in groups.items() if len(members) == 1 and k[0] != "#"]:
         singles.append(groups.pop(key)[0])  # a scope of one node is drawn as that node
