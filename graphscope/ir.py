@@ -45,7 +45,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -277,13 +277,17 @@ class Graph:
         """Node attribute dicts in insertion order (the framework's own order)."""
         return iter(self.nx._node.values())  # networkx's own dict: no view objects per node
 
-    def edges(self) -> Iterator[Edge]:
-        """Edges in a canonical order: by source position, source port, target position."""
+    def edges(self, where: Callable[[str, str], bool] | None = None) -> Iterator[Edge]:
+        """Edges in a canonical order: by source position, source port, target position.
+
+        ``where(src, dst)`` keeps only the edges it accepts, before they are built and sorted
+        (a drawing of a million-node graph needs the few thousand that cross its boxes)."""
         index = {n: i for i, n in enumerate(self.nx)}
         rows = sorted(
             (index[u], d["src_port"], index[v], d["dst_port"], bool(d["control"]), u, v)
             for u, nbrs in self.nx._succ.items()  # networkx's own dicts: no views per edge
             for v, keys in nbrs.items()
+            if where is None or where(u, v)
             for d in keys.values()
         )
         for _, sp, _, dp, ctl, u, v in rows:
@@ -327,6 +331,9 @@ class Graph:
         """
         if self._is_acyclic():  # most graphs: no cycle, nothing to walk
             return []
+        return self._back_edges_walk()
+
+    def _back_edges_walk(self) -> list[tuple[str, str, int]]:
         g = self.nx
         position = {n: i for i, n in enumerate(g)}
         roots = [n for n in self.inputs if n in g]
@@ -366,16 +373,21 @@ class Graph:
 
         Back edges (see :meth:`back_edges`) are ignored, so this works on cyclic graphs.
         """
+        return self.order_and_back_edges()[0]
+
+    def order_and_back_edges(self) -> tuple[list[str], list[tuple[str, str, int]]]:
+        """:meth:`order` and :meth:`back_edges` at once (one pass finds both on a graph
+        without cycles)."""
         order = self._acyclic_order()
         if order is not None:
-            return order
-        back = self.back_edges()
+            return order, []
+        back = self._back_edges_walk()
         dag = self.nx
         if back:  # copy only when there is something to remove
             dag = nx.MultiDiGraph(self.nx)
             dag.remove_edges_from(back)
         position = {n: i for i, n in enumerate(self.nx)}
-        return list(nx.lexicographical_topological_sort(dag, key=position.__getitem__))
+        return list(nx.lexicographical_topological_sort(dag, key=position.__getitem__)), back
 
     def _is_acyclic(self) -> bool:
         """Kahn's algorithm without the ordering: can every node be taken once its inputs are?"""

@@ -18,7 +18,7 @@ from graphscope.rendering.text import format_shape
 from graphscope.stepping.numerics import is_finite
 
 if TYPE_CHECKING:
-    from graphscope.ir import Edge, Graph
+    from graphscope.ir import Graph
 
 __all__ = ["NODE_BUDGET", "DotOptions", "Layout", "to_dot"]
 
@@ -312,14 +312,18 @@ def _draw_graph(
     # Overflow of a flat graph (no scopes to collapse), or of one whose top-level scopes alone
     # are too many: group runs of nodes in graph order.
     if runs or (collapse is None and len(singles) > opts.budget):
-        order = [n for n in (graph.node(i) for i in graph.order()) if n["id"] in visible]
+        order_ids, back_edges = graph.order_and_back_edges()
+        order = [n for n in (graph.node(i) for i in order_ids) if n["id"] in visible]
         size = math.ceil(len(order) / (opts.budget // 2))
         groups.clear()
-        for i, n in enumerate(order):
-            groups[("#", f"nodes {i // size * size}–{min(len(order), (i // size + 1) * size) - 1}")].append(n)
+        for start in range(0, len(order), size):
+            run = order[start : start + size]
+            groups[("#", f"nodes {start}–{start + len(run) - 1}")] = run
         singles = []
         what = "nodes have no scopes to collapse" if not runs else "nodes"
         notes.append(f"{len(order)} {what}: drew runs of {size} nodes in graph order")
+    else:
+        back_edges = graph.back_edges()
 
     for key in [k for k, members in groups.items() if len(members) == 1 and k[0] != "#"]:
         singles.append(groups.pop(key)[0])  # a scope of one node is drawn as that node
@@ -327,8 +331,7 @@ def _draw_graph(
         position = {node_id: i for i, node_id in enumerate(graph.nx)}
         singles.sort(key=lambda n: position[n["id"]])
     single_ids = {n["id"] for n in singles}
-    edges = list(graph.edges())  # sorted by the IR: computed once, used twice below
-    folded = _folded_inputs(graph, edges, visible)
+    folded = _folded_inputs(graph, visible)
     highlight = set(opts.highlight)
     tree: dict[tuple[str, ...], list[str]] = defaultdict(list)  # cluster path -> node lines
     lone = _lone_scopes(singles, groups)
@@ -371,10 +374,13 @@ def _draw_graph(
         if ids & highlight:
             style.update(HIGHLIGHT)
         ops = sum(1 for n in members if n["kind"] == "op")
-        leaving = [n for n in members if any(s not in ids for s in graph.nx.successors(n["id"]))]
+        # The box shows the shape of the last value leaving it (searched from the end).
+        last = next(
+            (n for n in reversed(members) if any(s not in ids for s in graph.nx.successors(n["id"]))), None
+        )
         shape = ""
-        if leaving and leaving[-1]["outputs"] and leaving[-1]["outputs"][0]["shape"] is not None:
-            shape = "&#160;·&#160;" + _esc(_clip(format_shape(leaving[-1]["outputs"][0]["shape"]), 60))
+        if last is not None and last["outputs"] and last["outputs"][0]["shape"] is not None:
+            shape = "&#160;·&#160;" + _esc(_clip(format_shape(last["outputs"][0]["shape"]), 60))
         title = key[-1] if key[0] == "#" else ".".join(key)
         style["label"] = (
             f'<<B>{_esc(_clip(title, 60))}</B>{shape}<BR/><FONT POINT-SIZE="9">{ops} op{"s" if ops != 1 else ""}</FONT>>'
@@ -387,12 +393,12 @@ def _draw_graph(
 
     _emit_clusters(tree, w, indent, prefix)
 
-    back = {(u, v) for u, v, _ in graph.back_edges()}
+    back = {(u, v) for u, v, _ in back_edges}
     seen_edges: set[tuple[str, str, bool]] = set()
-    for e in edges:
-        a, b = names.get(e.src), names.get(e.dst)
-        if a is None or b is None or a == b:
-            continue
+    # Only the edges between two drawn boxes (of a million, the few thousand that cross).
+    crossing = graph.edges(lambda u, v: (a := names.get(u)) is not None and names.get(v) not in (None, a))
+    for e in crossing:
+        a, b = names[e.src], names[e.dst]
         key2 = (a, b, e.control)
         if key2 in seen_edges:
             continue
@@ -470,12 +476,10 @@ def _find_subgraph(chain: list[Graph], name: str) -> Graph | None:
     return None
 
 
-def _folded_inputs(graph: Graph, edges: list[Edge], visible: set[str]) -> dict[str, str]:
+def _folded_inputs(graph: Graph, visible: set[str]) -> dict[str, str]:
     """Per visible node, a short escaped line naming the params/consts folded into it."""
     out: dict[str, list[str]] = defaultdict(list)
-    for e in edges:
-        if e.src in visible or e.dst not in visible:
-            continue
+    for e in graph.edges(lambda u, v: u not in visible and v in visible):
         src = graph.node(e.src)
         leaf = src["name"].rsplit(".", 1)[-1].rsplit("/", 1)[-1] if src["kind"] == "param" else src["kind"]
         shape = src["outputs"][0]["shape"] if src["outputs"] else None
