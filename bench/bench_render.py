@@ -45,10 +45,16 @@ def torchview_svg(model: Any, inputs: tuple[Any, ...]) -> None:
     graph.visual_graph.pipe(format="svg")
 
 
-def fx_drawer_svg(model: Any, inputs: tuple[Any, ...], use_export: bool) -> None:
+def fx_drawer_svg(model: Any, inputs: tuple[Any, ...], use_export: bool, shapes: bool = False) -> None:
+    """FxGraphDrawer as documented; ``shapes``: after fx's ShapeProp, so that its boxes carry
+    the shapes graphscope's do (an export graph module has them already)."""
     from torch.fx.passes.graph_drawer import FxGraphDrawer
+    from torch.fx.passes.shape_prop import ShapeProp
 
     gm = torch.export.export(model, inputs).graph_module if use_export else torch.fx.symbolic_trace(model)
+    if shapes and not use_export:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(*inputs)
     FxGraphDrawer(gm, "m").get_dot_graph().create_svg()
 
 
@@ -96,9 +102,9 @@ def main() -> None:
     print(f"torch {torch.__version__}; Graphviz {svg.find_dot()}; median of {args.repeat}\n")
     print(
         "| model | graphscope, export (s) | graphscope, fx (s) | graphscope, eager (s) "
-        "| graphscope render only (s) | torchview (s) | FxGraphDrawer (s) |"
+        "| graphscope render only (s) | torchview (s) | FxGraphDrawer (s) | FxGraphDrawer + shapes (s) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     models = {
         "ResNet-50": (torch_models.resnet50(), False),
         "TransformerEncoder 12L": (torch_models.transformer_encoder(), True),
@@ -113,6 +119,7 @@ def main() -> None:
             lambda: svg.render(saved, tmp / "r.svg", quiet=True),
             lambda: torchview_svg(model, inputs),
             lambda: fx_drawer_svg(model, inputs, use_export),
+            lambda: fx_drawer_svg(model, inputs, use_export, shapes=True),
         ):
             try:
                 fn()  # warm-up
