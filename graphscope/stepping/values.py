@@ -96,8 +96,17 @@ def save(
         for port, value in enumerate(outputs):
             if value is None:
                 continue
+            array = to_numpy(value)
+            if array.dtype.hasobject:
+                # numpy stores object arrays by pickling them, and reading them back needs
+                # allow_pickle: values.npz holds plain arrays only (a TF string tensor's bytes
+                # become fixed-width bytes).
+                try:
+                    array = array.astype(np.bytes_)
+                except (TypeError, ValueError):
+                    continue
             key = f"v{len(arrays):05d}"  # safe archive member names, whatever the node is called
-            arrays[key] = to_numpy(value)
+            arrays[key] = array
             index.append(
                 {
                     "node": node_id,
