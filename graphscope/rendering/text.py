@@ -95,9 +95,13 @@ def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    version = f" {doc['framework_version']}" if doc["framework_version"] else ""
+    framework, version = doc["framework"] or "?", doc["framework_version"]
+    if version and version.split()[0] != framework:  # ONNX's says "onnx 1.23.2; opset 17" itself
+        framework = f"{framework} {version}"
+    elif version:
+        framework = version
     head.add_row("graph", Text(doc["name"]))
-    head.add_row("captured", Text(f"{doc['framework'] or '?'}{version} · {doc['capture'] or '?'}"))
+    head.add_row("captured", Text(f"{framework} · {doc['capture'] or '?'}"))
     edges = f"{doc['edges']} edges"
     extra = [
         f"{doc['control_edges']} control" if doc["control_edges"] else "",
