@@ -154,6 +154,7 @@ _OVERLOAD = re.compile(r"\.(default|Tensor|Scalar|int|dim|self|using_ints|Tensor
 
 
 @functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=16384)  # a graph repeats a few hundred ops in thousands of nodes
 def canonical(op: str) -> str:
     """The canonical name of a framework op (see the module docstring)."""
     raw = op.strip()
