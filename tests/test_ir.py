@@ -299,3 +299,17 @@ def test_graph_tables_match_what_networkx_builds(spec: tuple[int, list[tuple[int
     assert dict(loaded.nx.nodes(data=True)) == dict(reference.nodes(data=True))
     assert sorted(loaded.nx.edges(data="dst_port")) == sorted(reference.edges(data="dst_port"))
     assert sorted(loaded.nx.in_edges(data="dst_port")) == sorted(reference.in_edges(data="dst_port"))
+
+
+def test_source_paths_keep_a_symlinked_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphscope.tracers import _source
+
+    real = tmp_path / "elsewhere"
+    real.mkdir()
+    (real / "model.py").write_text("")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "examples").symlink_to(real)
+    monkeypatch.chdir(work)
+    assert _source.relative(str(work / "examples" / "model.py")) == "examples/model.py"
+    assert _source.relative(str(real / "model.py")) == str(real / "model.py")  # outside: as is

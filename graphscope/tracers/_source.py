@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -40,7 +41,12 @@ def relative(filename: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _relative(filename: str, cwd: str) -> str:
-    try:
-        return str(Path(filename).resolve().relative_to(cwd))
-    except (ValueError, OSError):
-        return filename
+    # The path as given first: a file reached through a symlinked folder below the working
+    # directory is named through that folder, not by where the link points.
+    for resolve in (False, True):
+        try:
+            path = Path(filename).resolve() if resolve else Path(os.path.abspath(filename))
+            return str(path.relative_to(cwd))
+        except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop
+            continue
+    return filename
