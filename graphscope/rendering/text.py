@@ -150,8 +150,12 @@ def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
     if doc["notes"]:
         parts.append(Text(""))
         parts.append(Text("notes", style="bold"))
+        notes = Table.grid(padding=(0, 1))  # a long note wraps under its text, not the bullet
+        notes.add_column(no_wrap=True)
+        notes.add_column(style="yellow")
         for note in doc["notes"]:
-            parts.append(Text(f"  • {note}", style="yellow"))
+            notes.add_row(Text("  •", style="yellow"), Text(note))
+        parts.append(notes)
     return Group(*parts)
 
 
