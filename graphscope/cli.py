@@ -577,6 +577,7 @@ def tui(
         if (
             found.graph is None
             and found.fw is not None
+            and found.kind != "savedmodel"  # browsed as data: stepping would load it (and run it)
             and (found.fw, method or stepping.DEFAULT_METHOD.get(found.fw)) in stepping.REGISTRY
         ):
             steps = _step(found, method, timeout=timeout)  # a model: step mode, with values

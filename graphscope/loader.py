@@ -40,6 +40,7 @@ __all__ = [
     "detect",
     "guess_framework",
     "import_model_file",
+    "load_saved_model_to_run",
     "load_target",
     "running_user_code",
 ]
@@ -219,28 +220,84 @@ def _read_graph_def(p: Path, *, text: bool) -> Any:
 
 
 def _load_saved_model(p: Path) -> Target:
+    """A SavedModel read as data: ``saved_model.pb`` parsed, nothing in it run.
+
+    ``tf.saved_model.load`` would run the file's resource initialisers (TensorFlow functions
+    that can write files); only ``graphscope step``, which is asked to run the model, loads it
+    (:func:`load_saved_model_to_run`)."""
     from graphscope.tracers._tf_common import require_tf
 
-    tf = require_tf()
+    require_tf()
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from graphscope.tracers.tf_savedmodel import SavedModelGraph
+
+    saved = saved_model_pb2.SavedModel()
+    binary = p / "saved_model.pb"
     try:
-        # Loading a SavedModel reads its graphs and variables; it runs no Python code of the file's.
-        loaded = tf.saved_model.load(str(p))
+        if binary.is_file():
+            saved.ParseFromString(binary.read_bytes())
+        else:
+            from google.protobuf import text_format
+
+            text_format.Parse((p / "saved_model.pbtxt").read_text(encoding="utf-8"), saved)
     except Exception as exc:
         first = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise GraphscopeError(f"{p} is not a loadable SavedModel: {first}") from None
-    signatures = dict(getattr(loaded, "signatures", {}) or {})
+        raise GraphscopeError(f"{p} is not a readable SavedModel: {first}") from None
+    if not saved.meta_graphs:
+        raise GraphscopeError(f"{p} is not a readable SavedModel: its saved_model.pb holds no graph")
+    meta = next((m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags), saved.meta_graphs[0])
+    # __saved_model_init_op is the initialisers' entry, not a signature to serve.
+    signatures = {k: v for k, v in meta.signature_def.items() if not k.startswith("__")}
     if not signatures:
         raise GraphscopeError(
             f"{p} is a SavedModel with no signatures to capture (save it with a serving signature)"
         )
     key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+    signature = signatures[key]
+    # The inputs in graph order (the order the signature's function takes them), not by key.
+    position = {n.name: i for i, n in enumerate(meta.graph_def.node)}
+    inputs = sorted(
+        (t.name for t in signature.inputs.values()),
+        key=lambda name: position.get(name.split(":")[0], len(position)),
+    )
+    outputs = [signature.outputs[k].name for k in sorted(signature.outputs)]
+    return Target(
+        p,
+        "savedmodel",
+        fw="tf",
+        method="savedmodel",
+        name=p.name or "saved_model",
+        model=SavedModelGraph(meta.graph_def, key, inputs, outputs),
+        extras={"signature_key": key},
+    )
+
+
+def load_saved_model_to_run(found: Target) -> Target:
+    """The SavedModel ``found`` (read as data by :func:`load_target`) loaded with
+    ``tf.saved_model.load``, to run its signature: this runs the file's initialisers, which
+    ``graphscope step`` is asked to do."""
+    from graphscope.tracers._tf_common import require_tf
+
+    tf = require_tf()
+    p = found.path
+    try:
+        loaded = tf.saved_model.load(str(p))
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise GraphscopeError(f"{p} is not a loadable SavedModel: {first}") from None
+    signatures = dict(getattr(loaded, "signatures", {}) or {})
+    key = found.extras.get("signature_key")
+    if key not in signatures:
+        raise GraphscopeError(f"{p}: tf.saved_model.load found no signature {key!r} to run")
     return Target(
         p,
         "savedmodel",
         fw="tf",
         method="tf-function",
-        name=p.name or "saved_model",
+        name=found.name,
         model=signatures[key],
+        example_inputs=found.example_inputs,
         extras={"keepalive": loaded, "signature_key": key},
     )
 

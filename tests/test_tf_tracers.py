@@ -158,9 +158,103 @@ def test_pb_pbtxt_and_savedmodel_load_by_content(tmp_path: Path, capsys: pytest.
     assert docs["pb"]["capture"] == docs["pbtxt"]["capture"] == "tf1"
     assert docs["pb"]["ops"] == docs["pbtxt"]["ops"]
     assert docs["pb"]["ops"]["Sigmoid"] == 3
-    assert docs["saved"]["capture"] == "tf-function"
-    assert docs["saved"]["ops"]["PartitionedCall"] == 1 and docs["saved"]["subgraphs"] == 1
+    # Read from saved_model.pb: the call to the signature's wrapper, which calls the function.
+    assert docs["saved"]["capture"] == "savedmodel"
+    assert docs["saved"]["ops"] == {"PartitionedCall": 1, "Placeholder": 1}
+    assert docs["saved"]["subgraph_names"] == ["PartitionedCall.f", "PartitionedCall.f_2"]
     assert docs["saved"]["inputs"][0]["outputs"] == [{"shape": [None, 3], "dtype": "float32"}]
+    assert docs["saved"]["outputs"][0]["outputs"] == [{"shape": [None, 3], "dtype": "float32"}]
+
+
+def _save_model_whose_initialiser_writes(folder: Path, written: Path, *, with_input: bool) -> Path:
+    """A SavedModel with a resource whose initialiser writes ``written``: tf.saved_model.load
+    runs it. ``with_input``: a signature taking x; else one taking nothing (steppable as is)."""
+    import tensorflow as tf
+
+    class Writer(tf.saved_model.experimental.TrackableResource):  # type: ignore[misc]
+        def _create_resource(self) -> tf.Tensor:
+            return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[], shared_name="")
+
+        def _initialize(self) -> tf.Operation:
+            tf.io.write_file(str(written), "written while loading")
+            return tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=tf.constant(1.0))
+
+    class Dense(tf.Module):
+        def __init__(self) -> None:
+            self.writer = Writer()
+            self.w = tf.Variable(tf.ones([3, 4]), name="w")
+
+    model = Dense()
+    if with_input:
+        model.call = tf.function(
+            lambda x: tf.nn.relu(tf.matmul(x, model.w)),
+            input_signature=[tf.TensorSpec([None, 3], tf.float32)],
+        )
+    else:
+        model.call = tf.function(lambda: tf.nn.relu(model.w * 2.0), input_signature=[])
+    saved = folder / ("saved_in" if with_input else "saved_none")
+    tf.saved_model.save(model, str(saved), signatures=model.call)
+    written.unlink(missing_ok=True)
+    return saved
+
+
+def test_savedmodel_is_read_without_running_its_initialisers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written = tmp_path / "written.txt"
+    saved = _save_model_whose_initialiser_writes(tmp_path, written, with_input=True)
+    assert main(["trace", str(saved), "--json", "-o", str(tmp_path / "g.json")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert main(["diff", str(saved), str(tmp_path / "g.json")]) == 0
+    capsys.readouterr()
+    assert not written.exists()  # tf.saved_model.load would have written it
+    assert doc["capture"] == "savedmodel"
+    assert doc["ops"] == {"Placeholder": 1, "StatefulPartitionedCall": 1, "VarHandleOp": 1}
+    graph = loader.load_target(saved)
+    from graphscope import tracers
+
+    g = tracers.capture_target(graph)
+    assert not written.exists()
+    assert [n["id"] for n in g.nodes()] == ["w", "serving_default_x", "StatefulPartitionedCall"]
+    assert g.node("w")["kind"] == "param" and g.outputs == ["StatefulPartitionedCall"]
+    # The saver (saver_filename, the save and restore calls) is left out; the function is there.
+    body = g.subgraphs["StatefulPartitionedCall.f_2"]
+    ops = {n["op"]: n["outputs"] for n in body.nodes()}
+    assert ops["MatMul"] == ops["Relu"] == [{"shape": [None, 4], "dtype": "float32"}]
+    assert ops["ReadVariableOp"] == [{"shape": [3, 4], "dtype": "float32"}]
+    assert main(["tui", str(saved)]) == 1  # browsed, not stepped; then: stdout is no terminal
+    assert "needs a terminal" in capsys.readouterr().err
+    assert main(["trace", str(saved), "--method", "tf-function"]) == 1
+    assert "would load it, which runs its initialisers" in capsys.readouterr().err
+    assert not written.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("saved_model.pb", b"\x0a\xff\xff\x03trunc"), ("saved_model.pbtxt", b"meta_graphs { nope")],
+)
+def test_damaged_savedmodel_is_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes
+) -> None:
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / name).write_bytes(content)
+    assert main(["trace", str(saved)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and f"{saved} is not a readable SavedModel" in err
+    (saved / name).write_bytes(b"")  # parses as a SavedModel with no graph in it
+    assert main(["trace", str(saved)]) == 1
+    assert "holds no graph" in capsys.readouterr().err
+
+
+def test_step_on_a_savedmodel_loads_and_runs_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    written = tmp_path / "written.txt"
+    saved = _save_model_whose_initialiser_writes(tmp_path, written, with_input=False)
+    assert main(["step", str(saved), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    call = next(r["summary"] for r in doc["steps"] if r["op"] == "StatefulPartitionedCall")
+    assert (call["shape"], call["min"], call["max"]) == ([3, 4], 2.0, 2.0)  # relu(ones * 2)
+    assert written.exists()  # step is asked to run the model: loading it runs the initialiser
 
 
 @pytest.mark.parametrize(

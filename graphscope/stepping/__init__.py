@@ -83,6 +83,10 @@ def step_target(found: Target, *, method: str | None = None, keep: Iterable[str]
         raise GraphscopeError(
             f"{found.path} is a saved graph, which holds no weights to run; step the model file instead"
         )
+    if found.kind == "savedmodel":
+        from graphscope import loader
+
+        found = loader.load_saved_model_to_run(found)  # stepping runs it: its initialisers too
     if found.fw is None:
         raise GraphscopeError(f"{found.path}: say which framework it uses (--fw)")
     if found.model is None:

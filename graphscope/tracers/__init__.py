@@ -78,6 +78,8 @@ def capture_target(found: Target, *, method: str | None = None, example_inputs: 
         return found.graph
     if found.fw is None:
         raise GraphscopeError(f"{found.path}: say which framework it uses (--fw)")
+    if found.kind == "savedmodel":
+        return _capture_saved_model(found, method)
     own = example_inputs is None
     return capture(
         found.model,
@@ -87,3 +89,19 @@ def capture_target(found: Target, *, method: str | None = None, example_inputs: 
         name=found.name,
         signature=found.extras.get("input_signature") if own else None,
     )
+
+
+def _capture_saved_model(found: Target, method: str | None) -> Graph:
+    """A SavedModel is read as data (its saved_model.pb), never loaded: loading it would run its
+    initialisers. It is not in REGISTRY since no model.py can be captured that way."""
+    if method not in (None, "savedmodel"):
+        raise GraphscopeError(
+            f"{found.path} is a SavedModel, read as data with method savedmodel; --method {method} "
+            "would load it, which runs its initialisers (graphscope step does, to run it)"
+        )
+    from graphscope.tracers import tf_savedmodel
+
+    graph: Graph = tf_savedmodel.capture(found.model, None, name=found.name)
+    with _gc.paused():
+        graph.validate()
+    return graph

@@ -209,6 +209,7 @@ class GraphConverter:
         # TensorFlow numbers library functions with a process-wide counter (cond_true_10):
         # the IR names each body after its first caller instead, so captures are reproducible.
         self.stable: dict[str, str] = {}
+        self._stable_names: set[str] = set()
         # The top-level graph's op name -> IR node id (the stepper finds values by op name).
         self.ids: dict[str, str] = {}
 
@@ -254,7 +255,8 @@ class GraphConverter:
             calls = function_names(node_def)
             attrs = op_attrs(node_def)
             for attr, fn_name in calls:
-                stable = self.stable.setdefault(fn_name, f"{node_id}.{attr}")
+                stable = self.stable.get(fn_name) or self._unique_name(f"{node_id}.{attr}")
+                self.stable[fn_name] = stable
                 subs.append(stable)
                 attrs[attr] = (
                     stable
@@ -305,6 +307,17 @@ class GraphConverter:
             g.outputs = list(dict.fromkeys(ids[t.op.name] for t in outputs))
         else:
             g.outputs = _sinks(g)
+
+    def _unique_name(self, name: str) -> str:
+        """``name``, or ``name_2``... when another function has it already: a call inside a
+        body may have the same op name as its caller (a SavedModel's signature wrapper calls
+        the function from a ``StatefulPartitionedCall``, as the top-level graph calls it)."""
+        unique, i = name, 1
+        while unique in self._stable_names:
+            i += 1
+            unique = f"{name}_{i}"
+        self._stable_names.add(unique)
+        return unique
 
     def _kind(self, op: Any, variables: set[str]) -> str:
         t = op.type
