@@ -313,3 +313,17 @@ def test_source_paths_keep_a_symlinked_folder(tmp_path: Path, monkeypatch: pytes
     monkeypatch.chdir(work)
     assert _source.relative(str(work / "examples" / "model.py")) == "examples/model.py"
     assert _source.relative(str(real / "model.py")) == str(real / "model.py")  # outside: as is
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_json_values)
+def test_compact_writes_what_json_dumps_writes(value: object) -> None:
+    expected = json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    assert ir._compact(value) == expected
