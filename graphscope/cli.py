@@ -212,7 +212,8 @@ def trace(
     if output:
         from graphscope import ir
 
-        ir.save(graph, output)
+        with progress.task(f"writing {output}"):
+            ir.save(graph, output)
     if svg:
         import graphscope as api
 
@@ -387,7 +388,8 @@ def step(
     if output:
         from graphscope import ir
 
-        wrote.append(ir.save(steps.graph, output))
+        with progress.task(f"writing {output}"):
+            wrote.append(ir.save(steps.graph, output))
     if svg:
         import graphscope as api
 
