@@ -5,7 +5,8 @@
 Each size is written once as a graphscope .json (NN-shaped: residual blocks of 7 ops and a
 weight, 16 blocks a stage, scopes `stageN/block/opK`; see bench_render.synthetic), then each
 command runs in its own process, as a user would run it; wall time and the process's peak
-RSS are reported.
+RSS are reported. This script itself stays small and imports neither torch nor graphscope:
+Linux counts the memory a process had when it was forked into its child's peak RSS.
 """
 
 from __future__ import annotations
@@ -18,13 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_render import synthetic
-
-from graphscope import ir
-
+BENCH = Path(__file__).resolve().parent
 GRAPHSCOPE = str(Path(sys.executable).with_name("graphscope"))
 
 
@@ -50,7 +45,12 @@ def main() -> None:
     print("|---:|---:|---|---:|---:|---|")
     for n in (int(s) for s in args.sizes.split(",")):
         path = tmp / f"g{n}.json"
-        ir.save(synthetic(n), path)
+        build = (
+            f"import sys; sys.path[:0] = [{str(BENCH.parent)!r}, {str(BENCH)!r}]; "
+            "from bench_render import synthetic; from graphscope import ir; "
+            f"ir.save(synthetic({n}), {str(path)!r})"
+        )
+        subprocess.run([sys.executable, "-c", build], check=True)
         mb = path.stat().st_size / 1e6
         load = [sys.executable, "-c", f"from graphscope import ir; ir.load({str(path)!r})"]
         for label, cmd in (
