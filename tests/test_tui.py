@@ -208,3 +208,20 @@ async def test_diff_mode_colours_jumps_and_swaps_sides(monkeypatch: pytest.Monke
         assert "counterpart in B: gelu" in text and "canonical_op: relu → gelu" in text
         await pilot.press("left_square_bracket")
         assert table.current.id in app.diff_status
+
+
+@pytest.mark.anyio
+async def test_browse_mode_shows_only_what_works() -> None:
+    # A capture has no values (no values column: the shape moves left) and no steps or diff:
+    # their keys are neither in the footer nor acted on.
+    app = GraphscopeApp(transformer())
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(NodeTable)
+        assert [name for name, _ in table.columns] == ["id", "op", "shape", "dtype", "kind"]
+        assert "[16]" in table.render_line(0).text
+        shown = {b.binding.action for b in app.active_bindings.values() if b.enabled and b.binding.show}
+        assert {"quit", "search", "export_svg"} <= shown
+        assert not shown & {"step(1)", "continue", "breakpoint", "change(1)", "swap_side"}
+        await pilot.press("b", "n")
+        assert app.breakpoints == set() and table.current is not None
+        assert table.current.id == "p_norm1_weight"

@@ -13,7 +13,7 @@ from textual.widgets import Footer, Header, Input, Static, Tree
 
 from graphscope.tui.model import Level, Row
 from graphscope.tui.screens.help import HelpScreen
-from graphscope.tui.widgets.node_table import NodeTable, header_text
+from graphscope.tui.widgets.node_table import COLUMNS, COLUMNS_WITHOUT_VALUES, NodeTable, header_text
 from graphscope.tui.widgets.panes import Details, Neighbourhood, diff_header
 from graphscope.tui.widgets.scope_tree import ScopeTree
 
@@ -46,9 +46,9 @@ class GraphscopeApp(App[None]):
         Binding("p", "step(-1)", "prev step"),
         Binding("c", "continue", "continue"),
         Binding("b", "breakpoint", "breakpoint"),
-        Binding("right_square_bracket", "change(1)", "next change", show=False),
-        Binding("left_square_bracket", "change(-1)", "prev change", show=False),
-        Binding("d", "swap_side", "other side", show=False),
+        Binding("right_square_bracket", "change(1)", "next change"),
+        Binding("left_square_bracket", "change(-1)", "prev change"),
+        Binding("d", "swap_side", "other side"),
     ]
 
     def __init__(
@@ -86,13 +86,32 @@ class GraphscopeApp(App[None]):
             with Vertical(id="middle"):
                 yield Static("", id="where")
                 yield Input(placeholder="search: words, op:relu kind:param scope:layer1", id="search")
-                yield Static(header_text(), id="columns")
-                yield NodeTable(id="nodes")
+                columns = COLUMNS if self._has_values() else COLUMNS_WITHOUT_VALUES
+                yield Static(header_text(columns), id="columns")
+                yield NodeTable(id="nodes", columns=columns)
             with Vertical(id="right"):
                 yield Neighbourhood("", id="neighbourhood")
                 with VerticalScroll(id="details-scroll"):
                     yield Details("", id="details")
         yield Footer()
+
+    _STEP_ACTIONS = frozenset({"step", "continue", "breakpoint"})
+    _DIFF_ACTIONS = frozenset({"change", "swap_side"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Step keys in step mode and diff keys in diff mode only (the footer shows what works)."""
+        if action in self._STEP_ACTIONS:
+            return self.steps is not None
+        if action in self._DIFF_ACTIONS:
+            return self.diff is not None
+        return True
+
+    def _has_values(self) -> bool:
+        """Step mode, or a graph saved with its values (`step -o`): the values column is shown."""
+        graphs = [self.graph] + ([self.diff.a] if self.diff is not None else [])
+        return self.steps is not None or any(
+            isinstance(o.get("stats"), dict) for g in graphs for n in g.nodes() for o in n["outputs"]
+        )
 
     def on_mount(self) -> None:
         g = self.graph

@@ -20,6 +20,8 @@ from graphscope.tui.model import Row
 
 # Most telling first: narrow terminals cut from the right.
 COLUMNS = (("id", 22), ("op", 14), ("values", 26), ("shape", 14), ("dtype", 8), ("kind", 6))
+# A graph without values (browsing a capture) has no use for their column: the shape moves left.
+COLUMNS_WITHOUT_VALUES = tuple(c for c in COLUMNS if c[0] != "values")
 
 _STYLES = {
     "input": Style(color="green"),
@@ -40,8 +42,8 @@ def _cell(text: str, width: int) -> str:
     return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
 
 
-def header_text() -> str:
-    return " ".join(_cell(name, width) for name, width in COLUMNS)
+def header_text(columns: tuple[tuple[str, int], ...] = COLUMNS) -> str:
+    return " ".join(_cell(name, width) for name, width in columns)
 
 
 class NodeTable(ScrollView, can_focus=True):
@@ -67,8 +69,9 @@ class NodeTable(ScrollView, can_focus=True):
             super().__init__()
             self.row = row
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None, columns: tuple[tuple[str, int], ...] = COLUMNS) -> None:
         super().__init__(id=id)
+        self.columns = columns
         self.rows: list[Row] = []
         self.marks: dict[str, Style] = {}  # node id -> style (breakpoints, the current step, diff status)
         self.step_of: dict[str, int] = {}  # step mode: node id -> its step; values after `shown_until` hidden
@@ -140,6 +143,6 @@ class NodeTable(ScrollView, can_focus=True):
         stats = r.stats
         if self.shown_until is not None and self.step_of.get(r.id, -1) > self.shown_until:
             stats, style = "· not run yet", style + Style(dim=True)
-        values = (r.id, short_op(r.op), stats, r.shape, r.dtype, r.kind)
-        text = " ".join(_cell(v, w) for v, (_, w) in zip(values, COLUMNS, strict=True))
+        cells = {"id": r.id, "op": short_op(r.op), "values": stats, "shape": r.shape, "dtype": r.dtype}
+        text = " ".join(_cell(cells.get(name, r.kind), w) for name, w in self.columns)
         return Strip([Segment(text[:width].ljust(width), style)])
