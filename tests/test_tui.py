@@ -225,3 +225,17 @@ async def test_browse_mode_shows_only_what_works() -> None:
         await pilot.press("b", "n")
         assert app.breakpoints == set() and table.current is not None
         assert table.current.id == "p_norm1_weight"
+
+
+@pytest.mark.anyio
+async def test_scope_tree_adds_children_when_expanded() -> None:
+    from graphscope.tui.widgets.scope_tree import ScopeTree
+
+    app = GraphscopeApp(transformer())
+    async with app.run_test(size=SIZE) as pilot:
+        tree = app.query_one(ScopeTree)
+        attn = next(n for n in tree.root.children if n.data == "attn")
+        assert attn.allow_expand and not attn.children  # nothing built until asked for
+        attn.expand()
+        await pilot.pause()
+        assert [str(n.label) for n in attn.children] == ["proj (3)", "qkv (3)"]

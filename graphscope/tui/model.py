@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,14 @@ def _stats_text(node: dict[str, Any]) -> tuple[str, bool]:
     )
 
 
+def _edges_with_ports(graph: Graph) -> Iterator[tuple[str, str, int]]:
+    """(src, dst, dst_port) of every edge, from networkx's own tables (no view per edge)."""
+    for u, nbrs in graph.nx._succ.items():
+        for v, keys in nbrs.items():
+            for attrs in keys.values():
+                yield u, v, attrs["dst_port"]
+
+
 class Level:
     """One graph level (the top graph or a subgraph entered like a directory)."""
 
@@ -59,6 +68,7 @@ class Level:
         self.rows: list[Row] = []
         self.index: dict[str, int] = {}
         scopes: Counter[str] = Counter()
+        own: Counter[str] = Counter()  # nodes directly in each scope
         for n in graph.nodes():
             first = n["outputs"][0] if n["outputs"] else {}
             scope = ".".join(n["scope"])
@@ -77,14 +87,17 @@ class Level:
             )
             self.index[row.id] = len(self.rows)
             self.rows.append(row)
-            parts = n["scope"]
+            own[scope] += 1
+        # Counted per distinct scope, then added to every enclosing one (not per node and depth).
+        for scope, count in own.items():
+            parts = scope.split(".") if scope else []
             for depth in range(len(parts) + 1):
-                scopes[".".join(parts[:depth])] += 1
+                scopes[".".join(parts[:depth])] += count
         self.scope_counts = scopes  # "" -> all nodes; "layer1" -> nodes under layer1
         # Inputs in port order, users in graph order; parallel edges once.
         ins: dict[str, list[tuple[int, str]]] = defaultdict(list)
         succs: dict[str, dict[str, None]] = defaultdict(dict)
-        for u, v, port in graph.nx.edges(data="dst_port"):
+        for u, v, port in _edges_with_ports(graph):
             ins[v].append((port or 0, u))
             succs[u][v] = None
         self.preds = {k: list(dict.fromkeys(u for _, u in sorted(v))) for k, v in ins.items()}

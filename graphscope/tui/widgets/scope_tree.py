@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
 
 from graphscope.tui.model import Level
 
 
 class ScopeTree(Tree[str]):
+    """Children are added when their parent is first expanded: a 200k-node graph has 60k
+    scopes, and adding them all to the tree was most of the time the app took to open."""
+
     def load(self, level: Level, title: str) -> None:
         self.clear()
         self.root.set_label(f"{title} ({level.scope_counts.get('', 0)})")
         self.root.data = ""
-        scopes = sorted(k for k in level.scope_counts if k)
-        parents = {s.rsplit(".", 1)[0] for s in scopes if "." in s}
-        tree_nodes = {"": self.root}
-        for scope in scopes:
-            parent, _, leaf = scope.rpartition(".")
-            holder = tree_nodes.get(parent, self.root)
-            label = f"{leaf} ({level.scope_counts[scope]})"
-            if scope in parents:
-                tree_nodes[scope] = holder.add(label, data=scope)
-            else:
-                holder.add_leaf(label, data=scope)
+        self._counts = level.scope_counts
+        self._children: dict[str, list[str]] = defaultdict(list)
+        for scope in sorted(k for k in level.scope_counts if k):
+            self._children[scope.rpartition(".")[0]].append(scope)
+        self._add_scopes(self.root)
         self.root.expand()
+
+    def _add_scopes(self, node: TreeNode[str]) -> None:
+        for scope in self._children.get(node.data or "", []):
+            label = f"{scope.rpartition('.')[2]} ({self._counts[scope]})"
+            if scope in self._children:
+                node.add(label, data=scope)
+            else:
+                node.add_leaf(label, data=scope)
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[str]) -> None:
+        node = event.node
+        if node is not self.root and not node.children:
+            self._add_scopes(node)
