@@ -37,8 +37,8 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from graphscope import _gc
 from graphscope.ops import LAYOUT_OPS
-from graphscope.tracers import _gc
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

@@ -38,9 +38,7 @@ JSON form: ``{"format": "graphscope.ir", "version": 1, "graph": G}``; see :func:
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import gc
 import heapq
 import json
 import math
@@ -53,6 +51,7 @@ from typing import Any
 
 import networkx as nx
 
+from graphscope import _gc
 from graphscope.errors import GraphscopeError
 
 __all__ = [
@@ -876,19 +875,8 @@ def loads(text: str, *, source: str = "<string>") -> Graph:
     """Parse :func:`dumps`' text. Errors name ``source`` and the problem in one sentence."""
     # Millions of small dicts and lists, none of them garbage: the collector's full passes
     # over them cost more than the parse (a 1M-node file: minutes instead of seconds).
-    with _collector_paused():
+    with _gc.paused():
         return _build(_parse(text, source), source)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _parse(text: str, source: str) -> Any:
@@ -1013,7 +1001,7 @@ def load(path: str | os.PathLike[str]) -> Graph:
     del raw  # a big file's bytes need not stay beside its text and its parse
     if not text or text.isspace():  # (strip() would copy the whole text)
         raise GraphscopeError(f"{p} is empty")
-    with _collector_paused():
+    with _gc.paused():
         doc = _parse(text, str(p))
         del text  # the file's text need not stay beside its graph (320 MB for 1M nodes)
         return _build(doc, str(p))

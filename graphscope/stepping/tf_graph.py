@@ -27,11 +27,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from graphscope import ir
+from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError
 from graphscope.stepping import numerics
 from graphscope.stepping.records import Record, Steps
-from graphscope.tracers import _gc
 from graphscope.tracers import _tf_common as common
 
 # Ops that write state or wait on the outside world: a step must not run them (nor what needs them).

@@ -10,8 +10,8 @@ import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from graphscope import _gc
 from graphscope.errors import GraphscopeError
-from graphscope.tracers import _gc
 
 if TYPE_CHECKING:
     from graphscope.ir import Graph

@@ -11,9 +11,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from graphscope import ir
+from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError
-from graphscope.tracers import _gc
 from graphscope.tracers._source import is_user_file, relative
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')

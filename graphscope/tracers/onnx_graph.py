@@ -11,9 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from graphscope import ir
+from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError
-from graphscope.tracers import _gc
 
 
 def require_onnx() -> Any:

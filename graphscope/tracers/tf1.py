@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from graphscope import ir
+from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError
-from graphscope.tracers import _gc
 from graphscope.tracers import _tf_common as common
 
 

@@ -12,9 +12,8 @@ import inspect
 import re
 from typing import Any
 
-from graphscope import ir
+from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError
-from graphscope.tracers import _gc
 from graphscope.tracers import _tf_common as common
 from graphscope.tracers._source import relative
 

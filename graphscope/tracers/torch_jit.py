@@ -15,9 +15,8 @@ import warnings
 from collections import Counter
 from typing import Any
 
-from graphscope import ir
+from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError
-from graphscope.tracers import _gc
 from graphscope.tracers import _torch_common as common
 
 _TRACE_FRAME = re.compile(r"^(.+?)\((\d+)\): ", re.M)

@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Static, Tree
 
+from graphscope import _gc
 from graphscope.tui.model import Level, Row
 from graphscope.tui.screens.help import HelpScreen
 from graphscope.tui.widgets.node_table import COLUMNS, COLUMNS_WITHOUT_VALUES, NodeTable, header_text
@@ -70,7 +71,8 @@ class GraphscopeApp(App[None]):
         self.steps = steps  # step mode: the run's records, walked with n / p / c
         self.step_pos = 0
         self.breakpoints: set[str] = set()
-        self.stack: list[Level] = [Level(graph)]
+        with _gc.paused():  # a row per node, all long-lived: nothing for the collector
+            self.stack: list[Level] = [Level(graph)]
         self.scope = ""
         self.search_text = ""
         self.edge_index = -1  # which neighbour ←/→ chose (-1: none)

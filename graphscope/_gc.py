@@ -1,4 +1,6 @@
-"""Garbage collection paused while a captured graph is converted to the IR."""
+"""Garbage collection paused while many long-lived objects are made: a captured graph converted
+to the IR, a saved graph parsed, the TUI's rows. None of them is garbage, and the collector's full
+passes over them cost more than making them."""
 
 from __future__ import annotations
 
