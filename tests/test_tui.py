@@ -239,3 +239,23 @@ async def test_scope_tree_adds_children_when_expanded() -> None:
         attn.expand()
         await pilot.pause()
         assert [str(n.label) for n in attn.children] == ["proj (3)", "qkv (3)"]
+
+
+@pytest.mark.anyio
+async def test_markup_in_names_is_shown_as_text() -> None:
+    # A downloaded file's names are text: "[b]" is not bold, "[link=...]" not a hyperlink.
+    from graphscope.tui.widgets.scope_tree import ScopeTree
+
+    g = ir.Graph("[red]name[/red]")
+    g.add_node("x", op="placeholder", kind="input", scope=["[b]bold[/b]", "[link=https://e]l[/link]"])
+    g.add_node("y", op="relu", scope=["[b]bold[/b]"])
+    g.add_edge("x", "y")
+    app = GraphscopeApp(g)
+    async with app.run_test(size=SIZE) as pilot:
+        tree = app.query_one(ScopeTree)
+        assert tree.root.label.plain == "[red]name[/red] (2)"
+        (scope,) = tree.root.children
+        assert scope.label.plain == "[b]bold[/b] (2)" and not scope.label.spans
+        scope.expand()
+        await pilot.pause()
+        assert [c.label.plain for c in scope.children] == ["[link=https://e]l[/link] (1)"]

@@ -276,7 +276,7 @@ class GraphscopeApp(App[None]):
         name = node["subgraphs"][0]
         sub = _resolve(self.stack, name)
         if sub is None:
-            self.notify(f"subgraph {name} is not in this file", severity="error")
+            self.notify(f"subgraph {name} is not in this file", severity="error", markup=False)
             return
         path = f"{self.level.path}/{name}" if self.level.path else name
         self.stack.append(Level(sub, path))
@@ -426,9 +426,9 @@ class GraphscopeApp(App[None]):
             sub = _scope_subgraph(graph, self.scope) if self.scope else graph
             svg.render(sub, out, quiet=True)
         except GraphscopeError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
-        self.notify(f"wrote {out}")
+        self.notify(f"wrote {out}", markup=False)
 
 
 _NONE = Style()

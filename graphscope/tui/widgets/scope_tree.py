@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -16,7 +17,9 @@ class ScopeTree(Tree[str]):
 
     def load(self, level: Level, title: str) -> None:
         self.clear()
-        self.root.set_label(f"{title} ({level.scope_counts.get('', 0)})")
+        # Labels as Text, never as strings: a string label is read as markup, and a scope or
+        # graph named "[link=...]" in a downloaded file would be a link, "[b]" bold.
+        self.root.set_label(Text(f"{title} ({level.scope_counts.get('', 0)})"))
         self.root.data = ""
         self._counts = level.scope_counts
         self._children: dict[str, list[str]] = defaultdict(list)
@@ -27,7 +30,7 @@ class ScopeTree(Tree[str]):
 
     def _add_scopes(self, node: TreeNode[str]) -> None:
         for scope in self._children.get(node.data or "", []):
-            label = f"{scope.rpartition('.')[2]} ({self._counts[scope]})"
+            label = Text(f"{scope.rpartition('.')[2]} ({self._counts[scope]})")
             if scope in self._children:
                 node.add(label, data=scope)
             else:
