@@ -189,7 +189,9 @@ def trace(
     """Capture TARGET's graph (a model.py, or a graph file) into the graphscope IR."""
 
     found = _load(target, fw=fw, entry=entry, timeout=timeout)
-    if found.graph is not None and check_dynamic:
+    if check_dynamic and found.kind != "python":
+        # A graph file (saved IR, GraphDef, SavedModel, ONNX, TorchScript) is one fixed graph:
+        # capturing it again would only compare it with itself.
         _fail(f"{target} is a saved graph: --check-dynamic needs a model to capture twice")
     graph = _capture(found, method, timeout=timeout)
     report = None

@@ -164,6 +164,11 @@ def test_pb_pbtxt_and_savedmodel_load_by_content(tmp_path: Path, capsys: pytest.
     assert docs["saved"]["subgraph_names"] == ["PartitionedCall.f", "PartitionedCall.f_2"]
     assert docs["saved"]["inputs"][0]["outputs"] == [{"shape": [None, 3], "dtype": "float32"}]
     assert docs["saved"]["outputs"][0]["outputs"] == [{"shape": [None, 3], "dtype": "float32"}]
+    # A graph file is one fixed graph: nothing to capture twice.
+    for path in files.values():
+        assert main(["trace", str(path), "--check-dynamic"]) == 1
+        err = capsys.readouterr().err
+        assert f"{path} is a saved graph: --check-dynamic needs a model to capture twice" in err
 
 
 def _save_model_whose_initialiser_writes(folder: Path, written: Path, *, with_input: bool) -> Path:
