@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from graphscope.errors import GraphscopeError
+from graphscope.errors import GraphscopeError, first_line
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -101,7 +101,7 @@ def detect(path: Path) -> str:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
         except Exception as exc:  # zipfile raises BadZipFile, but also UnicodeDecodeError, ValueError...
-            raise GraphscopeError(f"{path} is a damaged zip archive: {_first_line(exc)}") from None
+            raise GraphscopeError(f"{path} is a damaged zip archive: {first_line(exc)}") from None
         if any(n.endswith("/code/") or "/code/" in n for n in names) and any(
             n.endswith("constants.pkl") or n.endswith("data.pkl") for n in names
         ):
@@ -146,11 +146,6 @@ def _is_zip(path: Path) -> bool:
         return zipfile.is_zipfile(path)
     except Exception:  # a damaged end-of-archive record: not a zip graphscope can read
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:240]
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -315,7 +310,7 @@ def _load_torchscript(p: Path) -> Target:
         # __setstate__ methods while loading: an archive is code, as the README warns.
         module = torch.jit.load(str(p), map_location="cpu")
     except Exception as exc:  # torch raises RuntimeError with a C++ message for damaged files
-        raise GraphscopeError(f"{p} is not a readable TorchScript archive: {_first_line(exc)}") from None
+        raise GraphscopeError(f"{p} is not a readable TorchScript archive: {first_line(exc)}") from None
     return Target(p, "torchscript", fw="torch", method="jit-script", name=p.stem, model=module)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from graphscope import _gc, ir
-from graphscope.errors import GraphscopeError
+from graphscope.errors import GraphscopeError, first_line
 from graphscope.stepping import numerics
 from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _tf_common as common
@@ -167,7 +167,7 @@ def _step_function(
         function_name = _register(fdef)
     except Exception as exc:
         raise GraphscopeError(
-            f"the graph of {name} cannot be rebuilt for stepping: {_first_line(exc)[:200]}"
+            f"the graph of {name} cannot be rebuilt for stepping: {first_line(exc, 200)}"
         ) from None
     del fdef, model_nodes, refs  # TensorFlow holds its own copy
     try:
@@ -603,7 +603,7 @@ def _initialize(session: Any, inits: list[str], name: str) -> None:
             first, error = failed[0]
             raise GraphscopeError(
                 f"the variables of {name} cannot be initialized: {first.name} failed with "
-                f"{_first_line(error)[:200]}"
+                f"{first_line(error, 200)}"
             )
         pending = [op for op, _ in failed]
 
@@ -734,11 +734,6 @@ def _shape(shape: Any) -> list[Any] | None:
     return None if shape.rank is None else shape.as_list()
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 _NOISE = re.compile(
     r"^(Graph execution error|Detected at node|<stack traces unavailable>|File \"|\[\[|\{\{|"
     r"defined at|Traceback|\w+Error: Graph execution error)"
@@ -750,7 +745,7 @@ def _run_error(exc: BaseException, name: str, tf_graph: Any) -> GraphscopeError:
     """One sentence for an op that failed while running: its message, its node, the user's line."""
     text = getattr(exc, "message", None) or str(exc)
     lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    reason = next((ln for ln in lines if not _NOISE.match(ln)), _first_line(exc))
+    reason = next((ln for ln in lines if not _NOISE.match(ln)), first_line(exc, None))
     reason = re.sub(r"\s*\[\[.*$", "", reason).strip() or type(exc).__name__
     node = None
     for match in _AT_NODE.finditer(str(text)):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphscope import _gc, ir
-from graphscope.errors import GraphscopeError
+from graphscope.errors import GraphscopeError, first_line
 from graphscope.tracers._source import is_user_file, relative
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
@@ -54,8 +54,7 @@ def user_frame(exc: BaseException) -> str | None:
 
 def capture_error(method: str, exc: BaseException, hint: str) -> GraphscopeError:
     """One sentence: what failed, where in the user's code, and which method to try instead."""
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    reason = plain_words(lines[0] if lines else type(exc).__name__, _PLAIN_REASONS, limit=240)
+    reason = plain_words(first_line(exc, None), _PLAIN_REASONS, limit=240)
     where = user_frame(exc)
     at = f" (at {where})" if where else ""
     return GraphscopeError(f"{method} cannot capture this model: {reason.rstrip('.')}{at}; {hint}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from graphscope import _gc, ir
-from graphscope.errors import GraphscopeError
+from graphscope.errors import GraphscopeError, first_line
 
 
 def require_onnx() -> Any:
@@ -29,15 +29,10 @@ def load_model(path: Path) -> Any:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
-        raise GraphscopeError(f"{path} is not a readable ONNX model: {_first_line(exc)}") from None
+        raise GraphscopeError(f"{path} is not a readable ONNX model: {first_line(exc)}") from None
     if not model.graph.node and not model.graph.input:
         raise GraphscopeError(f"{path} is not a readable ONNX model: it has no graph")
     return model
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:240]
 
 
 def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = "onnx") -> ir.Graph:
@@ -62,7 +57,7 @@ def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = 
         except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
             # A file that parses as a ModelProto can still hold nonsense (an attribute of an
             # unknown type, a tensor whose data does not match its dims).
-            detail = f"{type(exc).__name__}: {_first_line(exc)}"
+            detail = f"{type(exc).__name__}: {first_line(exc)}"
             raise GraphscopeError(f"the ONNX model is malformed and cannot be read: {detail}") from None
     producer = " ".join(p for p in (model.producer_name, model.producer_version) if p and p != "None")
     producer = producer.replace(" None", "")

@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any
 
 from graphscope import _gc, ir
-from graphscope.errors import GraphscopeError
+from graphscope.errors import GraphscopeError, first_line
 from graphscope.tracers import _tf_common as common
 
 
@@ -47,10 +47,7 @@ def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = 
         try:
             tf.compat.v1.import_graph_def(graph_def, name="")
         except Exception as exc:
-            lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-            raise GraphscopeError(
-                f"the GraphDef cannot be imported: {(lines[0] if lines else type(exc).__name__)[:240]}"
-            ) from None
+            raise GraphscopeError(f"the GraphDef cannot be imported: {first_line(exc)}") from None
     library = {f.signature.name: f for f in graph_def.library.function}
     g = ir.Graph(name, framework="tf", capture="tf1", framework_version=tf.__version__)
     with _gc.paused():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphscope import ir
-from graphscope.errors import GraphscopeError
+from graphscope.errors import GraphscopeError, first_line
 from graphscope.tracers import _tf_common as common
 
 OPSET = 17
@@ -31,10 +31,7 @@ def convert(model: Any, example_inputs: tuple[Any, ...] | None, signature: Any =
         try:
             proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=OPSET)
         except Exception as exc:
-            lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-            raise GraphscopeError(
-                f"tf2onnx cannot convert this model: {(lines[0] if lines else type(exc).__name__)[:240]}"
-            ) from None
+            raise GraphscopeError(f"tf2onnx cannot convert this model: {first_line(exc)}") from None
     return proto
 
 

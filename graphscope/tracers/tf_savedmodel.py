@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphscope import _gc, ir
-from graphscope.errors import GraphscopeError
+from graphscope.errors import GraphscopeError, first_line
 from graphscope.tracers import _tf_common as common
 
 
@@ -72,11 +72,7 @@ def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = 
             inputs = [graph.get_tensor_by_name(t) for t in model.inputs]
             outputs = [graph.get_tensor_by_name(t) for t in model.outputs]
         except Exception as exc:
-            lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-            raise GraphscopeError(
-                "the SavedModel's graph cannot be imported: "
-                f"{(lines[0] if lines else type(exc).__name__)[:240]}"
-            ) from None
+            raise GraphscopeError(f"the SavedModel's graph cannot be imported: {first_line(exc)}") from None
     library = {f.signature.name: f for f in graph_def.library.function}
     g = ir.Graph(
         name,
