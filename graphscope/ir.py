@@ -292,10 +292,8 @@ class Graph:
         index = {n: i for i, n in enumerate(self.nx)}
         rows = sorted(
             (index[u], d["src_port"], index[v], d["dst_port"], bool(d["control"]), u, v)
-            for u, nbrs in self.nx._succ.items()  # networkx's own dicts: no views per edge
-            for v, keys in nbrs.items()
+            for u, v, d in self.edge_data()
             if where is None or where(u, v)
-            for d in keys.values()
         )
         for _, sp, _, dp, ctl, u, v in rows:
             yield Edge(u, v, sp, dp, ctl)
@@ -305,13 +303,15 @@ class Graph:
         return sum(len(keys) for nbrs in self.nx._succ.values() for keys in nbrs.values())
 
     def number_of_control_edges(self) -> int:
-        return sum(
-            1
-            for nbrs in self.nx._succ.values()
-            for keys in nbrs.values()
-            for attrs in keys.values()
-            if attrs["control"]
-        )
+        return sum(1 for _, _, attrs in self.edge_data() if attrs["control"])
+
+    def edge_data(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """Every edge as ``(src, dst, attrs)`` in insertion order, unsorted (:meth:`edges`
+        sorts): for counting and indexing a big graph without networkx's views."""
+        for u, nbrs in self.nx._succ.items():
+            for v, keys in nbrs.items():
+                for attrs in keys.values():
+                    yield u, v, attrs
 
     def predecessors(self, node_id: str) -> list[str]:
         return list(self.nx.predecessors(node_id))

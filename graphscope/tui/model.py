@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphscope.rendering.text import format_shape
@@ -47,14 +46,6 @@ def _stats_text(node: dict[str, Any]) -> tuple[str, bool]:
         f"[{format_number(stats.get('min'))}, {format_number(stats.get('max'))}] μ {format_number(stats.get('mean'))}",
         False,
     )
-
-
-def _edges_with_ports(graph: Graph) -> Iterator[tuple[str, str, int]]:
-    """(src, dst, dst_port) of every edge, from networkx's own tables (no view per edge)."""
-    for u, nbrs in graph.nx._succ.items():
-        for v, keys in nbrs.items():
-            for attrs in keys.values():
-                yield u, v, attrs["dst_port"]
 
 
 class Level:
@@ -104,8 +95,8 @@ class Level:
         # Inputs in port order, users in graph order; parallel edges once.
         ins: dict[str, list[tuple[int, str]]] = defaultdict(list)
         succs: dict[str, dict[str, None]] = defaultdict(dict)
-        for u, v, port in _edges_with_ports(graph):
-            ins[v].append((port or 0, u))
+        for u, v, attrs in graph.edge_data():
+            ins[v].append((attrs["dst_port"] or 0, u))
             succs[u][v] = None
         self.preds = {k: list(dict.fromkeys(u for _, u in sorted(v))) for k, v in ins.items()}
         self.succs = {k: list(v) for k, v in succs.items()}
