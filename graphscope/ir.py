@@ -53,6 +53,7 @@ import networkx as nx
 
 from graphscope import _gc
 from graphscope.errors import GraphscopeError
+from graphscope.ops import canonical
 
 __all__ = [
     "FORMAT",
@@ -224,8 +225,6 @@ class Graph:
         if id in self.nx:
             raise ValueError(f"node id {id!r} is already in graph {self.name!r}")
         if canonical_op is None:
-            from graphscope.ops import canonical
-
             canonical_op = canonical(op)
         # Tracers add tens of thousands of nodes: the common cases skip the general conversions.
         data = {
@@ -236,7 +235,7 @@ class Graph:
             "kind": kind if (kind.__class__ is str and kind in KINDS) else NodeKind(kind).value,
             "scope": [str(s) for s in scope] if scope else [],
             "outputs": [{"shape": _shape(o.get("shape")), "dtype": o.get("dtype")} for o in outputs],
-            "attrs": json_safe(dict(attrs)) if attrs else {},
+            "attrs": (dict(attrs) if _plain(attrs) else json_safe(dict(attrs))) if attrs else {},
             "source": None if source is None else dict(source),
             "subgraphs": list(subgraphs),
         }
@@ -509,6 +508,16 @@ def _insert_edge(
     while edge_key in keydict:
         edge_key += 1
     keydict[edge_key] = {"src_port": src_port, "dst_port": dst_port, "control": control}
+
+
+def _plain(attrs: Mapping[str, Any]) -> bool:
+    """Whether json_safe() would return ``attrs`` as it is (most nodes' attributes: no walk)."""
+    return all(v is None or v.__class__ in _PLAIN_VALUES for v in attrs.values()) and all(
+        k.__class__ is str for k in attrs
+    )
+
+
+_PLAIN_VALUES = frozenset({bool, int, str})
 
 
 def _forget_nx_cache(g: Any) -> None:
