@@ -225,10 +225,12 @@ def test_onnx_control_flow_bodies_are_graph_attributes_and_round_trip() -> None:
     node_if = next(n for n in model.graph.node if n.op_type == "prim::If")
     bodies = {a.name: a.g for a in node_if.attribute if a.type == onnx.AttributeProto.GRAPH}
     assert set(bodies) == {"then", "else"}
-    assert [n.op_type for n in bodies["then"].node] == ["Relu", "Mul", "Identity"]
-    assert [vi.name for vi in bodies["then"].input] == ["if.then/captured", "if.then/captured_1"]
-    constants = [n for n in model.graph.node if n.op_type == "Constant"]
-    assert [onnx.numpy_helper.to_array(c.attribute[0].t).tolist() for c in constants] == [0, 2]
+    # The body's constant (the 2 of `relu(h) * 2`) is its own node; h is captured from outside.
+    assert [n.op_type for n in bodies["then"].node] == ["Relu", "Constant", "Mul", "Identity"]
+    assert [vi.name for vi in bodies["then"].input] == ["if.then/captured"]
+    for graph, values in ((model.graph, [0]), (bodies["then"], [2])):
+        constants = [n for n in graph.node if n.op_type == "Constant"]
+        assert [onnx.numpy_helper.to_array(c.attribute[0].t).tolist() for c in constants] == values
     # The NoneType constant is no tensor: kept as the op it is.
     assert any(n.op_type == "prim::Constant" and n.domain == "graphscope" for n in model.graph.node)
     # Its output's rank is unknown, so it is not a graph output (ONNX requires a shape there).

@@ -85,6 +85,64 @@ def test_export_records_params_scopes_and_sources() -> None:
     assert g.inputs == ["x"]
 
 
+def _scripted_graph(model: object) -> object:
+    import torch
+
+    return torch.jit.script(model).inlined_graph
+
+
+@pytest.mark.parametrize("example", ["data_dependent", "gru", "transformer_block"])
+def test_jit_script_reads_the_printed_graph_as_pybind_would(example: str) -> None:
+    """Scripted graphs are read from their printed form (fast); every field must be what
+    reading each node through pybind gives."""
+    from graphscope.tracers import torch_jit
+
+    found = loader.load_target(Path("examples") / f"{example}_torch.py", fw="torch")
+    ts_graph = _scripted_graph(found.model)
+    printed = torch_jit._PrintedReader(ts_graph).graph()
+    assert printed == torch_jit._Reader(traced=False).graph(ts_graph)
+    assert len(printed[0].nodes) > 5
+
+
+def test_jit_script_graphs_the_printed_form_cannot_say_are_read_through_pybind() -> None:
+    """Strings that look like the printed syntax, a module attribute that is not a Python name
+    and a traced archive's sized tensor types: the fast reader gives up and pybind reads them."""
+    import torch
+    from torch import nn
+
+    from graphscope.tracers import torch_jit
+
+    class Tricky(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.ModuleDict({"odd name": nn.Linear(2, 2)})
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for block in self.blocks.values():
+                x = block(x)
+            if bool(x.sum() > 0):
+                raise ValueError('](%x) # fake.py:1:2 -> (%y) block0():')
+            return x
+
+    ts_graph = _scripted_graph(Tricky())
+    try:
+        printed = torch_jit._PrintedReader(ts_graph).graph()
+    except torch_jit._NotPlain:
+        printed = None
+    pybind = torch_jit._Reader(traced=False).graph(ts_graph)
+    assert printed is None or printed == pybind
+    graph = tracers.capture(Tricky(), (torch.ones(1, 2),), fw="torch", method="jit-script", name="t")
+    assert any(n["id"] == "blocks.odd name.weight" for n in graph.nodes())
+
+    traced = torch.jit.trace(nn.Linear(2, 3), (torch.ones(1, 2),))
+    with pytest.raises(torch_jit._NotPlain):  # Float(1, 3, strides=...) and module scopes
+        torch_jit._PrintedReader(traced.inlined_graph).graph()
+    archive = tracers.capture(traced, None, fw="torch", method="jit-script", name="a")
+    assert [n["outputs"] for n in archive.nodes() if n["op"] == "aten::linear"] == [
+        [{"shape": [1, 3], "dtype": "float32"}]
+    ]
+
+
 def test_jit_script_keeps_if_branches_and_loop_body_as_subgraphs() -> None:
     g = capture_example("data_dependent", "jit-script")
     (if_node,) = [n for n in g.nodes() if n["op"] == "prim::If"]
