@@ -121,7 +121,7 @@ def test_jit_script_graphs_the_printed_form_cannot_say_are_read_through_pybind()
             for block in self.blocks.values():
                 x = block(x)
             if bool(x.sum() > 0):
-                raise ValueError('](%x) # fake.py:1:2 -> (%y) block0():')
+                raise ValueError("](%x) # fake.py:1:2 -> (%y) block0():")
             return x
 
     ts_graph = _scripted_graph(Tricky())
