@@ -539,33 +539,32 @@ def _shape(shape: Any) -> list[Any] | None:
 def _validate(g: Graph, where: str, enclosing: list[Graph], *, nodes_checked: bool = False) -> None:
     """Check ``g`` and its subgraphs. ``nodes_checked``: the loader already checked every
     node's fields while reading them, so only the cross-references are left to check."""
-    if not nodes_checked:  # else the loader checked each node and edge as it read them
-        seen_ids = set()
-        for data in g.nodes():
-            node_id = data.get("id")
-            if data.keys() >= _NODE_KEY_SET and _node_is_valid(data):
-                seen_ids.add(node_id)
-                continue
-            at = f"{where}: node {node_id!r}"
+    scopes = [*enclosing, g]
+    table = g.nx._node
+    for node_id, data in table.items():
+        if not nodes_checked and not (
+            data.keys() >= _NODE_KEY_SET and data["id"] == node_id and _node_is_valid(data)
+        ):
+            at = f"{where}: node {data.get('id')!r}"
             missing = [k for k in NODE_KEYS if k not in data]
             if missing:
                 raise GraphscopeError(f"{at} has no {', '.join(repr(k) for k in missing)} field")
             _check_node(data, at)
-            seen_ids.add(node_id)
-        for u, v in g.nx.edges():
-            if u not in seen_ids or v not in seen_ids:
-                raise GraphscopeError(f"{where}: edge {u!r} -> {v!r} joins a node that does not exist")
-    for field in ("inputs", "outputs"):
-        for node_id in getattr(g, field):
-            if node_id not in g.nx:
-                raise GraphscopeError(f"{where}: {field} lists {node_id!r}, which is not a node")
-    scopes = [*enclosing, g]
-    for data in g.nx._node.values():
+            raise GraphscopeError(f"{at} is filed under the id {node_id!r}")
         for sub in data["subgraphs"]:
             if not any(sub in s.subgraphs for s in scopes):
                 raise GraphscopeError(
                     f"{where}: node {data['id']!r} runs subgraph {sub!r}, which is not defined"
                 )
+    if not nodes_checked:  # else the loader checked each edge as it read it
+        for u, targets in g.nx._succ.items():
+            for v in targets:
+                if u not in table or v not in table:
+                    raise GraphscopeError(f"{where}: edge {u!r} -> {v!r} joins a node that does not exist")
+    for field in ("inputs", "outputs"):
+        for node_id in getattr(g, field):
+            if node_id not in table:
+                raise GraphscopeError(f"{where}: {field} lists {node_id!r}, which is not a node")
     if len(scopes) > MAX_SUBGRAPH_DEPTH:
         raise GraphscopeError(f"{where}: subgraphs nest deeper than {MAX_SUBGRAPH_DEPTH} levels")
     for name in sorted(g.subgraphs):
@@ -574,7 +573,7 @@ def _validate(g: Graph, where: str, enclosing: list[Graph], *, nodes_checked: bo
 
 def _node_is_valid(data: Mapping[str, Any]) -> bool:
     """The schema check of :func:`_check_node` without its messages, fast for the common case
-    (every graph a tracer builds is checked: 43k nodes for a scripted transformer)."""
+    (every graph a tracer builds is checked: 33k nodes for a scripted transformer)."""
     if not (
         data["id"].__class__ is str
         and data["id"]
