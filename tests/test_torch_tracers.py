@@ -92,9 +92,11 @@ def _scripted_graph(model: object) -> object:
 
 
 @pytest.mark.parametrize("example", ["data_dependent", "gru", "transformer_block"])
-def test_jit_script_reads_the_printed_graph_as_pybind_would(example: str) -> None:
+def test_jit_script_reads_the_printed_graph_as_pybind_would(example: str, tmp_path: Path) -> None:
     """Scripted graphs are read from their printed form (fast); every field must be what
     reading each node through pybind gives."""
+    import torch
+
     from graphscope.tracers import torch_jit
 
     found = loader.load_target(Path("examples") / f"{example}_torch.py", fw="torch")
@@ -102,6 +104,14 @@ def test_jit_script_reads_the_printed_graph_as_pybind_would(example: str) -> Non
     printed = torch_jit._PrintedReader(ts_graph).graph()
     assert printed == torch_jit._Reader(traced=False).graph(ts_graph)
     assert len(printed[0].nodes) > 5
+    # A saved and loaded archive: both name the original source file, not the archive's code.
+    archive = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.script(found.model), str(archive))
+    loaded = torch.jit.load(str(archive)).inlined_graph
+    printed = torch_jit._PrintedReader(loaded).graph()
+    assert printed == torch_jit._Reader(traced=False).graph(loaded)
+    sources = {n.source["file"] for n in printed[0].nodes if n.source}
+    assert sources == {f"examples/{example}_torch.py"}
 
 
 def test_jit_script_graphs_the_printed_form_cannot_say_are_read_through_pybind() -> None:
@@ -133,6 +143,17 @@ def test_jit_script_graphs_the_printed_form_cannot_say_are_read_through_pybind()
     assert printed is None or printed == pybind
     graph = tracers.capture(Tricky(), (torch.ones(1, 2),), fw="torch", method="jit-script", name="t")
     assert any(n["id"] == "blocks.odd name.weight" for n in graph.nodes())
+
+    class Damaged:
+        """A loaded archive whose debug information is not UTF-8 fails to print."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(ts_graph, name)
+
+        def __str__(self) -> str:
+            raise UnicodeDecodeError("utf-8", b"\xd4", 0, 1, "unexpected end of data")
+
+    assert torch_jit._read(Damaged(), traced=False) == pybind
 
     traced = torch.jit.trace(nn.Linear(2, 3), (torch.ones(1, 2),))
     with pytest.raises(torch_jit._NotPlain):  # Float(1, 3, strides=...) and module scopes

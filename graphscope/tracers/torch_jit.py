@@ -25,6 +25,7 @@ from graphscope.tracers import _torch_common as common
 
 _TRACE_FRAME = re.compile(r"^(.+?)\((\d+)\): ", re.M)
 _SCRIPT_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+_SERIALIZED = re.compile(r"(?:^|\n)Serialized\s")
 
 _SCALAR_TYPES = {
     "Float": "float32",
@@ -97,7 +98,7 @@ def capture(
         try:
             read, modules = _read(ts_graph, traced=method == "jit-trace")
             _Converter(graph, tensors=tensors).convert(read, modules)
-        except RuntimeError as exc:
+        except (RuntimeError, UnicodeDecodeError) as exc:
             # A damaged archive can load, then fail in torch's C++ when the graph's debug
             # information (source ranges, unpickled lazily) is read.
             first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
@@ -154,7 +155,7 @@ class _Node(NamedTuple):
     outputs: list[_Value]
     inputs: list[str]  # value names
     blocks: list[_BlockOf]
-    source: dict[str, Any] | None
+    source: dict[str, Any] | None  # shared between the nodes of one line: not to be edited
     scope: list[str]
     # prim::Constant: its attrs ({"value": ...}); prim::GetAttr: (attribute, output is a module)
     extra: Any = None
@@ -444,11 +445,13 @@ def _graph_inputs(ts_graph: Any) -> tuple[list[_Value], list[str]]:
 # -- reading a scripted graph from its printed form ------------------------------------------
 #
 # A scripted TransformerEncoder has 17,769 nodes in 4,954 blocks. Reading them through pybind
-# takes 0.23 s, and asking each its source range (which formats the code around it) 0.16 s
-# more; printing the graph takes 0.03 s and parsing the text 0.06 s. The printed form is the
-# one `torch._C.parse_ir` reads back. It is used when every line is in the plain form below
-# (value names made of word characters and dots, types this module knows); anything else —
-# module scopes of a traced archive, an unusual type or name — is read through pybind.
+# takes 0.4 s, 0.16 s of it asking each node its source range (which formats the code around
+# it); printing the graph and reading the text takes 0.17 s. The printed form is the one
+# `torch._C.parse_ir` reads back. It is used when every line is in the plain form below (value
+# names made of word characters and dots, types this module knows); anything else — module
+# scopes of a traced archive, a tensor type with sizes, an unusual name — is read through
+# pybind. Constant values, and whether an attribute is a module, are asked of the few nodes
+# concerned (the text prints a bool constant as 0 or 1 and names no module type as such).
 
 _NAME = r"%[\w.]+"
 _BARE_NAME = re.compile(r"[\w.]+")
@@ -456,9 +459,7 @@ _NAMES = re.compile(rf"(?:{_NAME}(?:, {_NAME})*)?")
 _NODE_LINE = re.compile(r"^ *(?:(%.*?) )?= ([\w:]+)(.*)$")
 _BLOCK_LINE = re.compile(r"^ *block\d+\((.*)\):$")
 _RETURN_LINE = re.compile(r"^ *(?:->|return) \((.*)\)$")
-_TYPED = re.compile(rf"^({_NAME}) : (.+)$")
-_SOURCE = re.compile(r"(.+):(\d+):\d+$")  # matched at the text after " # "
-_TENSOR_TYPE = re.compile(r"^(\w+)\((.*)\)$")
+_SOURCE = re.compile(r"(.*):(\d+):\d+$")  # matched at the text after " # "
 
 
 class _NotPlain(Exception):
@@ -466,6 +467,8 @@ class _NotPlain(Exception):
 
 
 class _PrintedReader:
+    """Reads a scripted graph from its printed form (see above); raises _NotPlain."""
+
     def __init__(self, ts_graph: Any) -> None:
         self.ts_graph = ts_graph
         self.cwd = os.getcwd()
@@ -483,7 +486,10 @@ class _PrintedReader:
 
     def graph(self) -> tuple[_BlockOf, list[str]]:
         params, modules = _graph_inputs(self.ts_graph)
-        lines = str(self.ts_graph).splitlines()
+        try:
+            lines = str(self.ts_graph).splitlines()
+        except UnicodeDecodeError:  # a damaged archive's debug information: pybind says what
+            raise _NotPlain from None
         # The header `graph(%self : ..., %x : Tensor):` may span lines.
         start = next((i for i, line in enumerate(lines) if line.endswith("):")), None)
         if start is None:
@@ -633,7 +639,7 @@ def _printed_source_of(filename: str, line: int, cwd: str) -> dict[str, Any] | N
     """``{file, line}`` when the file is the user's (one dict per line, shared: Graph.add_node
     copies what it is given; cached per working directory, since the file is named relative
     to it)."""
-    if not common.is_user_file(filename):
+    if not filename or not common.is_user_file(filename):  # `# :0:0`: no location
         return None
     return {"file": common.relative(filename), "line": line}
 
@@ -653,7 +659,10 @@ def _parse_source(source_range: str, traced: bool) -> dict[str, Any] | None:
                 return {"file": common.relative(filename), "line": int(line)}  # innermost first
         return None
     found = None
-    for filename, line in _SCRIPT_FRAME.findall(source_range):
+    # A loaded archive's range names the original file first, then the archive's own
+    # generated code ("Serialized   File code/__torch__/..."): the original is the user's.
+    original = _SERIALIZED.split(source_range, maxsplit=1)[0]
+    for filename, line in _SCRIPT_FRAME.findall(original):
         if common.is_user_file(filename):
             found = {"file": common.relative(filename), "line": int(line)}
     return found
