@@ -259,3 +259,33 @@ async def test_markup_in_names_is_shown_as_text() -> None:
         scope.expand()
         await pilot.pause()
         assert [c.label.plain for c in scope.children] == ["[link=https://e]l[/link] (1)"]
+
+
+@pytest.mark.anyio
+async def test_names_with_newlines_stay_on_their_line() -> None:
+    # A name with a newline would break a neighbour's box, the details' lines and the scope
+    # tree: every one-line place shows it as ↵.
+    from rich.console import Console
+
+    from graphscope.tui.widgets.panes import details, draw_neighbourhood
+    from graphscope.tui.widgets.scope_tree import ScopeTree
+
+    g = ir.Graph("two\nlines")
+    g.add_node("in\nput", op="placeholder", kind="input", scope=["sco\npe"])
+    g.add_node("re\nlu", op="relu", scope=["sco\npe"], attrs={"note": "a\nb"})
+    g.add_edge("in\nput", "re\nlu")
+    console = Console(width=54, record=True)
+    console.print(draw_neighbourhood(model.Level(g), "re\nlu", None))
+    drawn = console.export_text().splitlines()
+    box = [line.strip() for line in drawn if "in↵put" in line]
+    assert box and box[0].startswith("│") and box[0].endswith("│"), drawn
+    assert any("▶ re↵lu" in line for line in drawn), drawn
+    console = Console(width=80, record=True)
+    console.print(details(model.Level(g), g.node("re\nlu")))
+    shown = console.export_text().splitlines()
+    assert shown[0] == "re↵lu · relu → relu · op" and "  note = a↵b" in shown, shown
+    app = GraphscopeApp(g)
+    async with app.run_test(size=SIZE):
+        tree = app.query_one(ScopeTree)
+        assert tree.root.label.plain == "two↵lines (2)"
+        assert [c.label.plain for c in tree.root.children] == ["sco↵pe (2)"]

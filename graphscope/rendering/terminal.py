@@ -23,7 +23,7 @@ from rich.segment import Segment
 if TYPE_CHECKING:
     from rich.console import ConsoleOptions, RenderableType
 
-__all__ = ["UNSAFE", "SafeConsole", "harden_text_stripping", "strip_unsafe"]
+__all__ = ["UNSAFE", "SafeConsole", "harden_text_stripping", "one_line", "strip_unsafe"]
 
 # C0 controls but TAB and LF, DEL, C1 controls, and the bidi marks, embeddings, overrides and isolates.
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -42,6 +42,14 @@ _UNSAFE_CODEPOINTS = [
 def strip_unsafe(text: str) -> str:
     """``text`` without the characters a terminal would obey instead of showing."""
     return UNSAFE.sub("", text)
+
+
+def one_line(text: str) -> str:
+    """``text`` for a place that holds one line (a table cell, a box, a tree label): a newline
+    in a node's name is shown as ``↵`` instead of breaking the layout, a tab as a space."""
+    if text.isprintable():
+        return text
+    return strip_unsafe(text.replace("\r\n", "↵").replace("\n", "↵").replace("\r", "↵").replace("\t", " "))
 
 
 class SafeConsole(Console):

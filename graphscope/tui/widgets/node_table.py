@@ -15,7 +15,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from graphscope.rendering.steps import short_op
-from graphscope.rendering.terminal import strip_unsafe
+from graphscope.rendering.terminal import one_line
 from graphscope.tui.model import Row
 
 # Most telling first: narrow terminals cut from the right.
@@ -37,8 +37,7 @@ _MARK = Style(color="magenta", bold=True)
 
 
 def _cell(text: str, width: int) -> str:
-    if not text.isprintable():  # a model's name with a newline, an ESC, a bidi override
-        text = strip_unsafe(text.replace("\n", " ").replace("\t", " "))
+    text = one_line(text)  # a model's name with a newline, an ESC, a bidi override
     return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
 
 

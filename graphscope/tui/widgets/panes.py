@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from graphscope.rendering.steps import format_number, nonfinite_text, short_op
+from graphscope.rendering.terminal import one_line
 from graphscope.rendering.text import format_outputs
 from graphscope.tui.model import Level, neighbourhood
 
@@ -28,7 +29,8 @@ def _box_row(ids: list[str], level: Level, chosen: str | None, box: int) -> list
         if node_id.startswith("+") and node_id not in level.index:
             mid.append(f"{node_id} more", style="dim")  # the ring's overflow: text, not a box
             continue
-        label = (node_id if len(node_id) <= box else node_id[: box - 1] + "…").center(box)
+        shown = one_line(node_id)
+        label = (shown if len(shown) <= box else shown[: box - 1] + "…").center(box)
         style = "bold reverse" if node_id == chosen else ""
         top.append("┌" + "─" * box + "┐ ", style=style)
         mid.append("│" + label + "│ ", style=style)
@@ -46,7 +48,7 @@ def draw_neighbourhood(level: Level, node_id: str, chosen: str | None, width: in
         lines += _box_row(ids, level, chosen, box)
         lines.append(Text("        │ ▼"))
     row = level.rows[level.index[node_id]]
-    lines.append(Text(f"  ▶ {node_id}  ({short_op(row.op)} {row.shape})", style="bold cyan"))
+    lines.append(Text(f"  ▶ {one_line(node_id)}  ({short_op(row.op)} {row.shape})", style="bold cyan"))
     for ids in ring["down"]:
         lines.append(Text("        │ ▼"))
         lines += _box_row(ids, level, chosen, box)
@@ -74,13 +76,13 @@ def _sparkbar(value: float | None, lo: float | None, hi: float | None, width: in
 def details(level: Level, node: dict[str, Any]) -> RenderableType:
     """Everything about one node, top to bottom."""
     parts: list[Any] = []
-    head = Text(node["id"], style="bold")
-    head.append(f" · {node['op']} → {node['canonical_op']} · {node['kind']}", style="not bold")
+    head = Text(one_line(node["id"]), style="bold")
+    head.append(one_line(f" · {node['op']} → {node['canonical_op']} · {node['kind']}"), style="not bold")
     parts.append(head)
     if node["name"] != node["id"]:
-        parts.append(Text(f"name   {node['name']}"))
+        parts.append(Text(f"name   {one_line(node['name'])}"))
     if node["scope"]:
-        parts.append(Text(f"scope  {'.'.join(node['scope'])}"))
+        parts.append(Text(f"scope  {one_line('.'.join(node['scope']))}"))
     if node["outputs"]:
         parts.append(Text(f"out    {format_outputs(node['outputs'])}"))
     for i, out in enumerate(node["outputs"]):
@@ -103,12 +105,15 @@ def details(level: Level, node: dict[str, Any]) -> RenderableType:
     for title, ids in (("inputs ", preds), ("users  ", succs)):
         if ids:
             parts.append(
-                Text.assemble((title, "bold"), ", ".join(ids[:12]) + (" …" if len(ids) > 12 else ""))
+                Text.assemble(
+                    (title, "bold"), one_line(", ".join(ids[:12])) + (" …" if len(ids) > 12 else "")
+                )
             )
     if node["subgraphs"]:
-        parts.append(Text(f"subgraphs {', '.join(node['subgraphs'])}   (> enters)", style="yellow"))
+        parts.append(Text(f"subgraphs {one_line(', '.join(node['subgraphs']))}   (> enters)", style="yellow"))
     if node["attrs"]:
-        lines = [f"\n  {key} = {str(node['attrs'][key])[:80]}" for key in list(node["attrs"])[:20]]
+        attrs = node["attrs"]
+        lines = ["\n  " + one_line(f"{key} = {attrs[key]}")[:90] for key in list(attrs)[:20]]
         parts.append(Text.assemble(("attrs", "bold"), "".join(lines)))
     source = node["source"]
     if source and source.get("file"):
@@ -133,7 +138,7 @@ def diff_header(status: str | None, side: str, other: str | None, fields: Any, d
     """The diff's view of a node: its status, its counterpart on the other side, the changes."""
     head = Text()
     head.append(f"{status or 'unchanged'}", style="bold reverse" if status else "bold")
-    head.append(f"  counterpart in {'A' if side == 'b' else 'B'}: {other or '(none)'}")
+    head.append(f"  counterpart in {'A' if side == 'b' else 'B'}: {one_line(other or '(none)')}")
     for key, (before, after) in (fields or {}).items():
         head.append(f"\n  {key}: {str(before)[:60]} → {str(after)[:60]}", style="yellow")
     fd = diff.first_divergence

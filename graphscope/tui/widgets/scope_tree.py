@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
+from graphscope.rendering.terminal import one_line
 from graphscope.tui.model import Level
 
 
@@ -19,7 +20,7 @@ class ScopeTree(Tree[str]):
         self.clear()
         # Labels as Text, never as strings: a string label is read as markup, and a scope or
         # graph named "[link=...]" in a downloaded file would be a link, "[b]" bold.
-        self.root.set_label(Text(f"{title} ({level.scope_counts.get('', 0)})"))
+        self.root.set_label(Text(f"{one_line(title)} ({level.scope_counts.get('', 0)})"))
         self.root.data = ""
         self._counts = level.scope_counts
         self._children: dict[str, list[str]] = defaultdict(list)
@@ -30,7 +31,7 @@ class ScopeTree(Tree[str]):
 
     def _add_scopes(self, node: TreeNode[str]) -> None:
         for scope in self._children.get(node.data or "", []):
-            label = Text(f"{scope.rpartition('.')[2]} ({self._counts[scope]})")
+            label = Text(f"{one_line(scope.rpartition('.')[2])} ({self._counts[scope]})")
             if scope in self._children:
                 node.add(label, data=scope)
             else:
