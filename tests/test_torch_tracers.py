@@ -366,3 +366,28 @@ def test_module_names_that_are_not_identifiers_get_the_fx_error() -> None:
         tracers.capture(model, (torch.ones(1, 2),), fw="torch", method="fx")
     g = tracers.capture(model, (torch.ones(1, 2),), fw="torch", method="export")
     assert g.node("linear")["scope"] == ["class"]
+
+
+def test_readme_table_of_the_six_captures_counts_what_the_goldens_hold() -> None:
+    import json
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("### The same code, six captures", 1)[1].split("\n\n")[2]
+    header, _, *rows = table.splitlines()
+    methods = [c.strip() for c in header.strip("|").split("|")][1:]
+    checked = 0
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        example = re.match(r"`(\w+)_torch\.py`", cells[0])[1]  # type: ignore[index]
+        for method, cell in zip(methods, cells[1:]):
+            golden = GOLDEN / f"{example}.{method}.json"
+            if cell == "-":
+                assert not golden.exists(), golden
+                continue
+            graph = json.loads(golden.read_text())["graph"]
+            count = int(re.match(r"\d+", cell)[0])  # type: ignore[index]
+            held = len(graph["subgraphs"]) if method == "dynamo" else len(graph["nodes"])
+            assert count == held, f"README says {cell!r} for {example} {method}; the golden holds {held}"
+            checked += 1
+    assert checked == 27
