@@ -100,16 +100,17 @@ def test_jit_script_reads_the_printed_graph_as_pybind_would(example: str, tmp_pa
     from graphscope.tracers import torch_jit
 
     found = loader.load_target(Path("examples") / f"{example}_torch.py", fw="torch")
+    scopes = torch_jit._ModuleScopes(name for name, _ in found.model.named_modules())
     ts_graph = _scripted_graph(found.model)
-    printed = torch_jit._PrintedReader(ts_graph).graph()
-    assert printed == torch_jit._Reader(traced=False).graph(ts_graph)
+    printed = torch_jit._PrintedReader(ts_graph, scopes).graph()
+    assert printed == torch_jit._Reader(traced=False, scopes=scopes).graph(ts_graph)
     assert len(printed[0].nodes) > 5
     # A saved and loaded archive: both name the original source file, not the archive's code.
     archive = tmp_path / "m.pt"
     torch.jit.save(torch.jit.script(found.model), str(archive))
     loaded = torch.jit.load(str(archive)).inlined_graph
-    printed = torch_jit._PrintedReader(loaded).graph()
-    assert printed == torch_jit._Reader(traced=False).graph(loaded)
+    printed = torch_jit._PrintedReader(loaded, scopes).graph()
+    assert printed == torch_jit._Reader(traced=False, scopes=scopes).graph(loaded)
     sources = {n.source["file"] for n in printed[0].nodes if n.source}
     assert sources == {f"examples/{example}_torch.py"}
 
@@ -134,12 +135,13 @@ def test_jit_script_graphs_the_printed_form_cannot_say_are_read_through_pybind()
                 raise ValueError("](%x) # fake.py:1:2 -> (%y) block0():")
             return x
 
+    scopes = torch_jit._ModuleScopes(name for name, _ in Tricky().named_modules())
     ts_graph = _scripted_graph(Tricky())
     try:
-        printed = torch_jit._PrintedReader(ts_graph).graph()
+        printed = torch_jit._PrintedReader(ts_graph, scopes).graph()
     except torch_jit._NotPlain:
         printed = None
-    pybind = torch_jit._Reader(traced=False).graph(ts_graph)
+    pybind = torch_jit._Reader(traced=False, scopes=scopes).graph(ts_graph)
     assert printed is None or printed == pybind
     graph = tracers.capture(Tricky(), (torch.ones(1, 2),), fw="torch", method="jit-script", name="t")
     assert any(n["id"] == "blocks.odd name.weight" for n in graph.nodes())
@@ -153,11 +155,11 @@ def test_jit_script_graphs_the_printed_form_cannot_say_are_read_through_pybind()
         def __str__(self) -> str:
             raise UnicodeDecodeError("utf-8", b"\xd4", 0, 1, "unexpected end of data")
 
-    assert torch_jit._read(Damaged(), traced=False) == pybind
+    assert torch_jit._read(Damaged(), traced=False, scopes=scopes) == pybind
 
     traced = torch.jit.trace(nn.Linear(2, 3), (torch.ones(1, 2),))
     with pytest.raises(torch_jit._NotPlain):  # Float(1, 3, strides=...) and module scopes
-        torch_jit._PrintedReader(traced.inlined_graph).graph()
+        torch_jit._PrintedReader(traced.inlined_graph, scopes).graph()
     archive = tracers.capture(traced, None, fw="torch", method="jit-script", name="a")
     assert [n["outputs"] for n in archive.nodes() if n["op"] == "aten::linear"] == [
         [{"shape": [1, 3], "dtype": "float32"}]
@@ -391,3 +393,42 @@ def test_readme_table_of_the_six_captures_counts_what_the_goldens_hold() -> None
             assert count == held, f"README says {cell!r} for {example} {method}; the golden holds {held}"
             checked += 1
     assert checked == 27
+
+
+def test_jit_script_scopes_every_op_by_the_module_that_ran_it() -> None:
+    """Not only the ops that read a weight: a scripted op's module comes from the call stack
+    inlining left on it, through ModuleList / Sequential indices."""
+    import torch
+    from torch import nn
+
+    from graphscope.tracers import torch_jit
+
+    block = capture_example("transformer_block", "jit-script")
+    scopes = {n["op"]: n["scope"] for n in block.nodes()}
+    assert scopes["aten::gelu"] == ["mlp", "1"]
+    assert scopes["aten::scaled_dot_product_attention"] == ["attn"]
+    assert scopes["aten::add"] == []  # the residual sums are the block's own
+
+    class Stack(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Sequential(nn.Linear(2, 2), nn.ReLU()) for _ in range(2)])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    graph = tracers.capture(Stack(), (torch.ones(1, 2),), fw="torch", method="jit-script", name="s")
+    assert [n["scope"] for n in graph.nodes() if n["op"] == "aten::relu"] == [
+        ["layers", "0", "1"],
+        ["layers", "1", "1"],
+    ]
+    resolve = torch_jit._ModuleScopes(["", "layers", "layers.0", "layers.0.0", "layers.0.1", "head"])
+    assert resolve("0(Sequential).SELF(Sequential).1(ReLU).UNKNOWN_INSTANCE(UNKNOWN_TYPE)") == [
+        "layers",
+        "0",
+        "1",
+    ]
+    assert resolve("head(Linear)") == ["head"]
+    assert resolve("missing(Linear)") == []

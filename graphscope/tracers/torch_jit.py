@@ -17,6 +17,7 @@ import os
 import re
 import warnings
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from graphscope import _gc, ir
@@ -43,6 +44,8 @@ _SCALAR_TYPES = {
 }
 _PY_TYPES = {"int": "int64", "float": "float64", "bool": "bool", "number": "float64"}
 
+# Nodes the converter places in each graph that uses them, with a scope of their own making.
+_PLACED = frozenset({"prim::Constant", "prim::GetAttr"})
 BLOCK_NAMES = {"prim::If": ("then", "else"), "prim::Loop": ("body",)}
 # The node kinds that own blocks (asking every node for its blocks is slow, see below).
 BLOCK_KINDS = frozenset({"prim::If", "prim::Loop", "prim::Closure", "prim::With"})
@@ -91,13 +94,14 @@ def capture(
         signature=common.signature_of(example_inputs) if example_inputs else None,
         notes=notes,
     )
-    tensors = {}
+    tensors, modules = {}, _ModuleScopes(())
     if isinstance(scripted, torch.nn.Module):
         tensors = {**dict(scripted.named_buffers()), **dict(scripted.named_parameters())}
+        modules = _ModuleScopes(name for name, _ in scripted.named_modules())
     with _gc.paused():
         try:
-            read, modules = _read(ts_graph, traced=method == "jit-trace")
-            _Converter(graph, tensors=tensors).convert(read, modules)
+            read, module_inputs = _read(ts_graph, traced=method == "jit-trace", scopes=modules)
+            _Converter(graph, tensors=tensors).convert(read, module_inputs)
         except (RuntimeError, UnicodeDecodeError) as exc:
             # A damaged archive can load, then fail in torch's C++ when the graph's debug
             # information (source ranges, unpickled lazily) is read.
@@ -115,16 +119,57 @@ def capture(
     return graph
 
 
-def _read(ts_graph: Any, *, traced: bool) -> tuple[_BlockOf, list[str]]:
+def _read(ts_graph: Any, *, traced: bool, scopes: _ModuleScopes) -> tuple[_BlockOf, list[str]]:
     """The graph's nodes, from its printed form when it is a plain scripted graph (fast), else
     through pybind. A traced graph's source ranges are whole Python stacks, of which the
     printed line keeps only the innermost frame: traces are read through pybind."""
     if not traced:
         try:
-            return _PrintedReader(ts_graph).graph()
+            return _PrintedReader(ts_graph, scopes).graph()
         except _NotPlain:
             pass
-    return _Reader(traced=traced).graph(ts_graph)
+    return _Reader(traced=traced, scopes=scopes).graph(ts_graph)
+
+
+class _ModuleScopes:
+    """A scripted node's module, from the call stack inlining left on it.
+
+    ``Node.getModuleHierarchy()`` names the module instances the inlined call went through:
+    ``0(TransformerEncoderLayer).SELF(TransformerEncoderLayer).self_attn(MultiheadAttention)
+    .UNKNOWN_INSTANCE(UNKNOWN_TYPE)`` (``SELF``: a method of the same module, ``UNKNOWN``: a
+    function). A module inside a ModuleList or Sequential is named by its index only (``0``),
+    so each name is looked for below the module found so far, through such containers.
+    """
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.paths = frozenset(paths)
+        self.known: dict[str, list[str]] = {}
+
+    def __call__(self, hierarchy: str) -> list[str]:
+        found = self.known.get(hierarchy)
+        if found is None:
+            found = self.known[hierarchy] = self._resolve(hierarchy)
+        return list(found)
+
+    def _resolve(self, hierarchy: str) -> list[str]:
+        path = ""
+        for name in _INSTANCE.findall(hierarchy):
+            if name in ("SELF", "UNKNOWN_INSTANCE"):
+                continue
+            direct = f"{path}.{name}" if path else name
+            if direct in self.paths:
+                path = direct
+                continue
+            below = [
+                p for p in self.paths if p.startswith(f"{path}." if path else "") and p.endswith(f".{name}")
+            ]
+            if not below:
+                break
+            path = min(below, key=len)  # layers.0, not layers.0.mlp.0
+        return path.split(".") if path else []
+
+
+_INSTANCE = re.compile(r"([^.()]+)\([^()]*\)")
 
 
 def _tracer_notes(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -383,8 +428,9 @@ class _Reader:
     blocks() through pybind costs ~12 µs a call, ten times more.
     """
 
-    def __init__(self, *, traced: bool) -> None:
+    def __init__(self, *, traced: bool, scopes: _ModuleScopes) -> None:
         self.traced = traced
+        self.scopes = scopes
         self.cwd = os.getcwd()  # source files are named relative to it
 
     def graph(self, ts_graph: Any) -> tuple[_BlockOf, list[str]]:
@@ -413,7 +459,8 @@ class _Reader:
                     [node.inputsAt(i).debugName() for i in range(n_inputs)],
                     [self.block(b) for b in node.blocks()] if kind in BLOCK_KINDS else [],
                     _source_of(node.sourceRange(), self.traced, self.cwd),
-                    _scope(node.scopeName()),
+                    _scope(node.scopeName())
+                    or (self.scopes(node.getModuleHierarchy()) if kind not in _PLACED else []),
                     extra,
                 )
             )
@@ -469,8 +516,9 @@ class _NotPlain(Exception):
 class _PrintedReader:
     """Reads a scripted graph from its printed form (see above); raises _NotPlain."""
 
-    def __init__(self, ts_graph: Any) -> None:
+    def __init__(self, ts_graph: Any, scopes: _ModuleScopes) -> None:
         self.ts_graph = ts_graph
+        self.scopes = scopes
         self.cwd = os.getcwd()
         # What the text does not say exactly: constant values (and types: a function is printed
         # as `Function`) and whether a GetAttr returns a module.
@@ -498,7 +546,26 @@ class _PrintedReader:
         nodes, returns = self.nodes()
         if self.at != len(lines) or returns != [v.debugName() for v in self.ts_graph.outputs()]:
             raise _NotPlain
+        self.add_scopes(nodes)
         return _BlockOf(params, nodes, returns), modules
+
+    def add_scopes(self, nodes: list[_Node]) -> None:
+        """The text has no module scopes: ask each node its module. ``findAllNodes(kind)``
+        lists one kind's nodes in print order, in C++; walking the graph node by node through
+        pybind's iterator instead costs 6 µs a node (0.14 s for 17k, twice this way)."""
+        by_kind: dict[str, list[_Node]] = defaultdict(list)
+        for node in _in_order(nodes):
+            by_kind[node.kind].append(node)
+        for kind, records in by_kind.items():
+            if kind in _PLACED:
+                continue  # a constant or a module attribute has no module of its own
+            found = self.ts_graph.findAllNodes(kind)
+            if len(found) != len(records):
+                raise _NotPlain
+            for record, node in zip(records, found):
+                hierarchy = node.getModuleHierarchy()
+                if hierarchy:
+                    record.scope.extend(self.scopes(hierarchy))
 
     def nodes(self) -> tuple[list[_Node], list[str]]:
         """The nodes up to the next `-> (...)` or `return (...)`, and the names it returns."""
@@ -557,6 +624,14 @@ class _PrintedReader:
             body, returns = self.nodes()
             blocks.append(_BlockOf(params, body, returns))
         return _Node(kind, outputs, inputs, blocks, source, [], extra)
+
+
+def _in_order(nodes: list[_Node]) -> Iterator[_Node]:
+    """Nodes in print order: each node, then the nodes of its blocks."""
+    for node in nodes:
+        yield node
+        for block in node.blocks:
+            yield from _in_order(block.nodes)
 
 
 def _names(text: str) -> list[str]:
