@@ -100,7 +100,7 @@ def test_jit_script_reads_the_printed_graph_as_pybind_would(example: str, tmp_pa
     from graphscope.tracers import torch_jit
 
     found = loader.load_target(Path("examples") / f"{example}_torch.py", fw="torch")
-    scopes = torch_jit._ModuleScopes(name for name, _ in found.model.named_modules())
+    scopes = torch_jit._ModuleScopes((n, type(m).__name__) for n, m in found.model.named_modules())
     ts_graph = _scripted_graph(found.model)
     printed = torch_jit._PrintedReader(ts_graph, scopes).graph()
     assert printed == torch_jit._Reader(traced=False, scopes=scopes).graph(ts_graph)
@@ -135,7 +135,7 @@ def test_jit_script_graphs_the_printed_form_cannot_say_are_read_through_pybind()
                 raise ValueError("](%x) # fake.py:1:2 -> (%y) block0():")
             return x
 
-    scopes = torch_jit._ModuleScopes(name for name, _ in Tricky().named_modules())
+    scopes = torch_jit._ModuleScopes((n, type(m).__name__) for n, m in Tricky().named_modules())
     ts_graph = _scripted_graph(Tricky())
     try:
         printed = torch_jit._PrintedReader(ts_graph, scopes).graph()
@@ -424,7 +424,20 @@ def test_jit_script_scopes_every_op_by_the_module_that_ran_it() -> None:
         ["layers", "0", "1"],
         ["layers", "1", "1"],
     ]
-    resolve = torch_jit._ModuleScopes(["", "layers", "layers.0", "layers.0.0", "layers.0.1", "head"])
+    resolve = torch_jit._ModuleScopes(
+        [
+            ("", "Net"),
+            ("layers", "ModuleList"),
+            ("layers.0", "Sequential"),
+            ("layers.0.0", "Linear"),
+            ("layers.0.1", "ReLU"),
+            ("extra", "ModuleList"),
+            ("extra.0", "Linear"),
+            ("more", "ModuleList"),
+            ("more.0", "Linear"),
+            ("head", "Linear"),
+        ]
+    )
     assert resolve("0(Sequential).SELF(Sequential).1(ReLU).UNKNOWN_INSTANCE(UNKNOWN_TYPE)") == [
         "layers",
         "0",
@@ -432,3 +445,4 @@ def test_jit_script_scopes_every_op_by_the_module_that_ran_it() -> None:
     ]
     assert resolve("head(Linear)") == ["head"]
     assert resolve("missing(Linear)") == []
+    assert resolve("0(Linear)") == []  # extra.0 or more.0: not a guess

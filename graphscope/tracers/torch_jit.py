@@ -97,7 +97,10 @@ def capture(
     tensors, modules = {}, _ModuleScopes(())
     if isinstance(scripted, torch.nn.Module):
         tensors = {**dict(scripted.named_buffers()), **dict(scripted.named_parameters())}
-        modules = _ModuleScopes(name for name, _ in scripted.named_modules())
+        modules = _ModuleScopes(
+            (name, getattr(module, "original_name", type(module).__name__))
+            for name, module in scripted.named_modules()
+        )
     with _gc.paused():
         try:
             read, module_inputs = _read(ts_graph, traced=method == "jit-trace", scopes=modules)
@@ -138,11 +141,12 @@ class _ModuleScopes:
     ``0(TransformerEncoderLayer).SELF(TransformerEncoderLayer).self_attn(MultiheadAttention)
     .UNKNOWN_INSTANCE(UNKNOWN_TYPE)`` (``SELF``: a method of the same module, ``UNKNOWN``: a
     function). A module inside a ModuleList or Sequential is named by its index only (``0``),
-    so each name is looked for below the module found so far, through such containers.
+    so each name is looked for below the module found so far, through such containers, and
+    must be of the class named; where that still leaves two, the scope stops there.
     """
 
-    def __init__(self, paths: Iterable[str]) -> None:
-        self.paths = frozenset(paths)
+    def __init__(self, modules: Iterable[tuple[str, str]]) -> None:
+        self.types = dict(modules)  # module path -> its class name
         self.known: dict[str, list[str]] = {}
 
     def __call__(self, hierarchy: str) -> list[str]:
@@ -153,23 +157,28 @@ class _ModuleScopes:
 
     def _resolve(self, hierarchy: str) -> list[str]:
         path = ""
-        for name in _INSTANCE.findall(hierarchy):
+        for name, type_name in _INSTANCE.findall(hierarchy):
             if name in ("SELF", "UNKNOWN_INSTANCE"):
                 continue
             direct = f"{path}.{name}" if path else name
-            if direct in self.paths:
+            if direct in self.types:
                 path = direct
                 continue
+            prefix = f"{path}." if path else ""
             below = [
-                p for p in self.paths if p.startswith(f"{path}." if path else "") and p.endswith(f".{name}")
+                p
+                for p, t in self.types.items()
+                if p.startswith(prefix) and p.endswith(f".{name}") and t == type_name
             ]
-            if not below:
+            depth = min((p.count(".") for p in below), default=0)
+            nearest = [p for p in below if p.count(".") == depth]  # layers.0, not layers.0.mlp.0
+            if len(nearest) != 1:
                 break
-            path = min(below, key=len)  # layers.0, not layers.0.mlp.0
+            path = nearest[0]
         return path.split(".") if path else []
 
 
-_INSTANCE = re.compile(r"([^.()]+)\([^()]*\)")
+_INSTANCE = re.compile(r"([^.()]+)\(([^()]*)\)")
 
 
 def _tracer_notes(caught: list[warnings.WarningMessage]) -> list[str]:
