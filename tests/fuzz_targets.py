@@ -260,3 +260,63 @@ def onnx_seed() -> bytes:
     )
     data: bytes = helper.make_model(graph).SerializeToString()
     return data
+
+
+# -- the printed-TorchScript reader ------------------------------------------------------------
+
+_SCRIPTED_MODULE = """
+import torch
+from torch import nn
+
+
+class Fuzzed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleDict({KEY: nn.Linear(2, 2)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks.values():
+            x = block(x)
+        label = FIRST
+        if label == SECOND:
+            x = x + 1
+        if bool(x.sum() > 0):
+            raise ValueError(THIRD)
+        return x
+"""
+
+
+# Attribute names: mostly Python names (so that most modules script), some arbitrary text.
+module_keys = st.one_of(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,12}", fullmatch=True), names)
+
+
+def scripted_text_target(folder: Any, key: str, strings: list[str]) -> None:
+    """A scripted module whose attribute name and string constants are arbitrary text: the
+    printed-graph reader must read the graph as pybind does, or leave it to pybind."""
+    import importlib.util
+
+    import torch
+
+    from graphscope.tracers import torch_jit
+
+    source = _SCRIPTED_MODULE.replace("KEY", repr(key))
+    for placeholder, text in zip(("FIRST", "SECOND", "THIRD"), strings):
+        source = source.replace(placeholder, repr(text))
+    path = folder / f"fuzzed_{abs(hash((key, *strings)))}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        model = module.Fuzzed()
+        ts_graph = torch.jit.script(model).inlined_graph
+    except Exception:
+        return  # a key nn.Module or TorchScript refuses: nothing to read
+    scopes = torch_jit._ModuleScopes((n, type(m).__name__) for n, m in model.named_modules())
+    pybind = torch_jit._Reader(traced=False, scopes=scopes).graph(ts_graph)
+    try:
+        printed = torch_jit._PrintedReader(ts_graph, scopes).graph()
+    except torch_jit._NotPlain:
+        return
+    assert printed == pybind

@@ -99,3 +99,12 @@ def test_graph_def_readers_give_a_graph_or_one_sentence(data: st.DataObject) -> 
 @given(st.data())
 def test_onnx_reader_gives_a_graph_or_one_sentence(data: st.DataObject) -> None:
     ft.file_target(data.draw(ft.mutated_bytes(ft.onnx_seed())), ".onnx")
+
+
+@pytest.mark.torch
+@settings(FAST, max_examples=25)  # one torch.jit.script each
+@given(key=ft.module_keys, strings=st.lists(st.text(max_size=40), min_size=3, max_size=3))
+def test_printed_torchscript_reader_reads_as_pybind_or_gives_way(
+    tmp_path_factory: pytest.TempPathFactory, key: str, strings: list[str]
+) -> None:
+    ft.scripted_text_target(tmp_path_factory.mktemp("scripted"), key, strings)
