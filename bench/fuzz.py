@@ -1,10 +1,12 @@
 """A long fuzz run over the targets of tests/fuzz_targets.py, for minutes instead of seconds.
 
-    .venv/bin/python bench/fuzz.py --minutes 5 [--targets json,svg,graphdef,onnx]
+    .venv/bin/python bench/fuzz.py --minutes 5 [--targets json,svg,graphdef,onnx,torchscript]
 
 Targets: ``json`` (the saved-graph loader, on arbitrary and mutated IR documents and bytes),
 ``svg`` (DOT/SVG escaping of arbitrary unicode names, one ``dot`` run per input), ``graphdef``
-(binary and text GraphDefs, mutated), ``onnx`` (ONNX models, mutated). Each input must give a
+(binary and text GraphDefs, mutated), ``onnx`` (ONNX models, mutated), ``torchscript`` (scripted
+modules with arbitrary attribute names and string constants: the printed-graph reader must read
+them as pybind does, or give way). Each input must give a
 result or a GraphscopeError; anything else is a failure. The time is split evenly between the
 targets, each run in a worker process of its own (so that a crash in C++ code, TensorFlow's or
 onnx's, is reported as a crash with the input that caused it rather than ending the run).
@@ -31,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FAILURES = ROOT / "bench" / "fuzz_failures"
-TARGETS = ("json", "svg", "graphdef", "onnx")
+TARGETS = ("json", "svg", "graphdef", "onnx", "torchscript")
 # Inputs per hypothesis round: a round is a few seconds (svg: one `dot` run per input).
-ROUND = {"json": 400, "svg": 8, "graphdef": 60, "onnx": 150}
+ROUND = {"json": 400, "svg": 8, "graphdef": 60, "onnx": 150, "torchscript": 20}
 
 
 def _target(name: str) -> tuple[Any, Callable[[Any], Any], bool]:
@@ -58,6 +60,12 @@ def _target(name: str) -> tuple[Any, Callable[[Any], Any], bool]:
             lambda p: ft.file_target(p[1], p[0]),
             True,
         )
+    if name == "torchscript":
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="graphscope-fuzz-"))
+        inputs = st.tuples(ft.module_keys, st.lists(st.text(max_size=40), min_size=3, max_size=3))
+        return inputs, lambda pair: ft.scripted_text_target(folder, *pair), True
     raise SystemExit(f"unknown target {name!r}; targets: {', '.join(TARGETS)}")
 
 
