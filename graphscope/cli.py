@@ -326,6 +326,13 @@ def render(
 )
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
 @click.option("--until", metavar="nonfinite|NODE_ID", help="Stop at the first NaN/Inf, or at this node.")
+@click.option(
+    "--inputs",
+    "inputs_file",
+    type=click.Path(path_type=Path),
+    metavar="FILE.npz",
+    help="Run on these arrays (np.savez, one per input, in order) instead of example_inputs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: steps and first_nonfinite.")
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="Write the graph with its values' stats."
@@ -358,6 +365,7 @@ def step(
     method: str | None,
     entry: str | None,
     until: str | None,
+    inputs_file: Path | None,
     as_json: bool,
     output: Path | None,
     svg: Path | None,
@@ -375,6 +383,10 @@ def step(
     found = _load(target, fw=fw, entry=entry, timeout=timeout)
     if found.graph is not None:
         _fail(f"{target} is a saved graph, which holds no weights to run: step the model file instead")
+    if inputs_file is not None:
+        from graphscope.stepping.inputs import from_npz
+
+        found.example_inputs = from_npz(inputs_file, found.fw or "")
     steps = _step(found, method, timeout=timeout)
     total = len(steps)
     shown = steps.until(until)

@@ -401,7 +401,9 @@ def test_inputs_that_do_not_fit_are_one_sentence() -> None:
         GraphscopeError, match=r"input 1 of m has shape \[2, 4\], but the model takes \[None, 3\]"
     ):
         stepping.step(model, (tf.ones([2, 4]),), fw="tf", name="m", signature=signature)
-    with pytest.raises(GraphscopeError, match="needs example_inputs"):
+    with pytest.raises(
+        GraphscopeError, match=r"needs input values: example_inputs in the model file, or --inputs FILE\.npz"
+    ):
         stepping.step(model, None, fw="tf", name="m", signature=signature)
     graph = load("or_gate_tf1").model
     with pytest.raises(
@@ -410,3 +412,36 @@ def test_inputs_that_do_not_fit_are_one_sentence() -> None:
         stepping.step(graph, (np.zeros((3, 2), np.float32),), fw="tf1", name="g")
     with pytest.raises(GraphscopeError, match=r"placeholders to feed \(x\): define example_inputs"):
         stepping.step(graph, None, fw="tf1", name="g")
+
+
+def test_a_saved_model_is_stepped_on_the_arrays_given_with_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SavedModel has no model file to hold example_inputs: --inputs gives the values."""
+    import json
+
+    import tensorflow as tf
+
+    from graphscope.cli import main
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        def __call__(self, x: tf.Tensor) -> tf.Tensor:
+            return tf.nn.relu(x) * 2.0
+
+    saved = tmp_path / "doubler"
+    tf.saved_model.save(Doubler(), str(saved))
+    assert main(["step", str(saved)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "stepping doubler needs input values: example_inputs in the model file, or --inputs FILE.npz" in err
+    )
+    given = tmp_path / "x.npz"
+    np.savez(given, np.array([[1, -2, 3], [-4, 5, -6]], dtype=np.float32))
+    assert main(["step", str(saved), "--inputs", str(given), "--json"]) == 0
+    steps = json.loads(capsys.readouterr().out)["steps"]
+    assert steps[0]["summary"]["shape"] == [2, 3]
+    assert steps[-1]["summary"]["max"] == 10.0 and steps[-1]["summary"]["zeros"] == 3
+    np.savez(given, np.zeros((2, 4), dtype=np.float32))
+    assert main(["step", str(saved), "--inputs", str(given)]) == 1
+    assert "input 1 of doubler has shape [2, 4], but the model takes [None, 3]" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -335,3 +336,40 @@ def test_other_ways_a_nan_is_born(entry: str, node: str, counts: dict[str, int])
     bad = stepping.step_target(found).first_nonfinite
     assert bad is not None and bad.node == node and bad.born_here
     assert bad.summary is not None and {k: bad.summary[k] for k in counts} == counts
+
+
+def test_step_runs_on_the_arrays_of_an_npz_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--inputs replaces example_inputs: here two rows instead of the truth table's four, and a
+    NaN that the inputs bring (found at the input, not born in the graph)."""
+    given = tmp_path / "rows.npz"
+    np.savez(given, x=np.array([[0, 0], [1, 1]], dtype=np.float32))
+    args = ["step", "examples/or_gate_torch.py", "--fw", "torch", "--inputs", str(given), "--json"]
+    assert main(args) == 0
+    steps = json.loads(capsys.readouterr().out)["steps"]
+    assert steps[0]["node"] == "x" and steps[0]["summary"]["shape"] == [2, 2]
+    assert steps[-1]["summary"]["shape"] == [2, 1]
+    np.savez(given, np.array([[math.nan, 1.0]], dtype=np.float32))  # positional: arr_0
+    assert main([*args[:-1], "--until", "nonfinite", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["first_nonfinite"]["node"] == "x" and doc["first_nonfinite"]["summary"]["nan"] == 1
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (lambda p: np.savez(p, np.array([{"a": 1}], dtype=object)), "Object arrays cannot be loaded"),
+        (lambda p: p.write_bytes(b"PK\x03\x04 not a zip"), "is not an .npz file of arrays (np.savez)"),
+        (lambda p: np.savez(p), "holds no arrays"),
+        (lambda p: None, "does not exist"),
+    ],
+    ids=["object array", "garbage", "empty", "missing"],
+)
+def test_step_inputs_that_are_not_arrays_are_one_sentence(
+    write: Any, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    given = tmp_path / "in.npz"
+    write(given)
+    code = main(["step", "examples/or_gate_torch.py", "--fw", "torch", "--inputs", str(given)])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert message in err and err.count("\n") == 1

@@ -359,8 +359,8 @@ def _function_arguments(params: list[Any], example_inputs: Any, name: str) -> li
     if example_inputs is None:
         if params:
             raise GraphscopeError(
-                f"stepping {name} needs example_inputs in the model file: an input_signature "
-                "gives shapes, not values to run"
+                f"stepping {name} needs input values: example_inputs in the model file, or "
+                "--inputs FILE.npz (an input_signature gives shapes, not values to run)"
             )
         return []
     flat = [x for x in tf.nest.flatten(tuple(example_inputs)) if hasattr(x, "shape")]
@@ -530,7 +530,7 @@ def _feeds(inputs: list[Any], example_inputs: Any, name: str) -> dict[Any, Any]:
         if not given:
             raise GraphscopeError(
                 f"{name} has placeholders to feed ({listed}): define example_inputs in the model "
-                "file, one array per placeholder in graph order"
+                "file, or give --inputs FILE.npz, one array per placeholder in graph order"
             )
         raise GraphscopeError(
             f"{name} has {len(inputs)} placeholder(s) ({listed}), but example_inputs has {len(given)}"
