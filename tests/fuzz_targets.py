@@ -297,6 +297,7 @@ def scripted_text_target(folder: Any, key: str, strings: list[str]) -> None:
 
     import torch
 
+    from graphscope.tracers import _torchscript_text as printed_form
     from graphscope.tracers import torch_jit
 
     source = _SCRIPTED_MODULE.replace("KEY", repr(key))
@@ -316,7 +317,7 @@ def scripted_text_target(folder: Any, key: str, strings: list[str]) -> None:
     scopes = torch_jit._ModuleScopes((n, type(m).__name__) for n, m in model.named_modules())
     pybind = torch_jit._Reader(traced=False, scopes=scopes).graph(ts_graph)
     try:
-        printed = torch_jit._PrintedReader(ts_graph, scopes).graph()
-    except torch_jit._NotPlain:
+        printed = printed_form.PrintedReader(ts_graph, scopes).graph()
+    except printed_form.NotPlain:
         return
     assert printed == pybind

@@ -427,6 +427,19 @@ def torchscript_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 @pytest.mark.torch
+def test_an_archive_whose_debug_information_asks_for_too_much_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by the flips below in one run order (the archive's bytes depend on which modules
+    were scripted before in the process): printing its graph raised std::bad_alloc."""
+    path = Path(__file__).parent / "data" / "torchscript_bad_alloc.pt"
+    out = tmp_path / "out.json"
+    code, _, err = run(capsys, "trace", str(path), "-o", str(out))
+    assert_refused(code, err, path, (out,))
+    assert "the TorchScript graph cannot be read (a damaged archive?): std::bad_alloc" in err
+
+
+@pytest.mark.torch
 def test_damaged_torchscript_archives(
     torchscript_bytes: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -97,19 +97,20 @@ def test_jit_script_reads_the_printed_graph_as_pybind_would(example: str, tmp_pa
     reading each node through pybind gives."""
     import torch
 
+    from graphscope.tracers import _torchscript_text as printed_form
     from graphscope.tracers import torch_jit
 
     found = loader.load_target(Path("examples") / f"{example}_torch.py", fw="torch")
     scopes = torch_jit._ModuleScopes((n, type(m).__name__) for n, m in found.model.named_modules())
     ts_graph = _scripted_graph(found.model)
-    printed = torch_jit._PrintedReader(ts_graph, scopes).graph()
+    printed = printed_form.PrintedReader(ts_graph, scopes).graph()
     assert printed == torch_jit._Reader(traced=False, scopes=scopes).graph(ts_graph)
     assert len(printed[0].nodes) > 5
     # A saved and loaded archive: both name the original source file, not the archive's code.
     archive = tmp_path / "m.pt"
     torch.jit.save(torch.jit.script(found.model), str(archive))
     loaded = torch.jit.load(str(archive)).inlined_graph
-    printed = torch_jit._PrintedReader(loaded, scopes).graph()
+    printed = printed_form.PrintedReader(loaded, scopes).graph()
     assert printed == torch_jit._Reader(traced=False, scopes=scopes).graph(loaded)
     sources = {n.source["file"] for n in printed[0].nodes if n.source}
     assert sources == {f"examples/{example}_torch.py"}
@@ -121,6 +122,7 @@ def test_jit_script_graphs_the_printed_form_cannot_say_are_read_through_pybind()
     import torch
     from torch import nn
 
+    from graphscope.tracers import _torchscript_text as printed_form
     from graphscope.tracers import torch_jit
 
     class Tricky(nn.Module):
@@ -138,8 +140,8 @@ def test_jit_script_graphs_the_printed_form_cannot_say_are_read_through_pybind()
     scopes = torch_jit._ModuleScopes((n, type(m).__name__) for n, m in Tricky().named_modules())
     ts_graph = _scripted_graph(Tricky())
     try:
-        printed = torch_jit._PrintedReader(ts_graph, scopes).graph()
-    except torch_jit._NotPlain:
+        printed = printed_form.PrintedReader(ts_graph, scopes).graph()
+    except printed_form.NotPlain:
         printed = None
     pybind = torch_jit._Reader(traced=False, scopes=scopes).graph(ts_graph)
     assert printed is None or printed == pybind
@@ -158,8 +160,8 @@ def test_jit_script_graphs_the_printed_form_cannot_say_are_read_through_pybind()
     assert torch_jit._read(Damaged(), traced=False, scopes=scopes) == pybind
 
     traced = torch.jit.trace(nn.Linear(2, 3), (torch.ones(1, 2),))
-    with pytest.raises(torch_jit._NotPlain):  # Float(1, 3, strides=...) and module scopes
-        torch_jit._PrintedReader(traced.inlined_graph, scopes).graph()
+    with pytest.raises(printed_form.NotPlain):  # Float(1, 3, strides=...) and module scopes
+        printed_form.PrintedReader(traced.inlined_graph, scopes).graph()
     archive = tracers.capture(traced, None, fw="torch", method="jit-script", name="a")
     assert [n["outputs"] for n in archive.nodes() if n["op"] == "aten::linear"] == [
         [{"shape": [1, 3], "dtype": "float32"}]
