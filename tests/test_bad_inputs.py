@@ -409,21 +409,33 @@ def assert_read_or_refused(code: int, err: str, path: Path, out_json: Path) -> N
         assert_refused(code, err, path, (out_json,))
 
 
+_TINY_ARCHIVE = """
+import sys
+import torch
+
+
+class Tiny(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(2, 2)
+
+    def forward(self, x):  # unannotated: TorchScript takes it as a Tensor
+        return torch.relu(self.fc(x)) + 1
+
+
+torch.jit.save(torch.jit.script(Tiny()), sys.argv[1])
+"""
+
+
 @pytest.fixture(scope="module")
 def torchscript_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    torch = pytest.importorskip("torch")
-
-    class Tiny(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc = torch.nn.Linear(2, 2)
-
-        def forward(self, x):  # unannotated: TorchScript takes it as a Tensor
-            return torch.relu(self.fc(x)) + 1
-
-    path = tmp_path_factory.mktemp("ts") / "tiny.pt"
-    torch.jit.save(torch.jit.script(Tiny()), str(path))
-    return path.read_bytes()
+    """Saved in a fresh process: in this one, the names TorchScript gives its types (and so the
+    archive's bytes, and where the seeded flips land) depend on what was scripted before."""
+    pytest.importorskip("torch")
+    folder = tmp_path_factory.mktemp("ts")
+    (folder / "tiny.py").write_text(_TINY_ARCHIVE)
+    subprocess.run([sys.executable, str(folder / "tiny.py"), str(folder / "tiny.pt")], check=True)
+    return (folder / "tiny.pt").read_bytes()
 
 
 @pytest.mark.torch
