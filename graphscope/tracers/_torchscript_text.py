@@ -19,7 +19,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from graphscope.tracers import _torch_common as common
 from graphscope.tracers.torch_jit import (
     _PLACED,
     _PY_TYPES,
@@ -30,6 +29,7 @@ from graphscope.tracers.torch_jit import (
     _list_meta,
     _ModuleScopes,
     _Node,
+    _user_frame,
     _Value,
     _value_meta,
 )
@@ -124,7 +124,7 @@ class PrintedReader:
         cut = rest.rfind(" # ")
         if cut >= 0 and (where := _SOURCE.match(rest, cut + 3)) is not None:
             rest = rest[:cut]
-            source = _printed_source_of(where[1], int(where[2]), self.cwd)
+            source = _user_frame(where[1], int(where[2]), self.cwd)
         # `[attributes](%inputs)`: the inputs are the last parenthesis (names have none).
         opening = rest.rfind("(")
         if opening < 0 or rest[-1] != ")" or (opening > 0 and (rest[0] != "[" or rest[opening - 1] != "]")):
@@ -144,7 +144,7 @@ class PrintedReader:
             if extra is None:
                 raise NotPlain
         elif kind == "prim::ListConstruct" and len(outputs) == 1:
-            outputs = [_Value(outputs[0].name, _list_meta(annotation(outs.partition(" : ")[2]), len(inputs)))]
+            outputs = [_Value(outputs[0].name, _list_meta(outputs[0].meta["dtype"], len(inputs)))]
         blocks = []
         lines = self.lines
         while self.at < len(lines) and lines[self.at].lstrip(" ").startswith("block"):
@@ -239,13 +239,3 @@ def annotation(type_text: str) -> str:
     if tokens[end] != "":
         raise NotPlain
     return text
-
-
-@functools.lru_cache(maxsize=4096)
-def _printed_source_of(filename: str, line: int, cwd: str) -> dict[str, Any] | None:
-    """``{file, line}`` when the file is the user's (one dict per line, shared: Graph.add_node
-    copies what it is given; cached per working directory, since the file is named relative
-    to it)."""
-    if not filename or not common.is_user_file(filename):  # `# :0:0`: no location
-        return None
-    return {"file": common.relative(filename), "line": line}

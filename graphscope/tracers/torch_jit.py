@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from graphscope import _gc, ir
-from graphscope.errors import GraphscopeError
+from graphscope.errors import GraphscopeError, first_line
 from graphscope.tracers import _torch_common as common
 
 _TRACE_FRAME = re.compile(r"^(.+?)\((\d+)\): ", re.M)
@@ -109,9 +109,8 @@ def capture(
             # A damaged archive can load, then fail in torch's C++ when the graph's debug
             # information (source ranges, unpickled lazily) is read: std::bad_alloc for a
             # length gone wrong.
-            first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
             raise GraphscopeError(
-                f"the TorchScript graph cannot be read (a damaged archive?): {first}"
+                f"the TorchScript graph cannot be read (a damaged archive?): {first_line(exc, limit=None)}"
             ) from None
     if example_inputs and method == "jit-script":
         # A scripted graph types its inputs as plain Tensor; the example inputs say more.
@@ -125,8 +124,9 @@ def capture(
 
 def _read(ts_graph: Any, *, traced: bool, scopes: _ModuleScopes) -> tuple[_BlockOf, list[str]]:
     """The graph's nodes, from its printed form when it is a plain scripted graph (fast, see
-    _torchscript_text), else through pybind. A traced graph's source ranges are whole Python stacks, of which the
-    printed line keeps only the innermost frame: traces are read through pybind."""
+    _torchscript_text), else through pybind. A traced graph's source ranges are whole Python
+    stacks, of which the printed line keeps only the innermost frame: traces are read through
+    pybind."""
     if not traced:
         from graphscope.tracers import _torchscript_text as text
 
@@ -382,8 +382,8 @@ class _Converter:
                 if src is not None:
                     g.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
             if not data["scope"]:
-                # TorchScript keeps no module scopes in scripted graphs: an op reading a
-                # module's weight belongs to that module.
+                # No module of its own (a traced node outside every module, a scripted one the
+                # call stack does not place): an op reading a module's weight belongs to it.
                 for src in sources:
                     if src is not None and table[src[0]]["kind"] == "param":
                         data["scope"] = list(table[src[0]]["scope"])
@@ -456,7 +456,7 @@ class _Reader:
             kind = node.kind()
             outs = [node.outputsAt(i) for i in range(node.outputsSize())]
             n_inputs = node.inputsSize()
-            outputs = [_Value(v.debugName(), _value_meta(v)) for v in outs]
+            outputs = [_value(v) for v in outs]
             if kind == "prim::ListConstruct" and len(outs) == 1:
                 outputs = [_Value(outputs[0].name, _list_meta(str(outs[0].type()), n_inputs))]
             extra: Any = None
@@ -481,10 +481,7 @@ class _Reader:
     def block(self, block: Any) -> _BlockOf:
         params, returns = block.paramNode(), block.returnNode()
         return _BlockOf(
-            [
-                _Value(v.debugName(), _value_meta(v))
-                for v in (params.outputsAt(i) for i in range(params.outputsSize()))
-            ],
+            [_value(params.outputsAt(i)) for i in range(params.outputsSize())],
             self.nodes(block),
             [returns.inputsAt(i).debugName() for i in range(returns.inputsSize())],
         )
@@ -497,32 +494,35 @@ def _graph_inputs(ts_graph: Any) -> tuple[list[_Value], list[str]]:
         if _is_module_type(v.type()):
             modules.append(v.debugName())
         else:
-            params.append(_Value(v.debugName(), _value_meta(v)))
+            params.append(_value(v))
     return params, modules
+
+
+def _value(v: Any) -> _Value:
+    return _Value(v.debugName(), _value_meta(v))
 
 
 @functools.lru_cache(maxsize=4096)
 def _source_of(source_range: str, traced: bool, cwd: str) -> dict[str, Any] | None:
-    """The user's frame in a TorchScript source range (shared and cached as above)."""
-    return _parse_source(source_range, traced)
-
-
-def _parse_source(source_range: str, traced: bool) -> dict[str, Any] | None:
-    if not source_range:
-        return None
+    """The user's frame in a TorchScript source range (ops of one line share it)."""
     if traced:
-        for filename, line in _TRACE_FRAME.findall(source_range):
-            if common.is_user_file(filename):
-                return {"file": common.relative(filename), "line": int(line)}  # innermost first
-        return None
-    found = None
+        frames = [_user_frame(f, int(n), cwd) for f, n in _TRACE_FRAME.findall(source_range)]
+        return next((frame for frame in frames if frame), None)  # innermost first
     # A loaded archive's range names the original file first, then the archive's own
     # generated code ("Serialized   File code/__torch__/..."): the original is the user's.
     original = _SERIALIZED.split(source_range, maxsplit=1)[0]
-    for filename, line in _SCRIPT_FRAME.findall(original):
-        if common.is_user_file(filename):
-            found = {"file": common.relative(filename), "line": int(line)}
-    return found
+    frames = [_user_frame(f, int(n), cwd) for f, n in _SCRIPT_FRAME.findall(original)]
+    return next((frame for frame in reversed(frames) if frame), None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _user_frame(filename: str, line: int, cwd: str) -> dict[str, Any] | None:
+    """``{file, line}`` when the file is the user's, else None. One dict per line, shared:
+    Graph.add_node copies what it is given. Cached per working directory, since the file is
+    named relative to it."""
+    if not filename or not common.is_user_file(filename):  # `# :0:0`: no location
+        return None
+    return {"file": common.relative(filename), "line": line}
 
 
 @functools.lru_cache(maxsize=1024)
