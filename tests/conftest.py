@@ -37,6 +37,20 @@ def or_gate_graph() -> ir.Graph:
     return g
 
 
+def save_doubler(path: Path) -> Path:
+    """A SavedModel at ``path`` whose serving signature takes a float32[None, 3] and returns
+    relu(x) * 2 (the tests of reading one and of stepping one)."""
+    import tensorflow as tf
+
+    class Doubler(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        def __call__(self, x: tf.Tensor) -> tf.Tensor:
+            return tf.nn.relu(x) * 2.0
+
+    tf.saved_model.save(Doubler(), str(path))
+    return path
+
+
 def assert_golden(golden: Path, text: str) -> None:
     """Compare ``text`` with a golden file; GRAPHSCOPE_UPDATE_GOLDENS=1 rewrites it (review the diff)."""
     update = os.environ.get("GRAPHSCOPE_UPDATE_GOLDENS", "") not in ("", "0")

@@ -15,6 +15,8 @@ from graphscope import loader, stepping, tracers
 from graphscope.errors import GraphscopeError
 from graphscope.stepping import numerics
 
+from .conftest import save_doubler
+
 pytestmark = pytest.mark.tf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -420,17 +422,9 @@ def test_a_saved_model_is_stepped_on_the_arrays_given_with_inputs(
     """A SavedModel has no model file to hold example_inputs: --inputs gives the values."""
     import json
 
-    import tensorflow as tf
-
     from graphscope.cli import main
 
-    class Doubler(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
-        def __call__(self, x: tf.Tensor) -> tf.Tensor:
-            return tf.nn.relu(x) * 2.0
-
-    saved = tmp_path / "doubler"
-    tf.saved_model.save(Doubler(), str(saved))
+    saved = save_doubler(tmp_path / "doubler")
     assert main(["step", str(saved)]) == 1
     err = capsys.readouterr().err
     assert (

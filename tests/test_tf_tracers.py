@@ -13,7 +13,7 @@ import pytest
 from graphscope import ir, loader, ops, tracers
 from graphscope.cli import main
 
-from .conftest import assert_golden
+from .conftest import assert_golden, save_doubler
 
 pytestmark = pytest.mark.tf
 
@@ -136,13 +136,7 @@ def _write_tf_files(tmp_path: Path) -> dict[str, Path]:
     (tmp_path / "model.pb").rename(tmp_path / "binary.dat")  # recognised by content
     (tmp_path / "model.pbtxt").rename(tmp_path / "text.txt")
 
-    class Doubler(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32)])
-        def __call__(self, x: tf.Tensor) -> tf.Tensor:
-            return tf.nn.relu(x) * 2.0
-
-    saved = tmp_path / "saved"
-    tf.saved_model.save(Doubler(), str(saved))
+    saved = save_doubler(tmp_path / "saved")
     return {"pb": tmp_path / "binary.dat", "pbtxt": tmp_path / "text.txt", "saved": saved}
 
 
