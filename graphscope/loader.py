@@ -148,6 +148,12 @@ def _is_zip(path: Path) -> bool:
         return False
 
 
+def _squeezed(exc: BaseException) -> str:
+    """A parser's whole message on one line, cut to 200 characters (protobuf's text parser puts
+    where it failed and why on lines of their own)."""
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
 def _looks_like_text(head: bytes) -> bool:
     try:
         text = head.decode("utf-8")
@@ -204,7 +210,7 @@ def _read_graph_def(p: Path, *, text: bool) -> Any:
     except UnicodeDecodeError:
         raise GraphscopeError(f"{p} is not a text GraphDef: it is not UTF-8 text") from None
     except Exception as exc:
-        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        first = _squeezed(exc)
         what = "text GraphDef (.pbtxt)" if text else "binary GraphDef (.pb)"
         raise GraphscopeError(f"{p} is not a readable {what}: {first}") from None
     if not graph_def.node:
@@ -237,7 +243,7 @@ def _load_saved_model(p: Path) -> Target:
 
             text_format.Parse((p / "saved_model.pbtxt").read_text(encoding="utf-8"), saved)
     except Exception as exc:
-        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        first = _squeezed(exc)
         raise GraphscopeError(f"{p} is not a readable SavedModel: {first}") from None
     if not saved.meta_graphs:
         raise GraphscopeError(f"{p} is not a readable SavedModel: its saved_model.pb holds no graph")
@@ -279,7 +285,7 @@ def load_saved_model_to_run(found: Target) -> Target:
     try:
         loaded = tf.saved_model.load(str(p))
     except Exception as exc:
-        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        first = _squeezed(exc)
         raise GraphscopeError(f"{p} is not a loadable SavedModel: {first}") from None
     signatures = dict(getattr(loaded, "signatures", {}) or {})
     key = found.extras.get("signature_key")
