@@ -7,7 +7,6 @@ instant and never touches a framework.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -668,8 +667,11 @@ def completion(shell: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and turn every failure into a sentence and an exit code."""
-    # TensorFlow's C++ start-up banner is not graphscope's output (a model.py may import TF).
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow's start-up banner is not graphscope's output, wherever TensorFlow is first
+    # imported (a model.py may import it).
+    from graphscope import _tf_startup
+
+    _tf_startup.install()
     try:
         # Without standalone mode, click returns (not raises) the code of a ctx.exit / Exit.
         code = cli.main(args=argv, prog_name="graphscope", standalone_mode=False)

@@ -49,9 +49,10 @@ SKIPPED_ATTRS = frozenset(
 
 
 def require_tf() -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ banner is not our output
+    from graphscope._tf_startup import import_tensorflow
+
     try:
-        import tensorflow as tf
+        tf = import_tensorflow()  # its start-up banner kept off the user's terminal
     except ImportError:
         raise GraphscopeError(
             "capturing a TensorFlow model needs TensorFlow: pip install 'graphscope[tf]'"
