@@ -137,12 +137,11 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
 
 
 def _where(rec: Record) -> str:
-    parts = []
-    if rec.scope:
-        parts.append(".".join(rec.scope))
+    """`` in features at model.py:24``: the scope (when there is one), then the source line."""
+    where = f" in {'.'.join(rec.scope)}" if rec.scope else ""
     if rec.source:
-        parts.append(f"{rec.source['file']}:{rec.source.get('line')}")
-    return f" in {' at '.join(parts)}" if parts else ""
+        where += f" at {rec.source['file']}:{rec.source.get('line')}"
+    return where
 
 
 def _count(shape: list[Any]) -> int:
