@@ -440,7 +440,15 @@ def step(
 
         bad = steps.first_nonfinite
         with progress.task(f"drawing {svg}"):
-            wrote.append(api.render(steps.graph, svg, highlight=[bad.node] if bad else [], quiet=_quiet))
+            wrote.append(
+                api.render(
+                    steps.graph,
+                    svg,
+                    highlight=[bad.node] if bad else [],
+                    highlight_label="the first non-finite value (the culprit)",
+                    quiet=_quiet,
+                )
+            )
     if as_json:
         import json
 
