@@ -65,6 +65,9 @@ def step(
 
 def capture(model: Any, example_inputs: Any, *, name: str, method: str = "eager") -> ir.Graph:
     """The capture method ``eager``: the same graph, without the value summaries."""
+    from graphscope.tracers import _meta
+
+    _meta.refuse_meta(model, example_inputs, "eager capture")
     graph: ir.Graph = run(model, example_inputs, name=name, summaries=False).graph
     return graph
 

@@ -373,7 +373,10 @@ def model_left_untouched(model: Any) -> Iterator[None]:
     is_module = isinstance(model, torch.nn.Module)
     modules = list(model.modules()) if is_module else []
     training = [m.training for m in modules]
-    buffers = {k: (v, v.detach().clone()) for k, v in model.named_buffers()} if is_module else {}
+    # A meta buffer holds no data to keep or compare (a model built on the meta device).
+    buffers = (
+        {k: (v, v.detach().clone()) for k, v in model.named_buffers() if not v.is_meta} if is_module else {}
+    )
     params = {k: (v, v._version) for k, v in model.named_parameters()} if is_module else {}
     try:
         yield

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError, first_line
+from graphscope.tracers import _meta
 from graphscope.tracers import _torch_common as common
 
 _TRACE_FRAME = re.compile(r"^(.+?)\((\d+)\): ", re.M)
@@ -61,6 +62,7 @@ def capture(
         method = "jit-script"
     elif method == "jit-script":
         common.check_module(model, example_inputs or (), "jit-script")
+        _meta.refuse_meta(model, example_inputs, "torch.jit.script")
         with common.model_left_untouched(model):
             try:
                 scripted = torch.jit.script(model)
@@ -68,6 +70,7 @@ def capture(
                 raise common.capture_error("torch.jit.script", exc) from None
     else:
         common.check_module(model, example_inputs, "jit-trace")
+        _meta.refuse_meta(model, example_inputs, "torch.jit.trace")
         with (
             common.model_left_untouched(model),
             common.quiet_torch_logs(),
