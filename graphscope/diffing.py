@@ -467,6 +467,9 @@ class Diff:
     value_of: tuple[dict[str, str], dict[str, str]] = ({}, {})  # node -> node holding its value
     first_divergence: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # Stacks of identical blocks that differ only in depth: {"scope", "a", "b", "nodes"}, the
+    # nodes being the added (or removed) blocks' (graphscope.folding).
+    depth_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def __repr__(self) -> str:  # the dataclass's own would print both whole graphs
         return (
@@ -486,12 +489,16 @@ class Diff:
         return not (self.added or self.removed or self.changed or self.added_edges or self.removed_edges)
 
     def rollup(self) -> list[tuple[str, dict[str, int]]]:
-        """Counts of added / removed / changed nodes per scope, largest first."""
+        """Counts of added / removed / changed nodes per scope, largest first (the nodes of
+        blocks added to or removed from a stack are said once, as a depth change)."""
         counts: dict[str, Counter[str]] = defaultdict(Counter)
+        in_blocks = {n for change in self.depth_changes for n in change["nodes"]}
         for node_id in self.added:
-            counts[_scope_key(self.b, node_id)]["added"] += 1
+            if node_id not in in_blocks:
+                counts[_scope_key(self.b, node_id)]["added"] += 1
         for node_id in self.removed:
-            counts[_scope_key(self.a, node_id)]["removed"] += 1
+            if node_id not in in_blocks:
+                counts[_scope_key(self.a, node_id)]["removed"] += 1
         for c in self.changed:
             counts[_scope_key(self.b, c["b"])]["changed"] += 1
         return sorted(((k, dict(v)) for k, v in counts.items()), key=lambda kv: (-sum(kv[1].values()), kv[0]))
@@ -511,6 +518,7 @@ class Diff:
             "bookkeeping": {"a": self.bookkeeping[0], "b": self.bookkeeping[1]},
             "by_scope": {k: v for k, v in self.rollup()},
             "first_divergence": self.first_divergence,
+            "depth_changes": [{k: v for k, v in c.items() if k != "nodes"} for c in self.depth_changes],
             "notes": self.notes,
         }
 
@@ -594,10 +602,23 @@ class Diff:
         parts.append(head)
         if self.identical:
             parts.append(Text("The graphs have the same structure.", style="green"))
-        for title, ids, graph, style in (
+        in_blocks: set[str] = set()
+        for change in self.depth_changes:
+            more = change["b"] > change["a"]
+            parts.append(
+                Text(
+                    f"{change['scope'] or '(top level)'}: {change['a']} → {change['b']} identical blocks "
+                    f"({len(change['nodes'])} {'added' if more else 'removed'} nodes are the "
+                    f"{abs(change['b'] - change['a'])} {'new' if more else 'dropped'} blocks)",
+                    style="bold",
+                )
+            )
+            in_blocks.update(change["nodes"])
+        for title, all_ids, graph, style in (
             ("added", self.added, self.b, "green"),
             ("removed", self.removed, self.a, "red"),
         ):
+            ids = [i for i in all_ids if i not in in_blocks]
             if ids:
                 t = Text(f"{title}:", style=f"bold {style}")
                 for node_id in ids[:SHOWN]:
@@ -835,7 +856,7 @@ def _diff(a: Graph, b: Graph, ignore: frozenset[str], cross: bool) -> Diff:
     added_edges = sorted(
         (u, v) for u, v in edges_b if u in m.ba and v in m.ba and (m.ba[u], m.ba[v]) not in edges_a
     )
-    return Diff(
+    diff = Diff(
         a,
         b,
         matched,
@@ -848,3 +869,25 @@ def _diff(a: Graph, b: Graph, ignore: frozenset[str], cross: bool) -> Diff:
         bookkeeping=(len(sa.bookkeeping), len(sb.bookkeeping)),
         value_of=(sa.fused, sb.fused),
     )
+    diff.depth_changes = _depth_changes(a, b, added, removed)
+    return diff
+
+
+def _depth_changes(a: Graph, b: Graph, added: list[str], removed: list[str]) -> list[dict[str, Any]]:
+    """Stacks of identical blocks (the same scope in both) that differ only in how many."""
+    from graphscope import folding
+
+    folds_a = {f.parent: f for f in folding.find_folds(a)}
+    folds_b = {f.parent: f for f in folding.find_folds(b)}
+    changes = []
+    for parent in sorted(folds_a.keys() & folds_b.keys()):
+        x, y = folds_a[parent], folds_b[parent]
+        if x.count == y.count or x.nodes != y.nodes:
+            continue
+        longer, graph, ids = (y, b, added) if y.count > x.count else (x, a, removed)
+        shorter = x if longer is y else y
+        extra = {(*parent, m) for m in longer.members if m not in shorter.members}
+        depth = len(parent) + 1
+        nodes = [i for i in ids if tuple(graph.node(i)["scope"][:depth]) in extra]
+        changes.append({"scope": ".".join(parent), "a": x.count, "b": y.count, "nodes": nodes})
+    return changes

@@ -157,7 +157,8 @@ def test_any_name_gives_valid_svg(tmp_path: Path, names: list[str]) -> None:
 
 
 def scoped_graph(stages: int = 4, blocks: int = 3, ops_per_block: int = 5) -> ir.Graph:
-    """A ResNet-shaped graph: stages of blocks of ops, scopes ["layerS", "B", "opK"]."""
+    """A ResNet-shaped graph: stages of blocks of ops, scopes ["layerS", "B", "opK"]. Every
+    block has its own width, so that none is a repeat of another (graphscope.folding)."""
     g = ir.Graph("scoped", framework="torch", capture="export")
     g.add_node("x", op="placeholder", kind="input", outputs=[{"shape": [1, 8], "dtype": "float32"}])
     prev = "x"
@@ -169,7 +170,7 @@ def scoped_graph(stages: int = 4, blocks: int = 3, ops_per_block: int = 5) -> ir
                     node_id,
                     op="aten.relu.default",
                     scope=[f"layer{s}", str(b), f"op{k}"],
-                    outputs=[{"shape": [1, 8], "dtype": "float32"}],
+                    outputs=[{"shape": [1, 8 + s * blocks + b], "dtype": "float32"}],
                 )
                 g.add_edge(prev, node_id)
                 prev = node_id
