@@ -211,6 +211,15 @@ class _Matcher:
     def __init__(self, a: _Side, b: _Side, *, cross: bool = False) -> None:
         self.a, self.b = a, b
         self.cross = cross
+        # Two captures of one framework (export and eager) name their scopes alike, from the
+        # same module paths: a node of layer 0 is not a look-alike of layer 1's, and q's view
+        # is not k's. Across frameworks (or a capture without scopes) nothing says so.
+        shared = a.scopes & b.scopes - {()}
+        self.scoped = not cross or (
+            a.graph.framework == b.graph.framework
+            and 2 * len(shared) >= min(len(a.scopes - {()}), len(b.scopes - {()}))
+            and bool(shared)
+        )
         self.ab: dict[str, str] = {}
         self.ba: dict[str, str] = {}
 
@@ -222,7 +231,7 @@ class _Matcher:
         """Whether the scopes allow ``x`` and ``y`` to be one node: within one framework, the
         same scope, or scopes that are each missing on the other side (a renamed layer). A node
         whose layer is still there is that layer's, never a look-alike in another layer."""
-        if self.cross:
+        if not self.scoped:
             return True
         sx, sy = self.a.scope[x], self.b.scope[y]
         return sx == sy or (sx not in self.b.scopes and sy not in self.a.scopes)
@@ -304,27 +313,31 @@ class _Matcher:
         return (side.label[n], port)
 
     def _align_key(self, side: _Side, x: str) -> Hashable:
-        """Canonical op, and within one framework the output shapes (a weight is not a bias)."""
+        """Canonical op, and the output shapes: within one capture as they are (a weight is not
+        a bias), across two captures of one framework up to the order of the dims."""
         if self.cross:
-            return side.label[x]
+            return (side.label[x], _dims(side.nodes[x])) if self.scoped else side.label[x]
         return (side.label[x], repr([o.get("shape") for o in side.nodes[x]["outputs"]]))
 
     def align_rest(self) -> list[str]:
-        """Align the still-unmatched nodes of each side by canonical op, in execution order."""
-        rest_a = [x for x in self.a.ids if x not in self.ab]
-        rest_b = [y for y in self.b.ids if y not in self.ba]
-        if not rest_a or not rest_b or len(rest_a) * len(rest_b) > 25_000_000:
-            return []
-        seq_a = [self._align_key(self.a, x) for x in rest_a]
-        seq_b = [self._align_key(self.b, y) for y in rest_b]
+        """Align the still-unmatched nodes of each side by canonical op, in execution order:
+        the ops apart from the weights and inputs, which one capture lists first (export) and
+        another where they are first used (eager), so that one order would not tie up the other."""
         new = []
-        sm = difflib.SequenceMatcher(None, seq_a, seq_b, autojunk=False)
-        for block in sm.get_matching_blocks():
-            for k in range(block.size):
-                x, y = rest_a[block.a + k], rest_b[block.b + k]
-                if self.compatible(x, y):
-                    self.pair(x, y)
-                    new.append(x)
+        for ops in (True, False):
+            rest_a = [x for x in self.a.ids if x not in self.ab and (self.a.nodes[x]["kind"] == "op") == ops]
+            rest_b = [y for y in self.b.ids if y not in self.ba and (self.b.nodes[y]["kind"] == "op") == ops]
+            if not rest_a or not rest_b or len(rest_a) * len(rest_b) > 25_000_000:
+                continue
+            seq_a = [self._align_key(self.a, x) for x in rest_a]
+            seq_b = [self._align_key(self.b, y) for y in rest_b]
+            sm = difflib.SequenceMatcher(None, seq_a, seq_b, autojunk=False)
+            for block in sm.get_matching_blocks():
+                for k in range(block.size):
+                    x, y = rest_a[block.a + k], rest_b[block.b + k]
+                    if self.compatible(x, y):
+                        self.pair(x, y)
+                        new.append(x)
         return new
 
     def look_through(self) -> list[str]:
