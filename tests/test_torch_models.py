@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from graphscope import ir, tracers
@@ -10,6 +17,8 @@ from graphscope.errors import GraphscopeError
 from . import torch_models
 
 pytestmark = [pytest.mark.torch, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def shape_coverage(graph: ir.Graph) -> float:
@@ -58,3 +67,51 @@ def test_gpt2_from_config(method: str) -> None:
     assert {"embedding", "layer_norm", "softmax"} & ops or "scaled_dot_product_attention" in ops
     assert shape_coverage(body) >= 0.95
     ir.loads(ir.dumps(g))
+
+
+GPT2_FILE = """
+import torch
+from transformers import GPT2Config, GPT2Model
+
+torch.manual_seed(0)
+config = GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=64, vocab_size=100, use_cache=False,
+                    return_dict=False)
+model = GPT2Model(config).eval()
+example_inputs = (torch.randint(0, 100, (2, 8)),)
+"""
+
+
+def test_gpt2_eager_ops_point_at_the_library_lines_that_ran_them(tmp_path: Path) -> None:
+    """Through the console script (whose frame is on the stack under every op): each op of a
+    library model points at the library's line that ran it, never at bin/graphscope or at
+    graphscope's own code."""
+    pytest.importorskip("transformers")
+    model = tmp_path / "gpt2_model.py"
+    model.write_text(GPT2_FILE)
+    script = Path(sys.executable).parent / "graphscope"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "g.json"
+    run = functools.partial(
+        subprocess.run, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    traced = run([str(script), "trace", str(model), "--fw", "torch", "--method", "eager", "-o", str(out)])
+    assert traced.returncode == 0, traced.stderr
+    stepped = run([str(script), "step", str(model), "--fw", "torch", "--json"])
+    assert stepped.returncode == 0, stepped.stderr
+    graph = ir.load(out)
+    ops = [n for n in graph.nodes() if n["kind"] == "op"]
+    sources = [n["source"] for n in ops] + [
+        r["source"]
+        for r in json.loads(stepped.stdout)["steps"]
+        if r["op"] != "placeholder" and r["node"] in graph.nx and graph.node(r["node"])["kind"] == "op"
+    ]
+    assert len(ops) > 80 and all(sources), [n["id"] for n in ops if not n["source"]]
+    files = {Path(s["file"]).name for s in sources}
+    assert "modeling_gpt2.py" in files
+    for s in sources:
+        path = Path(s["file"])
+        assert path.name != "graphscope" and "graphscope" not in path.parts, s
+        assert "site-packages" in path.parts and path.parts[path.parts.index("site-packages") + 1] in (
+            "transformers",
+            "torch",
+        ), s
