@@ -115,3 +115,28 @@ def test_gpt2_eager_ops_point_at_the_library_lines_that_ran_them(tmp_path: Path)
             "transformers",
             "torch",
         ), s
+
+
+def test_gpt2_export_with_another_sequence_length_is_shape_specialised(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export bakes the sequence length into view shapes and arange ends: the same ops and
+    edges, so not input-dependent; the sizes are listed."""
+    pytest.importorskip("transformers")
+    from graphscope.cli import main
+
+    model = tmp_path / "gpt2_model.py"
+    model.write_text(GPT2_FILE + "example_inputs_alt = (torch.randint(0, 100, (2, 12)),)\n")
+    code = main(["trace", str(model), "--fw", "torch", "--method", "export", "--check-dynamic", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)["dynamic"]
+    assert doc["verdict"] == "shape-specialised", doc
+    assert doc["added"] == doc["removed"] == doc["changed"] == []
+    assert {s["node"].rstrip("_0123456789") for s in doc["specialised"]} <= {
+        "view",
+        "arange",
+        "expand",
+        "reshape",
+    }
+    assert {"node": "arange", "attr": "arg0", "a": 8, "b": 12} in doc["specialised"]

@@ -199,16 +199,17 @@ def test_jit_trace_turns_tracer_warnings_into_notes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("example", "method", "static"),
+    ("example", "method", "verdict"),
     [
-        ("data_dependent", "jit-trace", False),
-        ("gru", "jit-trace", False),
-        ("or_gate", "jit-trace", True),
-        ("or_gate", "export", True),
-        ("gru", "jit-script", True),
+        ("data_dependent", "jit-trace", "input-dependent"),
+        ("gru", "jit-trace", "input-dependent"),
+        ("or_gate", "jit-trace", "static"),
+        ("or_gate", "export", "static"),
+        ("gru", "jit-script", "static"),
+        ("transformer_block", "export", "shape-specialised"),  # reshapes to the batch size
     ],
 )
-def test_check_dynamic(example: str, method: str, static: bool, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_dynamic(example: str, method: str, verdict: str, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     code = main(
@@ -226,10 +227,19 @@ def test_check_dynamic(example: str, method: str, static: bool, capsys: pytest.C
     out, err = capsys.readouterr()
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["dynamic"]["static"] is static, doc["dynamic"]
+    assert doc["dynamic"]["verdict"] == verdict, doc["dynamic"]
+    assert doc["dynamic"]["static"] is (verdict == "static")
     assert any(n.startswith("check-dynamic:") for n in doc["notes"])
-    if not static:
+    if verdict == "input-dependent":
         assert doc["dynamic"]["added"] or doc["dynamic"]["removed"] or doc["dynamic"]["changed"]
+    elif verdict == "shape-specialised":
+        assert not (doc["dynamic"]["added"] or doc["dynamic"]["removed"] or doc["dynamic"]["changed"])
+        assert {s["node"] for s in doc["dynamic"]["specialised"]} == {
+            "reshape",
+            "reshape_1",
+            "reshape_2",
+            "reshape_3",
+        }
 
 
 def test_check_dynamic_without_alt_inputs_grows_the_batch(capsys: pytest.CaptureFixture[str]) -> None:
