@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -140,3 +141,25 @@ def test_gpt2_export_with_another_sequence_length_is_shape_specialised(
         "reshape",
     }
     assert {"node": "arange", "attr": "arg0", "a": 8, "b": 12} in doc["specialised"]
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_scripted_transformer_renders_with_its_if_bodies_collapsed(tmp_path: Path) -> None:
+    """A scripted 2-layer nn.Transformer: 262 top-level nodes, 11,556 drawn with its prim::If
+    bodies. The automatic collapse counts the bodies, so Graphviz gets under the budget."""
+    import torch
+    from torch import nn
+
+    from graphscope.rendering import dot, svg
+
+    torch.manual_seed(0)
+    model = nn.Transformer(d_model=32, nhead=4, num_encoder_layers=2, num_decoder_layers=2,
+                           dim_feedforward=64, batch_first=True).eval()  # fmt: skip
+    g = tracers.capture(
+        model, (torch.randn(2, 5, 32), torch.randn(2, 4, 32)), fw="torch", method="jit-script"
+    )
+    layout = dot.to_dot(g)
+    assert layout.drawn_nodes <= dot.NODE_BUDGET and layout.collapse is not None
+    out = tmp_path / "t.svg"
+    svg.render(g, out, quiet=True)
+    assert out.read_text().startswith("<?xml")
