@@ -582,12 +582,27 @@ class Diff:
         layouts = self.a.framework != self.b.framework
         compared = 0
         self.not_compared = []
+        matched_a, matched_b = set(self.ab_map()), set(self.ba_map())
         for x, y in pairs:
             va = _first_array(steps_a.values[alias_a.get(x, x)], to_numpy)
             vb = _first_array(steps_b.values[alias_b.get(y, y)], to_numpy)
             if va is None or vb is None:
                 continue
             verdict = _compare_arrays(va, vb, rtol=rtol, atol=atol, layouts=layouts)
+            if verdict is None and va.shape != vb.shape:
+                # eager's addmm [16, 32] is export's linear [2, 8, 32] once its own view has
+                # given it that shape: compare the view's value, which the graph computed.
+                for side, steps, node, shape in (
+                    (self.b, steps_b, y, va.shape),
+                    (self.a, steps_a, x, vb.shape),
+                ):
+                    view = _view_to(side, node, shape, matched_b if side is self.b else matched_a)
+                    if view is not None and view in steps.values:
+                        value = _first_array(steps.values[view], to_numpy)
+                        if value is not None:
+                            va, vb = (va, value) if side is self.b else (value, vb)
+                            verdict = _compare_arrays(va, vb, rtol=rtol, atol=atol, layouts=layouts)
+                            break
             if verdict is None:
                 if va.shape != vb.shape and va.size:
                     self.not_compared.append(
@@ -746,6 +761,23 @@ def _compare_arrays(a: Any, b: Any, *, rtol: float, atol: float, layouts: bool =
         if worst <= atol + rtol * scale:
             return ""
     return f"max abs difference {best:.4g} (values up to {scale:.4g})"
+
+
+def _view_to(graph: Graph, node_id: str, shape: tuple[int, ...], matched: set[str]) -> str | None:
+    """The reshape that is ``node_id``'s only user, has no counterpart and gives it ``shape``:
+    the same elements in the same order, in the shape the other graph computed at once."""
+    users = graph.successors(node_id)
+    if len(users) != 1 or users[0] in matched:
+        return None
+    user = graph.node(users[0])
+    outs = user["outputs"]
+    if (
+        user["canonical_op"] != "reshape"
+        or len(outs) != 1
+        or tuple(outs[0].get("shape") or ()) != tuple(shape)
+    ):
+        return None
+    return str(user["id"])
 
 
 def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
