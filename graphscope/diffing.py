@@ -91,9 +91,8 @@ class _Side:
                 src, src_port = picked.get(u, (u, d["src_port"]))
                 # Frameworks order an op's inputs differently (addmm(bias, x, w) vs MatMul(x, w)).
                 data_in[v].append((src, (src_port, 0 if cross else d["dst_port"])))
-        memo: dict[str, list[tuple[str, int]]] = {
-            add: [(mm, 0)] for mm, add in fused.items()
-        }  # a bias add is its matmul
+        # A bias add is its matmul ...
+        memo: dict[str, list[tuple[str, int]]] = {add: [(mm, 0)] for mm, add in fused.items()}
         for mm, add in fused.items():  # ... and the bias is the matmul's input
             data_in[mm].extend((p, (sp, 0 if cross else 2)) for p, (sp, _) in data_in.get(add, ()) if p != mm)
 
@@ -214,7 +213,7 @@ class _Matcher:
         # Two captures of one framework (export and eager) name their scopes alike, from the
         # same module paths: a node of layer 0 is not a look-alike of layer 1's, and q's view
         # is not k's. Across frameworks (or a capture without scopes) nothing says so.
-        shared = a.scopes & b.scopes - {()}
+        shared = (a.scopes & b.scopes) - {()}
         self.scoped = not cross or (
             a.graph.framework == b.graph.framework
             and 2 * len(shared) >= min(len(a.scopes - {()}), len(b.scopes - {()}))
