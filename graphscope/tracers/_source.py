@@ -32,7 +32,13 @@ def _library_dirs() -> tuple[str, ...]:
     return tuple(dirs)
 
 
-_GRAPHSCOPE_DIR = str(Path(__file__).resolve().parents[1]) + os.sep
+# graphscope's own folder, as its frames name it and resolved (a symlinked environment)
+_GRAPHSCOPE_DIR = tuple(
+    {
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+        str(Path(__file__).resolve().parents[1]) + os.sep,
+    }
+)
 
 
 @functools.lru_cache(maxsize=4096)
