@@ -505,24 +505,24 @@ def _value(v: Any) -> _Value:
 
 @functools.lru_cache(maxsize=4096)
 def _source_of(source_range: str, traced: bool, cwd: str) -> dict[str, Any] | None:
-    """The user's frame in a TorchScript source range, else a model library's (ops of one line
-    share it)."""
+    """The user's frame in a TorchScript source range (ops of one line share it)."""
     if traced:  # innermost first; a model library's frame when the user's is not there
         return source_of_frames((f, int(n)) for f, n in _TRACE_FRAME.findall(source_range) if f)
     # A loaded archive's range names the original file first, then the archive's own
     # generated code ("Serialized   File code/__torch__/..."): the original is the user's.
     original = _SERIALIZED.split(source_range, maxsplit=1)[0]
-    return source_of_frames((f, int(n)) for f, n in reversed(_SCRIPT_FRAME.findall(original)) if f)
+    frames = [_user_frame(f, int(n), cwd) for f, n in _SCRIPT_FRAME.findall(original)]
+    return next((frame for frame in reversed(frames) if frame), None)
 
 
 @functools.lru_cache(maxsize=4096)
 def _user_frame(filename: str, line: int, cwd: str) -> dict[str, Any] | None:
-    """``{file, line}`` when the file is the user's or a model library's, else None. One dict
-    per line, shared: Graph.add_node copies what it is given. Cached per working directory,
-    since the file is named relative to it."""
-    if not filename:  # `# :0:0`: no location
+    """``{file, line}`` when the file is the user's, else None. One dict per line, shared:
+    Graph.add_node copies what it is given. Cached per working directory, since the file is
+    named relative to it."""
+    if not filename or not common.is_user_file(filename):  # `# :0:0`: no location
         return None
-    return source_of_frames([(filename, line)])
+    return {"file": common.relative(filename), "line": line}
 
 
 @functools.lru_cache(maxsize=1024)
