@@ -214,19 +214,31 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
     visible = _visible_nodes(graph, opts)
     folds = _Folds(graph if opts.fold else None, opts.highlight)
     runs = False  # draw runs of consecutive nodes: scopes cannot make the graph small enough
-    counts = _ScopeCounts(graph, visible, folds.scope_of) if collapse is None else None
+    bodies = True  # draw control-flow bodies beside the nodes that run them
+    counts = _ScopeCounts(graph, visible, opts, scope_of=folds.scope_of) if collapse is None else None
     if counts is not None and counts.drawn(None) > opts.budget:
+        total = counts.drawn(None)
         collapse = counts.fitting_depth(opts.budget)
-        if collapse is not None and counts.drawn(collapse) > opts.budget:
+        if counts.drawn(collapse) > opts.budget:
+            # Collapsing scopes is not enough: fold the bodies into the nodes that run them.
+            bodies = False
+            n_bodies, in_bodies = counts.body_nodes()
+            if n_bodies:
+                notes.append(
+                    f"{n_bodies} control-flow bodies ({in_bodies} nodes) are not drawn, only the nodes "
+                    "that run them: with them the drawing has too many nodes even with every scope collapsed"
+                )
+            collapse = counts.fitting_depth(opts.budget, bodies=False)
+        if collapse is not None and counts.drawn(collapse, bodies=bodies) > opts.budget:
             runs = True
             notes.append(
-                f"{len(visible)} nodes is more than Graphviz lays out quickly, "
-                f"and still {counts.drawn(collapse)} boxes with every scope collapsed"
+                f"{total} nodes is more than Graphviz lays out quickly, "
+                f"and still {counts.drawn(collapse, bodies=bodies)} boxes with every scope collapsed"
             )
             collapse = None
         elif collapse is not None:
             notes.append(
-                f"{len(visible)} nodes is more than Graphviz lays out quickly; "
+                f"{total} nodes is more than Graphviz lays out quickly; "
                 f"collapsed scopes below depth {collapse} (use --collapse to choose)"
             )
     w = _Writer(opts.name_prefix)
@@ -244,7 +256,17 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
     if opts.title:
         w.lines.append(f"  label={_title_label(opts.title)} labelloc=t")
     drawn = _draw_graph(
-        graph, w, opts, collapse, visible, prefix="", indent="  ", notes=notes, runs=runs, folds=folds
+        graph,
+        w,
+        opts,
+        collapse,
+        visible,
+        prefix="",
+        indent="  ",
+        notes=notes,
+        runs=runs,
+        bodies=bodies,
+        folds=folds,
     )
     drawn_folds = [f for f in folds.folds if f in w.folds_drawn]  # not those inside a collapsed box
     if drawn_folds:
@@ -317,31 +339,85 @@ class _Folds:
 
 
 class _ScopeCounts:
-    """How many boxes each collapse depth draws, from one pass over the nodes (a million
-    nodes: one pass, not one per depth tried)."""
+    """How many boxes each collapse depth draws, control-flow bodies included: a body is drawn
+    beside the node that runs it when that node is drawn as itself, not folded into a collapsed
+    scope (a scripted nn.Transformer: 262 top-level nodes, 11,556 drawn with its ``prim::If``
+    bodies). From one pass over each graph's nodes (a million nodes: one pass, not one per
+    depth tried); a body shared by several callers is counted once per graph, as it is drawn."""
+
+    deepest: int  # the deepest scope, bodies included
 
     def __init__(
-        self, graph: Graph, visible: set[str], scope_of: dict[str, tuple[str, ...]] | None = None
+        self,
+        graph: Graph,
+        visible: set[str],
+        opts: DotOptions,
+        memo: dict[int, _ScopeCounts] | None = None,
+        *,
+        scope_of: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
-        # A folded instance counts as its one box (scope_of maps its nodes to the fold's key).
+        memo = {} if memo is None else memo
+        # A folded run of identical blocks counts as its one box (scope_of maps the nodes of the
+        # instances after the first to the fold's key); what runs inside them is not drawn.
         folded = scope_of or {}
+        nodes = [n for n in graph.nodes() if n["id"] in visible]
         self.scopes: Counter[tuple[str, ...]] = Counter(
-            folded.get(n["id"]) or tuple(n["scope"]) for n in graph.nodes() if n["id"] in visible
+            folded.get(n["id"]) or tuple(n["scope"]) for n in nodes
         )
         for key in set(folded.values()):
             if key in self.scopes:
                 self.scopes[key] = 1
-        self.deepest = max((len(s) for s in self.scopes), default=0)
+        self.runners = [
+            (tuple(n["scope"]), list(n["subgraphs"]))
+            for n in nodes
+            if n["subgraphs"] and n["id"] not in folded
+        ]
+        self.bodies: dict[str, _ScopeCounts] = {}
+        for _, names in self.runners:
+            for name in names:
+                sub = _find_subgraph([graph], name)
+                if name in self.bodies or sub is None or len(sub) == 0:
+                    continue
+                if id(sub) not in memo:
+                    memo[id(sub)] = _ScopeCounts(sub, _visible_nodes(sub, opts), opts, memo)
+                self.bodies[name] = memo[id(sub)]
+        self.deepest = max(
+            [len(s) for s in self.scopes] + [b.deepest for b in self.bodies.values()], default=0
+        )
 
-    def drawn(self, collapse: int | None) -> int:
+    def drawn(self, collapse: int | None, *, bodies: bool = True) -> int:
         if collapse is None or collapse < 1:
-            return sum(self.scopes.values())
-        singles = sum(k for s, k in self.scopes.items() if len(s) < collapse)
-        return singles + len({s[:collapse] for s in self.scopes if len(s) >= collapse})
+            boxes = sum(self.scopes.values())
+            groups: Counter[tuple[str, ...]] = Counter()
+        else:
+            groups = Counter()
+            for scope, k in self.scopes.items():
+                if len(scope) >= collapse:
+                    groups[scope[:collapse]] += k
+            boxes = sum(k for scope, k in self.scopes.items() if len(scope) < collapse) + len(groups)
+        if bodies:
+            counted: set[str] = set()
+            for scope, names in self.runners:
+                if (
+                    collapse is not None
+                    and collapse >= 1
+                    and len(scope) >= collapse
+                    and groups[scope[:collapse]] > 1
+                ):
+                    continue  # folded into a collapsed scope: its bodies are not drawn
+                for name in names:
+                    if name in self.bodies and name not in counted:
+                        counted.add(name)
+                        boxes += self.bodies[name].drawn(collapse)
+        return boxes
 
-    def fitting_depth(self, budget: int) -> int | None:
+    def body_nodes(self) -> tuple[int, int]:
+        """How many bodies the top level runs, and how many nodes they hold (nested ones too)."""
+        return len(self.bodies), sum(b.drawn(None) for b in self.bodies.values())
+
+    def fitting_depth(self, budget: int, *, bodies: bool = True) -> int | None:
         for depth in range(self.deepest, 0, -1):
-            if self.drawn(depth) <= budget:
+            if self.drawn(depth, bodies=bodies) <= budget:
                 return depth
         return 1 if self.deepest else None
 
@@ -359,6 +435,7 @@ def _draw_graph(
     enclosing: list[Graph] | None = None,
     drawn_bodies: set[str] | None = None,
     runs: bool = False,
+    bodies: bool = True,
     folds: _Folds | None = None,
 ) -> int:
     """Emit nodes (in scope clusters), edges and control-flow subgraphs; return nodes drawn."""
@@ -513,7 +590,7 @@ def _draw_graph(
     drawn = len(singles) + len(groups)
     # Control-flow bodies: a cluster per subgraph, linked from the node that runs it
     # (a node folded into a collapsed scope shows its bodies only when expanded).
-    for n in singles:
+    for n in singles if bodies else ():
         for sub_name in n["subgraphs"]:
             sub = _find_subgraph([*enclosing, graph], sub_name)
             if sub is None or len(sub) == 0 or sub_name in drawn_bodies:
