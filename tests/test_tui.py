@@ -83,13 +83,58 @@ async def test_subgraphs_are_entered_and_left_like_directories() -> None:
     async with app.run_test(size=SIZE) as pilot:
         table = app.query_one(NodeTable)
         assert table.go_to("if")
-        await pilot.press("greater_than_sign")
+        await pilot.press("greater_than_sign", "enter")  # then / else: the first, then
         assert app.level.path == "if.then" and {r.id for r in table.rows} >= {"relu", "mul"}
         await pilot.press("less_than_sign")
         assert app.level.path == "" and table.current is not None and table.current.id == "if"
         assert table.go_to("linear")
         await pilot.press("greater_than_sign")  # no subgraph: a warning, nothing moves
         assert app.level.path == ""
+
+
+@pytest.mark.anyio
+async def test_a_node_with_several_bodies_asks_which_to_enter() -> None:
+    from graphscope.tui.dialogs.body_chooser import BodyChooser
+
+    app = GraphscopeApp(ir.load(ROOT / "tests" / "golden" / "tf" / "control_flow_tf.tf-function.json"))
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(NodeTable)
+        assert table.go_to("cond")
+        await pilot.press("greater_than_sign")
+        assert isinstance(app.screen, BodyChooser)
+        assert app.screen.bodies == ["cond.then_branch", "cond.else_branch"]
+        await pilot.press("down", "enter")  # the second: the else branch
+        assert app.level.path == "cond.else_branch"
+        await pilot.press("less_than_sign")
+        assert app.level.path == "" and table.current is not None and table.current.id == "cond"
+        assert table.go_to("while")
+        await pilot.press("greater_than_sign", "2")  # a body's number enters it at once
+        assert app.level.path == "while.body" and not isinstance(app.screen, BodyChooser)
+        await pilot.press("less_than_sign")
+        assert table.go_to("while")
+        await pilot.press("greater_than_sign", "escape")  # no body: nothing moves
+        assert app.level.path == "" and table.current.id == "while"
+
+
+@pytest.mark.anyio
+async def test_entering_or_leaving_a_subgraph_clears_the_search() -> None:
+    from textual.widgets import Input, Static
+
+    app = GraphscopeApp(ir.load(GOLDEN / "data_dependent.jit-script.json"))
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(NodeTable)
+        search = app.query_one("#search", Input)
+        await pilot.press("slash", "i", "f", "enter")
+        assert table.current is not None and table.current.id == "if" and search.value == "if"
+        await pilot.press("greater_than_sign", "1")  # the then branch
+        await pilot.pause()
+        assert app.level.path == "if.then" and app.search_text == ""
+        assert search.value == "" and not search.display  # no stale text over unfiltered rows
+        assert "search" not in str(app.query_one("#where", Static).render())
+        await pilot.press("slash", "r", "e", "l", "u", "enter", "less_than_sign")
+        await pilot.pause()
+        assert app.level.path == "" and search.value == "" and not search.display
+        assert len(table.rows) == len(app.level.rows) and table.current.id == "if"
 
 
 @pytest.mark.anyio

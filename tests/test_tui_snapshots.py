@@ -38,7 +38,7 @@ def test_subgraph(snap_compare: Any) -> None:
         from graphscope.tui.widgets.node_table import NodeTable
 
         pilot.app.query_one(NodeTable).go_to("if")
-        await pilot.press("greater_than_sign")
+        await pilot.press("greater_than_sign", "down", "enter")  # the else branch
 
     assert snap_compare(app, run_before=enter_if, terminal_size=SIZE)
 

@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Static, Tree
 
 from graphscope import _gc
+from graphscope.tui.dialogs.body_chooser import BodyChooser
 from graphscope.tui.model import Level, Row
 from graphscope.tui.screens.help import HelpScreen
 from graphscope.tui.widgets.node_table import COLUMNS, COLUMNS_WITHOUT_VALUES, NodeTable, header_text
@@ -148,7 +149,13 @@ class GraphscopeApp(App[None]):
     def _show_level(self, keep: str | None = None) -> None:
         level = self.level
         self.query_one(ScopeTree).load(level, level.path or self.graph.name)
+        # A search or a scope belongs to the level it was made in: entering or leaving a
+        # subgraph clears both, the search box with them (its text must not outlive its rows).
         self.scope, self.search_text = "", ""
+        search = self.query_one("#search", Input)
+        if search.value or search.display:
+            search.value, search.display = "", False
+            self.query_one(NodeTable).focus()
         self._refresh_rows(keep)
 
     def _refresh_rows(self, keep: str | None = None) -> None:
@@ -268,12 +275,26 @@ class GraphscopeApp(App[None]):
         self.query_one(ScopeTree).focus()
 
     def action_enter_subgraph(self) -> None:
+        """Enter the current node's body; a node with several (then / else, cond / body) asks which."""
         row = self.query_one(NodeTable).current
         node = self.level.graph.node(row.id) if row else None
         if not node or not node["subgraphs"]:
             self.notify("this node has no subgraph", severity="warning")
             return
-        name = node["subgraphs"][0]
+        bodies = list(node["subgraphs"])
+        if len(bodies) == 1:
+            self.enter_body(bodies[0])
+            return
+        sizes = {name: len(sub) for name in bodies if (sub := _resolve(self.stack, name)) is not None}
+
+        def chosen(body: str | None) -> None:
+            if body is not None:
+                self.enter_body(body)
+
+        self.push_screen(BodyChooser(node["id"], bodies, sizes), chosen)
+
+    def enter_body(self, name: str) -> None:
+        """Enter the subgraph ``name`` (a body of the current level's node) like a directory."""
         sub = _resolve(self.stack, name)
         if sub is None:
             self.notify(f"subgraph {name} is not in this file", severity="error", markup=False)
