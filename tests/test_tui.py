@@ -52,7 +52,7 @@ async def test_move_follow_an_edge_and_back() -> None:
     app = GraphscopeApp(transformer())
     async with app.run_test(size=SIZE) as pilot:
         table = app.query_one(NodeTable)
-        assert table.current is not None and table.current.id == "p_norm1_weight"
+        assert table.current is not None and table.current.id == "layer_norm"  # the first op
         await pilot.press("end")
         assert table.current.id == "output"
         await pilot.press("slash", *"layer_norm", "enter")  # search, then back to the table
@@ -64,6 +64,63 @@ async def test_move_follow_an_edge_and_back() -> None:
         assert table.current.id == "x"
         await pilot.press("left", "enter")  # x's last edge: its last user
         assert table.current.id == "add"
+
+
+def weighty() -> ir.Graph:
+    """300 weights listed before the first op, as an export of a ResNet lists 320."""
+    g = ir.Graph("weighty")
+    for i in range(300):
+        g.add_node(f"p{i}", op="placeholder", kind="param", outputs=[{"shape": [8], "dtype": "float32"}])
+    g.add_node("x", op="placeholder", kind="input", outputs=[{"shape": [8], "dtype": "float32"}])
+    g.add_node("k", op="Const", kind="const")
+    g.add_node("mul", op="mul", outputs=[{"shape": [8], "dtype": "float32"}])
+    g.add_node("add", op="add", outputs=[{"shape": [8], "dtype": "float32"}])
+    for i in range(30):
+        g.add_node(f"relu{i}", op="relu", outputs=[{"shape": [8], "dtype": "float32"}])
+        g.add_edge(f"relu{i - 1}" if i else "add", f"relu{i}")
+    g.add_node("output", op="output", kind="output")
+    g.add_edge("x", "mul")
+    g.add_edge("p0", "mul", dst_port=1)
+    g.add_edge("mul", "add")
+    g.add_edge("k", "add", dst_port=1)
+    g.add_edge("relu29", "output")
+    return g
+
+
+@pytest.mark.anyio
+async def test_weights_first_graph_opens_on_its_first_op_and_w_hides_them() -> None:
+    from textual.widgets import Static
+
+    app = GraphscopeApp(weighty())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        table = app.query_one(NodeTable)
+        assert table.current is not None and table.current.id == "mul"
+        top = int(table.scroll_offset.y)
+        assert top <= table.cursor < top + 5  # in sight, near the top, the input just above it
+        shown = {b.binding.action for b in app.active_bindings.values() if b.enabled and b.binding.show}
+        assert "toggle_weights" in shown  # in the footer
+        await pilot.press("w")
+        assert [r.id for r in table.rows][:3] == ["x", "mul", "add"] and len(table.rows) == 34
+        assert table.current.id == "mul"
+        assert "301 weights hidden (w)" in str(app.query_one("#where", Static).render())
+        await pilot.press("w")
+        assert len(table.rows) == 335 and table.current.id == "mul"
+        await pilot.press("home", "w")  # the cursor on a weight that goes: on to the next row kept
+        assert table.current.id == "x"
+        await pilot.press("down", "right", "right", "enter")  # mul's second input: p0, hidden
+        assert table.current.id == "p0" and app.weights_shown and len(table.rows) == 335
+
+
+@pytest.mark.anyio
+async def test_w_is_offered_only_where_there_are_weights() -> None:
+    app = GraphscopeApp(ir.load(ROOT / "tests" / "golden" / "tf" / "control_flow_tf.tf-function.json"))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.check_action("toggle_weights", ()) is True  # 5 constants at the top level
+        assert app.query_one(NodeTable).go_to("cond")
+        await pilot.press("greater_than_sign", "2")  # the else branch: no constants
+        assert app.level.path == "cond.else_branch"
+        assert app.check_action("toggle_weights", ()) is False
 
 
 @pytest.mark.anyio
@@ -269,7 +326,7 @@ async def test_browse_mode_shows_only_what_works() -> None:
         assert not shown & {"step(1)", "continue", "breakpoint", "change(1)", "swap_side"}
         await pilot.press("b", "n")
         assert app.breakpoints == set() and table.current is not None
-        assert table.current.id == "p_norm1_weight"
+        assert table.current.id == "layer_norm"
 
 
 @pytest.mark.anyio

@@ -14,7 +14,7 @@ from textual.widgets import Footer, Header, Input, Static, Tree
 
 from graphscope import _gc
 from graphscope.tui.dialogs.body_chooser import BodyChooser
-from graphscope.tui.model import Level, Row
+from graphscope.tui.model import WEIGHT_KINDS, Level, Row
 from graphscope.tui.screens.help import HelpScreen
 from graphscope.tui.widgets.node_table import COLUMNS, COLUMNS_WITHOUT_VALUES, NodeTable, header_text
 from graphscope.tui.widgets.panes import Details, Neighbourhood, diff_header
@@ -44,6 +44,7 @@ class GraphscopeApp(App[None]):
         Binding("greater_than_sign", "enter_subgraph", "enter"),
         Binding("less_than_sign,backspace", "leave_subgraph", "up", show=False),
         Binding("t", "focus_tree", "scopes", show=False),
+        Binding("w", "toggle_weights", "weights"),
         Binding("s", "export_svg", "svg"),
         Binding("n", "step(1)", "next step"),
         Binding("p", "step(-1)", "prev step"),
@@ -77,6 +78,7 @@ class GraphscopeApp(App[None]):
             self.stack: list[Level] = [Level(graph)]
         self.scope = ""
         self.search_text = ""
+        self.weights_shown = True  # `w`: params and constants listed, or hidden
         self.edge_index = -1  # which neighbour ←/→ chose (-1: none)
         self._shown: str | None = None  # the node the panes show
         self.svg_dir = svg_dir or Path.cwd()
@@ -108,6 +110,8 @@ class GraphscopeApp(App[None]):
             return self.steps is not None
         if action in self._DIFF_ACTIONS:
             return self.diff is not None
+        if action == "toggle_weights":
+            return self.level.weights > 0
         return True
 
     def on_unmount(self) -> None:
@@ -156,21 +160,30 @@ class GraphscopeApp(App[None]):
         if search.value or search.display:
             search.value, search.display = "", False
             self.query_one(NodeTable).focus()
-        self._refresh_rows(keep)
+        self._refresh_rows(keep or level.first_op, level_changed=True)
+        self.refresh_bindings()  # `w` is offered only where there are weights to hide
 
-    def _refresh_rows(self, keep: str | None = None) -> None:
-        rows = self.level.rows_in(self.scope)
+    def _refresh_rows(self, keep: str | None = None, *, level_changed: bool = False) -> None:
+        rows = self.level.rows_in(self.scope, weights=self.weights_shown)
         if self.search_text:
             rows = self.level.search(self.search_text, rows)
         table = self.query_one(NodeTable)
-        table.set_rows(rows, keep=keep or (table.current.id if table.current else None))
+        if not level_changed:
+            keep = keep or (table.current.id if table.current else None)
+        table.set_rows(rows, keep=keep)
         if table.current is None or table.current.id != self._shown:
             self.edge_index = -1
             self._show_node(table.current)  # now, not a message later: one repaint, not two
         where = self.level.path or "(top level)"
-        filters = [f"scope {self.scope}" for _ in [0] if self.scope] + [
-            f"search '{self.search_text}'" for _ in [0] if self.search_text
-        ]
+        filters = (
+            [f"scope {self.scope}" for _ in [0] if self.scope]
+            + [f"search '{self.search_text}'" for _ in [0] if self.search_text]
+            + [
+                f"{self.level.weights} weights hidden (w)"
+                for _ in [0]
+                if not self.weights_shown and self.level.weights
+            ]
+        )
         self.query_one("#where", Static).update(
             f"{where} · {len(rows)} of {len(self.level.rows)} nodes"
             + (f" · {', '.join(filters)}" if filters else "")
@@ -237,6 +250,9 @@ class GraphscopeApp(App[None]):
         """Put the cursor on ``node_id``, clearing a filter that hides it."""
         table = self.query_one(NodeTable)
         if not table.go_to(node_id):
+            row = self.level.rows[self.level.index[node_id]] if node_id in self.level.index else None
+            if row is not None and row.kind in WEIGHT_KINDS:
+                self.weights_shown = True
             self.scope, self.search_text = "", ""
             search = self.query_one("#search", Input)
             search.value, search.display = "", False
@@ -270,6 +286,18 @@ class GraphscopeApp(App[None]):
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
         self.scope = event.node.data or ""
         self._refresh_rows()
+
+    def action_toggle_weights(self) -> None:
+        """Hide or show params and constants (a ResNet lists 320 weights before its first op)."""
+        self.weights_shown = not self.weights_shown
+        table = self.query_one(NodeTable)
+        keep = table.current.id if table.current else None
+        if not self.weights_shown and table.current is not None and table.current.kind in WEIGHT_KINDS:
+            # the cursor's row goes: on to the next row that stays, else the one before
+            after = [r for r in table.rows[table.cursor :] if r.kind not in WEIGHT_KINDS]
+            before = [r for r in table.rows[: table.cursor] if r.kind not in WEIGHT_KINDS]
+            keep = after[0].id if after else (before[-1].id if before else None)
+        self._refresh_rows(keep)
 
     def action_focus_tree(self) -> None:
         self.query_one(ScopeTree).focus()

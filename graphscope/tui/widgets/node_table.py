@@ -83,7 +83,11 @@ class NodeTable(ScrollView, can_focus=True):
         self.rows = rows
         self.virtual_size = Size(0, len(rows))  # columns are cut to the width: no sideways scroll
         where = next((i for i, r in enumerate(rows) if r.id == keep), 0) if keep else 0
+        top, height = int(self.scroll_offset.y), self.scrollable_content_region.height
         self.cursor = where
+        if not top <= where < top + height:
+            # a row out of sight: brought near the top, a row or two above it for context
+            self.call_after_refresh(self.scroll_to, y=max(0, where - 2), animate=False)
         self.refresh()
 
     @property
