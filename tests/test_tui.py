@@ -319,7 +319,7 @@ async def test_browse_mode_shows_only_what_works() -> None:
     app = GraphscopeApp(transformer())
     async with app.run_test(size=SIZE) as pilot:
         table = app.query_one(NodeTable)
-        assert [name for name, _ in table.columns] == ["id", "op", "shape", "dtype", "kind"]
+        assert [name for name, _ in table.fitted] == ["", "id", "op", "shape", "dtype", "kind"]
         assert "[16]" in table.render_line(0).text
         shown = {b.binding.action for b in app.active_bindings.values() if b.enabled and b.binding.show}
         assert {"quit", "search", "export_svg"} <= shown
@@ -327,6 +327,76 @@ async def test_browse_mode_shows_only_what_works() -> None:
         await pilot.press("b", "n")
         assert app.breakpoints == set() and table.current is not None
         assert table.current.id == "layer_norm"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("size", [(80, 24), (140, 40), (200, 60)])
+async def test_every_pane_shows_and_nothing_is_cut_silently(size: tuple[int, int]) -> None:
+    from textual.widgets import Static
+
+    from graphscope.tui.widgets.panes import Details, Neighbourhood
+    from graphscope.tui.widgets.scope_tree import ScopeTree
+
+    app = GraphscopeApp(transformer())
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        table = app.query_one(NodeTable)
+        details, neighbourhood = app.query_one(Details), app.query_one(Neighbourhood)
+        for pane in (table, details, neighbourhood):  # on screen, with room to read
+            assert pane.display and pane.region.height >= 3 and pane.region.width >= 40, pane
+        assert "layer_norm · aten.layer_norm.default" in details.plain_text()
+        names = [name for name, _ in table.fitted]
+        assert names[:4] == ["", "id", "op", "shape"]
+        widths = dict(table.fitted)
+        assert widths["id"] >= 20 and widths["shape"] >= 9
+        if "kind" in widths:
+            assert widths["kind"] >= 5  # "param", never "p"
+        header = str(app.query_one("#columns", Static).render())
+        assert header.split() == [n for n in names if n]
+        # every line of the table ends in a whole cell or an ellipsis, inside the table
+        for y in range(min(len(table.rows), table.scrollable_content_region.height)):
+            line = table.render_line(y).text.rstrip()
+            assert len(line) <= table.scrollable_content_region.width
+            assert (
+                "scaled_dot_product_at" not in line or "…" in line or "scaled_dot_product_attention " in line
+            )
+        tree = app.query_one(ScopeTree)
+        if size[0] >= 110:
+            assert tree.display and tree.region.width >= len("▼ transformer_block (36)")
+            assert neighbourhood.compact is (size[1] < 32)
+        else:
+            assert not tree.display and neighbourhood.compact
+
+
+@pytest.mark.anyio
+async def test_t_shows_the_scope_tree_in_the_tables_place_on_a_narrow_screen() -> None:
+    from graphscope.tui.widgets.scope_tree import ScopeTree
+
+    app = GraphscopeApp(transformer())
+    async with app.run_test(size=(80, 24)) as pilot:
+        tree, table = app.query_one(ScopeTree), app.query_one(NodeTable)
+        assert not tree.display
+        await pilot.press("t")
+        await pilot.pause()
+        assert tree.display and tree.has_focus
+        assert tree.region.width == 80 and not app.query_one("#middle").display
+        await pilot.press("down", "down", "enter")  # mlp: the table again, filtered
+        await pilot.pause()
+        assert not tree.display and table.has_focus and app.query_one("#middle").display
+        assert len(table.rows) == 7 and app.scope == "mlp"
+        await pilot.press("t", "escape")  # Esc closes the tree too
+        await pilot.pause()
+        assert not tree.display and table.has_focus
+
+
+@pytest.mark.anyio
+async def test_a_resize_under_a_dialog_lays_the_graph_screen_out() -> None:
+    app = GraphscopeApp(transformer())
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)  # (Textual applies a resize after a short timer)
+        assert app.screen_stack[0].query_one("#body").has_class("-narrow")
 
 
 @pytest.mark.anyio

@@ -23,6 +23,31 @@ def test_browse(snap_compare: Any) -> None:
     assert snap_compare(transformer(), press=["down", "down", "down", "right"], terminal_size=SIZE)
 
 
+def test_browse_80x24(snap_compare: Any) -> None:
+    # the table above a compact neighbourhood and the details; columns fitted, cut with …
+    assert snap_compare(transformer(), press=["down", "right"], terminal_size=(80, 24))
+
+
+def test_browse_200x60(snap_compare: Any) -> None:
+    assert snap_compare(transformer(), press=["down", "right"], terminal_size=(200, 60))
+
+
+def test_scope_tree_page_80x24(snap_compare: Any) -> None:
+    assert snap_compare(transformer(), press=["t", "down"], terminal_size=(80, 24))
+
+
+def test_body_chooser_80x24(snap_compare: Any) -> None:
+    app = GraphscopeApp(ir.load(ROOT / "tests" / "golden" / "tf" / "control_flow_tf.tf-function.json"))
+
+    async def ask(pilot: Any) -> None:
+        from graphscope.tui.widgets.node_table import NodeTable
+
+        pilot.app.query_one(NodeTable).go_to("while")
+        await pilot.press("greater_than_sign")
+
+    assert snap_compare(app, run_before=ask, terminal_size=(80, 24))
+
+
 def test_search(snap_compare: Any) -> None:
     assert snap_compare(transformer(), press=["slash", *"op:linear"], terminal_size=SIZE)
 
@@ -65,4 +90,4 @@ def test_diff_mode(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         for i in (1, 2)
     )
     app = GraphscopeApp(b, diff=diff.diff(a, b))
-    assert snap_compare(app, press=["right_square_bracket", "right_square_bracket", "d"], terminal_size=SIZE)
+    assert snap_compare(app, press=["right_square_bracket", "d"], terminal_size=SIZE)  # gelu, then A's relu_2

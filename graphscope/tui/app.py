@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.style import Style
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -16,7 +17,7 @@ from graphscope import _gc
 from graphscope.tui.dialogs.body_chooser import BodyChooser
 from graphscope.tui.model import WEIGHT_KINDS, Level, Row
 from graphscope.tui.screens.help import HelpScreen
-from graphscope.tui.widgets.node_table import COLUMNS, COLUMNS_WITHOUT_VALUES, NodeTable, header_text
+from graphscope.tui.widgets.node_table import COLUMNS, COLUMNS_WITHOUT_VALUES, NodeTable
 from graphscope.tui.widgets.panes import Details, Neighbourhood, diff_header
 from graphscope.tui.widgets.scope_tree import ScopeTree
 
@@ -79,6 +80,7 @@ class GraphscopeApp(App[None]):
         self.scope = ""
         self.search_text = ""
         self.weights_shown = True  # `w`: params and constants listed, or hidden
+        self.tree_open = False  # `t` on a narrow screen: the scope tree in the table's place
         self.edge_index = -1  # which neighbour ←/→ chose (-1: none)
         self._shown: str | None = None  # the node the panes show
         self.svg_dir = svg_dir or Path.cwd()
@@ -87,13 +89,13 @@ class GraphscopeApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        with Horizontal(id="body"):
             yield ScopeTree("scopes", id="scopes")
             with Vertical(id="middle"):
                 yield Static("", id="where")
                 yield Input(placeholder="search: words, op:relu kind:param scope:layer1", id="search")
+                yield Static("", id="columns")
                 columns = COLUMNS if self._has_values() else COLUMNS_WITHOUT_VALUES
-                yield Static(header_text(columns), id="columns")
                 yield NodeTable(id="nodes", columns=columns)
             with Vertical(id="right"):
                 yield Neighbourhood("", id="neighbourhood")
@@ -140,11 +142,56 @@ class GraphscopeApp(App[None]):
             self._show_diff_side()
         table.focus()
 
+    # Below these sizes the screen changes shape (see _lay_out).
+    NARROW = 100  # columns: panes stacked, the scope tree a page of its own
+    TREE_BESIDE = 110  # columns: the scope tree always shown on the left
+    SHORT = 32  # rows: the neighbourhood drawn on three lines
+
     def on_resize(self, event: Any) -> None:
-        """Narrow terminals: the right panes shrink, and below 100 columns the scope tree hides."""
-        width = event.size.width
-        self.query_one("#right").styles.width = max(30, min(56, int(width * 0.35)))
-        self.query_one(ScopeTree).display = width >= 100
+        self._lay_out(event.size)
+
+    def _lay_out(self, size: Any = None) -> None:
+        """Fit the panes to the terminal.
+
+        Wide (110+ columns): the scope tree, the table and the right-hand panes side by side,
+        the tree as wide as its top labels (up to a fifth of the screen), the panes about a
+        third. 100-109 columns: the tree only when ``t`` opens it. Narrow (under 100): the
+        table above the details, and ``t`` shows the scope tree in their place. Short (under
+        32 rows) or narrow: the neighbourhood one hop each way on three lines.
+        """
+        width, height = size or self.size  # (a resize's own size: self.size may lag behind it)
+        main = self.screen_stack[0]  # the graph's screen, under any dialog
+        body = main.query_one("#body")
+        narrow = width < self.NARROW
+        body.set_class(narrow, "-narrow")
+        body.set_class(self.tree_open, "-tree-open")
+        tree = main.query_one(ScopeTree)
+        tree.display = self.tree_open or width >= self.TREE_BESIDE
+        if not narrow:
+            tree.styles.width = max(20, min(tree.wanted_width(), max(24, width // 5)))
+            main.query_one("#right").styles.width = max(40, min(72, int(width * 0.36)))
+        else:
+            tree.styles.width = "1fr"
+            main.query_one("#right").styles.width = "1fr"
+        main.query_one(Footer).compact = narrow  # more keys in the line
+        neighbourhood = main.query_one(Neighbourhood)
+        compact = narrow or height < self.SHORT
+        if neighbourhood.compact != compact:
+            neighbourhood.compact = compact
+            if self._shown is not None:
+                self.call_after_refresh(self._redraw_neighbourhood)
+
+    def _redraw_neighbourhood(self) -> None:
+        if self._shown is not None and self._shown in self.level.index:
+            neighbourhood = self.screen_stack[0].query_one(Neighbourhood)
+            neighbourhood.show(self.level, self._shown, self._chosen_edge(self._shown))
+
+    def on_node_table_columns_fitted(self, message: NodeTable.ColumnsFitted) -> None:
+        # (the table's own screen: a dialog may be on top, and app.query_one looks there)
+        if not message.table.is_attached:
+            return  # the app closed before the message came
+        for header in message.table.screen.query("#columns").results(Static):
+            header.update(Text(message.header))
 
     @property
     def level(self) -> Level:
@@ -153,6 +200,7 @@ class GraphscopeApp(App[None]):
     def _show_level(self, keep: str | None = None) -> None:
         level = self.level
         self.query_one(ScopeTree).load(level, level.path or self.graph.name)
+        self.query_one(NodeTable).fit(level.content_widths())
         # A search or a scope belongs to the level it was made in: entering or leaving a
         # subgraph clears both, the search box with them (its text must not outlive its rows).
         self.scope, self.search_text = "", ""
@@ -161,6 +209,7 @@ class GraphscopeApp(App[None]):
             search.value, search.display = "", False
             self.query_one(NodeTable).focus()
         self._refresh_rows(keep or level.first_op, level_changed=True)
+        self._lay_out()  # the scope tree as wide as this level's labels
         self.refresh_bindings()  # `w` is offered only where there are weights to hide
 
     def _refresh_rows(self, keep: str | None = None, *, level_changed: bool = False) -> None:
@@ -272,6 +321,9 @@ class GraphscopeApp(App[None]):
         self.query_one(NodeTable).focus()
 
     def action_clear_search(self) -> None:
+        if self.query_one(ScopeTree).has_focus:
+            self._close_tree()
+            return
         search = self.query_one("#search", Input)
         if search.has_focus and search.value:
             search.value = ""
@@ -286,6 +338,24 @@ class GraphscopeApp(App[None]):
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
         self.scope = event.node.data or ""
         self._refresh_rows()
+        if self.tree_open:  # a narrow screen: back to the table, filtered
+            self._close_tree()
+
+    def action_focus_tree(self) -> None:
+        """``t``: to the scope tree (opening it where it is hidden), or from it back to the table."""
+        tree = self.query_one(ScopeTree)
+        if tree.has_focus:
+            self._close_tree()
+            return
+        if not tree.display:
+            self.tree_open = True
+            self._lay_out()
+        tree.focus()
+
+    def _close_tree(self) -> None:
+        self.tree_open = False
+        self._lay_out()
+        self.query_one(NodeTable).focus()
 
     def action_toggle_weights(self) -> None:
         """Hide or show params and constants (a ResNet lists 320 weights before its first op)."""
@@ -298,9 +368,6 @@ class GraphscopeApp(App[None]):
             before = [r for r in table.rows[: table.cursor] if r.kind not in WEIGHT_KINDS]
             keep = after[0].id if after else (before[-1].id if before else None)
         self._refresh_rows(keep)
-
-    def action_focus_tree(self) -> None:
-        self.query_one(ScopeTree).focus()
 
     def action_enter_subgraph(self) -> None:
         """Enter the current node's body; a node with several (then / else, cond / body) asks which."""

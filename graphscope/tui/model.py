@@ -58,6 +58,7 @@ class Level:
         self.path = path  # "" for the top level, "if.then" or "loop.body/if.then" below it
         self.rows: list[Row] = []
         self.index: dict[str, int] = {}
+        self._widths: dict[str, int] | None = None
         scopes: Counter[str] = Counter()
         own: Counter[str] = Counter()  # nodes directly in each scope
         shapes: dict[tuple[Any, ...] | None, str] = {}  # each distinct shape formatted once
@@ -105,6 +106,22 @@ class Level:
             succs[u][v] = None
         self.preds = {k: list(dict.fromkeys(u for _, u in sorted(v))) for k, v in ins.items()}
         self.succs = {k: list(v) for k, v in succs.items()}
+
+    def content_widths(self) -> dict[str, int]:
+        """The longest cell of each table column, over this level (distinct values measured once)."""
+        if self._widths is None:
+            from graphscope.rendering.steps import short_op
+
+            rows = self.rows
+            self._widths = {
+                "id": max(map(len, (r.id for r in rows)), default=0),
+                "op": max(map(len, map(short_op, {r.op for r in rows})), default=0),
+                "values": max(map(len, {r.stats for r in rows}), default=0),
+                "shape": max(map(len, {r.shape for r in rows}), default=0),
+                "dtype": max(map(len, {r.dtype for r in rows}), default=0),
+                "kind": max(map(len, {r.kind for r in rows}), default=0),
+            }
+        return self._widths
 
     def rows_in(self, scope: str, *, weights: bool = True) -> list[Row]:
         """The rows under ``scope`` ("" for all), without params and constants unless ``weights``."""
