@@ -218,6 +218,11 @@ async def test_step_mode_walks_the_run_and_stops_at_the_nan(monkeypatch: pytest.
         table.go_to("_softmax")
         await pilot.press("b")
         assert "_softmax" in app.breakpoints
+        # a breakpoint is a ● in the first column, not only a dark red background
+        at = table.rows.index(next(r for r in table.rows if r.id == "_softmax"))
+        assert table.render_line(at - int(table.scroll_offset.y)).text.startswith("● _softmax")
+        at = table.rows.index(next(r for r in table.rows if r.id == "log"))
+        assert table.render_line(at - int(table.scroll_offset.y)).text.startswith("▶ log")  # the step
         table.go_to("log")
         await pilot.press("c")
         assert table.current.id == "native_layer_norm"  # the next non-finite step
@@ -238,6 +243,74 @@ async def test_help_and_export(tmp_path: Path) -> None:
     written = list(tmp_path.glob("graphscope-*.svg"))
     assert [p.name for p in written] == ["graphscope-attn.svg"]
     assert written[0].read_text().startswith("<?xml")
+
+
+def test_help_is_one_table_that_fits_80_columns() -> None:
+    from rich.console import Console
+
+    from graphscope.tui.screens.help import KEYS, keys_table
+
+    console = Console(width=76, record=True, file=__import__("io").StringIO())
+    console.print(keys_table())
+    lines = console.export_text().splitlines()
+    rows = sum(len(keys) + 1 for _, keys in KEYS)  # a heading per section
+    assert len(lines) == 2 + rows + len(KEYS) - 1  # header, rule, rows, a gap between sections
+    assert max(len(line.rstrip()) for line in lines) <= 76
+    text = "\n".join(lines)
+    for key in ("w", ">", "ctrl+p", "b"):
+        assert f"\n{key} " in text
+
+
+@pytest.mark.anyio
+async def test_help_fits_a_small_terminal_and_scrolls() -> None:
+    from textual.containers import VerticalScroll
+
+    app = GraphscopeApp(transformer())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        box = app.screen.query_one(VerticalScroll)
+        assert box.region.width <= 80 and box.region.height <= 24
+        assert box.virtual_size.height > box.region.height - 2  # the rest is a scroll away
+        await pilot.press("escape")
+        assert app.screen.__class__.__name__ != "HelpScreen"
+
+
+@pytest.mark.anyio
+async def test_command_palette_offers_graphscopes_commands(tmp_path: Path) -> None:
+    from textual.command import CommandPalette
+
+    from graphscope.tui.commands import GraphscopeCommands
+
+    app = GraphscopeApp(ir.load(GOLDEN / "data_dependent.jit-script.json"), svg_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(NodeTable)
+        assert table.go_to("if")
+        provider = GraphscopeCommands(app.screen)
+        names = [hit.text async for hit in provider.discover()]
+        assert names[:2] == ["enter subgraph if.then", "enter subgraph if.else"]
+        assert {"hide weights and constants", "write SVG of the current graph", "keys"} <= set(names)
+        hits = [hit async for hit in provider.search("linear")]
+        assert "go to linear" in [h.text for h in hits]
+        # end to end: ctrl+p, words, Enter
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"else")
+        await pilot.pause(0.5)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.level.path == "if.else"
+        await pilot.press("ctrl+p", *"go to tanh")
+        await pilot.pause(0.5)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert table.current is not None and table.current.id == "tanh"
+        await pilot.press("ctrl+p", *"write svg")
+        await pilot.pause(0.5)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+    assert [p.name for p in tmp_path.glob("*.svg")] == ["graphscope-if.else.svg"]
 
 
 @pytest.mark.anyio
@@ -300,6 +373,7 @@ async def test_diff_mode_colours_jumps_and_swaps_sides(monkeypatch: pytest.Monke
             assert table.current is not None
             seen.append(table.current.id)
         assert set(seen) == set(app.diff_status)  # ] visits every change once, in table order
+        assert table.glyphs["layer_norm"] == "+" and table.glyphs["gelu"] == "~"  # not colour alone
         table.go_to("gelu")
         await pilot.press("d")  # the other side, on the counterpart
         assert app.side == "a" and table.current is not None and table.current.id == "relu_2"

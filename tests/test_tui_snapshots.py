@@ -56,6 +56,10 @@ def test_help(snap_compare: Any) -> None:
     assert snap_compare(transformer(), press=["question_mark"], terminal_size=SIZE)
 
 
+def test_help_80x24(snap_compare: Any) -> None:
+    assert snap_compare(transformer(), press=["question_mark"], terminal_size=(80, 24))
+
+
 def test_subgraph(snap_compare: Any) -> None:
     app = GraphscopeApp(ir.load(ROOT / "tests" / "golden" / "torch" / "data_dependent.jit-script.json"))
 
@@ -74,7 +78,15 @@ def test_step_mode_at_the_nan(snap_compare: Any, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.chdir(ROOT)
     steps = stepping.step_target(loader.load_target(Path("examples/nan_torch.py"), fw="torch"))
-    assert snap_compare(GraphscopeApp(steps.graph, steps=steps), press=["c"], terminal_size=SIZE)
+    app = GraphscopeApp(steps.graph, steps=steps)
+
+    async def breakpoint_then_continue(pilot: Any) -> None:
+        from graphscope.tui.widgets.node_table import NodeTable
+
+        pilot.app.query_one(NodeTable).go_to("t_2")
+        await pilot.press("b", "c")  # ● on t_2; ▶ at the first NaN, before it
+
+    assert snap_compare(app, run_before=breakpoint_then_continue, terminal_size=SIZE)
 
 
 @pytest.mark.torch

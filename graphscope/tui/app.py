@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Static, Tree
 
 from graphscope import _gc
+from graphscope.tui.commands import GraphscopeCommands
 from graphscope.tui.dialogs.body_chooser import BodyChooser
 from graphscope.tui.model import WEIGHT_KINDS, Level, Row
 from graphscope.tui.screens.help import HelpScreen
@@ -34,6 +35,7 @@ class GraphscopeApp(App[None]):
 
     CSS_PATH = Path(__file__).parent / "graphscope.tcss"  # absolute: subclasses live elsewhere
     TITLE = "graphscope"
+    COMMANDS = App.COMMANDS | {GraphscopeCommands}  # ctrl+p: graphscope's commands, then Textual's
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
         Binding("question_mark", "help", "keys"),
@@ -196,6 +198,10 @@ class GraphscopeApp(App[None]):
     @property
     def level(self) -> Level:
         return self.stack[-1]
+
+    def current_row(self) -> Row | None:
+        """The row under the table's cursor (None in an empty table)."""
+        return self.screen_stack[0].query_one(NodeTable).current
 
     def _show_level(self, keep: str | None = None) -> None:
         level = self.level
@@ -432,6 +438,7 @@ class GraphscopeApp(App[None]):
         self.diff_status = self._diff_status()
         table = self.query_one(NodeTable)
         table.marks = {n: _DIFF_STYLES[k] for n, k in self.diff_status.items()}
+        table.glyphs = {n: _DIFF_GLYPHS[k] for n, k in self.diff_status.items()}
         other = d.a if self.side == "b" else d.b
         counts = f"{len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed"
         self.sub_title = (
@@ -484,6 +491,8 @@ class GraphscopeApp(App[None]):
         table.shown_until = self.step_pos
         table.marks = {b: _BREAK for b in self.breakpoints}
         table.marks[rec.node] = table.marks.get(rec.node, _NONE) + _CURRENT
+        table.glyphs = {b: BREAKPOINT for b in self.breakpoints}
+        table.glyphs[rec.node] = CURRENT_STEP
         state = "non-finite!" if not rec.finite else "ok"
         self.sub_title = f"{self.graph.name} · step {rec.index}/{len(self.steps) - 1}: {rec.node} ({state})"
         if len(self.stack) == 1:
@@ -524,8 +533,10 @@ class GraphscopeApp(App[None]):
         if self.steps is not None:
             self._show_step()
         else:
-            self.query_one(NodeTable).marks = {b: _BREAK for b in self.breakpoints}
-            self.query_one(NodeTable).refresh()
+            table = self.query_one(NodeTable)
+            table.marks = {b: _BREAK for b in self.breakpoints}
+            table.glyphs = {b: BREAKPOINT for b in self.breakpoints}
+            table.refresh()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -554,7 +565,9 @@ _DIFF_STYLES = {
     "changed": Style(bgcolor="dark_goldenrod"),
     "diverged": Style(bgcolor="magenta", bold=True),
 }
+_DIFF_GLYPHS = {"added": "+", "removed": "-", "changed": "~", "diverged": "!"}
 _BREAK = Style(bgcolor="dark_red")
+BREAKPOINT, CURRENT_STEP = "●", "▶"  # the table's mark column
 _CURRENT = Style(color="magenta", bold=True, underline=True)
 
 

@@ -102,6 +102,9 @@ _STYLES = {
     "op": Style(),
 }
 _CURSOR = Style(reverse=True)
+# The mark column's glyphs stand out from their row: a breakpoint red, the current step magenta.
+_GLYPH_STYLES = {"●": Style(color="bright_red", bold=True), "▶": Style(color="magenta", bold=True)}
+_GLYPH_DEFAULT = Style(bold=True)
 _BAD = Style(color="red", bold=True)
 _MARK = Style(color="magenta", bold=True)
 
@@ -244,8 +247,9 @@ class NodeTable(ScrollView, can_focus=True):
         stats = r.stats
         if self.shown_until is not None and self.step_of.get(r.id, -1) > self.shown_until:
             stats, style = "· not run yet", style + Style(dim=True)
+        glyph = self.glyphs.get(r.id, " ")
         cells = {
-            "": self.glyphs.get(r.id, " "),
+            "": glyph,
             "id": r.id,
             "op": short_op(r.op),
             "values": stats,
@@ -253,4 +257,9 @@ class NodeTable(ScrollView, can_focus=True):
             "dtype": r.dtype,
         }
         text = " ".join(_cell(cells.get(name, r.kind), w) for name, w in self.fitted)
-        return Strip([Segment(text[:width].ljust(width), style)])
+        text = text[:width].ljust(width)
+        if glyph == " " or not self.fitted or self.fitted[0][0] != "":
+            return Strip([Segment(text, style)])
+        return Strip(
+            [Segment(text[0], style + _GLYPH_STYLES.get(glyph, _GLYPH_DEFAULT)), Segment(text[1:], style)]
+        )
