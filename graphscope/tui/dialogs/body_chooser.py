@@ -23,21 +23,23 @@ class BodyChooser(ModalScreen[str | None]):
         align: center middle;
     }
     BodyChooser > Vertical {
-        width: auto;
-        min-width: 30;
-        max-width: 90%;
+        width: 56;
+        max-width: 100%;
         height: auto;
         padding: 0 1;
         border: thick $primary;
+        border-title-align: left;
         background: $surface;
     }
     BodyChooser Static {
-        padding: 0 0 1 0;
+        color: $text-muted;
     }
-    BodyChooser OptionList {
-        width: auto;
+    BodyChooser OptionList, BodyChooser OptionList:focus {
         height: auto;
         max-height: 16;
+        border: none;
+        padding: 0;
+        margin: 1 0;
     }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -52,8 +54,9 @@ class BodyChooser(ModalScreen[str | None]):
         self.sizes = sizes  # body -> its node count (0 when the file does not hold it)
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text(f"{one_line(self.node_id)} has {len(self.bodies)} bodies: enter which?"))
+        box = Vertical()
+        box.border_title = Text(f"enter which body of {one_line(self.node_id)}?")  # text, not markup
+        with box:
             yield OptionList(
                 *(
                     Option(Text(f"{i}  {one_line(body)}  ({self.sizes.get(body, 0)} nodes)"), id=body)
@@ -61,6 +64,7 @@ class BodyChooser(ModalScreen[str | None]):
                 ),
                 id="bodies",
             )
+            yield Static("Enter or 1-9 enters · Esc stays here")
 
     def on_mount(self) -> None:
         self.query_one(OptionList).highlighted = 0
