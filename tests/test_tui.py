@@ -535,3 +535,40 @@ async def test_names_with_newlines_stay_on_their_line() -> None:
         tree = app.query_one(ScopeTree)
         assert tree.root.label.plain == "two↵lines (2)"
         assert [c.label.plain for c in tree.root.children] == ["sco↵pe (2)"]
+
+
+def stacked(depth: int = 6) -> ir.Graph:
+    """``layers.0`` ... ``layers.{depth-1}``, each the same three ops: one run of identical blocks."""
+    g = ir.Graph("stack", framework="torch", capture="export")
+    act = [{"shape": [2, 16], "dtype": "float32"}]
+    g.add_node("x", op="placeholder", kind="input", outputs=act)
+    prev = "x"
+    for i in range(depth):
+        for op in ("linear", "relu", "layer_norm"):
+            g.add_node(f"{op}_{i}", op=f"aten.{op}.default", scope=["layers", str(i), op], outputs=act)
+            g.add_edge(prev, f"{op}_{i}")
+            prev = f"{op}_{i}"
+    g.add_node("output", op="output", kind="output", outputs=act)
+    g.add_edge(prev, "output")
+    g.inputs, g.outputs = ["x"], ["output"]
+    return g
+
+
+@pytest.mark.anyio
+async def test_the_scope_tree_folds_a_run_of_identical_blocks() -> None:
+    from graphscope.tui.widgets.scope_tree import ScopeTree
+
+    app = GraphscopeApp(stacked(7))
+    async with app.run_test(size=SIZE) as pilot:
+        tree = app.query_one(ScopeTree)
+        layers = next(n for n in tree.root.children if n.data == "layers")
+        assert str(layers.label) == "layers (21) ×7"
+        layers.expand()
+        await pilot.pause()
+        assert [str(n.label) for n in layers.children] == ["0 (3)", "1 … 6 (18): ×6 more like 0"]
+        rest = layers.children[1]
+        assert rest.data == "layers" and not rest.allow_expand
+        tree.select_node(rest)  # choosing the folded blocks shows every block's rows
+        await pilot.pause()
+        table = app.query_one(NodeTable)
+        assert len(table.rows) == 21

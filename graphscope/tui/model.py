@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from graphscope.rendering.text import format_shape
 
 if TYPE_CHECKING:
+    from graphscope.folding import Fold
     from graphscope.ir import Graph
 
 __all__ = ["WEIGHT_KINDS", "Level", "Row", "fuzzy_score", "neighbourhood", "without_weights"]
@@ -48,6 +49,13 @@ def _stats_text(node: dict[str, Any]) -> tuple[str, bool]:
         f"[{format_number(stats.get('min'))}, {format_number(stats.get('max'))}] μ {format_number(stats.get('mean'))}",
         False,
     )
+
+
+def _folds(graph: Graph) -> dict[str, Fold]:
+    """Scope -> the run of identical blocks under it (none above folding.SIZE_LIMIT nodes)."""
+    from graphscope import folding
+
+    return {".".join(f.parent): f for f in folding.find_folds(graph)}
 
 
 class Level:
@@ -95,6 +103,7 @@ class Level:
             for depth in range(len(parts) + 1):
                 scopes[".".join(parts[:depth])] += count
         self.scope_counts = scopes  # "" -> all nodes; "layer1" -> nodes under layer1
+        self.folds = _folds(graph)  # "model.layers" -> its run of identical blocks
         self.weights = sum(1 for r in self.rows if r.kind in WEIGHT_KINDS)  # params and constants
         # Where the table opens: the first op, not the hundreds of weights listed before it.
         self.first_op = next((r.id for r in self.rows if r.kind == "op"), None)
