@@ -497,3 +497,25 @@ def test_source_is_the_users_line_else_a_model_librarys_never_the_console_script
         "line": 7,
     }
     assert source_of_frames([(functional, 1), (module_call, 3), (script, 8)]) is None
+
+
+def test_a_traced_tuple_output_has_its_items_shapes() -> None:
+    """jit-trace's output was one value of type Tuple[Tensor, Tensor], with no shape."""
+    import torch
+
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+            y = self.lin(x)
+            return y, (y.sum(), y.t())
+
+    g = tracers.capture(Two(), (torch.randn(2, 4),), fw="torch", method="jit-trace")
+    (out,) = g.outputs
+    assert g.node(out)["outputs"] == [
+        {"shape": [2, 3], "dtype": "float32"},
+        {"shape": [], "dtype": "float32"},
+        {"shape": [3, 2], "dtype": "float32"},
+    ]

@@ -109,11 +109,23 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
             where = f" at {source['file']}:{source['line']}" if source else ""
             graph.notes.append(f"dynamo: graph break {i + 1}{where}: {text}")
             previous = brk
-    graph.add_node("output", op="output", kind="output")
+    graph.add_node("output", op="output", kind="output", outputs=_model_outputs(model, example_inputs))
     if previous is not None:
         graph.add_edge(previous, "output")
     graph.outputs.append("output")
     return graph
+
+
+def _model_outputs(model: Any, example_inputs: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The shapes the model returns, from one plain run: Dynamo's report leaves them out, and
+    Python code after its last graph may still change them."""
+    import torch
+
+    try:
+        with common.model_left_untouched(model), common.quiet_torch_logs(), torch.no_grad():
+            return common.tensor_outputs(model(*example_inputs))
+    except Exception:  # it ran under Dynamo a moment ago; if not now, the shapes stay unknown
+        return []
 
 
 def _why_nothing(model: Any, counters: Any) -> str:
