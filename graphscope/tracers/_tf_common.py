@@ -44,8 +44,16 @@ INPUT_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"}
 # Attributes naming body functions, in the order they are listed on the node.
 FUNCTION_ATTRS = ("then_branch", "else_branch", "cond", "body", "branches", "f")
 SKIPPED_ATTRS = frozenset(
-    {"_output_shapes", "_class", "_read_only_resource_inputs", "_has_manual_control_dependencies"}
+    {
+        "_output_shapes",
+        "_class",
+        "_read_only_resource_inputs",
+        "_has_manual_control_dependencies",
+        "_kernel",  # the kernel label: inert() sets it on every node (a file's own is lost)
+    }
 )
+# The kernel label no kernel is registered under (see inert()).
+NO_KERNEL_LABEL = b"graphscope-read-as-data"
 
 
 def require_tf() -> Any:
@@ -76,6 +84,31 @@ def tf_state_restored() -> Iterator[None]:
                 tf.compat.v1.disable_eager_execution()
         if tf.config.get_soft_device_placement() != soft:
             tf.config.set_soft_device_placement(soft)
+
+
+def inert(graph_def: Any) -> Any:
+    """A copy of ``graph_def`` that TensorFlow imports without running any of its ops.
+
+    Importing a GraphDef infers every op's output shapes, and where a shape depends on a
+    tensor's value (``Fill``'s dims, ``Reshape``'s shape) TensorFlow's shape refiner computes
+    that value: it extracts the subgraph feeding it back to ``Const`` nodes and runs it on the
+    CPU (``EvaluateConstantTensor`` in tensorflow/core/common_runtime/eval_const_tensor.cc). It
+    runs any op not marked stateful that has a CPU kernel, and ``ReadFile``, ``DecodeRaw``,
+    ``MatchingFiles`` or ``ParseTensor`` are not marked stateful: a file could read the user's
+    files into its shapes, or hang the import on a FIFO. An op is evaluated only where
+    ``KernelDefAvailable(DEVICE_CPU, node_def)`` finds a kernel, and that lookup matches the
+    node's ``_kernel`` attribute (the kernel label) against each kernel's registered label: with
+    a label no kernel has, on every node of the graph and of its function library, nothing is
+    ever run. Shapes that only need shape metadata (``Shape``, ``Rank``, ``Size``, slices and
+    packs of shapes) are still inferred; a shape that needed an op's value is left unknown."""
+    inert_def = type(graph_def)()
+    inert_def.CopyFrom(graph_def)
+    for node in inert_def.node:
+        node.attr["_kernel"].s = NO_KERNEL_LABEL
+    for function in inert_def.library.function:
+        for node in function.node_def:
+            node.attr["_kernel"].s = NO_KERNEL_LABEL
+    return inert_def
 
 
 def _shape(tensor_shape: Any) -> list[Any] | None:

@@ -1,0 +1,135 @@
+"""Files that promise data (.pb, .pbtxt, SavedModels, .onnx, .json) are read as data: reading one
+runs nothing in it and reads no other file, however it is built.
+
+Each hostile file is written by hand here (protobufs built field by field), beside a secret
+file it tries to reach; the secret's bytes must appear nowhere in what graphscope prints or
+writes, and nothing may hang.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_bad_inputs import graphscope, run
+
+SECRET = b"TOPSECRETxyz"  # 12 bytes: three int32 dims if a shape is computed from it
+SECRET_DIMS = [str(d) for d in struct.unpack("<3i", SECRET)]
+
+
+def assert_secret_nowhere(*texts: str) -> None:
+    for text in texts:
+        assert "TOPSECRET" not in text
+        for dim in SECRET_DIMS:
+            assert dim not in text, f"the secret's bytes ({dim}) leaked"
+
+
+# -- GraphDefs and SavedModels: TensorFlow's import evaluates ops feeding a shape --------------------
+
+
+def _const(nodes: Any, name: str, value: Any) -> None:
+    from tensorflow.python.framework import tensor_util
+
+    node = nodes.add(name=name, op="Const")
+    proto = tensor_util.make_tensor_proto(value)
+    node.attr["dtype"].type = proto.dtype
+    node.attr["value"].tensor.CopyFrom(proto)
+
+
+def _leaking_nodes(nodes: Any, secret: str, *, in_function: bool = False) -> None:
+    """``Fill(DecodeRaw(ReadFile(secret)), 1.0)``: the file's bytes as a shape, if anything runs."""
+    from tensorflow.core.framework import types_pb2
+
+    def out(name: str, arg: str) -> str:
+        return f"{name}:{arg}:0" if in_function else name
+
+    _const(nodes, "path", secret.encode())
+    nodes.add(name="read", op="ReadFile", input=[out("path", "output")])
+    raw = nodes.add(name="raw", op="DecodeRaw", input=[out("read", "contents")])
+    raw.attr["out_type"].type = types_pb2.DT_INT32
+    _const(nodes, "one", 1.0)
+    fill = nodes.add(name="fill", op="Fill", input=[out("raw", "output"), out("one", "output")])
+    fill.attr["T"].type = types_pb2.DT_FLOAT
+    fill.attr["index_type"].type = types_pb2.DT_INT32
+
+
+def leaking_graph_def(secret: str, *, in_function: bool = False) -> Any:
+    """A GraphDef whose ``fill`` (or a library function called by ``call``) reads ``secret``."""
+    from tensorflow.core.framework import graph_pb2, types_pb2
+
+    graph_def = graph_pb2.GraphDef()
+    graph_def.versions.producer = 1994
+    if not in_function:
+        _leaking_nodes(graph_def.node, secret)
+        return graph_def
+    function = graph_def.library.function.add()
+    function.signature.name = "leak"
+    function.signature.output_arg.add(name="y", type=types_pb2.DT_FLOAT)
+    _leaking_nodes(function.node_def, secret, in_function=True)
+    function.ret["y"] = "fill:output:0"
+    call = graph_def.node.add(name="call", op="PartitionedCall")
+    call.attr["f"].func.name = "leak"
+    call.attr["Tin"].list.SetInParent()
+    call.attr["Tout"].list.type.append(types_pb2.DT_FLOAT)
+    return graph_def
+
+
+def leaking_saved_model(folder: Path, secret: str) -> Path:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel(saved_model_schema_version=1)
+    meta = saved.meta_graphs.add()
+    meta.meta_info_def.tags.append("serve")
+    meta.graph_def.CopyFrom(leaking_graph_def(secret))
+    meta.signature_def["serving_default"].outputs["y"].name = "fill:0"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(saved.SerializeToString())
+    return folder
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("form", ["pb", "pbtxt", "function", "savedmodel"])
+def test_a_graph_def_that_reads_a_file_into_a_shape_runs_nothing(
+    form: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without care, TensorFlow's import runs ``ReadFile`` to infer ``fill``'s shape, and the
+    secret's bytes become the IR's dims (ReadFile is not a stateful op to TensorFlow)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    graph_def = leaking_graph_def("secret.txt", in_function=form == "function")
+    if form == "savedmodel":
+        target = leaking_saved_model(tmp_path / "saved", "secret.txt")
+    elif form == "pbtxt":
+        target = tmp_path / "graph.pbtxt"
+        target.write_text(str(graph_def))
+    else:
+        target = tmp_path / "graph.pb"
+        target.write_bytes(graph_def.SerializeToString())
+    code, out, err = run(capsys, "trace", str(target), "-o", "out.json", "--json")
+    assert code == 0, err
+    saved = (tmp_path / "out.json").read_text()
+    assert_secret_nowhere(out, err, saved)
+    doc = json.loads(saved)["graph"]
+    if form == "function":
+        doc = next(iter(doc["subgraphs"].values()))
+    fill = next(n for n in doc["nodes"] if n["name"] == "fill")
+    assert fill["outputs"] == [{"dtype": "float32", "shape": None}]  # unknown: nothing ran to know it
+    assert all("_kernel" not in n["attrs"] for n in doc["nodes"])
+
+
+@pytest.mark.tf
+def test_a_graph_def_reading_a_fifo_or_dev_zero_neither_hangs_nor_crashes(tmp_path: Path) -> None:
+    """Run, ``ReadFile`` blocks forever on a FIFO with no writer and crashes on /dev/zero."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for source in (str(fifo), "/dev/zero"):
+        target = tmp_path / "graph.pb"
+        target.write_bytes(leaking_graph_def(source).SerializeToString())
+        proc = graphscope("trace", str(target), "--json", timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["nodes"] == 5
