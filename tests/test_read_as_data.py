@@ -133,3 +133,67 @@ def test_a_graph_def_reading_a_fifo_or_dev_zero_neither_hangs_nor_crashes(tmp_pa
         proc = graphscope("trace", str(target), "--json", timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["nodes"] == 5
+
+
+# -- ONNX: tensors whose data lives in another file -------------------------------------------------
+
+
+def external_onnx(path: Path, locations: list[str]) -> Path:
+    """A model whose initializer, ``Constant`` and ``Reshape`` shape keep their data in
+    ``locations`` (onnx resolves them against the working directory or the model's folder)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def external(name: str, dtype: int, dims: list[int], location: str) -> Any:
+        tensor = TensorProto(name=name, data_type=dtype, dims=dims)
+        tensor.data_location = TensorProto.EXTERNAL
+        tensor.external_data.add(key="location", value=location)
+        tensor.external_data.add(key="length", value=str(len(SECRET)))
+        return tensor
+
+    first, *others = locations
+    constants = [
+        helper.make_node("Constant", [], [f"c{i}"], name=f"const{i}", value=external(f"c{i}", 6, [3], loc))
+        for i, loc in enumerate(others)
+    ]
+    graph = helper.make_graph(
+        [
+            *constants,
+            helper.make_node("Constant", [], ["shape"], value=external("shape", 7, [1], first)),
+            helper.make_node("Reshape", ["x", "shape"], ["y"]),
+            helper.make_node("Add", ["y", "w"], ["z"]),
+        ],
+        "leaky",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        initializer=[external("w", TensorProto.FLOAT, [3], first)],
+    )
+    onnx.save(helper.make_model(graph), str(path))  # save_as_external_data is off: nothing copied
+    return path
+
+
+@pytest.mark.onnx
+def test_onnx_external_data_is_never_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    monkeypatch.chdir(models)
+    for folder in (tmp_path, models):
+        (folder / "secret.txt").write_bytes(SECRET)
+    (models / "link").symlink_to(tmp_path / "secret.txt")
+    os.mkfifo(models / "fifo")  # opened, it would block the test forever
+    locations = ["secret.txt", str(tmp_path / "secret.txt"), "../secret.txt", "link", "fifo", "/dev/zero"]
+    model = external_onnx(models / "model.onnx", locations)
+    code, out, err = run(capsys, "trace", str(model), "-o", "out.json", "--json")
+    assert code == 0, err
+    saved = (models / "out.json").read_text()
+    assert_secret_nowhere(out, err, saved)
+    doc = json.loads(saved)["graph"]
+    assert (
+        "onnx: 7 tensor(s) keep their data in files outside the model; graphscope records their "
+        "shape and dtype and reads no file but the .onnx"
+    ) in doc["notes"]
+    nodes = {n["name"]: n for n in doc["nodes"]}
+    assert nodes["const1"]["attrs"]["value"] == {"shape": [3], "dtype": "int32", "data": "external, not read"}
+    assert nodes["w"]["outputs"] == [{"shape": [3], "dtype": "float32"}]
