@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .test_bad_inputs import graphscope, run
+from .test_bad_inputs import assert_refused, graphscope, run
 
 SECRET = b"TOPSECRETxyz"  # 12 bytes: three int32 dims if a shape is computed from it
 SECRET_DIMS = [str(d) for d in struct.unpack("<3i", SECRET)]
@@ -197,3 +197,71 @@ def test_onnx_external_data_is_never_read(
     nodes = {n["name"]: n for n in doc["nodes"]}
     assert nodes["const1"]["attrs"]["value"] == {"shape": [3], "dtype": "int32", "data": "external, not read"}
     assert nodes["w"]["outputs"] == [{"shape": [3], "dtype": "float32"}]
+
+
+# -- code under a name that promises data --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torchscript_archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    torch = pytest.importorskip("torch")
+    path = tmp_path_factory.mktemp("ts") / "model.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    return path.read_bytes()
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", ["model.onnx", "graph.pb", "graph.pbtxt", "MODEL.ONNX"])
+def test_a_torchscript_archive_named_as_data_is_not_loaded(
+    name: str,
+    torchscript_archive: bytes,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """torch.jit.load runs an archive's code (its modules' __setstate__): never for a data file."""
+    import torch
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("torch.jit.load was called")
+
+    monkeypatch.setattr(torch.jit, "load", never)
+    path = tmp_path / name
+    path.write_bytes(torchscript_archive)
+    out = tmp_path / "out.json"
+    for extra in ([], ["--fw", "torch"]):
+        code, _, err = run(capsys, "trace", str(path), "-o", str(out), *extra)
+        sentence = assert_refused(code, err, path, (out,))
+        assert "is a TorchScript archive, not the " in sentence and "its name promises" in sentence
+        assert "graphscope reads a data file as data only" in sentence
+
+
+@pytest.mark.torch
+def test_a_torchscript_archive_needs_a_torchscript_suffix_or_fw_torch(
+    torchscript_archive: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tmp_path / "weights.bin"
+    archive.write_bytes(torchscript_archive)
+    code, _, err = run(capsys, "trace", str(archive), "--json")
+    sentence = assert_refused(code, err, archive)
+    assert sentence.endswith(
+        "is a TorchScript archive, and loading one runs its code: graphscope loads it only from a "
+        ".pt, .pth, .ptl or .torchscript file, or with --fw torch"
+    )
+    code, out, err = run(capsys, "trace", str(archive), "--fw", "torch", "--json")
+    assert code == 0, err
+    assert json.loads(out)["capture"] == "jit-script"
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "graph.pb", "graph.pbtxt", "graph.ONNX"])
+def test_a_python_script_named_as_data_is_not_imported(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """(importlib would not import a file with such a suffix either: the loader no longer asks it)"""
+    marker = tmp_path / "ran"
+    path = tmp_path / name
+    path.write_text(f"#!/usr/bin/env python\nopen({str(marker)!r}, 'w').close()\nmodel = 1\n")
+    code, _, err = run(capsys, "trace", str(path), "--fw", "torch")
+    sentence = assert_refused(code, err, path)
+    assert "Python" not in sentence  # read as the data it claims to be, not taken for a script
+    assert not marker.exists()
