@@ -7,6 +7,7 @@ instant and never touches a framework.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,8 +121,17 @@ def _complete_method(ctx: click.Context, param: click.Parameter, incomplete: str
     return [CompletionItem(m, help=", ".join(fs)) for m, fs in frameworks.items()]
 
 
+# A node id offered as a completion is typed into the user's command line as it is (bash's
+# script even expands it: COMPREPLY+=($value)), and each shell's protocol is one item a line:
+# ids with anything a shell reads specially ($, `, quotes, ;, |, *, spaces, newlines, escapes),
+# or starting with "-" (an option), are left out rather than quoted (each shell quotes
+# differently, and zsh quotes again what it inserts).
+_SHELL_SAFE = re.compile(r"[\w.:/@%+=,-]+")
+
+
 def _complete_node_id(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    """Node ids of the GRAPH.json given before (render --highlight)."""
+    """Node ids of the GRAPH.json given before (render --highlight): those a shell reads as
+    plain words only."""
     # With an option's value still incomplete, click leaves the positional arguments unparsed.
     graph_file = ctx.params.get("graph_file") or next(iter(ctx.args), None)
     if not graph_file:
@@ -129,7 +139,11 @@ def _complete_node_id(ctx: click.Context, param: click.Parameter, incomplete: st
     try:
         from graphscope import ir
 
-        return [n for n in ir.load(graph_file).nx.nodes if str(n).startswith(incomplete)]
+        return [
+            n
+            for n in map(str, ir.load(graph_file).nx.nodes)
+            if n.startswith(incomplete) and _SHELL_SAFE.fullmatch(n) and not n.startswith("-")
+        ]
     except Exception:  # completion must never print a traceback into the user's shell
         return []
 

@@ -831,3 +831,54 @@ def test_backslash_escapes_in_names_are_shown_not_expanded(
     assert code == 0, err
     texts = [el.text for el in ET.fromstring(svg.read_text()).iter() if el.tag.endswith("}text")]
     assert "\\N\\G\\L\\\\" in texts, texts
+
+
+UNSAFE_IDS = [
+    "$(touch${IFS}pwned)",
+    "`touch pwned`",
+    "a;touch pwned",
+    "x|y",
+    "glob*",
+    "it's",
+    'say"hi"',
+    "two words",
+    "line1\nline2",
+    "tab\there",
+    "esc\x1b[2J",
+    "rtl\u202eevil",
+    "-o/etc/passwd",
+    "~root",
+    "a&b",
+    "back\\slash",
+]
+
+
+def test_completion_leaves_out_node_ids_a_shell_would_run(tmp_path: Path) -> None:
+    """Completing ``--highlight`` types a node id into the user's shell as it is: an id that a
+    shell would expand, run, split or read as an option is not offered."""
+    from click.testing import CliRunner
+
+    from graphscope.cli import cli
+
+    g = or_gate_graph()
+    for i, node_id in enumerate(UNSAFE_IDS):
+        g.add_node(node_id, name=f"n{i}", op="Relu", kind="op")
+    g.add_node("layer1.0/conv:1", name="safe", op="Relu", kind="op")
+    path = tmp_path / "g.json"
+    ir.save(g, path)
+    expected = sorted(n for n in g.nx.nodes if n not in UNSAFE_IDS)
+    for shell in ("bash", "zsh", "fish"):
+        env = {
+            "_GRAPHSCOPE_COMPLETE": f"{shell}_complete",
+            "COMP_WORDS": f"graphscope render {path} -o x.svg --highlight ",
+            "COMP_CWORD": "" if shell == "fish" else "6",  # fish: the incomplete word itself
+        }
+        result = CliRunner().invoke(cli, [], env=env, prog_name="graphscope")
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        if shell == "zsh":  # type, value, help: three lines an item
+            offered = lines[1::3]
+            assert lines[0::3] == ["plain"] * len(offered)
+        else:
+            offered = [line.split(",", 1)[1].split("\t")[0] for line in lines]
+        assert sorted(offered) == expected, shell
