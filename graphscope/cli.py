@@ -245,10 +245,12 @@ def _print_graph(
     if as_json:
         import json
 
+        from graphscope.rendering.terminal import escape_json
+
         doc = text.info_document(graph)
         if dynamic_report is not None:
             doc["dynamic"] = dynamic_report.as_dict()
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(escape_json(json.dumps(doc, indent=2, ensure_ascii=False)))
         return
     from graphscope.rendering.terminal import SafeConsole
 
@@ -426,9 +428,11 @@ def step(
     if as_json:
         import json
 
+        from graphscope.rendering.terminal import escape_json
+
         doc = shown.as_dict()
         doc["total_steps"] = total
-        click.echo(json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False))
+        click.echo(escape_json(json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)))
     else:
         from rich.text import Text
 
@@ -529,9 +533,11 @@ def diff(
     if as_json:
         import json
 
+        from graphscope.rendering.terminal import escape_json
+
         doc = result.as_dict()
         doc["executed"] = executed.as_dict() if executed is not None else None
-        click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
+        click.echo(escape_json(json.dumps(doc, indent=1, ensure_ascii=False)))
     else:
         from graphscope.rendering.terminal import SafeConsole
 

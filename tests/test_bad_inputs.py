@@ -882,3 +882,53 @@ def test_completion_leaves_out_node_ids_a_shell_would_run(tmp_path: Path) -> Non
         else:
             offered = [line.split(",", 1)[1].split("\t")[0] for line in lines]
         assert sorted(offered) == expected, shell
+
+
+# C1 controls (U+009B is CSI, U+009D OSC to many terminals), DEL, and the bidi controls.
+RAW_CONTROLS = ["\x9b2J", "\x9d0;title\x9c", "del\x7f", "rtl\u202eevil", "iso\u2066x\u2069", "lrm\u200e"]
+
+
+def controls_graph(extra: str = "") -> ir.Graph:
+    g = ir.Graph("g\u202e", framework="torch", capture="fx")
+    for i, text in enumerate(RAW_CONTROLS):
+        g.add_node(text + extra, op=f"{text}op", name=text, kind="input" if i == 0 else "op", scope=[text])
+        if i:
+            g.add_edge(RAW_CONTROLS[i - 1] + extra, text + extra)
+    g.inputs, g.outputs = [RAW_CONTROLS[0] + extra], [RAW_CONTROLS[-1] + extra]
+    g.notes.append("note " + "".join(RAW_CONTROLS))
+    return g
+
+
+def assert_no_raw_controls(text: str) -> None:
+    raw = [c for c in text if 0x7F <= ord(c) <= 0x9F or ord(c) in (0x61C, 0x200E, 0x200F)]
+    raw += [c for c in text if 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069]
+    assert not raw, [hex(ord(c)) for c in raw]
+
+
+def test_json_output_escapes_c1_del_and_bidi_controls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    ir.save(controls_graph(), a)
+    ir.save(controls_graph("\u202d2"), b)
+    code, out, err = run(capsys, "info", "--json", str(a))
+    assert code == 0, err
+    assert_no_raw_controls(out)
+    doc = json.loads(out)  # the same text, escaped
+    assert doc["inputs"][0]["id"] == RAW_CONTROLS[0] and doc["notes"] == controls_graph().notes
+    assert "\\u009b2J" in out and "rtl\\u202eevil" in out
+    code, out, err = run(capsys, "diff", str(a), str(b), "--json")
+    assert code == 0, err
+    assert_no_raw_controls(out)
+    assert RAW_CONTROLS[1] + "\u202d2" in json.dumps(json.loads(out), ensure_ascii=False)
+
+
+@needs_dot
+def test_svg_labels_carry_no_bidi_controls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, svg = tmp_path / "g.json", tmp_path / "g.svg"
+    ir.save(controls_graph(), path)
+    code, _, err = run(capsys, "render", str(path), "-o", str(svg))
+    assert code == 0, err
+    drawn = svg.read_text()
+    assert_no_raw_controls(drawn)
+    assert "rtl\\u202eevil" in drawn  # shown, as the other controls are

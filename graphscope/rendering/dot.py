@@ -66,7 +66,11 @@ class Layout:
     notes: list[str]
 
 
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Control characters (XML cannot carry most), surrogates, and the bidi marks, embeddings,
+# overrides and isolates (a label with U+202E reads backwards: a spoofed name).
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def _printable(text: str) -> str:
@@ -77,7 +81,7 @@ def _printable(text: str) -> str:
 
 def _esc(text: Any) -> str:
     """Model text as HTML-label content: escaped, and control characters (which XML cannot
-    carry) shown as ``\\xNN``."""
+    carry) and bidi controls shown as ``\\xNN`` / ``\\uNNNN``."""
     # Graphviz reads backslash escapes even in HTML labels (\N is the DOT node's name, \G
     # the graph's): a doubled backslash shows as one. And a text that is just "]" is a syntax
     # error to its HTML-label parser (dot 2.43; found by fuzzing): written as an entity.
