@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.style import Style
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Static, Tree
 
 from graphscope import _gc
+from graphscope.rendering.terminal import one_line
 from graphscope.tui.model import Level, Row
 from graphscope.tui.screens.help import HelpScreen
 from graphscope.tui.widgets.node_table import COLUMNS, COLUMNS_WITHOUT_VALUES, NodeTable, header_text
@@ -164,9 +166,15 @@ class GraphscopeApp(App[None]):
         filters = [f"scope {self.scope}" for _ in [0] if self.scope] + [
             f"search '{self.search_text}'" for _ in [0] if self.search_text
         ]
+        # As Text, never a string (read as markup): the path holds subgraph names, the filters
+        # a scope and the search, all text from the file or the user ("[/x]" crashed the app).
         self.query_one("#where", Static).update(
-            f"{where} · {len(rows)} of {len(self.level.rows)} nodes"
-            + (f" · {', '.join(filters)}" if filters else "")
+            Text(
+                one_line(
+                    f"{where} · {len(rows)} of {len(self.level.rows)} nodes"
+                    + (f" · {', '.join(filters)}" if filters else "")
+                )
+            )
         )
 
     # -- following the cursor --------------------------------------------------------------
