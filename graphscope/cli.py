@@ -101,6 +101,16 @@ def _timeout_option(fn: Any) -> Any:
     )(fn)
 
 
+class _PathArg(click.Path):
+    """A path argument; an empty one is a usage error (``Path("")`` would be the current
+    folder: ``-o ""`` tried to replace it)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            self.fail("an empty path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 # -- shell completion: cheap lookups only (no framework, no model imported) ----------------------
 
 
@@ -175,7 +185,7 @@ def cli(debug: bool, quiet: bool) -> None:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=_PathArg(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
 @click.option(
     "--method",
@@ -183,8 +193,8 @@ def cli(debug: bool, quiet: bool) -> None:
     help="Capture method (torch: fx, export, jit-trace, jit-script, dynamo, eager).",
 )
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the IR as JSON here.")
-@click.option("--svg", type=click.Path(path_type=Path), help="Also render the graph to this SVG.")
+@click.option("-o", "--output", type=_PathArg(path_type=Path), help="Write the IR as JSON here.")
+@click.option("--svg", type=_PathArg(path_type=Path), help="Also render the graph to this SVG.")
 @click.option("--check-dynamic", is_flag=True, help="Trace with a second input and report what changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @_timeout_option
@@ -267,7 +277,7 @@ def _print_graph(
 
 
 @cli.command()
-@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(path_type=Path))
+@click.argument("graph_file", metavar="GRAPH.json", type=_PathArg(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 def info(graph_file: Path, as_json: bool) -> None:
     """Summarise a saved graph: sizes, ops, inputs and outputs, subgraphs, notes."""
@@ -278,8 +288,8 @@ def info(graph_file: Path, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="SVG file to write.")
+@click.argument("graph_file", metavar="GRAPH.json", type=_PathArg(path_type=Path))
+@click.option("-o", "--output", type=_PathArg(path_type=Path), required=True, help="SVG file to write.")
 @click.option(
     "--collapse",
     type=click.IntRange(min=1),
@@ -332,7 +342,7 @@ def render(
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=_PathArg(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
 @click.option(
     "--method",
@@ -344,18 +354,16 @@ def render(
 @click.option(
     "--inputs",
     "inputs_file",
-    type=click.Path(path_type=Path),
+    type=_PathArg(path_type=Path),
     metavar="FILE.npz",
     help="Run on these arrays (np.savez, one per input, in order) instead of example_inputs.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: steps and first_nonfinite.")
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="Write the graph with its values' stats."
-)
-@click.option("--svg", type=click.Path(path_type=Path), help="Draw the graph, the culprit highlighted.")
+@click.option("-o", "--output", type=_PathArg(path_type=Path), help="Write the graph with its values' stats.")
+@click.option("--svg", type=_PathArg(path_type=Path), help="Draw the graph, the culprit highlighted.")
 @click.option(
     "--save-values",
-    type=click.Path(path_type=Path),
+    type=_PathArg(path_type=Path),
     metavar="DIR",
     help="Write whole tensors (values.npz + index.json): the culprit and its inputs first.",
 )
@@ -449,8 +457,8 @@ def step(
 
 
 @cli.command()
-@click.argument("a", type=click.Path(path_type=Path))
-@click.argument("b", required=False, type=click.Path(path_type=Path))
+@click.argument("a", type=_PathArg(path_type=Path))
+@click.argument("b", required=False, type=_PathArg(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of both model files.")
 @click.option("--method", shell_complete=_complete_method, help="Capture method for both.")
 @click.option("--fw-a", type=click.Choice(FRAMEWORKS), help="Framework of A (overrides --fw).")
@@ -470,7 +478,7 @@ def step(
 )
 @click.option("--values", is_flag=True, help="Also step both models and find where their values diverge.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@click.option("--svg", type=click.Path(path_type=Path), help="Draw both graphs, differences coloured.")
+@click.option("--svg", type=_PathArg(path_type=Path), help="Draw both graphs, differences coloured.")
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when the graphs differ structurally (for CI).")
 @_timeout_option
 def diff(
@@ -577,8 +585,8 @@ def _ignored_ops(spec: str | None) -> frozenset[str]:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path))
-@click.argument("b", required=False, type=click.Path(path_type=Path))
+@click.argument("target", type=_PathArg(path_type=Path))
+@click.argument("b", required=False, type=_PathArg(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
 @click.option("--method", shell_complete=_complete_method, help="Capture method for a model file.")
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
@@ -627,7 +635,7 @@ def tui(
 
 
 @cli.command()
-@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(path_type=Path))
+@click.argument("graph_file", metavar="GRAPH.json", type=_PathArg(path_type=Path))
 @click.option(
     "--to",
     "fmt",
@@ -638,7 +646,7 @@ def tui(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=_PathArg(path_type=Path),
     required=True,
     help="File to write (-: stdout, text formats).",
 )

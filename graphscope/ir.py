@@ -38,11 +38,14 @@ JSON form: ``{"format": "graphscope.ir", "version": 1, "graph": G}``; see :func:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import heapq
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import Enum
@@ -955,20 +958,44 @@ def save(graph: Graph, path: str | os.PathLike[str]) -> Path:
 
 
 def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> Path:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise GraphscopeError(f"cannot write {target}: folder {folder} does not exist")
+    """Write ``text`` to ``path`` so that no reader ever sees half of it.
+
+    A regular file (or a new one) is written through a temporary file in the same folder,
+    then renamed over it, keeping the old file's mode (and, for root, its owner). A symbolic
+    link is written through: the file it names is replaced, the link stays. Anything else
+    that exists is written into, never replaced: a character device (``/dev/null``, a
+    terminal) or a pipe with a reader; a pipe nothing reads (the write would wait forever), a
+    socket, a block device or a directory is refused."""
+    if not os.fspath(path):
+        raise GraphscopeError("cannot write to an empty path")
+    given = Path(path)
     data = text.encode("utf-8") if isinstance(text, str) else text
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        found = os.stat(given)  # through links
+    except FileNotFoundError:
+        found = None
+    except OSError as exc:  # a loop of links, a name too long
+        raise GraphscopeError(f"cannot write {given}: {exc.strerror or exc}") from None
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        _write_into(given, found.st_mode, data)
+        return given
+    target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    folder = target.parent
+    if not folder.is_dir():
+        raise GraphscopeError(f"cannot write {given}: folder {folder} does not exist")
+    try:
+        # The name cut short: a 255-byte name (the limit) must still leave room around it.
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise GraphscopeError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise GraphscopeError(f"cannot write {given}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        # mkstemp makes 0600: the old file's mode, or the usual one for a new file.
+        os.chmod(tmp, stat.S_IMODE(found.st_mode) if found is not None else 0o666 & ~_umask())
+        if found is not None and hasattr(os, "geteuid") and os.geteuid() == 0:
+            with contextlib.suppress(OSError):
+                os.chown(tmp, found.st_uid, found.st_gid)
         os.replace(tmp, target)
     except BaseException as exc:
         try:
@@ -976,9 +1003,30 @@ def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> Path:
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise GraphscopeError(f"cannot write {target}: {exc.strerror or exc}") from None
+            raise GraphscopeError(f"cannot write {given}: {exc.strerror or exc}") from None
         raise
-    return target
+    return given
+
+
+def _write_into(path: Path, mode: int, data: bytes) -> None:
+    """Write into an existing file that is not a regular one (see :func:`write_atomic`)."""
+    if stat.S_ISDIR(mode):
+        raise GraphscopeError(f"cannot write {path}: it is a directory")
+    if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        raise GraphscopeError(f"cannot write {path}: it is a socket or a block device, not a file")
+    try:
+        # Non-blocking, so that opening a pipe nothing reads fails at once instead of waiting.
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise GraphscopeError(f"cannot write {path}: it is a pipe that nothing is reading") from None
+        raise GraphscopeError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise GraphscopeError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _umask() -> int:
