@@ -7,6 +7,7 @@ instant and never touches a framework.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -111,6 +112,34 @@ class _PathArg(click.Path):
         return super().convert(value, param, ctx)
 
 
+def _refuse_writing_over(inputs: Sequence[Path | None], outputs: dict[str, Path | None]) -> None:
+    """Refuse, before anything runs, an output that is one of the command's inputs (the same
+    file by any name, or a file of an input folder such as a SavedModel) or another output:
+    it would replace what was read (``trace model.py -o model.py``)."""
+    given = [(option, out) for option, out in outputs.items() if out is not None and str(out) != "-"]
+    for i, (option, out) in enumerate(given):
+        for source in inputs:
+            if source is not None and _same_or_inside(out, source):
+                _fail(f"{out} is an input of this command: {option} would write over it")
+        for other_option, other in given[:i]:
+            if _same_or_inside(out, other):
+                _fail(f"{out} is given to both {other_option} and {option}")
+
+
+def _same_or_inside(out: Path, source: Path) -> bool:
+    try:
+        if os.path.samefile(out, source):
+            return True
+    except (OSError, ValueError):  # one of them does not exist yet
+        pass
+    real_out, real_source = os.path.realpath(out), os.path.realpath(source)
+    return real_out == real_source or (  # a file of a SavedModel, not a new file beside them
+        os.path.isdir(real_source)
+        and os.path.lexists(out)
+        and real_out.startswith(real_source.rstrip(os.sep) + os.sep)
+    )
+
+
 # -- shell completion: cheap lookups only (no framework, no model imported) ----------------------
 
 
@@ -211,6 +240,7 @@ def trace(
 ) -> None:
     """Capture TARGET's graph (a model.py, or a graph file) into the graphscope IR."""
 
+    _refuse_writing_over([target], {"-o": output, "--svg": svg})
     found = _load(target, fw=fw, entry=entry, timeout=timeout)
     if check_dynamic and found.kind != "python":
         # A graph file (saved IR, GraphDef, SavedModel, ONNX, TorchScript) is one fixed graph:
@@ -326,6 +356,7 @@ def render(
     """Draw a saved graph as an SVG diagram (Graphviz), collapsing it if it is too big to lay out."""
     import graphscope as api
 
+    _refuse_writing_over([graph_file], {"-o": output})
     graph = _load_graph(graph_file)
     with progress.task(f"drawing {output}"):
         api.render(
@@ -403,6 +434,7 @@ def step(
     graphscope step examples/nan_torch.py --fw torch --until nonfinite
     """
 
+    _refuse_writing_over([target, inputs_file], {"-o": output, "--svg": svg, "--save-values": save_values})
     found = _load(target, fw=fw, entry=entry, timeout=timeout)
     if found.graph is not None:
         _fail(f"{target} is a saved graph, which holds no weights to run: step the model file instead")
@@ -508,6 +540,7 @@ def diff(
     """
     from graphscope import diffing
 
+    _refuse_writing_over([a, b], {"--svg": svg})
     if b is None:
         if (method_a or method) == (method_b or method):
             raise click.UsageError("with one target, give two methods: --method-a M1 --method-b M2")
@@ -664,6 +697,7 @@ def export(graph_file: Path, fmt: str, output: Path) -> None:
     """
     from graphscope import interop
 
+    _refuse_writing_over([graph_file], {"-o": output})
     graph = _load_graph(graph_file)
     with progress.task(f"writing {output}"):
         result = interop.write(graph, fmt, output)

@@ -106,3 +106,36 @@ def test_odd_output_names(saved: Path, tmp_path: Path, capsys: pytest.CaptureFix
     folder.mkdir()
     code, _, err = run(capsys, "trace", str(saved), "-o", str(folder))
     assert "it is a directory" in assert_refused(code, err, folder)
+
+
+def test_an_output_that_is_an_input_is_refused(
+    saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = saved.read_bytes()
+    link = tmp_path / "link.json"
+    link.symlink_to(saved)
+    model = tmp_path / "model.py"
+    model.write_text("raise SystemExit('imported')\n")
+    saved_model = tmp_path / "saved"
+    saved_model.mkdir()
+    (saved_model / "saved_model.pb").write_bytes(b"")
+    cases = [
+        (["trace", str(model), "--fw", "torch", "-o", str(model)], model, "-o"),
+        (["trace", str(saved), "--svg", str(link)], link, "--svg"),
+        (["render", str(saved), "-o", str(saved)], saved, "-o"),
+        (["diff", str(saved), str(model), "--svg", str(tmp_path / "." / "model.py")], model, "--svg"),
+        (["export", str(link), "--to", "dot", "-o", str(saved)], saved, "-o"),
+        (["step", str(model), "--fw", "torch", "--svg", str(model)], model, "--svg"),
+        (["trace", str(saved_model), "-o", str(saved_model / "saved_model.pb")], saved_model, "-o"),
+    ]
+    for args, path, option in cases:
+        code, _, err = run(capsys, *args)
+        sentence = assert_refused(code, err, path)
+        assert sentence.endswith(f"is an input of this command: {option} would write over it"), args
+    assert saved.read_bytes() == before and model.read_text().startswith("raise")
+    code, _, err = run(
+        capsys, "trace", str(saved), "-o", str(tmp_path / "x.json"), "--svg", str(tmp_path / "x.json")
+    )
+    assert assert_refused(code, err, tmp_path / "x.json").endswith("is given to both -o and --svg")
+    code, _, err = run(capsys, "trace", str(saved_model), "-o", str(saved_model / "graph.json"))
+    assert "is an input" not in err  # a new file beside a SavedModel's own is not one of them
