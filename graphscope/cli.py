@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -734,11 +735,15 @@ def main(argv: list[str] | None = None) -> int:
     from graphscope import _tf_startup
 
     _tf_startup.install()
+    restore = _stop_on_signals()
     try:
         # Without standalone mode, click returns (not raises) the code of a ctx.exit / Exit.
         code = cli.main(args=argv, prog_name="graphscope", standalone_mode=False)
         if isinstance(code, int) and code:
             return code
+    except _Stopped as exc:
+        click.echo(f"graphscope: stopped by {exc.name}", err=True)
+        return 128 + exc.signum
     except click.exceptions.Abort:
         click.echo("graphscope: interrupted", err=True)
         return 130
@@ -766,7 +771,45 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return 1
+    finally:
+        restore()
     return 0
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: raised where Python is running, so that every ``finally``
+    runs on the way out (a temporary file is removed, a running ``dot`` is killed by
+    ``subprocess.run``), as it does for Ctrl-C. A BaseException: a model's ``except
+    Exception`` does not swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+def _stop_on_signals() -> Callable[[], None]:
+    """Turn SIGTERM and SIGHUP into :class:`_Stopped` while the command runs, where their
+    handlers are the default ones (the main thread only); returns what puts them back."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: dict[int, Any] = {}
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stopped(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, stop)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
 
 
 def _one_line(message: str) -> str:

@@ -6,10 +6,12 @@ or a pipe is written into, never replaced; what cannot be written is one sentenc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -139,3 +141,81 @@ def test_an_output_that_is_an_input_is_refused(
     assert assert_refused(code, err, tmp_path / "x.json").endswith("is given to both -o and --svg")
     code, _, err = run(capsys, "trace", str(saved_model), "-o", str(saved_model / "graph.json"))
     assert "is an input" not in err  # a new file beside a SavedModel's own is not one of them
+
+
+SLOW_WRITE = """
+import os, sys, time
+from graphscope.cli import main
+real = os.replace
+def slow(src, dst):  # the temporary file is written: wait before renaming it
+    print("written", flush=True)
+    time.sleep(60)
+    real(src, dst)
+os.replace = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _stopped(args: list[str], code: str | None, wait_for: Callable[[], bool], signum: int) -> tuple[int, str]:
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "graphscope", *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not wait_for() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_signal_during_a_write_leaves_no_temporary_file(saved: Path, tmp_path: Path, signame: str) -> None:
+    import signal
+
+    out = tmp_path / "out" / "graph.json"
+    out.parent.mkdir()
+    code, err = _stopped(
+        ["trace", str(saved), "-o", str(out)],
+        SLOW_WRITE,
+        lambda: bool(list(out.parent.glob(".graph.json.*.tmp"))),
+        getattr(signal, signame),
+    )
+    assert code == 128 + getattr(signal, signame), err
+    assert err == f"graphscope: stopped by {signame}\n"
+    assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/bin/sh"), reason="the stand-in dot is a shell script")
+def test_a_signal_while_drawing_ends_dot(
+    saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+    import time
+
+    pid_file = tmp_path / "dot.pid"
+    fake_dot = tmp_path / "dot"
+    fake_dot.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    fake_dot.chmod(0o755)
+    monkeypatch.setenv("GRAPHSCOPE_DOT", str(fake_dot))
+    out = tmp_path / "g.svg"
+    code, err = _stopped(["render", str(saved), "-o", str(out)], None, pid_file.exists, signal.SIGTERM)
+    pid = int(pid_file.read_text())
+    try:
+        assert code == 128 + signal.SIGTERM and err == "graphscope: stopped by SIGTERM\n", err
+        for _ in range(100):  # reaped by graphscope, it is gone
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        pytest.fail("dot was left running")
+    except ProcessLookupError:
+        pass
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # whatever happened, the stand-in does not outlive the test
+    assert not out.exists() and list(tmp_path.glob(".g.svg.*")) == []
