@@ -265,16 +265,17 @@ def trace(
                 report.retraced = tf_function.retraced(found.model, found.example_inputs or (), alt)
         graph.notes.extend(n for n in second.notes if n not in graph.notes)
         graph.notes.extend(report.notes)
-    if output:
-        from graphscope import ir
-
-        with progress.task(f"writing {output}"):
-            ir.save(graph, output)
+    # The drawing first: when Graphviz fails, -o's file is left as it was.
     if svg:
         import graphscope as api
 
         with progress.task(f"drawing {svg}"):
             api.render(graph, svg, quiet=_quiet)
+    if output:
+        from graphscope import ir
+
+        with progress.task(f"writing {output}"):
+            ir.save(graph, output)
     _print_graph(graph, as_json=as_json, dynamic_report=report, wrote=[p for p in (output, svg) if p])
 
 
@@ -455,17 +456,17 @@ def step(
         wrote += values.save(shown, again.values, save_values, order=chosen)
         if left_out:
             shown.notes.append(f"--save-values: {left_out} node(s) left out by the {max_values_mb:g} MB cap")
-    if output:
-        from graphscope import ir
-
-        with progress.task(f"writing {output}"):
-            wrote.append(ir.save(steps.graph, output))
-    if svg:
+    if svg:  # the drawing first: when Graphviz fails, -o's file is left as it was
         import graphscope as api
 
         bad = steps.first_nonfinite
         with progress.task(f"drawing {svg}"):
             wrote.append(api.render(steps.graph, svg, highlight=[bad.node] if bad else [], quiet=_quiet))
+    if output:
+        from graphscope import ir
+
+        with progress.task(f"writing {output}"):
+            wrote.append(ir.save(steps.graph, output))
     if as_json:
         import json
 

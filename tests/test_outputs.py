@@ -219,3 +219,29 @@ def test_a_signal_while_drawing_ends_dot(
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # whatever happened, the stand-in does not outlive the test
     assert not out.exists() and list(tmp_path.glob(".g.svg.*")) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/bin/sh"), reason="the stand-in dot is a shell script")
+def test_a_failed_drawing_leaves_the_json_output_as_it_was(
+    saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing_dot = tmp_path / "dot"
+    failing_dot.write_text("#!/bin/sh\necho 'Error: syntax error in line 1' >&2\nexit 1\n")
+    failing_dot.chmod(0o755)
+    monkeypatch.setenv("GRAPHSCOPE_DOT", str(failing_dot))
+    out, svg = tmp_path / "precious.json", tmp_path / "out.svg"
+    out.write_text("an output the user already had\n")
+    for command in (["trace", str(saved)], ["render", str(saved)]):
+        args = (
+            [*command, "-o", str(out), "--svg", str(svg)]
+            if command[0] == "trace"
+            else [*command, "-o", str(svg)]
+        )
+        code, _, err = run(capsys, *args)
+        assert (
+            code == 1
+            and err
+            == "graphscope: error: Graphviz failed to lay out the graph: Error: syntax error in line 1\n"
+        )
+    assert out.read_text() == "an output the user already had\n" and not svg.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dot", "g.json", "precious.json"]
