@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .test_bad_inputs import assert_refused, graphscope, run
+from .test_bad_inputs import assert_one_sentence, assert_refused, graphscope, run
 
 SECRET = b"TOPSECRETxyz"  # 12 bytes: three int32 dims if a shape is computed from it
 SECRET_DIMS = [str(d) for d in struct.unpack("<3i", SECRET)]
@@ -265,3 +265,48 @@ def test_a_python_script_named_as_data_is_not_imported(
     sentence = assert_refused(code, err, path)
     assert "Python" not in sentence  # read as the data it claims to be, not taken for a script
     assert not marker.exists()
+
+
+def recursive_graph_def(names: list[str], attr: str = "f") -> Any:
+    """``c`` calls ``names[0]``, which calls ``names[1]``... and the last calls the first."""
+    from tensorflow.core.framework import graph_pb2, types_pb2
+
+    graph_def = graph_pb2.GraphDef()
+    graph_def.versions.producer = 1994
+
+    def call(nodes: Any, name: str, callee: str, source: str) -> None:
+        node = nodes.add(name=name, op="PartitionedCall", input=[source])
+        node.attr[attr if nodes is not graph_def.node else "f"].func.name = callee
+        node.attr["Tin"].list.type.append(types_pb2.DT_FLOAT)
+        node.attr["Tout"].list.type.append(types_pb2.DT_FLOAT)
+
+    for i, name in enumerate(names):
+        function = graph_def.library.function.add()
+        function.signature.name = name
+        function.signature.input_arg.add(name="x", type=types_pb2.DT_FLOAT)
+        function.signature.output_arg.add(name="y", type=types_pb2.DT_FLOAT)
+        call(function.node_def, "call", names[(i + 1) % len(names)], "x")
+        function.ret["y"] = "call:output:0"
+    graph_def.node.add(name="x", op="Placeholder").attr["dtype"].type = types_pb2.DT_FLOAT
+    call(graph_def.node, "c", names[0], "x")
+    return graph_def
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("names", [["f"], ["f", "g"], ["a", "b", "c"]])
+def test_a_recursive_function_library_is_refused_not_a_crash(names: list[str], tmp_path: Path) -> None:
+    """TensorFlow's import crashed (exit 139, no message) on a function that calls itself."""
+    target = tmp_path / "recursive.pb"
+    target.write_bytes(recursive_graph_def(names).SerializeToString())
+    proc = graphscope("trace", str(target), timeout=120)
+    cycle = " calls ".join(repr(n) for n in [*names, names[0]])
+    assert_one_sentence(proc, target, f"the GraphDef's function library is recursive ({cycle})")
+    saved = leaking_saved_model(tmp_path / "saved", "unused")
+    bundle = saved / "saved_model.pb"
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel.FromString(bundle.read_bytes())
+    proto.meta_graphs[0].graph_def.library.CopyFrom(recursive_graph_def(names, attr="body").library)
+    bundle.write_bytes(proto.SerializeToString())
+    proc = graphscope("trace", str(saved), timeout=120)
+    assert_one_sentence(proc, saved, "function library is recursive")

@@ -111,6 +111,45 @@ def inert(graph_def: Any) -> Any:
     return inert_def
 
 
+def refuse_recursion(graph_def: Any) -> None:
+    """Refuse a function library in which a function calls itself, directly or through others
+    (by any attribute naming a function: ``f``, ``then_branch``, ``body``...): TensorFlow has no
+    recursion, and its import crashes (a segmentation fault) inferring such a call's shapes."""
+    calls: dict[str, list[str]] = {}
+    for function in graph_def.library.function:
+        callees = calls.setdefault(function.signature.name, [])
+        for node in function.node_def:
+            for value in node.attr.values():  # every function-valued attribute, not only known ones
+                if value.HasField("func"):
+                    callees.append(value.func.name)
+                elif value.HasField("list"):
+                    callees.extend(f.name for f in value.list.func)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in calls:
+        if state.get(start):
+            continue
+        state[start] = 1
+        path, stack = [start], [iter(calls[start])]
+        while stack:
+            callee = next(stack[-1], None)
+            if callee is None:
+                state[path.pop()] = 2
+                stack.pop()
+                continue
+            if state.get(callee) == 1:
+                cycle = path[path.index(callee) :] + [callee]
+                raise GraphscopeError(
+                    "the GraphDef's function library is recursive ("
+                    + " calls ".join(repr(n) for n in cycle[:6])
+                    + (" ..." if len(cycle) > 6 else "")
+                    + "): TensorFlow cannot run it, and its import would crash"
+                )
+            if callee in calls and not state.get(callee):
+                state[callee] = 1
+                path.append(callee)
+                stack.append(iter(calls[callee]))
+
+
 def _shape(tensor_shape: Any) -> list[Any] | None:
     if tensor_shape.rank is None:
         return None

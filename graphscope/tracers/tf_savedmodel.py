@@ -67,6 +67,7 @@ def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = 
         )
     # Importing the inert copy runs none of its ops (see _tf_common.inert).
     graph_def = common.inert(pruned(model.graph_def, model.outputs, model.inputs))
+    common.refuse_recursion(graph_def)
     graph = tf.Graph()
     with common.tf_state_restored(), graph.as_default():
         try:
