@@ -137,7 +137,7 @@ def refuse_recursion(graph_def: Any) -> None:
                 stack.pop()
                 continue
             if state.get(callee) == 1:
-                cycle = path[path.index(callee) :] + [callee]
+                cycle = [*path[path.index(callee) :], callee]
                 raise GraphscopeError(
                     "the GraphDef's function library is recursive ("
                     + " calls ".join(repr(n) for n in cycle[:6])
