@@ -310,3 +310,39 @@ def test_a_recursive_function_library_is_refused_not_a_crash(names: list[str], t
     bundle.write_bytes(proto.SerializeToString())
     proc = graphscope("trace", str(saved), timeout=120)
     assert_one_sentence(proc, saved, "function library is recursive")
+
+
+PEAK = """
+import resource, sys
+from graphscope.cli import main
+code = main(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)  # KB, on Linux
+sys.exit(code)
+"""
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize(
+    "dtype, dims, value",
+    [("DT_INT32", [40000, 40000], "int_val: 7"), ("DT_STRING", [300000000], 'string_val: "x"')],
+)
+def test_a_constant_declaring_a_huge_shape_is_not_expanded(
+    dtype: str, dims: list[int], value: str, tmp_path: Path
+) -> None:
+    """A 300-byte .pbtxt Const of shape [40000, 40000] and one value: MakeNdarray filled it out
+    (6.8 GB and 33 s; the string one 5.2 GB). Its shape and dtype are all the IR keeps."""
+    shape = " ".join(f"dim {{ size: {d} }}" for d in dims)
+    target = tmp_path / "bomb.pbtxt"
+    tensor = f"tensor {{ dtype: {dtype} tensor_shape {{ {shape} }} {value} }}"
+    target.write_text(
+        f'node {{ name: "big" op: "Const" attr {{ key: "dtype" value {{ type: {dtype} }} }}\n'
+        f'  attr {{ key: "value" value {{ {tensor} }} }} }}\n'
+    )
+    assert len(target.read_bytes()) < 300
+    out = tmp_path / "out.json"
+    proc = graphscope("trace", str(target), "-o", str(out), code=PEAK, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    peak_mb = int(proc.stderr.split()[-1]) / 1024
+    assert peak_mb < 1500, f"{peak_mb:.0f} MB"  # TensorFlow itself: about 520 MB
+    (node,) = json.loads(out.read_text())["graph"]["nodes"]
+    assert node["attrs"]["value"] == {"shape": dims, "dtype": "object" if dtype == "DT_STRING" else "int32"}

@@ -5,6 +5,7 @@ TensorFlow's global state as it was found."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -204,15 +205,27 @@ def _plain(value: Any) -> Any:
 
 
 def _tensor_proto(proto: Any) -> Any:
+    """A tensor attribute: its values when it has at most 8, else its shape and dtype, read
+    from the proto's declared shape (never expanded: a file may declare [40000, 40000] with
+    one value, which MakeNdarray would fill out to 6.4 GB)."""
+    import numpy as np
     from tensorflow.python.framework import tensor_util
 
+    shape = proto.tensor_shape
+    dims = [int(d.size) for d in shape.dim]
+    if shape.unknown_rank or any(d < 0 for d in dims):
+        return {"tensor": "unreadable"}
+    if math.prod(dims) > 8:
+        try:
+            dtype = str(np.dtype(tensor_util.dtypes.as_dtype(proto.dtype).as_numpy_dtype))
+        except Exception:
+            return {"tensor": "unreadable"}
+        return {"shape": dims, "dtype": dtype}  # as str(MakeNdarray(proto).dtype) would say
     try:
         array = tensor_util.MakeNdarray(proto)
     except Exception:
         return {"tensor": "unreadable"}
-    if array.size <= 8:
-        return array.tolist()
-    return {"shape": list(array.shape), "dtype": str(array.dtype)}
+    return array.tolist()
 
 
 def op_attrs(node_def: Any) -> dict[str, Any]:
