@@ -202,12 +202,18 @@ def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
         producers[inp.name] = (node_id, 0)
         g.inputs.append(node_id)
     used: set[str] = set()
+    last: dict[str, int] = {}  # name -> the number its latest namesake got
     for i, node in enumerate(graph.node):
         # Converters number the nodes they make with a process-wide counter (tf2onnx's
         # "MatMul_Gemm__7"): drop it, so the same model always gives the same ids.
-        node_id = f"{prefix}{_GENERATED.sub('', node.name) or f'{node.op_type}_{i}'}"
+        base = f"{prefix}{_GENERATED.sub('', node.name) or f'{node.op_type}_{i}'}"
+        # Namesakes are numbered from where the last one stopped (linear: trying "name_",
+        # "name__"... from the start was cubic, 65 s for 10,000 nodes of one name).
+        node_id, number = base, last.get(base, 1)
         while node_id in g or node_id in used:
-            node_id += "_"
+            number += 1
+            node_id = f"{base}_{number}"
+        last[base] = number
         used.add(node_id)
         attrs, bodies = _attrs(node)
         op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
