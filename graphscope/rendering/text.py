@@ -61,6 +61,13 @@ def info_document(graph: Graph) -> dict[str, Any]:
         ):
             with_shape += 1
     nested = list(graph.walk_subgraphs())
+    # The ops inside bodies and called graphs (a Dynamo capture's top level is only calls).
+    sub_ops: Counter[str] = Counter()
+    for _, sub in nested:
+        for n in sub.nodes():
+            if n["kind"] in ("op", "control"):
+                sub_ops[n["op"]] += 1
+                canonical.setdefault(n["op"], n["canonical_op"])
     control = graph.number_of_control_edges()
     return {
         "name": graph.name,
@@ -73,6 +80,7 @@ def info_document(graph: Graph) -> dict[str, Any]:
         "back_edges": len(graph.back_edges()),
         "kinds": dict(sorted(kinds.items())),
         "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "subgraph_ops": dict(sorted(sub_ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         "canonical_ops": {op: canonical[op] for op in sorted(canonical)},
         "op_nodes_with_shape": with_shape,
         "subgraphs": len(nested),
@@ -138,13 +146,21 @@ def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
     ops = Table(title="ops", title_justify="left", show_edge=False)
     ops.add_column("op")
     ops.add_column("canonical", style="cyan")
-    ops.add_column("count", justify="right")
-    items = list(doc["ops"].items())
-    for op, count in items[:top_ops]:
-        ops.add_row(Text(op), Text(doc["canonical_ops"][op]), str(count))
+    top, inner = doc["ops"], doc["subgraph_ops"]
+    items: list[tuple[str, tuple[int, ...]]]
+    if inner:  # a column for the ops inside subgraphs, and the rows by their total
+        ops.add_column("top level", justify="right")
+        ops.add_column("in subgraphs", justify="right")
+        names = sorted(top.keys() | inner.keys(), key=lambda op: (-top.get(op, 0) - inner.get(op, 0), op))
+        items = [(op, (top.get(op, 0), inner.get(op, 0))) for op in names]
+    else:
+        ops.add_column("count", justify="right")
+        items = [(op, (count,)) for op, count in top.items()]
+    for op, counts in items[:top_ops]:
+        ops.add_row(Text(op), Text(doc["canonical_ops"][op]), *(str(c) if c else "-" for c in counts))
     if len(items) > top_ops:
-        rest = sum(c for _, c in items[top_ops:])
-        ops.add_row(Text(f"... {len(items) - top_ops} more ops", style="dim"), "", str(rest))
+        rest = [str(sum(c[i] for _, c in items[top_ops:])) for i in range(len(items[0][1]))]
+        ops.add_row(Text(f"... {len(items) - top_ops} more ops", style="dim"), "", *rest)
 
     parts: list[RenderableType] = [head, Text(""), ports, Text(""), ops]
     if doc["notes"]:

@@ -65,9 +65,7 @@ def capture(
             try:
                 scripted = torch.jit.script(model)
             except Exception as exc:
-                raise common.capture_error(
-                    "torch.jit.script", exc, "try --method export or --method dynamo"
-                ) from None
+                raise common.capture_error("torch.jit.script", exc) from None
     else:
         common.check_module(model, example_inputs, "jit-trace")
         with (
@@ -79,9 +77,7 @@ def capture(
             try:
                 scripted = torch.jit.trace(model, tuple(example_inputs or ()), check_trace=False)
             except Exception as exc:
-                raise common.capture_error(
-                    "torch.jit.trace", exc, "try --method export or --method jit-script"
-                ) from None
+                raise common.capture_error("torch.jit.trace", exc) from None
         notes.extend(_tracer_notes(caught))
 
     # `inlined_graph` is computed on each access (hasattr would compute it too): read it once.
