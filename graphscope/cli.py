@@ -7,6 +7,7 @@ instant and never touches a framework.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -123,11 +124,39 @@ def _step(found: Any, method: str | None, *, timeout: float | None, **kwargs: An
         return stepping.step_target(found, method=method, **kwargs)
 
 
+class _Number(click.FloatRange):
+    """A finite number in a range (click's FloatRange lets ``nan`` and ``inf`` through, and
+    an infinite or huge timeout overflowed the alarm timer: internal errors); ``zero_ok``
+    allows 0 below ``min`` ("no limit")."""
+
+    def __init__(self, *, min: float, max: float, zero_ok: bool = False) -> None:
+        super().__init__(min=min, max=max)
+        self.zero_ok = zero_ok
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.zero_ok and number == 0:
+            return 0.0
+        return super().convert(number, param, ctx)
+
+    def _describe_range(self) -> str:
+        return ("0 or " if self.zero_ok else "") + super()._describe_range()
+
+
+# A day: far above any model's capture, and far below what the alarm timer can hold.
+_MAX_SECONDS = 86400.0
+
+
 def _timeout_option(fn: Any) -> Any:
     """``--timeout`` for the commands that run a model file's code."""
     return click.option(
         "--timeout",
-        type=click.FloatRange(min=0),
+        type=_Number(min=0.1, max=_MAX_SECONDS, zero_ok=True),
         default=DEFAULT_TIMEOUT,
         show_default=True,
         metavar="SECONDS",
@@ -373,7 +402,7 @@ def info(graph_file: Path, as_json: bool) -> None:
 @click.option("--no-legend", is_flag=True, help="Leave out the legend.")
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1),
+    type=_Number(min=0.1, max=_MAX_SECONDS),
     default=60.0,
     show_default=True,
     help="Seconds Graphviz may take to lay the graph out.",
@@ -434,7 +463,7 @@ def render(
 )
 @click.option(
     "--max-values-mb",
-    type=click.FloatRange(min=0),
+    type=_Number(min=0, max=2.0**40),
     default=256,
     show_default=True,
     help="Size cap for --save-values.",

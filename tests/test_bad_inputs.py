@@ -932,3 +932,20 @@ def test_svg_labels_carry_no_bidi_controls(tmp_path: Path, capsys: pytest.Captur
     drawn = svg.read_text()
     assert_no_raw_controls(drawn)
     assert "rtl\\u202eevil" in drawn  # shown, as the other controls are
+
+
+@pytest.mark.parametrize("value", ["1e-6", "inf", "-inf", "1e10", "nan", "abc"])
+def test_odd_timeouts_and_caps_are_usage_errors(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--timeout 1e-6 printed a traceback (the alarm rang before the fence was up), inf and 1e10
+    overflowed the alarm timer, nan meant no limit at all (render: an internal error)."""
+    golden = Path(__file__).parent / "golden" / "torch" / "or_gate.fx.json"
+    for args in (
+        ["trace", str(golden), "--timeout", value],
+        ["render", str(golden), "-o", "x.svg", "--timeout", value],
+        ["step", "m.py", "--fw", "torch", "--max-values-mb", value],
+    ):
+        if args[0] == "step" and value in ("1e-6", "1e10"):
+            continue  # a cap of a millionth of a MB or 10 PB is a cap
+        code, out, err = run(capsys, *args)
+        assert code == 2 and not out, err
+        assert "Traceback" not in err and "Invalid value for '--" in err, err
