@@ -374,3 +374,50 @@ def test_many_onnx_nodes_of_one_name_are_numbered_in_linear_time(
     assert seconds < 20, f"{seconds:.1f} s"
     ids = [n["id"] for n in json.loads((tmp_path / "out.json").read_text())["graph"]["nodes"]]
     assert ids[:4] == ["t0", "same", "same_2", "same_3"] and ids[-1] == "same_10000"
+
+
+# -- step --inputs: an .npz of arrays, read as data --------------------------------------------------
+
+
+def test_npz_inputs_declaring_too_much_or_odd_kinds_are_one_sentence(tmp_path: Path) -> None:
+    import zipfile
+
+    import numpy as np
+
+    from graphscope.errors import GraphscopeError
+    from graphscope.stepping.inputs import from_npz
+
+    bomb = tmp_path / "bomb.npz"  # 80 GB declared, nothing behind it (a zip bomb in short)
+    with zipfile.ZipFile(bomb, "w") as zf, zf.open("x.npy", "w") as fh:
+        header = {"descr": "<f8", "fortran_order": False, "shape": (100_000, 100_000)}
+        np.lib.format.write_array_header_1_0(fh, header)
+    raw = tmp_path / "raw.npz"
+    with zipfile.ZipFile(raw, "w") as zf:
+        zf.writestr("x.bin", b"\x00" * 16)
+    np.savez(tmp_path / "dates.npz", np.array(["2024-01-01"], dtype="datetime64[D]"))
+    np.savez(tmp_path / "fields.npz", np.zeros(2, dtype=[("a", "f4"), ("b", "i4")]))
+    np.savez(tmp_path / "text.npz", np.array(["a", "b"]))
+    cases = {
+        bomb: "its arrays declare more than 2 GB ('x' is 100000x100000 float64)",
+        raw: "'x.bin' is not an array (.npy) inside the archive",
+        tmp_path / "dates.npz": "array 'arr_0' is datetime64[D] (dates); inputs are arrays of numbers",
+        tmp_path / "fields.npz": "(structured); inputs are arrays of numbers",
+        tmp_path / "text.npz": "array 'arr_0' is <U1 (text); inputs are arrays of numbers",
+    }
+    for path, words in cases.items():
+        with pytest.raises(GraphscopeError) as caught:
+            from_npz(path, "torch")
+        assert words in str(caught.value) and str(path) in str(caught.value)
+    assert from_npz(tmp_path / "text.npz", "tf")[0].tolist() == ["a", "b"]  # TensorFlow takes strings
+    np.savez(tmp_path / "big_endian.npz", np.arange(3, dtype=">f4"))
+    (array,) = from_npz(tmp_path / "big_endian.npz", "tf")
+    assert array.dtype.isnative and array.tolist() == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.torch
+def test_npz_inputs_from_a_fifo_do_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "inputs.npz"
+    os.mkfifo(fifo)
+    model = Path(__file__).parents[1] / "examples" / "or_gate_torch.py"
+    proc = graphscope("step", str(model), "--fw", "torch", "--inputs", str(fifo), timeout=120)
+    assert_one_sentence(proc, fifo, "is not a regular file (a pipe, a socket or a device)")
