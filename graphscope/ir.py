@@ -893,7 +893,7 @@ def loads(text: str, *, source: str = "<string>") -> Graph:
 def _parse(text: str, source: str) -> Any:
     """The JSON document of a saved graph, checked up to its "graph" field."""
     try:
-        doc = json.loads(text, parse_constant=_refuse_constant)
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()):
             raise GraphscopeError(
@@ -906,6 +906,8 @@ def _parse(text: str, source: str) -> Any:
         raise GraphscopeError(f"{source} nests JSON too deeply to be a graphscope graph") from None
     except _NotJSONNumber as exc:  # Python's json reads NaN; graphscope never writes it
         raise GraphscopeError(f"{source} is not valid JSON: {exc.args[0]} is not a JSON number") from None
+    except _TooLarge as exc:
+        raise GraphscopeError(f"{source} holds a number too large for a float: {exc.args[0]}") from None
     except ValueError:  # int() refuses numbers of more than 4300 digits
         raise GraphscopeError(f"{source} holds a number too long to be a graphscope graph's") from None
     if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(doc):
@@ -941,6 +943,19 @@ class _NotJSONNumber(ValueError):
 
 def _refuse_constant(name: str) -> Any:
     raise _NotJSONNumber(name)
+
+
+class _TooLarge(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, which must fit a float: ``1e999`` is valid
+    JSON, but Python reads it as infinity, which no JSON output can carry back."""
+    value = float(text)
+    if math.isinf(value):
+        raise _TooLarge(text if len(text) <= 24 else text[:20] + "...")
+    return value
 
 
 def _has_lone_surrogate(doc: Any) -> bool:
