@@ -122,12 +122,14 @@ class NodeKind(str, Enum):
 KINDS = frozenset(k.value for k in NodeKind)
 
 
-def json_safe(value: Any, *, max_items: int = 64) -> Any:
+def json_safe(value: Any, *, max_items: int = 64, _depth: int = 0) -> Any:
     """Turn ``value`` into something ``json.dumps`` writes exactly and reads back the same.
 
     Non-finite floats become the strings ``"nan"``, ``"inf"``, ``"-inf"``; tuples become
     lists; long sequences are summarised as ``{"len": n, "head": [...]}`` so that a large
-    constant is never embedded; anything else unknown becomes its ``repr``.
+    constant is never embedded; lists and mappings nested deeper than
+    :data:`MAX_VALUE_DEPTH` become ``"..."`` (a saved graph may nest no deeper); anything
+    else unknown becomes its ``repr``.
 
     >>> json_safe((1, float("inf"), "a"))
     [1, 'inf', 'a']
@@ -139,14 +141,16 @@ def json_safe(value: Any, *, max_items: int = 64) -> Any:
             return value
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, Enum):
-        return json_safe(value.value, max_items=max_items)
+        return json_safe(value.value, max_items=max_items, _depth=_depth)
+    if isinstance(value, (Mapping, list, tuple)) and _depth >= MAX_VALUE_DEPTH:
+        return "..."
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v, max_items=max_items) for k, v in value.items()}
+        return {str(k): json_safe(v, max_items=max_items, _depth=_depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         if len(value) > max_items:
-            head = [json_safe(v, max_items=max_items) for v in value[:8]]
+            head = [json_safe(v, max_items=max_items, _depth=_depth + 2) for v in value[:8]]
             return {"len": len(value), "head": head}
-        return [json_safe(v, max_items=max_items) for v in value]
+        return [json_safe(v, max_items=max_items, _depth=_depth + 1) for v in value]
     if isinstance(value, (bytes, bytearray)):
         if len(value) <= max_items:
             return value.decode("utf-8", errors="backslashreplace")
@@ -522,6 +526,25 @@ def _plain(attrs: Mapping[str, Any]) -> bool:
 
 _PLAIN_VALUES = frozenset({bool, int, str})
 
+# How deep a value in a saved graph (an attribute, the signature) may nest: writing and
+# exporting walk values recursively, and 500 levels ran out of Python's stack.
+MAX_VALUE_DEPTH = 32
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` (JSON data) has lists or objects nested more than ``limit`` deep."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if item.__class__ is dict:
+            item = item.values()
+        elif item.__class__ is not list:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((v, depth + 1) for v in item)
+    return False
+
 
 def _forget_nx_cache(g: Any) -> None:
     """networkx caches converted copies of a graph (for its backends) and drops them on change."""
@@ -716,6 +739,8 @@ def _from_dict(data: Any, where: str, depth: int, *, consume: bool = False) -> G
     for key in ("inputs", "outputs", "notes"):
         if not all(isinstance(x, str) for x in data[key]):
             raise GraphscopeError(f"{where}: {key!r} must list strings")
+    if _nests_deeper(data["signature"], MAX_VALUE_DEPTH):
+        raise GraphscopeError(f"{where}: 'signature' nests deeper than {MAX_VALUE_DEPTH} levels")
     g = Graph(
         data["name"],
         framework=data["framework"],
@@ -743,6 +768,10 @@ def _from_dict(data: Any, where: str, depth: int, *, consume: bool = False) -> G
         node_id = node["id"]
         if node_id in node_attrs:
             raise GraphscopeError(f"{where}: node id {node_id!r} appears twice")
+        if not _plain(node["attrs"]) and _nests_deeper(node["attrs"], MAX_VALUE_DEPTH):
+            raise GraphscopeError(
+                f"{where}: node {node_id!r}'s attrs nest deeper than {MAX_VALUE_DEPTH} levels"
+            )
         if len(node) != len(NODE_KEYS):  # keys from elsewhere are not kept
             node = {k: node[k] for k in NODE_KEYS}
         # The JSON parser makes a new string for every value; ops, kinds, scopes and dtypes

@@ -955,3 +955,32 @@ def test_odd_timeouts_and_caps_are_usage_errors(value: str, capsys: pytest.Captu
         code, out, err = run(capsys, *args)
         assert code == 2 and not out, err
         assert "Traceback" not in err and "Invalid value for '--" in err, err
+
+
+def test_values_nested_500_deep_are_refused_or_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An attribute or signature 500 levels deep loaded, then ran -o and export out of stack."""
+    for where in ("attrs", "signature"):
+        doc = good_doc()
+        deep: Any = 1
+        for _ in range(500):
+            deep = [deep]
+        if where == "attrs":
+            _node(doc)["attrs"] = {"deep": deep}
+        else:
+            doc["graph"]["signature"] = [deep]
+        bad = tmp_path / f"deep_{where}.json"
+        bad.write_text(json.dumps(doc))
+        outs = outputs_in(tmp_path / "out")
+        for args in (
+            ["trace", str(bad), "-o", str(outs[0])],
+            ["export", str(bad), "--to", "onnx", "-o", str(outs[1])],
+        ):
+            code, _, err = run(capsys, *args)
+            assert "deeper than 32 levels" in assert_refused(code, err, bad, outs), args
+    g = or_gate_graph()  # what a tracer hands over is cut at the same depth, so it reads back
+    g.add_node("deep", op="x", attrs={"deep": deep})
+    path = tmp_path / "cut.json"
+    ir.save(g, path)
+    assert ir.load(path).node("deep")["attrs"]["deep"] != deep
