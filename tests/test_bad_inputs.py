@@ -984,3 +984,43 @@ def test_values_nested_500_deep_are_refused_or_cut(
     path = tmp_path / "cut.json"
     ir.save(g, path)
     assert ir.load(path).node("deep")["attrs"]["deep"] != deep
+
+
+@pytest.mark.onnx
+def test_export_to_onnx_of_what_onnx_cannot_hold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A port numbered 10**9 made export list a billion output names (22 GB, killed); a dim of
+    2**64+1 and an empty graph name were internal errors; bodies nested 32 deep broke protobuf."""
+    import onnx
+
+    def export(doc: dict[str, Any], name: str) -> tuple[int, str, Path]:
+        path, out = tmp_path / f"{name}.json", tmp_path / f"{name}.onnx"
+        path.write_text(json.dumps(doc))
+        code, _, err = run(capsys, "export", str(path), "--to", "onnx", "-o", str(out))
+        return code, err, out
+
+    doc = good_doc()
+    doc["graph"]["edges"][0]["src_port"] = 10**6
+    code, err, out = export(doc, "port")
+    assert code == 1 and "uses port 1000000: an ONNX export lists every output" in err and not out.exists()
+    doc = good_doc()
+    _node(doc)["outputs"] = [{"shape": [2**64 + 1, 2], "dtype": "float32"}]
+    doc["graph"]["name"] = ""
+    code, err, out = export(doc, "dim")
+    assert code == 0, err
+    model = onnx.load(str(out))
+    assert model.graph.name == "graph"
+    dims = [d for vi in [*model.graph.input, *model.graph.value_info] for d in vi.type.tensor_type.shape.dim]
+    assert "18446744073709551617" in [d.dim_param for d in dims]
+    deep = good_doc()
+    graph = deep["graph"]
+    for i in range(31):
+        body = {
+            **copy.deepcopy({k: v for k, v in good_doc()["graph"].items()}),
+            "name": f"b{i}",
+            "subgraphs": {},
+        }
+        _node({"graph": graph})["subgraphs"] = [f"b{i}"]
+        graph["subgraphs"] = {f"b{i}": body}
+        graph = body
+    code, err, out = export(deep, "deep")
+    assert code == 1 and "bodies nest 31 deep: an ONNX file (a protobuf) holds at most 30" in err, err
