@@ -632,12 +632,38 @@ def _node_is_valid(data: Mapping[str, Any]) -> bool:
             for d in shape:
                 if not (d is None or d.__class__ is str or (d.__class__ is int and d >= 0)):
                     return False
+        if "stats" in out and not _stats_are_valid(out["stats"]):
+            return False
     src = data["source"]
     if src is not None:
         line = src.get("line") if src.__class__ is dict else None
         if src.__class__ is not dict or src.get("file").__class__ is not str:
             return False
         if line is not None and line.__class__ is not int:
+            return False
+    return True
+
+
+_STAT_NUMBERS = ("min", "max", "mean", "std")
+_STAT_COUNTS = ("nan", "posinf", "neginf", "zeros")
+
+
+def _stats_are_valid(stats: Any) -> bool:
+    """An output's ``stats`` (a stepped graph's value summary), as the renderers read it: a
+    string where a number belongs crashed ``render`` and the TUI."""
+    if stats is None:
+        return True
+    if stats.__class__ is not dict:
+        return False
+    for key in _STAT_NUMBERS:
+        value = stats.get(key)
+        if not (
+            value is None or value.__class__ is int or (value.__class__ is float and math.isfinite(value))
+        ):
+            return False
+    for key in _STAT_COUNTS:
+        value = stats.get(key)
+        if not (value is None or (value.__class__ is int and value >= 0)):
             return False
     return True
 
@@ -687,6 +713,11 @@ def _check_node(data: Mapping[str, Any], at: str) -> None:
         need(
             out["dtype"] is None or isinstance(out["dtype"], str),
             f"output {i} 'dtype' must be a string or null",
+        )
+        need(
+            _stats_are_valid(out.get("stats")),
+            f"output {i} 'stats' must be null or an object of numbers: min, max, mean, std "
+            "(or null) and counts nan, posinf, neginf, zeros (ints >= 0)",
         )
     need(isinstance(data["attrs"], dict), "'attrs' must be an object")
     src = data["source"]

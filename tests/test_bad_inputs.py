@@ -123,6 +123,13 @@ DOC_CASES: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
     "undefined-subgraph": (lambda d: _node(d, 1).update(subgraphs=["ghost"]), "'ghost'"),
     "subgraph-not-object": (lambda d: d["graph"].update(subgraphs={"s": 5}), "must be a JSON object"),
     "subgraphs-200-deep": (lambda d: _nest(d, 200), "nest deeper than 64"),
+    # A stepped graph's value summary, as render and the TUI read it (a string crashed both).
+    "stats-string": (
+        lambda d: _node(d)["outputs"][0].update(stats={"min": "low"}),
+        "'stats' must be null or",
+    ),
+    "stats-list": (lambda d: _node(d)["outputs"][0].update(stats=[1, 2]), "'stats' must be null or"),
+    "stats-negative-count": (lambda d: _node(d)["outputs"][0].update(stats={"nan": -1}), "'stats' must be"),
 }
 
 _VALID = ir.dumps(or_gate_graph())
