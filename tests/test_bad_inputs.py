@@ -1031,3 +1031,22 @@ def test_export_to_onnx_of_what_onnx_cannot_hold(tmp_path: Path, capsys: pytest.
         graph = body
     code, err, out = export(deep, "deep")
     assert code == 1 and "bodies nest 31 deep: an ONNX file (a protobuf) holds at most 30" in err, err
+
+
+@needs_dot
+@pytest.mark.parametrize(
+    "field, text", [("op", ""), ("name", ""), ("name", "]]"), ("op", "]]"), ("name", "]")]
+)
+def test_empty_and_bracket_names_draw(
+    field: str, text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Graphviz's HTML-label parser refused an empty <B></B> and a text "]]" ("Graphviz failed
+    to lay out the graph: in label of node n2")."""
+    g = or_gate_graph()
+    node = g.node(next(n for n in g.nx.nodes if g.node(n)["kind"] == "op"))
+    node[field] = text
+    path, svg = tmp_path / "g.json", tmp_path / "g.svg"
+    ir.save(g, path)
+    code, _, err = run(capsys, "render", str(path), "-o", str(svg))
+    assert code == 0, err
+    ET.fromstring(svg.read_text())

@@ -89,10 +89,14 @@ def _esc(text: Any) -> str:
     """Model text as HTML-label content: escaped, and control characters (which XML cannot
     carry) and bidi controls shown as ``\\xNN`` / ``\\uNNNN``."""
     # Graphviz reads backslash escapes even in HTML labels (\N is the DOT node's name, \G
-    # the graph's): a doubled backslash shows as one. And a text that is just "]" is a syntax
-    # error to its HTML-label parser (dot 2.43; found by fuzzing): written as an entity.
+    # the graph's): a doubled backslash shows as one. Its HTML-label parser (dot 2.43) calls
+    # a text that is just "]" or "]]" a syntax error (found by fuzzing), and an empty element
+    # (<B></B>: an empty op or name) too: such a text is written as entities, nothing as a
+    # no-break space.
     escaped = html.escape(_printable(str(text)), quote=True).replace("\\", "\\\\")
-    return "&#93;" if escaped == "]" else escaped
+    if not escaped.strip("]"):
+        return escaped.replace("]", "&#93;") or "&#160;"
+    return escaped
 
 
 def _short_op(node: dict[str, Any]) -> str:
