@@ -288,7 +288,7 @@ class _ScopeCounts:
 
     def __init__(self, graph: Graph, visible: set[str]) -> None:
         self.scopes: Counter[tuple[str, ...]] = Counter(
-            tuple(n["scope"]) for n in graph.nodes() if n["id"] in visible
+            tuple(n["scope"][:MAX_CLUSTER_DEPTH]) for n in graph.nodes() if n["id"] in visible
         )
         self.deepest = max((len(s) for s in self.scopes), default=0)
 
@@ -392,7 +392,7 @@ def _draw_graph(
             style["shape"] = "hexagon"
             style["style"] = "filled"
         extra = folded.get(n["id"])
-        path = tuple(n["scope"])
+        path = tuple(n["scope"][:MAX_CLUSTER_DEPTH])
         leaf = None
         if path in lone:
             path, leaf = path[:-1], path[-1]
@@ -502,7 +502,7 @@ def _lone_scopes(
     """Scope paths that would make a cluster around one node and nothing else (every
     ``Conv2d`` of a ResNet in its own box): that node is drawn in the parent cluster with
     the scope's name in its label. A third of the clusters of a ResNet, and of dot's time."""
-    count: Counter[tuple[str, ...]] = Counter(tuple(n["scope"]) for n in singles)
+    count: Counter[tuple[str, ...]] = Counter(tuple(n["scope"][:MAX_CLUSTER_DEPTH]) for n in singles)
     occupied = {key[:-1] for key in groups if key[0] != "#"}  # where group boxes are drawn
     for path in [*count, *occupied]:
         occupied.update(path[:i] for i in range(len(path)))  # enclosing clusters
@@ -537,8 +537,19 @@ def _folded_inputs(graph: Graph, visible: set[str]) -> dict[str, str]:
     return {k: _esc(", ".join(v[:4]) + (f", +{len(v) - 4}" if len(v) > 4 else "")) for k, v in out.items()}
 
 
+# Clusters nest at most this deep; a node in a deeper scope is drawn in its scope's ancestor
+# at this depth (a scope 2,000 levels deep ran out of Python's stack, and 20,000 levels of
+# indented clusters took 3 GB).
+MAX_CLUSTER_DEPTH = 32
+
+
 def _emit_clusters(tree: dict[tuple[str, ...], list[str]], w: _Writer, indent: str, prefix: str) -> None:
     """Nested ``subgraph cluster_*`` blocks, one per scope path, in sorted order."""
+    if any(len(path) > MAX_CLUSTER_DEPTH for path in tree):
+        cut: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for path, lines in tree.items():
+            cut[path[:MAX_CLUSTER_DEPTH]].extend(lines)
+        tree = cut
     paths = set(tree)
     for path in list(paths):
         for i in range(1, len(path)):
