@@ -1077,3 +1077,19 @@ def test_a_scope_thousands_of_levels_deep_is_drawn_in_bounded_memory(
         ir.save(g, path)
         code, _, err = run(capsys, "render", str(path), "-o", str(svg))
         assert code == 0, err
+
+
+def test_collapse_on_a_graph_without_scopes_still_fits_the_budget() -> None:
+    """--collapse N on a flat graph left every node single: 200k nodes went to dot, which
+    crashed. It draws runs of nodes, as the automatic collapse does."""
+    from graphscope.rendering.dot import DotOptions, to_dot
+
+    g = ir.Graph("flat", framework="torch", capture="fx")
+    for i in range(5000):
+        g.add_node(f"n{i}", op="relu", kind="op")
+        if i:
+            g.add_edge(f"n{i - 1}", f"n{i}")
+    options = DotOptions(collapse=1)
+    layout = to_dot(g, options)
+    assert layout.drawn_nodes <= options.budget
+    assert "5000 nodes have no scopes to collapse: drew runs of" in " ".join(layout.notes)

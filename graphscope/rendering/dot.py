@@ -335,8 +335,9 @@ def _draw_graph(
             groups[key].append(n)
 
     # Overflow of a flat graph (no scopes to collapse), or of one whose top-level scopes alone
-    # are too many: group runs of nodes in graph order.
-    if runs or (collapse is None and len(singles) > opts.budget):
+    # are too many: group runs of nodes in graph order. Also under an explicit --collapse: on a
+    # graph without scopes it left every node single (200k nodes sent to dot, which crashed).
+    if runs or len(singles) > opts.budget:
         order_ids, back_edges = graph.order_and_back_edges()
         order = [n for n in (graph.node(i) for i in order_ids) if n["id"] in visible]
         size = math.ceil(len(order) / (opts.budget // 2))
