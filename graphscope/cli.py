@@ -832,6 +832,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError:  # it said "internal error: MemoryError:" and nothing more
+        if _debug:
+            raise
+        click.echo(
+            "graphscope: error: ran out of memory (the model, the graph or the values it holds "
+            "need more than this machine has)",
+            err=True,
+        )
+        return 1
     except Exception as exc:  # a bug in graphscope: still no traceback unless asked
         if _debug:
             raise

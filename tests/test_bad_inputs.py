@@ -1093,3 +1093,18 @@ def test_collapse_on_a_graph_without_scopes_still_fits_the_budget() -> None:
     layout = to_dot(g, options)
     assert layout.drawn_nodes <= options.budget
     assert "5000 nodes have no scopes to collapse: drew runs of" in " ".join(layout.notes)
+
+
+def test_running_out_of_memory_is_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def exhausted(*args: Any, **kwargs: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(ir, "load", exhausted)
+    code, out, err = run(capsys, "info", str(Path(__file__).parent / "golden" / "torch" / "or_gate.fx.json"))
+    assert code == 1 and not out
+    assert err == (
+        "graphscope: error: ran out of memory (the model, the graph or the values it holds need "
+        "more than this machine has)\n"
+    )
