@@ -48,18 +48,21 @@ def info_document(graph: Graph) -> dict[str, Any]:
     ops: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     canonical: dict[str, str] = {}
-    with_shape = 0
+    with_shape = no_outputs = 0
     for n in graph.nodes():
         op = n["op"]
         ops[op] += 1
         kinds[n["kind"]] += 1
         canonical[op] = n["canonical_op"]
-        if (
-            n["kind"] == "op"
-            and n["outputs"]
-            and all(o["shape"] is not None and o["dtype"] for o in n["outputs"])
-        ):
+        if n["kind"] != "op":
+            continue
+        if not n["outputs"]:  # an assertion, a print: no value to have a shape
+            no_outputs += 1
+        elif all(o["shape"] is not None and o["dtype"] for o in n["outputs"]):
             with_shape += 1
+    from graphscope import folding
+
+    folds = folding.find_folds(graph)
     nested = list(graph.walk_subgraphs())
     # The ops inside bodies and called graphs (a Dynamo capture's top level is only calls).
     sub_ops: Counter[str] = Counter()
@@ -83,9 +86,21 @@ def info_document(graph: Graph) -> dict[str, Any]:
         "subgraph_ops": dict(sorted(sub_ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         "canonical_ops": {op: canonical[op] for op in sorted(canonical)},
         "op_nodes_with_shape": with_shape,
+        "op_nodes_without_outputs": no_outputs,
         "subgraphs": len(nested),
         "subgraph_names": [path for path, _ in nested],
         "subgraph_nodes": sum(len(sub) for _, sub in nested),
+        "repeated_blocks": [
+            {
+                "scope": ".".join(f.parent),
+                "count": f.count,
+                "first": ".".join(f.first),
+                "last": ".".join((*f.parent, f.members[-1])),
+                "nodes_each": f.nodes,
+                "differing": [{"scope": ".".join((*f.parent, m)), "how": how} for m, how in f.differing],
+            }
+            for f in folds
+        ],
         "inputs": _port_list(graph, graph.inputs),
         "outputs": _port_list(graph, graph.outputs),
         "signature": graph.signature,
@@ -120,11 +135,20 @@ def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
         edges += f" ({', '.join(extra)})"
     head.add_row("size", Text(f"{doc['nodes']} nodes, {edges}"))
     head.add_row("kinds", Text(", ".join(f"{k} {v}" for k, v in doc["kinds"].items()) or "-"))
-    n_ops = doc["kinds"].get("op", 0)
+    n_ops = doc["kinds"].get("op", 0) - doc["op_nodes_without_outputs"]
     if n_ops:
-        head.add_row(
-            "shapes", Text(f"{doc['op_nodes_with_shape']}/{n_ops} op nodes have a complete shape and dtype")
+        shapes = f"{doc['op_nodes_with_shape']}/{n_ops} op nodes have a complete shape and dtype"
+        if doc["op_nodes_without_outputs"]:
+            shapes += f" ({doc['op_nodes_without_outputs']} more have no outputs)"
+        head.add_row("shapes", Text(shapes))
+    for block in doc["repeated_blocks"]:
+        text = (
+            f"{block['count']} × {block['scope'] or '(top level)'}.N (identical, {block['nodes_each']} nodes each): "
+            f"{block['first']} … {block['last']}"
         )
+        for other in block["differing"]:
+            text += f"; {other['scope']} differs: {other['how']}"
+        head.add_row("repeated", Text(text))
     if doc["subgraphs"]:
         head.add_row(
             "subgraphs",

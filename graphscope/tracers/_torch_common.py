@@ -13,20 +13,17 @@ from typing import Any
 
 from graphscope import _gc, ir
 from graphscope.errors import CaptureError, GraphscopeError
-from graphscope.tracers._source import is_user_file, relative
+from graphscope.tracers._source import is_user_file, relative, source_of_frames
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
 def source_from_stack(stack_trace: str | None) -> dict[str, Any] | None:
-    """The innermost user frame of an FX ``stack_trace`` string, as ``{file, line}``."""
+    """The innermost user frame of an FX ``stack_trace`` string (else a model library's, such
+    as transformers' ``modeling_gpt2.py``), as ``{file, line}``."""
     if not stack_trace:
         return None
-    found = None
-    for filename, line in _FRAME.findall(stack_trace):
-        if is_user_file(filename):
-            found = {"file": relative(filename), "line": int(line)}
-    return found
+    return source_of_frames(reversed(_FRAME.findall(stack_trace)))
 
 
 def innermost_user_frame(frame: Any) -> dict[str, Any] | None:
@@ -373,7 +370,10 @@ def model_left_untouched(model: Any) -> Iterator[None]:
     is_module = isinstance(model, torch.nn.Module)
     modules = list(model.modules()) if is_module else []
     training = [m.training for m in modules]
-    buffers = {k: (v, v.detach().clone()) for k, v in model.named_buffers()} if is_module else {}
+    # A meta buffer holds no data to keep or compare (a model built on the meta device).
+    buffers = (
+        {k: (v, v.detach().clone()) for k, v in model.named_buffers() if not v.is_meta} if is_module else {}
+    )
     params = {k: (v, v._version) for k, v in model.named_parameters()} if is_module else {}
     try:
         yield

@@ -30,6 +30,9 @@ Capture = Callable[[str], "Graph"]
 
 def capture_with_fallback(capture: Capture, model: Any, example_inputs: Any, *, method: str | None) -> Graph:
     """``capture(method)``, falling back (default method) or naming what works (``--method``)."""
+    from graphscope.tracers import _meta
+
+    _meta.check_devices(model, example_inputs)
     asked = method or FALLBACK_ORDER[0]
     try:
         return capture(asked)
@@ -53,11 +56,12 @@ def capture_with_fallback(capture: Capture, model: Any, example_inputs: Any, *, 
 
 def check_model_runs(model: Any, example_inputs: Any) -> None:
     """Raise the model's own error when it raises on its example inputs (run once, eagerly)."""
+    from graphscope.tracers import _meta
     from graphscope.tracers import _torch_common as common
 
     torch = common.require_torch()
-    if not callable(model) or example_inputs is None:
-        return
+    if not callable(model) or example_inputs is None or _meta.is_meta(model, example_inputs):
+        return  # on the meta device, eager code may fail (.item()) where a capture does not
     module = model if isinstance(model, torch.nn.Module) else None
     with common.model_left_untouched(module), common.quiet_torch_logs(), torch.no_grad():
         try:

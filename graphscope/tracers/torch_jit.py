@@ -22,7 +22,9 @@ from typing import Any, NamedTuple
 
 from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError, first_line
+from graphscope.tracers import _meta
 from graphscope.tracers import _torch_common as common
+from graphscope.tracers._source import source_of_frames
 
 _TRACE_FRAME = re.compile(r"^(.+?)\((\d+)\): ", re.M)
 _SCRIPT_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
@@ -61,6 +63,7 @@ def capture(
         method = "jit-script"
     elif method == "jit-script":
         common.check_module(model, example_inputs or (), "jit-script")
+        _meta.refuse_meta(model, example_inputs, "torch.jit.script")
         with common.model_left_untouched(model):
             try:
                 scripted = torch.jit.script(model)
@@ -68,6 +71,7 @@ def capture(
                 raise common.capture_error("torch.jit.script", exc) from None
     else:
         common.check_module(model, example_inputs, "jit-trace")
+        _meta.refuse_meta(model, example_inputs, "torch.jit.trace")
         with (
             common.model_left_untouched(model),
             common.quiet_torch_logs(),
@@ -501,9 +505,8 @@ def _value(v: Any) -> _Value:
 @functools.lru_cache(maxsize=4096)
 def _source_of(source_range: str, traced: bool, cwd: str) -> dict[str, Any] | None:
     """The user's frame in a TorchScript source range (ops of one line share it)."""
-    if traced:
-        frames = [_user_frame(f, int(n), cwd) for f, n in _TRACE_FRAME.findall(source_range)]
-        return next((frame for frame in frames if frame), None)  # innermost first
+    if traced:  # innermost first; a model library's frame when the user's is not there
+        return source_of_frames((f, int(n)) for f, n in _TRACE_FRAME.findall(source_range) if f)
     # A loaded archive's range names the original file first, then the archive's own
     # generated code ("Serialized   File code/__torch__/..."): the original is the user's.
     original = _SERIALIZED.split(source_range, maxsplit=1)[0]

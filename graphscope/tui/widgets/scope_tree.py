@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -28,6 +29,12 @@ class ScopeTree(Tree[str]):
             self._children[scope.rpartition(".")[0]].append(scope)
         self._add_scopes(self.root)
         self.root.expand()
+
+    def wanted_width(self) -> int:
+        """Columns that show the root's label and its children's whole (with the tree's guides)."""
+        root = cell_len(str(self.root.label)) + 2  # "▼ "
+        children = max((cell_len(str(c.label)) + 6 for c in self.root.children), default=0)  # "├── ▶ "
+        return max(root, children) + 2  # the border and a scrollbar's room
 
     def _add_scopes(self, node: TreeNode[str]) -> None:
         for scope in self._children.get(node.data or "", []):
