@@ -1,12 +1,15 @@
 """A long fuzz run over the targets of tests/fuzz_targets.py, for minutes instead of seconds.
 
-    .venv/bin/python bench/fuzz.py --minutes 5 [--targets json,svg,graphdef,onnx,torchscript]
+    .venv/bin/python bench/fuzz.py --minutes 5 [--targets json,svg,graphdef,onnx,torchscript,iograph,text]
 
 Targets: ``json`` (the saved-graph loader, on arbitrary and mutated IR documents and bytes),
 ``svg`` (DOT/SVG escaping of arbitrary unicode names, one ``dot`` run per input), ``graphdef``
 (binary and text GraphDefs, mutated), ``onnx`` (ONNX models, mutated), ``torchscript`` (scripted
 modules with arbitrary attribute names and string constants: the printed-graph reader must read
-them as pybind does, or give way). Each input must give a
+them as pybind does, or give way), ``iograph`` (GraphDefs built of ReadFile, MatchingFiles,
+DecodeRaw and shape ops, beside a secret file: its bytes must not reach the IR, since importing
+runs nothing), ``text`` (node ids of arbitrary text: ``info --json`` escapes every terminal
+control, shell completion offers only plain words, one a line). Each input must give a
 result or a GraphscopeError; anything else is a failure. The time is split evenly between the
 targets, each run in a worker process of its own (so that a crash in C++ code, TensorFlow's or
 onnx's, is reported as a crash with the input that caused it rather than ending the run).
@@ -33,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FAILURES = ROOT / "bench" / "fuzz_failures"
-TARGETS = ("json", "svg", "graphdef", "onnx", "torchscript")
+TARGETS = ("json", "svg", "graphdef", "onnx", "torchscript", "iograph", "text")
 # Inputs per hypothesis round: a round is a few seconds (svg: one `dot` run per input).
-ROUND = {"json": 400, "svg": 8, "graphdef": 60, "onnx": 150, "torchscript": 20}
+ROUND = {"json": 400, "svg": 8, "graphdef": 60, "onnx": 150, "torchscript": 20, "iograph": 60, "text": 100}
 
 
 def _target(name: str) -> tuple[Any, Callable[[Any], Any], bool]:
@@ -66,6 +69,14 @@ def _target(name: str) -> tuple[Any, Callable[[Any], Any], bool]:
         folder = Path(tempfile.mkdtemp(prefix="graphscope-fuzz-"))
         inputs = st.tuples(ft.module_keys, st.lists(st.text(max_size=40), min_size=3, max_size=3))
         return inputs, lambda pair: ft.scripted_text_target(folder, *pair), True
+    if name == "iograph":
+        import tempfile
+
+        secret = Path(tempfile.mkdtemp(prefix="graphscope-fuzz-")) / "secret.bin"
+        secret.write_bytes(ft.IO_SECRET)
+        return ft.io_graph_defs(), lambda recipe: ft.io_graph_def_target(recipe, str(secret)), True
+    if name == "text":
+        return st.lists(ft.names, min_size=1, max_size=8), ft.text_outputs_target, False
     raise SystemExit(f"unknown target {name!r}; targets: {', '.join(TARGETS)}")
 
 

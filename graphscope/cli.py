@@ -7,8 +7,12 @@ instant and never touches a framework.
 
 from __future__ import annotations
 
+import math
+import os
+import re
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -120,16 +124,82 @@ def _step(found: Any, method: str | None, *, timeout: float | None, **kwargs: An
         return stepping.step_target(found, method=method, **kwargs)
 
 
+class _Number(click.FloatRange):
+    """A finite number in a range (click's FloatRange lets ``nan`` and ``inf`` through, and
+    an infinite or huge timeout overflowed the alarm timer: internal errors); ``zero_ok``
+    allows 0 below ``min`` ("no limit")."""
+
+    def __init__(self, *, min: float, max: float, zero_ok: bool = False) -> None:
+        super().__init__(min=min, max=max)
+        self.zero_ok = zero_ok
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.zero_ok and number == 0:
+            return 0.0
+        return super().convert(number, param, ctx)
+
+    def _describe_range(self) -> str:
+        return ("0 or " if self.zero_ok else "") + super()._describe_range()
+
+
+# A day: far above any model's capture, and far below what the alarm timer can hold.
+_MAX_SECONDS = 86400.0
+
+
 def _timeout_option(fn: Any) -> Any:
     """``--timeout`` for the commands that run a model file's code."""
     return click.option(
         "--timeout",
-        type=click.FloatRange(min=0),
+        type=_Number(min=0.1, max=_MAX_SECONDS, zero_ok=True),
         default=DEFAULT_TIMEOUT,
         show_default=True,
         metavar="SECONDS",
         help="Stop a model file's code (import, capture, run) after this long, each phase; 0: no limit.",
     )(fn)
+
+
+class _PathArg(click.Path):
+    """A path argument; an empty one is a usage error (``Path("")`` would be the current
+    folder: ``-o ""`` tried to replace it)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value:
+            self.fail("an empty path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _refuse_writing_over(inputs: Sequence[Path | None], outputs: dict[str, Path | None]) -> None:
+    """Refuse, before anything runs, an output that is one of the command's inputs (the same
+    file by any name, or a file of an input folder such as a SavedModel) or another output:
+    it would replace what was read (``trace model.py -o model.py``)."""
+    given = [(option, out) for option, out in outputs.items() if out is not None and str(out) != "-"]
+    for i, (option, out) in enumerate(given):
+        for source in inputs:
+            if source is not None and _same_or_inside(out, source):
+                _fail(f"{out} is an input of this command: {option} would write over it")
+        for other_option, other in given[:i]:
+            if _same_or_inside(out, other):
+                _fail(f"{out} is given to both {other_option} and {option}")
+
+
+def _same_or_inside(out: Path, source: Path) -> bool:
+    try:
+        if os.path.samefile(out, source):
+            return True
+    except (OSError, ValueError):  # one of them does not exist yet
+        pass
+    real_out, real_source = os.path.realpath(out), os.path.realpath(source)
+    return real_out == real_source or (  # a file of a SavedModel, not a new file beside them
+        os.path.isdir(real_source)
+        and os.path.lexists(out)
+        and real_out.startswith(real_source.rstrip(os.sep) + os.sep)
+    )
 
 
 # -- shell completion: cheap lookups only (no framework, no model imported) ----------------------
@@ -152,8 +222,17 @@ def _complete_method(ctx: click.Context, param: click.Parameter, incomplete: str
     return [CompletionItem(m, help=", ".join(fs)) for m, fs in frameworks.items()]
 
 
+# A node id offered as a completion is typed into the user's command line as it is (bash's
+# script even expands it: COMPREPLY+=($value)), and each shell's protocol is one item a line:
+# ids with anything a shell reads specially ($, `, quotes, ;, |, *, spaces, newlines, escapes),
+# or starting with "-" (an option), are left out rather than quoted (each shell quotes
+# differently, and zsh quotes again what it inserts).
+_SHELL_SAFE = re.compile(r"[\w.:/@%+=,-]+")
+
+
 def _complete_node_id(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    """Node ids of the GRAPH.json given before (render --highlight)."""
+    """Node ids of the GRAPH.json given before (render --highlight): those a shell reads as
+    plain words only."""
     # With an option's value still incomplete, click leaves the positional arguments unparsed.
     graph_file = ctx.params.get("graph_file") or next(iter(ctx.args), None)
     if not graph_file:
@@ -161,7 +240,11 @@ def _complete_node_id(ctx: click.Context, param: click.Parameter, incomplete: st
     try:
         from graphscope import ir
 
-        return [n for n in ir.load(graph_file).nx.nodes if str(n).startswith(incomplete)]
+        return [
+            n
+            for n in map(str, ir.load(graph_file).nx.nodes)
+            if n.startswith(incomplete) and _SHELL_SAFE.fullmatch(n) and not n.startswith("-")
+        ]
     except Exception:  # completion must never print a traceback into the user's shell
         return []
 
@@ -193,7 +276,7 @@ def cli(debug: bool, quiet: bool) -> None:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=_PathArg(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
 @click.option(
     "--method",
@@ -201,8 +284,8 @@ def cli(debug: bool, quiet: bool) -> None:
     help=TRACE_METHODS_HELP,
 )
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the IR as JSON here.")
-@click.option("--svg", type=click.Path(path_type=Path), help="Also render the graph to this SVG.")
+@click.option("-o", "--output", type=_PathArg(path_type=Path), help="Write the IR as JSON here.")
+@click.option("--svg", type=_PathArg(path_type=Path), help="Also render the graph to this SVG.")
 @click.option("--check-dynamic", is_flag=True, help="Trace with a second input and report what changed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @_timeout_option
@@ -219,6 +302,7 @@ def trace(
 ) -> None:
     """Capture TARGET's graph (a model.py, or a graph file) into the graphscope IR."""
 
+    _refuse_writing_over([target], {"-o": output, "--svg": svg})
     found = _load(target, fw=fw, entry=entry, timeout=timeout)
     if check_dynamic and found.kind != "python":
         # A graph file (saved IR, GraphDef, SavedModel, ONNX, TorchScript) is one fixed graph:
@@ -242,16 +326,17 @@ def trace(
                 report.retraced = tf_function.retraced(found.model, found.example_inputs or (), alt)
         graph.notes.extend(n for n in second.notes if n not in graph.notes)
         graph.notes.extend(report.notes)
-    if output:
-        from graphscope import ir
-
-        with progress.task(f"writing {output}"):
-            ir.save(graph, output)
+    # The drawing first: when Graphviz fails, -o's file is left as it was.
     if svg:
         import graphscope as api
 
         with progress.task(f"drawing {svg}"):
             api.render(graph, svg, quiet=_quiet)
+    if output:
+        from graphscope import ir
+
+        with progress.task(f"writing {output}"):
+            ir.save(graph, output)
     _print_graph(graph, as_json=as_json, dynamic_report=report, wrote=[p for p in (output, svg) if p])
 
 
@@ -263,10 +348,12 @@ def _print_graph(
     if as_json:
         import json
 
+        from graphscope.rendering.terminal import escape_json
+
         doc = text.info_document(graph)
         if dynamic_report is not None:
             doc["dynamic"] = dynamic_report.as_dict()
-        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+        click.echo(escape_json(json.dumps(doc, indent=2, ensure_ascii=False)))
         return
     from graphscope.rendering.terminal import SafeConsole
 
@@ -283,7 +370,7 @@ def _print_graph(
 
 
 @cli.command()
-@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(path_type=Path))
+@click.argument("graph_file", metavar="GRAPH.json", type=_PathArg(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 def info(graph_file: Path, as_json: bool) -> None:
     """Summarise a saved graph: sizes, ops, inputs and outputs, subgraphs, notes."""
@@ -294,8 +381,8 @@ def info(graph_file: Path, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="SVG file to write.")
+@click.argument("graph_file", metavar="GRAPH.json", type=_PathArg(path_type=Path))
+@click.option("-o", "--output", type=_PathArg(path_type=Path), required=True, help="SVG file to write.")
 @click.option(
     "--collapse",
     type=click.IntRange(min=1),
@@ -320,7 +407,7 @@ def info(graph_file: Path, as_json: bool) -> None:
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1),
+    type=_Number(min=0.1, max=_MAX_SECONDS),
     default=60.0,
     show_default=True,
     help="Seconds Graphviz may take to lay the graph out.",
@@ -338,6 +425,7 @@ def render(
     """Draw a saved graph as an SVG diagram (Graphviz), collapsing it if it is too big to lay out."""
     import graphscope as api
 
+    _refuse_writing_over([graph_file], {"-o": output})
     graph = _load_graph(graph_file, "render")
     with progress.task(f"drawing {output}"):
         api.render(
@@ -355,7 +443,7 @@ def render(
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path))
+@click.argument("target", type=_PathArg(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
 @click.option(
     "--method",
@@ -367,24 +455,22 @@ def render(
 @click.option(
     "--inputs",
     "inputs_file",
-    type=click.Path(path_type=Path),
+    type=_PathArg(path_type=Path),
     metavar="FILE.npz",
     help="Run on these arrays (np.savez, one per input, in order) instead of example_inputs.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: steps and first_nonfinite.")
-@click.option(
-    "-o", "--output", type=click.Path(path_type=Path), help="Write the graph with its values' stats."
-)
-@click.option("--svg", type=click.Path(path_type=Path), help="Draw the graph, the culprit highlighted.")
+@click.option("-o", "--output", type=_PathArg(path_type=Path), help="Write the graph with its values' stats.")
+@click.option("--svg", type=_PathArg(path_type=Path), help="Draw the graph, the culprit highlighted.")
 @click.option(
     "--save-values",
-    type=click.Path(path_type=Path),
+    type=_PathArg(path_type=Path),
     metavar="DIR",
     help="Write whole tensors (values.npz + index.json): the culprit and its inputs first.",
 )
 @click.option(
     "--max-values-mb",
-    type=click.FloatRange(min=0),
+    type=_Number(min=0, max=2.0**40),
     default=256,
     show_default=True,
     help="Size cap for --save-values.",
@@ -418,6 +504,7 @@ def step(
     graphscope step examples/nan_torch.py --fw torch --until nonfinite
     """
 
+    _refuse_writing_over([target, inputs_file], {"-o": output, "--svg": svg, "--save-values": save_values})
     found = _load(target, fw=fw, entry=entry, timeout=timeout)
     if found.graph is not None:
         _fail(f"{target} is a saved graph, which holds no weights to run: step the model file instead")
@@ -437,12 +524,7 @@ def step(
         wrote += values.save(shown, again.values, save_values, order=chosen)
         if left_out:
             shown.notes.append(f"--save-values: {left_out} node(s) left out by the {max_values_mb:g} MB cap")
-    if output:
-        from graphscope import ir
-
-        with progress.task(f"writing {output}"):
-            wrote.append(ir.save(steps.graph, output))
-    if svg:
+    if svg:  # the drawing first: when Graphviz fails, -o's file is left as it was
         import graphscope as api
 
         bad = steps.first_nonfinite
@@ -456,12 +538,19 @@ def step(
                     quiet=_quiet,
                 )
             )
+    if output:
+        from graphscope import ir
+
+        with progress.task(f"writing {output}"):
+            wrote.append(ir.save(steps.graph, output))
     if as_json:
         import json
 
+        from graphscope.rendering.terminal import escape_json
+
         doc = shown.as_dict()
         doc["total_steps"] = total
-        click.echo(json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False))
+        click.echo(escape_json(json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False)))
     else:
         from rich.text import Text
 
@@ -478,8 +567,8 @@ def step(
 
 
 @cli.command()
-@click.argument("a", type=click.Path(path_type=Path))
-@click.argument("b", required=False, type=click.Path(path_type=Path))
+@click.argument("a", type=_PathArg(path_type=Path))
+@click.argument("b", required=False, type=_PathArg(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of both model files.")
 @click.option("--method", shell_complete=_complete_method, help="Capture method for both.")
 @click.option("--fw-a", type=click.Choice(FRAMEWORKS), help="Framework of A (overrides --fw).")
@@ -499,7 +588,7 @@ def step(
 )
 @click.option("--values", is_flag=True, help="Also step both models and find where their values diverge.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-@click.option("--svg", type=click.Path(path_type=Path), help="Draw both graphs, differences coloured.")
+@click.option("--svg", type=_PathArg(path_type=Path), help="Draw both graphs, differences coloured.")
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when the graphs differ structurally (for CI).")
 @_timeout_option
 def diff(
@@ -529,6 +618,7 @@ def diff(
     """
     from graphscope import diffing
 
+    _refuse_writing_over([a, b], {"--svg": svg})
     if b is None:
         if (method_a or method) == (method_b or method):
             raise click.UsageError("with one target, give two methods: --method-a M1 --method-b M2")
@@ -562,9 +652,11 @@ def diff(
     if as_json:
         import json
 
+        from graphscope.rendering.terminal import escape_json
+
         doc = result.as_dict()
         doc["executed"] = executed.as_dict() if executed is not None else None
-        click.echo(json.dumps(doc, indent=1, ensure_ascii=False))
+        click.echo(escape_json(json.dumps(doc, indent=1, ensure_ascii=False)))
     else:
         from graphscope.rendering.terminal import SafeConsole
 
@@ -604,8 +696,8 @@ def _ignored_ops(spec: str | None) -> frozenset[str]:
 
 
 @cli.command()
-@click.argument("target", type=click.Path(path_type=Path))
-@click.argument("b", required=False, type=click.Path(path_type=Path))
+@click.argument("target", type=_PathArg(path_type=Path))
+@click.argument("b", required=False, type=_PathArg(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
 @click.option("--method", shell_complete=_complete_method, help="Capture method for a model file.")
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
@@ -654,7 +746,7 @@ def tui(
 
 
 @cli.command()
-@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(path_type=Path))
+@click.argument("graph_file", metavar="GRAPH.json", type=_PathArg(path_type=Path))
 @click.option(
     "--to",
     "fmt",
@@ -665,7 +757,7 @@ def tui(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=_PathArg(path_type=Path),
     required=True,
     help="File to write (-: stdout, text formats).",
 )
@@ -683,6 +775,7 @@ def export(graph_file: Path, fmt: str, output: Path) -> None:
     """
     from graphscope import interop
 
+    _refuse_writing_over([graph_file], {"-o": output})
     graph = _load_graph(graph_file, "export")
     with progress.task(f"writing {output}"):
         result = interop.write(graph, fmt, output)
@@ -719,11 +812,15 @@ def main(argv: list[str] | None = None) -> int:
     from graphscope import _tf_startup
 
     _tf_startup.install()
+    restore = _stop_on_signals()
     try:
         # Without standalone mode, click returns (not raises) the code of a ctx.exit / Exit.
         code = cli.main(args=argv, prog_name="graphscope", standalone_mode=False)
         if isinstance(code, int) and code:
             return code
+    except _Stopped as exc:
+        click.echo(f"graphscope: stopped by {exc.name}", err=True)
+        return 128 + exc.signum
     except click.exceptions.Abort:
         click.echo("graphscope: interrupted", err=True)
         return 130
@@ -742,6 +839,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError:  # it said "internal error: MemoryError:" and nothing more
+        if _debug:
+            raise
+        click.echo(
+            "graphscope: error: ran out of memory (the model, the graph or the values it holds "
+            "need more than this machine has)",
+            err=True,
+        )
+        return 1
     except Exception as exc:  # a bug in graphscope: still no traceback unless asked
         if _debug:
             raise
@@ -751,7 +857,45 @@ def main(argv: list[str] | None = None) -> int:
             err=True,
         )
         return 1
+    finally:
+        restore()
     return 0
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: raised where Python is running, so that every ``finally``
+    runs on the way out (a temporary file is removed, a running ``dot`` is killed by
+    ``subprocess.run``), as it does for Ctrl-C. A BaseException: a model's ``except
+    Exception`` does not swallow it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+def _stop_on_signals() -> Callable[[], None]:
+    """Turn SIGTERM and SIGHUP into :class:`_Stopped` while the command runs, where their
+    handlers are the default ones (the main thread only); returns what puts them back."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: dict[int, Any] = {}
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stopped(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) == signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, stop)
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore
 
 
 def _one_line(message: str) -> str:

@@ -129,7 +129,7 @@ def folded_nodes(graph: Graph, folds: list[Fold]) -> dict[str, tuple[str, ...]]:
     depths = sorted({len(k) for k in rest})
     out: dict[str, tuple[str, ...]] = {}
     for n in graph.nodes():
-        scope = tuple(n["scope"])
+        scope = tuple(n["scope"][:MAX_DEPTH])
         for d in depths:
             key = rest.get(scope[:d])
             if key is not None:
@@ -138,15 +138,20 @@ def folded_nodes(graph: Graph, folds: list[Fold]) -> dict[str, tuple[str, ...]]:
     return out
 
 
+# Scopes are looked at this deep, as deep as a drawing nests clusters
+# (rendering.dot.MAX_CLUSTER_DEPTH): every prefix of a scope 20,000 levels deep took 3 GB.
+MAX_DEPTH = 32
+
+
 def _children(graph: Graph) -> dict[tuple[str, ...], list[str]]:
-    """Every scope path (at every depth) -> its nodes, in graph order."""
+    """Every scope path (at every depth up to MAX_DEPTH) -> its nodes, in graph order."""
     members: dict[tuple[str, ...], list[str]] = defaultdict(list)
     data = graph.nx._node
     for node_id in graph.order():
         n = data[node_id]
         if n["kind"] in _SKIPPED_KINDS:
             continue
-        scope = tuple(n["scope"])
+        scope = tuple(n["scope"][:MAX_DEPTH])
         for d in range(1, len(scope) + 1):
             members[scope[:d]].append(node_id)
     return members

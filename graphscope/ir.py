@@ -38,11 +38,14 @@ JSON form: ``{"format": "graphscope.ir", "version": 1, "graph": G}``; see :func:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import heapq
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from enum import Enum
@@ -119,12 +122,14 @@ class NodeKind(str, Enum):
 KINDS = frozenset(k.value for k in NodeKind)
 
 
-def json_safe(value: Any, *, max_items: int = 64) -> Any:
+def json_safe(value: Any, *, max_items: int = 64, _depth: int = 0) -> Any:
     """Turn ``value`` into something ``json.dumps`` writes exactly and reads back the same.
 
     Non-finite floats become the strings ``"nan"``, ``"inf"``, ``"-inf"``; tuples become
     lists; long sequences are summarised as ``{"len": n, "head": [...]}`` so that a large
-    constant is never embedded; anything else unknown becomes its ``repr``.
+    constant is never embedded; lists and mappings nested deeper than
+    :data:`MAX_VALUE_DEPTH` become ``"..."`` (a saved graph may nest no deeper); anything
+    else unknown becomes its ``repr``.
 
     >>> json_safe((1, float("inf"), "a"))
     [1, 'inf', 'a']
@@ -136,14 +141,16 @@ def json_safe(value: Any, *, max_items: int = 64) -> Any:
             return value
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, Enum):
-        return json_safe(value.value, max_items=max_items)
+        return json_safe(value.value, max_items=max_items, _depth=_depth)
+    if isinstance(value, (Mapping, list, tuple)) and _depth >= MAX_VALUE_DEPTH:
+        return "..."
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v, max_items=max_items) for k, v in value.items()}
+        return {str(k): json_safe(v, max_items=max_items, _depth=_depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         if len(value) > max_items:
-            head = [json_safe(v, max_items=max_items) for v in value[:8]]
+            head = [json_safe(v, max_items=max_items, _depth=_depth + 2) for v in value[:8]]
             return {"len": len(value), "head": head}
-        return [json_safe(v, max_items=max_items) for v in value]
+        return [json_safe(v, max_items=max_items, _depth=_depth + 1) for v in value]
     if isinstance(value, (bytes, bytearray)):
         if len(value) <= max_items:
             return value.decode("utf-8", errors="backslashreplace")
@@ -519,6 +526,25 @@ def _plain(attrs: Mapping[str, Any]) -> bool:
 
 _PLAIN_VALUES = frozenset({bool, int, str})
 
+# How deep a value in a saved graph (an attribute, the signature) may nest: writing and
+# exporting walk values recursively, and 500 levels ran out of Python's stack.
+MAX_VALUE_DEPTH = 32
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` (JSON data) has lists or objects nested more than ``limit`` deep."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if item.__class__ is dict:
+            item = item.values()
+        elif item.__class__ is not list:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((v, depth + 1) for v in item)
+    return False
+
 
 def _forget_nx_cache(g: Any) -> None:
     """networkx caches converted copies of a graph (for its backends) and drops them on change."""
@@ -606,12 +632,38 @@ def _node_is_valid(data: Mapping[str, Any]) -> bool:
             for d in shape:
                 if not (d is None or d.__class__ is str or (d.__class__ is int and d >= 0)):
                     return False
+        if "stats" in out and not _stats_are_valid(out["stats"]):
+            return False
     src = data["source"]
     if src is not None:
         line = src.get("line") if src.__class__ is dict else None
         if src.__class__ is not dict or src.get("file").__class__ is not str:
             return False
         if line is not None and line.__class__ is not int:
+            return False
+    return True
+
+
+_STAT_NUMBERS = ("min", "max", "mean", "std")
+_STAT_COUNTS = ("nan", "posinf", "neginf", "zeros")
+
+
+def _stats_are_valid(stats: Any) -> bool:
+    """An output's ``stats`` (a stepped graph's value summary), as the renderers read it: a
+    string where a number belongs crashed ``render`` and the TUI."""
+    if stats is None:
+        return True
+    if stats.__class__ is not dict:
+        return False
+    for key in _STAT_NUMBERS:
+        value = stats.get(key)
+        if not (
+            value is None or value.__class__ is int or (value.__class__ is float and math.isfinite(value))
+        ):
+            return False
+    for key in _STAT_COUNTS:
+        value = stats.get(key)
+        if not (value is None or (value.__class__ is int and value >= 0)):
             return False
     return True
 
@@ -661,6 +713,11 @@ def _check_node(data: Mapping[str, Any], at: str) -> None:
         need(
             out["dtype"] is None or isinstance(out["dtype"], str),
             f"output {i} 'dtype' must be a string or null",
+        )
+        need(
+            _stats_are_valid(out.get("stats")),
+            f"output {i} 'stats' must be null or an object of numbers: min, max, mean, std "
+            "(or null) and counts nan, posinf, neginf, zeros (ints >= 0)",
         )
     need(isinstance(data["attrs"], dict), "'attrs' must be an object")
     src = data["source"]
@@ -713,6 +770,8 @@ def _from_dict(data: Any, where: str, depth: int, *, consume: bool = False) -> G
     for key in ("inputs", "outputs", "notes"):
         if not all(isinstance(x, str) for x in data[key]):
             raise GraphscopeError(f"{where}: {key!r} must list strings")
+    if _nests_deeper(data["signature"], MAX_VALUE_DEPTH):
+        raise GraphscopeError(f"{where}: 'signature' nests deeper than {MAX_VALUE_DEPTH} levels")
     g = Graph(
         data["name"],
         framework=data["framework"],
@@ -740,6 +799,10 @@ def _from_dict(data: Any, where: str, depth: int, *, consume: bool = False) -> G
         node_id = node["id"]
         if node_id in node_attrs:
             raise GraphscopeError(f"{where}: node id {node_id!r} appears twice")
+        if not _plain(node["attrs"]) and _nests_deeper(node["attrs"], MAX_VALUE_DEPTH):
+            raise GraphscopeError(
+                f"{where}: node {node_id!r}'s attrs nest deeper than {MAX_VALUE_DEPTH} levels"
+            )
         if len(node) != len(NODE_KEYS):  # keys from elsewhere are not kept
             node = {k: node[k] for k in NODE_KEYS}
         # The JSON parser makes a new string for every value; ops, kinds, scopes and dtypes
@@ -890,7 +953,7 @@ def loads(text: str, *, source: str = "<string>") -> Graph:
 def _parse(text: str, source: str) -> Any:
     """The JSON document of a saved graph, checked up to its "graph" field."""
     try:
-        doc = json.loads(text, parse_constant=_refuse_constant)
+        doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         if exc.pos >= len(text.rstrip()):
             raise GraphscopeError(
@@ -903,6 +966,8 @@ def _parse(text: str, source: str) -> Any:
         raise GraphscopeError(f"{source} nests JSON too deeply to be a graphscope graph") from None
     except _NotJSONNumber as exc:  # Python's json reads NaN; graphscope never writes it
         raise GraphscopeError(f"{source} is not valid JSON: {exc.args[0]} is not a JSON number") from None
+    except _TooLarge as exc:
+        raise GraphscopeError(f"{source} holds a number too large for a float: {exc.args[0]}") from None
     except ValueError:  # int() refuses numbers of more than 4300 digits
         raise GraphscopeError(f"{source} holds a number too long to be a graphscope graph's") from None
     if ("\\ud" in text or "\\uD" in text) and _has_lone_surrogate(doc):
@@ -940,6 +1005,19 @@ def _refuse_constant(name: str) -> Any:
     raise _NotJSONNumber(name)
 
 
+class _TooLarge(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, which must fit a float: ``1e999`` is valid
+    JSON, but Python reads it as infinity, which no JSON output can carry back."""
+    value = float(text)
+    if math.isinf(value):
+        raise _TooLarge(text if len(text) <= 24 else text[:20] + "...")
+    return value
+
+
 def _has_lone_surrogate(doc: Any) -> bool:
     try:
         json.dumps(doc, ensure_ascii=False).encode("utf-8")
@@ -955,20 +1033,44 @@ def save(graph: Graph, path: str | os.PathLike[str]) -> Path:
 
 
 def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> Path:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise GraphscopeError(f"cannot write {target}: folder {folder} does not exist")
+    """Write ``text`` to ``path`` so that no reader ever sees half of it.
+
+    A regular file (or a new one) is written through a temporary file in the same folder,
+    then renamed over it, keeping the old file's mode (and, for root, its owner). A symbolic
+    link is written through: the file it names is replaced, the link stays. Anything else
+    that exists is written into, never replaced: a character device (``/dev/null``, a
+    terminal) or a pipe with a reader; a pipe nothing reads (the write would wait forever), a
+    socket, a block device or a directory is refused."""
+    if not os.fspath(path):
+        raise GraphscopeError("cannot write to an empty path")
+    given = Path(path)
     data = text.encode("utf-8") if isinstance(text, str) else text
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        found = os.stat(given)  # through links
+    except FileNotFoundError:
+        found = None
+    except OSError as exc:  # a loop of links, a name too long
+        raise GraphscopeError(f"cannot write {given}: {exc.strerror or exc}") from None
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        _write_into(given, found.st_mode, data)
+        return given
+    target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    folder = target.parent
+    if not folder.is_dir():
+        raise GraphscopeError(f"cannot write {given}: folder {folder} does not exist")
+    try:
+        # The name cut short: a 255-byte name (the limit) must still leave room around it.
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise GraphscopeError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise GraphscopeError(f"cannot write {given}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+        # mkstemp makes 0600: the old file's mode, or the usual one for a new file.
+        os.chmod(tmp, stat.S_IMODE(found.st_mode) if found is not None else 0o666 & ~_umask())
+        if found is not None and hasattr(os, "geteuid") and os.geteuid() == 0:
+            with contextlib.suppress(OSError):
+                os.chown(tmp, found.st_uid, found.st_gid)
         os.replace(tmp, target)
     except BaseException as exc:
         try:
@@ -976,9 +1078,30 @@ def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> Path:
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise GraphscopeError(f"cannot write {target}: {exc.strerror or exc}") from None
+            raise GraphscopeError(f"cannot write {given}: {exc.strerror or exc}") from None
         raise
-    return target
+    return given
+
+
+def _write_into(path: Path, mode: int, data: bytes) -> None:
+    """Write into an existing file that is not a regular one (see :func:`write_atomic`)."""
+    if stat.S_ISDIR(mode):
+        raise GraphscopeError(f"cannot write {path}: it is a directory")
+    if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        raise GraphscopeError(f"cannot write {path}: it is a socket or a block device, not a file")
+    try:
+        # Non-blocking, so that opening a pipe nothing reads fails at once instead of waiting.
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise GraphscopeError(f"cannot write {path}: it is a pipe that nothing is reading") from None
+        raise GraphscopeError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise GraphscopeError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _umask() -> int:

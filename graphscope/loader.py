@@ -94,6 +94,9 @@ def detect(path: Path) -> str:
     if not head:
         raise GraphscopeError(f"{path} is empty")
     stripped = head.lstrip()
+    # A suffix that promises data is kept: such a file is read as that data or refused, never
+    # taken for code (a TorchScript archive, a Python script) because of what is inside it.
+    promised = _DATA_SUFFIXES.get(path.suffix.lower())
     if (stripped.startswith(b"{") and b'"format"' in head[:200]) or path.suffix == ".json":
         return "ir-json"
     if _is_zip(path):
@@ -105,6 +108,11 @@ def detect(path: Path) -> str:
         if any(n.endswith("/code/") or "/code/" in n for n in names) and any(
             n.endswith("constants.pkl") or n.endswith("data.pkl") for n in names
         ):
+            if promised:
+                raise GraphscopeError(
+                    f"{path} is a TorchScript archive, not the {promised} its name promises, and "
+                    "loading one runs its code: graphscope reads a data file as data only"
+                )
             return "torchscript"
         raise GraphscopeError(
             f"{path} is a zip archive but not a TorchScript archive (no code/ inside); "
@@ -114,7 +122,7 @@ def detect(path: Path) -> str:
         raise GraphscopeError(
             f"{path} is not a TorchScript archive: it is not a zip archive (truncated or damaged?)"
         )
-    if path.suffix == ".py" or (head.startswith(b"#!") and b"python" in head[:100]):
+    if path.suffix == ".py" or (not promised and head.startswith(b"#!") and b"python" in head[:100]):
         return "python"
     if path.suffix == ".onnx":
         return "onnx"
@@ -141,7 +149,15 @@ KNOWN_FILES = (
 )
 
 
+# TorchScript is loaded (which runs its code) only from these suffixes, or with --fw torch.
 _TORCH_SUFFIXES = (".pt", ".pth", ".ptl", ".torchscript")
+# Suffixes that promise data (read, never run), and what they promise.
+_DATA_SUFFIXES = {
+    ".json": "graphscope JSON",
+    ".onnx": "ONNX model",
+    ".pb": "GraphDef",
+    ".pbtxt": "text GraphDef",
+}
 
 
 def _is_zip(path: Path) -> bool:
@@ -175,6 +191,11 @@ def load_target(path: str | os.PathLike[str], *, fw: str | None = None, entry: s
 
         return Target(p, kind, graph=ir.load(p), name=p.stem)
     if kind == "torchscript":
+        if p.suffix.lower() not in _TORCH_SUFFIXES and fw != "torch":
+            raise GraphscopeError(
+                f"{p} is a TorchScript archive, and loading one runs its code: graphscope loads "
+                "it only from a .pt, .pth, .ptl or .torchscript file, or with --fw torch"
+            )
         return _load_torchscript(p)
     if kind == "python":
         if fw is None:

@@ -321,3 +321,100 @@ def scripted_text_target(folder: Any, key: str, strings: list[str]) -> None:
     except printed_form.NotPlain:
         return
     assert printed == pybind
+
+
+# -- GraphDefs whose shapes hang on file-reading ops: importing must run none of them ------------
+
+IO_SECRET = b"\x15\xcd\x5b\x07\x2a\x7a\x01\x00"  # two int32 dims (123456789, 96810) if read
+IO_SECRET_DIMS = ("123456789", "96810")
+
+# (op, input dtypes, output dtype, attrs): a GraphDef is a random DAG of these, typed.
+_IO_OPS: list[tuple[str, tuple[str, ...], str, dict[str, Any]]] = [
+    ("ReadFile", ("string",), "string", {}),
+    ("MatchingFiles", ("string",), "string", {}),
+    ("DecodeRaw", ("string",), "int32", {"out_type": "int32"}),
+    ("StringLength", ("string",), "int32", {}),
+    ("Add", ("int32", "int32"), "int32", {"T": "int32"}),
+    ("Abs", ("int32",), "int32", {"T": "int32"}),
+    ("Identity", ("int32",), "int32", {"T": "int32"}),
+    ("Fill", ("int32", "float"), "float", {"T": "float", "index_type": "int32"}),
+    ("Reshape", ("float", "int32"), "float", {"T": "float", "Tshape": "int32"}),
+    ("Shape", ("float",), "int32", {"T": "float", "out_type": "int32"}),
+]
+
+
+@st.composite
+def io_graph_defs(draw: st.DrawFn) -> list[tuple[str, list[int]]]:
+    """A recipe: (op, indices of earlier nodes it reads). Nodes 0-2 are a path Const, an
+    int32 Const and a float Const; an input of the wrong dtype is replaced by the latest node of
+    its dtype (so that chains like Fill(DecodeRaw(ReadFile(path))) are common)."""
+    recipe = []
+    for _ in range(draw(st.integers(1, 8))):
+        op = draw(st.sampled_from(range(len(_IO_OPS))))
+        ins = [draw(st.integers(0, 2 + len(recipe))) for _ in _IO_OPS[op][1]]
+        recipe.append((_IO_OPS[op][0], ins))
+    return recipe
+
+
+def io_graph_def_target(recipe: list[tuple[str, list[int]]], secret: str) -> ir.Graph | None:
+    """Build the recipe's GraphDef, its paths naming ``secret``, and trace it: the secret's
+    bytes must not reach the IR (nothing may run while importing)."""
+    from tensorflow.core.framework import graph_pb2
+    from tensorflow.python.framework import dtypes, tensor_util
+
+    graph_def = graph_pb2.GraphDef()
+    dtypes_of = ["string", "int32", "float"]
+    for name, value in (("path", secret.encode()), ("dims", [2, 3]), ("one", 1.0)):
+        node = graph_def.node.add(name=name, op="Const")
+        proto = tensor_util.make_tensor_proto(value)
+        node.attr["dtype"].type = proto.dtype
+        node.attr["value"].tensor.CopyFrom(proto)
+    spec = {op: (ins, out, attrs) for op, ins, out, attrs in _IO_OPS}
+    for i, (op, picks) in enumerate(recipe):
+        ins, out, attrs = spec[op]
+        node = graph_def.node.add(name=f"{op.lower()}_{i}", op=op)
+        for want, pick in zip(ins, picks):
+            src = pick if dtypes_of[pick] == want else len(dtypes_of) - 1 - dtypes_of[::-1].index(want)
+            node.input.append(graph_def.node[src].name)
+        for key, dtype in attrs.items():
+            node.attr[key].type = dtypes.as_dtype(dtype).as_datatype_enum
+        dtypes_of.append(out)
+    graph = file_target(graph_def.SerializeToString(), ".pb")
+    if graph is not None:
+        text = ir.dumps(graph)
+        assert not [d for d in IO_SECRET_DIMS if d in text], "the secret file was read while importing"
+    return graph
+
+
+# -- text from a file in --json output and shell completion ---------------------------------------
+
+_SHELL_SPECIAL = set("$`'\"\\;|&<>()*?[]{}~!#^ ")
+
+
+def text_outputs_target(texts: list[str]) -> None:
+    """Node ids of arbitrary text: ``info --json`` carries none of them raw enough to drive a
+    terminal, and ``render --highlight`` completion offers only plain shell words."""
+    from click.shell_completion import BashComplete
+
+    from graphscope.cli import cli
+    from graphscope.rendering.terminal import UNSAFE, escape_json
+
+    g = ir.Graph(texts[0], framework="torch", capture="fuzz")
+    for i, t in enumerate(dict.fromkeys(texts)):
+        g.add_node(t, name=t, op=f"Op{t}", kind="input" if i == 0 else "op", scope=[t])
+    g.inputs = [texts[0]]
+    doc = summary.info_document(g)
+    out = escape_json(json.dumps(doc, indent=2, ensure_ascii=False))
+    assert not UNSAFE.search(out), out
+    assert json.loads(out) == json.loads(json.dumps(doc))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "g.json"
+        ir.save(g, path)
+        shell = BashComplete(cli, {}, "graphscope", "_GRAPHSCOPE_COMPLETE")
+        items = shell.get_completions(["render", str(path), "--highlight"], "")
+        lines = "\n".join(shell.format_completion(item) for item in items).splitlines()
+    assert len(lines) == len(items), "a completion broke the one-item-a-line protocol"
+    for item in items:
+        value = str(item.value)
+        assert value in g and not value.startswith("-"), value
+        assert value.isprintable() and not set(value) & _SHELL_SPECIAL, value

@@ -123,6 +123,13 @@ DOC_CASES: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
     "undefined-subgraph": (lambda d: _node(d, 1).update(subgraphs=["ghost"]), "'ghost'"),
     "subgraph-not-object": (lambda d: d["graph"].update(subgraphs={"s": 5}), "must be a JSON object"),
     "subgraphs-200-deep": (lambda d: _nest(d, 200), "nest deeper than 64"),
+    # A stepped graph's value summary, as render and the TUI read it (a string crashed both).
+    "stats-string": (
+        lambda d: _node(d)["outputs"][0].update(stats={"min": "low"}),
+        "'stats' must be null or",
+    ),
+    "stats-list": (lambda d: _node(d)["outputs"][0].update(stats=[1, 2]), "'stats' must be null or"),
+    "stats-negative-count": (lambda d: _node(d)["outputs"][0].update(stats={"nan": -1}), "'stats' must be"),
 }
 
 _VALID = ir.dumps(or_gate_graph())
@@ -137,6 +144,12 @@ RAW_CASES: dict[str, tuple[bytes, str]] = {
     "huge-integer": (_VALID.replace('"version": 1', '"version": 1' + "0" * 5000).encode(), "too long"),
     "deep-arrays": (b"[" * 100_000 + b"]" * 100_000, "too deeply"),
     "lone-surrogate": (_VALID.replace('"or_gate"', '"\\ud800"').encode(), "surrogate"),
+    # Valid JSON, but Python reads it as infinity, which info --json then printed as Infinity.
+    "1e999": (_VALID.replace('"framework": "torch"', '"framework": 1e999').encode(), "too large for a float"),
+    "400-digit-float": (
+        _VALID.replace('"version": 1', '"version": 1' + "0" * 400 + ".5").encode(),
+        "too large",
+    ),
     "nul-bytes": (b"\x00" * 64, "not valid JSON"),
 }
 
@@ -831,3 +844,267 @@ def test_backslash_escapes_in_names_are_shown_not_expanded(
     assert code == 0, err
     texts = [el.text for el in ET.fromstring(svg.read_text()).iter() if el.tag.endswith("}text")]
     assert "\\N\\G\\L\\\\" in texts, texts
+
+
+UNSAFE_IDS = [
+    "$(touch${IFS}pwned)",
+    "`touch pwned`",
+    "a;touch pwned",
+    "x|y",
+    "glob*",
+    "it's",
+    'say"hi"',
+    "two words",
+    "line1\nline2",
+    "tab\there",
+    "esc\x1b[2J",
+    "rtl\u202eevil",
+    "-o/etc/passwd",
+    "~root",
+    "a&b",
+    "back\\slash",
+]
+
+
+def test_completion_leaves_out_node_ids_a_shell_would_run(tmp_path: Path) -> None:
+    """Completing ``--highlight`` types a node id into the user's shell as it is: an id that a
+    shell would expand, run, split or read as an option is not offered."""
+    from click.testing import CliRunner
+
+    from graphscope.cli import cli
+
+    g = or_gate_graph()
+    for i, node_id in enumerate(UNSAFE_IDS):
+        g.add_node(node_id, name=f"n{i}", op="Relu", kind="op")
+    g.add_node("layer1.0/conv:1", name="safe", op="Relu", kind="op")
+    path = tmp_path / "g.json"
+    ir.save(g, path)
+    expected = sorted(n for n in g.nx.nodes if n not in UNSAFE_IDS)
+    for shell in ("bash", "zsh", "fish"):
+        env = {
+            "_GRAPHSCOPE_COMPLETE": f"{shell}_complete",
+            "COMP_WORDS": f"graphscope render {path} -o x.svg --highlight ",
+            "COMP_CWORD": "" if shell == "fish" else "6",  # fish: the incomplete word itself
+        }
+        result = CliRunner().invoke(cli, [], env=env, prog_name="graphscope")
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        if shell == "zsh":  # type, value, help: three lines an item
+            offered = lines[1::3]
+            assert lines[0::3] == ["plain"] * len(offered)
+        else:
+            offered = [line.split(",", 1)[1].split("\t")[0] for line in lines]
+        assert sorted(offered) == expected, shell
+
+
+# C1 controls (U+009B is CSI, U+009D OSC to many terminals), DEL, and the bidi controls.
+RAW_CONTROLS = ["\x9b2J", "\x9d0;title\x9c", "del\x7f", "rtl\u202eevil", "iso\u2066x\u2069", "lrm\u200e"]
+
+
+def controls_graph(extra: str = "") -> ir.Graph:
+    g = ir.Graph("g\u202e", framework="torch", capture="fx")
+    for i, text in enumerate(RAW_CONTROLS):
+        g.add_node(text + extra, op=f"{text}op", name=text, kind="input" if i == 0 else "op", scope=[text])
+        if i:
+            g.add_edge(RAW_CONTROLS[i - 1] + extra, text + extra)
+    g.inputs, g.outputs = [RAW_CONTROLS[0] + extra], [RAW_CONTROLS[-1] + extra]
+    g.notes.append("note " + "".join(RAW_CONTROLS))
+    return g
+
+
+def assert_no_raw_controls(text: str) -> None:
+    raw = [c for c in text if 0x7F <= ord(c) <= 0x9F or ord(c) in (0x61C, 0x200E, 0x200F)]
+    raw += [c for c in text if 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069]
+    assert not raw, [hex(ord(c)) for c in raw]
+
+
+def test_json_output_escapes_c1_del_and_bidi_controls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    ir.save(controls_graph(), a)
+    ir.save(controls_graph("\u202d2"), b)
+    code, out, err = run(capsys, "info", "--json", str(a))
+    assert code == 0, err
+    assert_no_raw_controls(out)
+    doc = json.loads(out)  # the same text, escaped
+    assert doc["inputs"][0]["id"] == RAW_CONTROLS[0] and doc["notes"] == controls_graph().notes
+    assert "\\u009b2J" in out and "rtl\\u202eevil" in out
+    code, out, err = run(capsys, "diff", str(a), str(b), "--json")
+    assert code == 0, err
+    assert_no_raw_controls(out)
+    assert RAW_CONTROLS[1] + "\u202d2" in json.dumps(json.loads(out), ensure_ascii=False)
+
+
+@needs_dot
+def test_svg_labels_carry_no_bidi_controls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, svg = tmp_path / "g.json", tmp_path / "g.svg"
+    ir.save(controls_graph(), path)
+    code, _, err = run(capsys, "render", str(path), "-o", str(svg))
+    assert code == 0, err
+    drawn = svg.read_text()
+    assert_no_raw_controls(drawn)
+    assert "rtl\\u202eevil" in drawn  # shown, as the other controls are
+
+
+@pytest.mark.parametrize("value", ["1e-6", "inf", "-inf", "1e10", "nan", "abc"])
+def test_odd_timeouts_and_caps_are_usage_errors(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--timeout 1e-6 printed a traceback (the alarm rang before the fence was up), inf and 1e10
+    overflowed the alarm timer, nan meant no limit at all (render: an internal error)."""
+    golden = Path(__file__).parent / "golden" / "torch" / "or_gate.fx.json"
+    for args in (
+        ["trace", str(golden), "--timeout", value],
+        ["render", str(golden), "-o", "x.svg", "--timeout", value],
+        ["step", "m.py", "--fw", "torch", "--max-values-mb", value],
+    ):
+        if args[0] == "step" and value in ("1e-6", "1e10"):
+            continue  # a cap of a millionth of a MB or 10 PB is a cap
+        code, out, err = run(capsys, *args)
+        assert code == 2 and not out, err
+        assert "Traceback" not in err and "Invalid value for '--" in err, err
+
+
+def test_values_nested_500_deep_are_refused_or_cut(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An attribute or signature 500 levels deep loaded, then ran -o and export out of stack."""
+    for where in ("attrs", "signature"):
+        doc = good_doc()
+        deep: Any = 1
+        for _ in range(500):
+            deep = [deep]
+        if where == "attrs":
+            _node(doc)["attrs"] = {"deep": deep}
+        else:
+            doc["graph"]["signature"] = [deep]
+        bad = tmp_path / f"deep_{where}.json"
+        bad.write_text(json.dumps(doc))
+        outs = outputs_in(tmp_path / "out")
+        for args in (
+            ["trace", str(bad), "-o", str(outs[0])],
+            ["export", str(bad), "--to", "onnx", "-o", str(outs[1])],
+        ):
+            code, _, err = run(capsys, *args)
+            assert "deeper than 32 levels" in assert_refused(code, err, bad, outs), args
+    g = or_gate_graph()  # what a tracer hands over is cut at the same depth, so it reads back
+    g.add_node("deep", op="x", attrs={"deep": deep})
+    path = tmp_path / "cut.json"
+    ir.save(g, path)
+    assert ir.load(path).node("deep")["attrs"]["deep"] != deep
+
+
+@pytest.mark.onnx
+def test_export_to_onnx_of_what_onnx_cannot_hold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A port numbered 10**9 made export list a billion output names (22 GB, killed); a dim of
+    2**64+1 and an empty graph name were internal errors; bodies nested 32 deep broke protobuf."""
+    import onnx
+
+    def export(doc: dict[str, Any], name: str) -> tuple[int, str, Path]:
+        path, out = tmp_path / f"{name}.json", tmp_path / f"{name}.onnx"
+        path.write_text(json.dumps(doc))
+        code, _, err = run(capsys, "export", str(path), "--to", "onnx", "-o", str(out))
+        return code, err, out
+
+    doc = good_doc()
+    doc["graph"]["edges"][0]["src_port"] = 10**6
+    code, err, out = export(doc, "port")
+    assert code == 1 and "uses port 1000000: an ONNX export lists every output" in err and not out.exists()
+    doc = good_doc()
+    _node(doc)["outputs"] = [{"shape": [2**64 + 1, 2], "dtype": "float32"}]
+    doc["graph"]["name"] = ""
+    code, err, out = export(doc, "dim")
+    assert code == 0, err
+    model = onnx.load(str(out))
+    assert model.graph.name == "graph"
+    dims = [d for vi in [*model.graph.input, *model.graph.value_info] for d in vi.type.tensor_type.shape.dim]
+    assert "18446744073709551617" in [d.dim_param for d in dims]
+    deep = good_doc()
+    graph = deep["graph"]
+    for i in range(31):
+        body = {
+            **copy.deepcopy({k: v for k, v in good_doc()["graph"].items()}),
+            "name": f"b{i}",
+            "subgraphs": {},
+        }
+        _node({"graph": graph})["subgraphs"] = [f"b{i}"]
+        graph["subgraphs"] = {f"b{i}": body}
+        graph = body
+    code, err, out = export(deep, "deep")
+    assert code == 1 and "bodies nest 31 deep: an ONNX file (a protobuf) holds at most 30" in err, err
+
+
+@needs_dot
+@pytest.mark.parametrize(
+    "field, text", [("op", ""), ("name", ""), ("name", "]]"), ("op", "]]"), ("name", "]")]
+)
+def test_empty_and_bracket_names_draw(
+    field: str, text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Graphviz's HTML-label parser refused an empty <B></B> and a text "]]" ("Graphviz failed
+    to lay out the graph: in label of node n2")."""
+    g = or_gate_graph()
+    node = g.node(next(n for n in g.nx.nodes if g.node(n)["kind"] == "op"))
+    node[field] = text
+    path, svg = tmp_path / "g.json", tmp_path / "g.svg"
+    ir.save(g, path)
+    code, _, err = run(capsys, "render", str(path), "-o", str(svg))
+    assert code == 0, err
+    ET.fromstring(svg.read_text())
+
+
+def test_a_scope_thousands_of_levels_deep_is_drawn_in_bounded_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """2,000 levels ran out of Python's stack; 20,000 took 1.6 GB to make the DOT text."""
+    import tracemalloc
+
+    from graphscope.rendering.dot import MAX_CLUSTER_DEPTH, DotOptions, to_dot
+
+    g = or_gate_graph()
+    deep = next(n for n in g.nx.nodes if g.node(n)["kind"] == "op")
+    g.node(deep)["scope"] = [f"s{i}" for i in range(20_000)]
+    tracemalloc.start()
+    try:
+        layout = to_dot(g, DotOptions())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MB"
+    assert layout.source.count("subgraph cluster_") <= MAX_CLUSTER_DEPTH
+    if shutil.which("dot"):
+        g.node(deep)["scope"] = g.node(deep)["scope"][:2000]
+        path, svg = tmp_path / "deep.json", tmp_path / "deep.svg"
+        ir.save(g, path)
+        code, _, err = run(capsys, "render", str(path), "-o", str(svg))
+        assert code == 0, err
+
+
+def test_collapse_on_a_graph_without_scopes_still_fits_the_budget() -> None:
+    """--collapse N on a flat graph left every node single: 200k nodes went to dot, which
+    crashed. It draws runs of nodes, as the automatic collapse does."""
+    from graphscope.rendering.dot import DotOptions, to_dot
+
+    g = ir.Graph("flat", framework="torch", capture="fx")
+    for i in range(5000):
+        g.add_node(f"n{i}", op="relu", kind="op")
+        if i:
+            g.add_edge(f"n{i - 1}", f"n{i}")
+    options = DotOptions(collapse=1)
+    layout = to_dot(g, options)
+    assert layout.drawn_nodes <= options.budget
+    assert "5000 nodes have no scopes to collapse: drew runs of" in " ".join(layout.notes)
+
+
+def test_running_out_of_memory_is_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def exhausted(*args: Any, **kwargs: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(ir, "load", exhausted)
+    code, out, err = run(capsys, "info", str(Path(__file__).parent / "golden" / "torch" / "or_gate.fx.json"))
+    assert code == 1 and not out
+    assert err == (
+        "graphscope: error: ran out of memory (the model, the graph or the values it holds need "
+        "more than this machine has)\n"
+    )

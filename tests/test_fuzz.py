@@ -108,3 +108,20 @@ def test_printed_torchscript_reader_reads_as_pybind_or_gives_way(
     tmp_path_factory: pytest.TempPathFactory, key: str, strings: list[str]
 ) -> None:
     ft.scripted_text_target(tmp_path_factory.mktemp("scripted"), key, strings)
+
+
+@pytest.mark.tf
+@settings(FAST, max_examples=30)
+@given(ft.io_graph_defs())
+def test_graph_defs_reading_files_into_shapes_run_nothing(
+    tmp_path_factory: pytest.TempPathFactory, recipe: list[tuple[str, list[int]]]
+) -> None:
+    secret = tmp_path_factory.getbasetemp() / "secret.bin"
+    secret.write_bytes(ft.IO_SECRET)
+    ft.io_graph_def_target(recipe, str(secret))
+
+
+@settings(FAST, max_examples=60)
+@given(st.lists(ft.names, min_size=1, max_size=8))
+def test_json_output_and_completion_of_arbitrary_names(texts: list[str]) -> None:
+    ft.text_outputs_target(texts)

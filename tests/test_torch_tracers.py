@@ -284,10 +284,10 @@ def test_torchscript_archive_is_recognised_by_content(
     import torch
 
     found = loader.load_target("examples/or_gate_torch.py", fw="torch")
-    archive = tmp_path / "weights.bin"  # a misleading suffix: the content decides
+    archive = tmp_path / "weights.bin"  # a misleading suffix: the content decides what it is...
     torch.jit.save(torch.jit.script(found.model), str(archive))
     assert loader.detect(archive) == "torchscript"
-    code = main(["trace", str(archive), "--json"])
+    code = main(["trace", str(archive), "--fw", "torch", "--json"])  # ...and --fw torch says load it
     out, err = capsys.readouterr()
     assert code == 0, err
     assert '"capture": "jit-script"' in out and '"aten::linear": 3' in out

@@ -572,3 +572,32 @@ async def test_the_scope_tree_folds_a_run_of_identical_blocks() -> None:
         await pilot.pause()
         table = app.query_one(NodeTable)
         assert len(table.rows) == 21
+
+
+@pytest.mark.anyio
+async def test_markup_in_subgraph_scope_and_node_names_neither_crashes_nor_acts() -> None:
+    # "[/oops]" closes a tag never opened (a MarkupError, and the app then ended with exit 0);
+    # "[@click=app.quit]" makes the text a link that runs an action when clicked.
+    from textual.widgets import Static
+
+    g = ir.Graph("[/oops][@click=app.quit]g")
+    g.add_node("[/oops]", op="If", kind="control", scope=["[@click=quit]s"], subgraphs=["[/oops].then"])
+    g.add_node("[@click=app.quit]y", op="relu", scope=["[@click=quit]s"])
+    g.add_edge("[/oops]", "[@click=app.quit]y")
+    body = ir.Graph("[/oops].then")
+    body.add_node("[/inner]", op="relu")
+    g.subgraphs["[/oops].then"] = body
+    app = GraphscopeApp(g)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(NodeTable)
+        assert table.go_to("[/oops]")
+        await pilot.press("greater_than_sign")  # into the subgraph: its name is the path shown
+        assert app.level.path == "[/oops].then"
+        where = app.query_one("#where", Static)
+        assert "[/oops].then" in str(where.render())
+        await pilot.press("less_than_sign", "t", "down", "enter")  # filter by the scope
+        await pilot.press("slash", *"[/x]", "enter")  # a search for markup
+        await pilot.pause()
+        shown = str(where.render())
+        assert "[@click=quit]s" in shown and "[/x]" in shown, shown
+        assert app.return_code is None and app.is_running

@@ -181,9 +181,37 @@ def require_onnx() -> Any:
     return onnx
 
 
+# What an ONNX file can hold of a graph: protobuf refuses messages nested more than 100 deep,
+# and each body adds three levels (node, attribute, graph); a node's outputs are listed one
+# by one, so a port numbered 10**9 would need a billion names (22 GB before the kernel ended it).
+MAX_BODY_DEPTH = 30
+MAX_PORT = 65535
+
+
+def _refuse_what_onnx_cannot_hold(graph: Graph) -> None:
+    deepest, stack = 0, [(graph, 0)]
+    while stack:
+        g, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((sub, depth + 1) for sub in g.subgraphs.values())
+        for u, v, d in g.edge_data():
+            port = max(d["src_port"], d["dst_port"])
+            if port > MAX_PORT:
+                raise GraphscopeError(
+                    f"the edge {u!r} -> {v!r} uses port {port}: an ONNX export lists every output "
+                    f"up to a node's highest port, and graphscope exports ports up to {MAX_PORT}"
+                )
+    if deepest > MAX_BODY_DEPTH:
+        raise GraphscopeError(
+            f"the graph's control-flow bodies nest {deepest} deep: an ONNX file (a protobuf) holds "
+            f"at most {MAX_BODY_DEPTH}"
+        )
+
+
 def to_onnx(graph: Graph) -> OnnxExport:
     """Build the ONNX model for ``graph`` (see the module docstring for the mapping)."""
     onnx = require_onnx()
+    _refuse_what_onnx_cannot_hold(graph)
     builder = _Builder(onnx, graph)
     proto = builder.graph(graph, chain=[graph], paths=[""], main=True)
     opsets = dict(builder.opsets)
@@ -216,6 +244,12 @@ def to_onnx(graph: Graph) -> OnnxExport:
         ) from None
     builder.report.model = model
     return builder.report
+
+
+def _dim(d: Any) -> int | str | None:
+    if isinstance(d, str) or (isinstance(d, int) and -(2**63) <= d < 2**63):
+        return d
+    return str(d) if isinstance(d, int) else None
 
 
 def _opsets_of(graph: Graph) -> dict[str, int]:
@@ -328,7 +362,10 @@ class _Builder:
         graph_inputs = [vi for _, vi in sorted(inputs, key=lambda item: item[0])]  # stable: ties keep order
         bound = {vi.name for vi in [*graph_inputs, *outputs]}
         value_infos = [helper.make_value_info(name, t) for name, t in types.items() if name not in bound]
-        proto = helper.make_graph(nodes, paths[-1] or g.name, graph_inputs, outputs, value_info=value_infos)
+        # ONNX requires a name: an IR graph may have an empty one.
+        proto = helper.make_graph(
+            nodes, paths[-1] or g.name or "graph", graph_inputs, outputs, value_info=value_infos
+        )
         if g.notes:
             proto.doc_string = "\n".join(g.notes)
         return proto
@@ -579,7 +616,8 @@ class _Builder:
         elem = _ELEM_TYPES.get(dtype or "", 0)
         if shape is None and (need_shape or elem == 0):
             return None
-        dims = None if shape is None else [d if isinstance(d, (int, str)) else None for d in shape]
+        # A dim outside int64 (the IR's ints are unbounded) is kept as a symbolic dim, its digits.
+        dims = None if shape is None else [_dim(d) for d in shape]
         return self.helper.make_tensor_type_proto(elem, dims)
 
     def _io_type(self, meta: Mapping[str, Any] | None, main: bool) -> Any:

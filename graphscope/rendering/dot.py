@@ -74,7 +74,11 @@ class Layout:
     notes: list[str]
 
 
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Control characters (XML cannot carry most), surrogates, and the bidi marks, embeddings,
+# overrides and isolates (a label with U+202E reads backwards: a spoofed name).
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def _printable(text: str) -> str:
@@ -85,12 +89,16 @@ def _printable(text: str) -> str:
 
 def _esc(text: Any) -> str:
     """Model text as HTML-label content: escaped, and control characters (which XML cannot
-    carry) shown as ``\\xNN``."""
+    carry) and bidi controls shown as ``\\xNN`` / ``\\uNNNN``."""
     # Graphviz reads backslash escapes even in HTML labels (\N is the DOT node's name, \G
-    # the graph's): a doubled backslash shows as one. And a text that is just "]" is a syntax
-    # error to its HTML-label parser (dot 2.43; found by fuzzing): written as an entity.
+    # the graph's): a doubled backslash shows as one. Its HTML-label parser (dot 2.43) calls
+    # a text that is just "]" or "]]" a syntax error (found by fuzzing), and an empty element
+    # (<B></B>: an empty op or name) too: such a text is written as entities, nothing as a
+    # no-break space.
     escaped = html.escape(_printable(str(text)), quote=True).replace("\\", "\\\\")
-    return "&#93;" if escaped == "]" else escaped
+    if not escaped.strip("]"):
+        return escaped.replace("]", "&#93;") or "&#160;"
+    return escaped
 
 
 def _short_op(node: dict[str, Any]) -> str:
@@ -362,13 +370,13 @@ class _ScopeCounts:
         folded = scope_of or {}
         nodes = [n for n in graph.nodes() if n["id"] in visible]
         self.scopes: Counter[tuple[str, ...]] = Counter(
-            folded.get(n["id"]) or tuple(n["scope"]) for n in nodes
+            folded.get(n["id"]) or tuple(n["scope"][:MAX_CLUSTER_DEPTH]) for n in nodes
         )
         for key in set(folded.values()):
             if key in self.scopes:
                 self.scopes[key] = 1
         self.runners = [
-            (tuple(n["scope"]), list(n["subgraphs"]))
+            (tuple(n["scope"][:MAX_CLUSTER_DEPTH]), list(n["subgraphs"]))
             for n in nodes
             if n["subgraphs"] and n["id"] not in folded
         ]
@@ -455,8 +463,9 @@ def _draw_graph(
             groups[key].append(n)
 
     # Overflow of a flat graph (no scopes to collapse), or of one whose top-level scopes alone
-    # are too many: group runs of nodes in graph order.
-    if runs or (collapse is None and len(singles) > opts.budget):
+    # are too many: group runs of nodes in graph order. Also under an explicit --collapse: on a
+    # graph without scopes it left every node single (200k nodes sent to dot, which crashed).
+    if runs or len(singles) > opts.budget:
         order_ids, back_edges = graph.order_and_back_edges()
         order = [n for n in (graph.node(i) for i in order_ids) if n["id"] in visible]
         size = math.ceil(len(order) / (opts.budget // 2))
@@ -512,7 +521,7 @@ def _draw_graph(
             style["shape"] = "hexagon"
             style["style"] = "filled"
         extra = folded.get(n["id"])
-        path = tuple(n["scope"])
+        path = tuple(n["scope"][:MAX_CLUSTER_DEPTH])
         leaf = None
         if path in lone:
             path, leaf = path[:-1], path[-1]
@@ -635,7 +644,7 @@ def _lone_scopes(
     """Scope paths that would make a cluster around one node and nothing else (every
     ``Conv2d`` of a ResNet in its own box): that node is drawn in the parent cluster with
     the scope's name in its label. A third of the clusters of a ResNet, and of dot's time."""
-    count: Counter[tuple[str, ...]] = Counter(tuple(n["scope"]) for n in singles)
+    count: Counter[tuple[str, ...]] = Counter(tuple(n["scope"][:MAX_CLUSTER_DEPTH]) for n in singles)
     occupied = {key[:-1] for key in groups if key[0] != "#"}  # where group boxes are drawn
     for path in [*count, *occupied]:
         occupied.update(path[:i] for i in range(len(path)))  # enclosing clusters
@@ -670,6 +679,12 @@ def _folded_inputs(graph: Graph, visible: set[str]) -> dict[str, str]:
     return {k: _esc(", ".join(v[:4]) + (f", +{len(v) - 4}" if len(v) > 4 else "")) for k, v in out.items()}
 
 
+# Clusters nest at most this deep; a node in a deeper scope is drawn in its scope's ancestor
+# at this depth (a scope 2,000 levels deep ran out of Python's stack, and 20,000 levels of
+# indented clusters took 3 GB).
+MAX_CLUSTER_DEPTH = 32
+
+
 def _emit_clusters(
     tree: dict[tuple[str, ...], list[str]],
     w: _Writer,
@@ -678,6 +693,11 @@ def _emit_clusters(
     badges: dict[tuple[str, ...], str] | None = None,
 ) -> None:
     """Nested ``subgraph cluster_*`` blocks, one per scope path, in sorted order."""
+    if any(len(path) > MAX_CLUSTER_DEPTH for path in tree):
+        cut: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for path, lines in tree.items():
+            cut[path[:MAX_CLUSTER_DEPTH]].extend(lines)
+        tree = cut
     paths = set(tree)
     for path in list(paths):
         for i in range(1, len(path)):

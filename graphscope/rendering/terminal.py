@@ -5,7 +5,8 @@ an ESC inside a node name is a command (clear the screen, retitle the window, OS
 clipboard), and a bidi override reorders what is shown. rich passes those characters through
 (it drops only BEL, BS, VT, FF and CR), so :class:`SafeConsole` removes them from the text of
 every segment it renders. rich gives them no cell width, so tables stay aligned. JSON output
-needs none of this: ``json.dumps`` writes them as ``\\u001b`` escapes.
+keeps them, escaped: ``json.dumps`` writes C0 controls as ``\\u001b``, and :func:`escape_json`
+does the same for DEL, the C1 controls and the bidi marks, which it leaves raw.
 
 The TUI draws through Textual, which has the same short list: :func:`harden_text_stripping`
 lengthens rich's and Textual's own lists, so that every Text and Content drops them.
@@ -23,7 +24,7 @@ from rich.segment import Segment
 if TYPE_CHECKING:
     from rich.console import ConsoleOptions, RenderableType
 
-__all__ = ["UNSAFE", "SafeConsole", "harden_text_stripping", "one_line", "strip_unsafe"]
+__all__ = ["UNSAFE", "SafeConsole", "escape_json", "harden_text_stripping", "one_line", "strip_unsafe"]
 
 # C0 controls but TAB and LF, DEL, C1 controls, and the bidi marks, embeddings, overrides and isolates.
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -37,6 +38,13 @@ _UNSAFE_CODEPOINTS = [
     *range(0x202A, 0x202F),
     *range(0x2066, 0x206A),
 ]
+
+
+def escape_json(text: str) -> str:
+    """JSON text (from ``json.dumps(..., ensure_ascii=False)``) with every :data:`UNSAFE`
+    character written as a ``\\uXXXX`` escape: the same document, inert in a terminal. (Such a
+    character can only be inside a JSON string, where the escape means the same character.)"""
+    return UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def strip_unsafe(text: str) -> str:

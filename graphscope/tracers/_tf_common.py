@@ -5,6 +5,7 @@ TensorFlow's global state as it was found."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -44,8 +45,16 @@ INPUT_OPS = frozenset({"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"}
 # Attributes naming body functions, in the order they are listed on the node.
 FUNCTION_ATTRS = ("then_branch", "else_branch", "cond", "body", "branches", "f")
 SKIPPED_ATTRS = frozenset(
-    {"_output_shapes", "_class", "_read_only_resource_inputs", "_has_manual_control_dependencies"}
+    {
+        "_output_shapes",
+        "_class",
+        "_read_only_resource_inputs",
+        "_has_manual_control_dependencies",
+        "_kernel",  # the kernel label: inert() sets it on every node (a file's own is lost)
+    }
 )
+# The kernel label no kernel is registered under (see inert()).
+NO_KERNEL_LABEL = b"graphscope-read-as-data"
 
 
 def require_tf() -> Any:
@@ -76,6 +85,70 @@ def tf_state_restored() -> Iterator[None]:
                 tf.compat.v1.disable_eager_execution()
         if tf.config.get_soft_device_placement() != soft:
             tf.config.set_soft_device_placement(soft)
+
+
+def inert(graph_def: Any) -> Any:
+    """A copy of ``graph_def`` that TensorFlow imports without running any of its ops.
+
+    Importing a GraphDef infers every op's output shapes, and where a shape depends on a
+    tensor's value (``Fill``'s dims, ``Reshape``'s shape) TensorFlow's shape refiner computes
+    that value: it extracts the subgraph feeding it back to ``Const`` nodes and runs it on the
+    CPU (``EvaluateConstantTensor`` in tensorflow/core/common_runtime/eval_const_tensor.cc). It
+    runs any op not marked stateful that has a CPU kernel, and ``ReadFile``, ``DecodeRaw``,
+    ``MatchingFiles`` or ``ParseTensor`` are not marked stateful: a file could read the user's
+    files into its shapes, or hang the import on a FIFO. An op is evaluated only where
+    ``KernelDefAvailable(DEVICE_CPU, node_def)`` finds a kernel, and that lookup matches the
+    node's ``_kernel`` attribute (the kernel label) against each kernel's registered label: with
+    a label no kernel has, on every node of the graph and of its function library, nothing is
+    ever run. Shapes that only need shape metadata (``Shape``, ``Rank``, ``Size``, slices and
+    packs of shapes) are still inferred; a shape that needed an op's value is left unknown."""
+    inert_def = type(graph_def)()
+    inert_def.CopyFrom(graph_def)
+    for node in inert_def.node:
+        node.attr["_kernel"].s = NO_KERNEL_LABEL
+    for function in inert_def.library.function:
+        for node in function.node_def:
+            node.attr["_kernel"].s = NO_KERNEL_LABEL
+    return inert_def
+
+
+def refuse_recursion(graph_def: Any) -> None:
+    """Refuse a function library in which a function calls itself, directly or through others
+    (by any attribute naming a function: ``f``, ``then_branch``, ``body``...): TensorFlow has no
+    recursion, and its import crashes (a segmentation fault) inferring such a call's shapes."""
+    calls: dict[str, list[str]] = {}
+    for function in graph_def.library.function:
+        callees = calls.setdefault(function.signature.name, [])
+        for node in function.node_def:
+            for value in node.attr.values():  # every function-valued attribute, not only known ones
+                if value.HasField("func"):
+                    callees.append(value.func.name)
+                elif value.HasField("list"):
+                    callees.extend(f.name for f in value.list.func)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in calls:
+        if state.get(start):
+            continue
+        state[start] = 1
+        path, stack = [start], [iter(calls[start])]
+        while stack:
+            callee = next(stack[-1], None)
+            if callee is None:
+                state[path.pop()] = 2
+                stack.pop()
+                continue
+            if state.get(callee) == 1:
+                cycle = [*path[path.index(callee) :], callee]
+                raise GraphscopeError(
+                    "the GraphDef's function library is recursive ("
+                    + " calls ".join(repr(n) for n in cycle[:6])
+                    + (" ..." if len(cycle) > 6 else "")
+                    + "): TensorFlow cannot run it, and its import would crash"
+                )
+            if callee in calls and not state.get(callee):
+                state[callee] = 1
+                path.append(callee)
+                stack.append(iter(calls[callee]))
 
 
 def _shape(tensor_shape: Any) -> list[Any] | None:
@@ -132,15 +205,27 @@ def _plain(value: Any) -> Any:
 
 
 def _tensor_proto(proto: Any) -> Any:
+    """A tensor attribute: its values when it has at most 8, else its shape and dtype, read
+    from the proto's declared shape (never expanded: a file may declare [40000, 40000] with
+    one value, which MakeNdarray would fill out to 6.4 GB)."""
+    import numpy as np
     from tensorflow.python.framework import tensor_util
 
+    shape = proto.tensor_shape
+    dims = [int(d.size) for d in shape.dim]
+    if shape.unknown_rank or any(d < 0 for d in dims):
+        return {"tensor": "unreadable"}
+    if math.prod(dims) > 8:
+        try:
+            dtype = str(np.dtype(tensor_util.dtypes.as_dtype(proto.dtype).as_numpy_dtype))
+        except Exception:
+            return {"tensor": "unreadable"}
+        return {"shape": dims, "dtype": dtype}  # as str(MakeNdarray(proto).dtype) would say
     try:
         array = tensor_util.MakeNdarray(proto)
     except Exception:
         return {"tensor": "unreadable"}
-    if array.size <= 8:
-        return array.tolist()
-    return {"shape": list(array.shape), "dtype": str(array.dtype)}
+    return array.tolist()
 
 
 def op_attrs(node_def: Any) -> dict[str, Any]:

@@ -41,7 +41,8 @@ def graph_def_of(model: Any) -> Any:
 
 def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = "tf1") -> ir.Graph:
     tf = common.require_tf()
-    graph_def = graph_def_of(model)
+    graph_def = common.inert(graph_def_of(model))  # importing it runs none of its ops
+    common.refuse_recursion(graph_def)
     graph = tf.Graph()
     with common.tf_state_restored(), graph.as_default():
         try:

@@ -5,9 +5,10 @@ write files), so the static commands do not call it. The loader parses ``saved_m
 into a :class:`SavedModelGraph`: the GraphDef of the ``serve`` MetaGraphDef (with its function
 library) and the chosen signature's input and output tensors. Here the GraphDef is pruned to
 what the signature's outputs depend on (the saver, the restore functions and the initialisers
-are left out), imported into a ``tf.Graph`` (importing runs nothing: it adds ops and infers
-shapes) and converted as the TF1 path converts a GraphDef: the ``StatefulPartitionedCall`` to
-the signature's function becomes a subgraph, the variables' ``VarHandleOp`` are params.
+are left out), imported into a ``tf.Graph`` (an inert copy: importing runs none of its ops, it
+adds them and infers shapes; see ``_tf_common.inert``) and converted as the TF1 path converts a
+GraphDef: the ``StatefulPartitionedCall`` to the signature's function becomes a subgraph, the
+variables' ``VarHandleOp`` are params.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def capture(model: Any, example_inputs: Any = None, *, name: str, method: str = 
             "the savedmodel method reads a SavedModel directory (saved_model.pb), "
             f"not a {type(model).__name__}"
         )
-    graph_def = pruned(model.graph_def, model.outputs, model.inputs)
+    # Importing the inert copy runs none of its ops (see _tf_common.inert).
+    graph_def = common.inert(pruned(model.graph_def, model.outputs, model.inputs))
+    common.refuse_recursion(graph_def)
     graph = tf.Graph()
     with common.tf_state_restored(), graph.as_default():
         try:

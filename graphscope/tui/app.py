@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Static, Tree
 
 from graphscope import _gc
+from graphscope.rendering.terminal import one_line
 from graphscope.tui.commands import GraphscopeCommands
 from graphscope.tui.dialogs.body_chooser import BodyChooser
 from graphscope.tui.model import WEIGHT_KINDS, Level, Row
@@ -239,9 +240,15 @@ class GraphscopeApp(App[None]):
                 if not self.weights_shown and self.level.weights
             ]
         )
+        # As Text, never a string (read as markup): the path holds subgraph names, the filters
+        # a scope and the search, all text from the file or the user ("[/x]" crashed the app).
         self.query_one("#where", Static).update(
-            f"{where} · {len(rows)} of {len(self.level.rows)} nodes"
-            + (f" · {', '.join(filters)}" if filters else "")
+            Text(
+                one_line(
+                    f"{where} · {len(rows)} of {len(self.level.rows)} nodes"
+                    + (f" · {', '.join(filters)}" if filters else "")
+                )
+            )
         )
 
     # -- following the cursor --------------------------------------------------------------
