@@ -183,7 +183,7 @@ def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
             op="Initializer",
             canonical_op="variable",
             kind="param",
-            scope=_scope(init.name),
+            scope=_weight_scope(init.name),
             outputs=[{"shape": list(init.dims), "dtype": _dtype_name(init.data_type)}],
         )
         producers[init.name] = (node_id, 0)
@@ -228,10 +228,11 @@ def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
             name=node.name or node_id,
             op=op,
             kind=kind,
-            scope=_scope(node.name),
+            scope=_module_scope(node) or _scope(node.name),
             outputs=[infos.get(o, {"shape": None, "dtype": None}) for o in node.output],
             attrs=attrs,
             subgraphs=sub_names,
+            source=_source(node),
         )
         for port, value in enumerate(node.input):
             if value and value in producers:
@@ -253,6 +254,45 @@ def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
 
 
 _GENERATED = re.compile(r"__\d+$")
+
+
+def _metadata(node: Any, key: str) -> str | None:
+    for prop in node.metadata_props:
+        if prop.key == key:
+            return str(prop.value)
+    return None
+
+
+def _module_scope(node: Any) -> list[str]:
+    """The module path torch.onnx's dynamo exporter records in a node's ``namespace``
+    (``: __main__.M/block: __main__.B/block.fc: torch.nn.modules.linear.Linear/linear: ...``,
+    each step ``path: class``, the node's own last): ``["block", "fc"]``."""
+    namespace = _metadata(node, "namespace")
+    if not namespace or len(namespace) > 10_000:
+        return []
+    steps = namespace.split("/")
+    if len(steps) < 2:
+        return []
+    path = steps[-2].split(":", 1)[0].strip()
+    return [p for p in path.split(".") if p]
+
+
+def _source(node: Any) -> dict[str, Any] | None:
+    """The user's line from the exporter's ``pkg.torch.onnx.stack_trace``: read as text."""
+    trace = _metadata(node, "pkg.torch.onnx.stack_trace")
+    if not trace or len(trace) > 100_000:
+        return None
+    from graphscope.tracers._torch_common import source_from_stack
+
+    return source_from_stack(trace)
+
+
+def _weight_scope(name: str) -> list[str]:
+    """``dense/kernel:0`` (tf2onnx) -> ``["dense"]``; ``block.fc.weight`` (torch.onnx, both
+    exporters: the module path) -> ``["block", "fc"]``."""
+    if "/" not in name and "." in name:
+        return [p for p in name.split(".")[:-1] if p]
+    return _scope(name)
 
 
 def _scope(name: str) -> list[str]:
