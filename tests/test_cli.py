@@ -56,8 +56,8 @@ def test_info_json_is_one_document(tmp_path: Path, capsys: pytest.CaptureFixture
             'is JSON but not a graphscope graph: it lacks "format": "graphscope.ir"',
         ),
         (
-            b'{"format": "graphscope.ir", "version": 2, "graph": {}}',
-            "is graphscope IR version 2, but this graphscope reads version 1",
+            b'{"format": "graphscope.ir", "version": 3, "graph": {}}',
+            "is graphscope IR version 3, but this graphscope reads versions 1 and 2",
         ),
         (
             b'{"format": "graphscope.ir", "version": 1, "graph": {"nodes": [{"id"',
