@@ -45,6 +45,7 @@ def test_info_json_is_one_document(tmp_path: Path, capsys: pytest.CaptureFixture
     assert [p["id"] for p in doc["inputs"]] == ["x"]
     assert doc["outputs"][0]["outputs"] == [{"shape": [4, 1], "dtype": "float32"}]
     assert doc["notes"] == ["a note"]
+    assert doc["phases"] == {"forward": 8}
 
 
 @pytest.mark.parametrize(
