@@ -1,5 +1,12 @@
 """IR -> Graphviz DOT: labels, styles by kind, scopes as clusters, collapsing, highlights.
 
+Backward nodes (``phase: backward``) are drawn in :data:`BACKWARD_STYLE`, a pink fill with a
+dashed outline, inside the same scope cluster as the forward node they differentiate, and a
+dotted line without an arrowhead (:data:`GRAD_LINK`) joins each to its forward node (``grad_of``);
+a gradient accumulation, whose parameter is folded away, names the parameter in its label.
+Collapsed, a scope's backward nodes make a box of their own beside the forward one
+(``hidden ∇``).
+
 Everything that comes from the model (names, ops, attrs, scopes) reaches Graphviz only inside
 HTML-like labels, escaped with :func:`html.escape`; DOT node names are generated (``n12``), so
 no model text is ever parsed as DOT syntax. The output is deterministic: same graph, same DOT.
@@ -37,6 +44,11 @@ STYLE = {
     "control": {"fillcolor": "#ffd8a8", "color": "#c2410c"},
     "group": {"fillcolor": "#e5dbff", "color": "#5f3dc4"},
 }
+# Backward nodes, whatever their kind: the fill tells the phase, the dashed outline says it
+# again in greyscale print.
+BACKWARD_STYLE = {"fillcolor": "#ffdeeb", "color": "#a61e4d", "style": "rounded,filled,dashed"}
+GRAD_LINK = {"style": "dotted", "color": "#a61e4d", "arrowhead": "none", "constraint": "false"}
+GRAD_MARK = "∇"  # after a collapsed scope's name: that scope's backward nodes
 HIGHLIGHT = {"fillcolor": "#ff8787", "color": "#c92a2a", "penwidth": "3"}
 EDGE_COLOR = "#868e96"
 CLUSTER_COLOR = "#adb5bd"
@@ -226,7 +238,7 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
     if drawn > opts.budget:
         notes.append(f"the drawing still has {drawn} nodes; Graphviz may take a while")
     if opts.legend:
-        _legend(w)
+        _legend(w, backward=any(n["phase"] == "backward" for n in graph.nodes()))
     w.lines.append("}")
     return Layout("\n".join(w.lines) + "\n", drawn, collapse, notes)
 
@@ -254,7 +266,10 @@ def _visible_nodes(graph: Graph, opts: DotOptions) -> set[str]:
 def _group_key(node: dict[str, Any], collapse: int | None) -> tuple[str, ...] | None:
     if collapse is None or collapse < 1 or len(node["scope"]) < collapse:
         return None
-    return tuple(node["scope"][:collapse])
+    key = tuple(node["scope"][:collapse])
+    if node["phase"] == "backward":  # the scope's gradients: a box of their own beside it
+        key = (*key[:-1], f"{key[-1]} {GRAD_MARK}")
+    return key
 
 
 class _ScopeCounts:
@@ -262,16 +277,17 @@ class _ScopeCounts:
     nodes: one pass, not one per depth tried)."""
 
     def __init__(self, graph: Graph, visible: set[str]) -> None:
-        self.scopes: Counter[tuple[str, ...]] = Counter(
-            tuple(n["scope"]) for n in graph.nodes() if n["id"] in visible
+        # (backward?, scope): a scope's forward and backward nodes collapse into two boxes
+        self.scopes: Counter[tuple[bool, tuple[str, ...]]] = Counter(
+            (n["phase"] == "backward", tuple(n["scope"])) for n in graph.nodes() if n["id"] in visible
         )
-        self.deepest = max((len(s) for s in self.scopes), default=0)
+        self.deepest = max((len(s) for _, s in self.scopes), default=0)
 
     def drawn(self, collapse: int | None) -> int:
         if collapse is None or collapse < 1:
             return sum(self.scopes.values())
-        singles = sum(k for s, k in self.scopes.items() if len(s) < collapse)
-        return singles + len({s[:collapse] for s in self.scopes if len(s) >= collapse})
+        singles = sum(k for (_, s), k in self.scopes.items() if len(s) < collapse)
+        return singles + len({(b, s[:collapse]) for b, s in self.scopes if len(s) >= collapse})
 
     def fitting_depth(self, budget: int) -> int | None:
         for depth in range(self.deepest, 0, -1):
@@ -355,7 +371,14 @@ def _draw_graph(
         if n["kind"] == "control":
             style["shape"] = "hexagon"
             style["style"] = "filled"
+        if n["phase"] == "backward" and n["id"] not in highlight:
+            style.update(BACKWARD_STYLE)
+            if fill is not None:
+                style.update({"fillcolor": fill, "penwidth": "2"})
         extra = folded.get(n["id"])
+        if n["grad_of"] is not None and n["grad_of"] not in visible:  # AccumulateGrad's parameter
+            target = _esc(_clip(graph.node(n["grad_of"])["name"], 40))
+            extra = f"∂ {target}" + (f", {extra}" if extra else "")
         path = tuple(n["scope"])
         leaf = None
         if path in lone:
@@ -371,6 +394,9 @@ def _draw_graph(
             names[n["id"]] = name
         ids = {n["id"] for n in members}
         style = dict(STYLE["group"])
+        backward = all(n["phase"] == "backward" for n in members)
+        if backward:
+            style.update({k: v for k, v in BACKWARD_STYLE.items() if k != "style"})
         if ids & highlight:
             style.update(HIGHLIGHT)
         ops = sum(1 for n in members if n["kind"] == "op")
@@ -386,7 +412,7 @@ def _draw_graph(
             f'<<B>{_esc(_clip(title, 60))}</B>{shape}<BR/><FONT POINT-SIZE="9">{ops} op{"s" if ops != 1 else ""}</FONT>>'
         )
         style["shape"] = "box3d"
-        style["style"] = "filled"
+        style["style"] = "filled,dashed" if backward else "filled"
         style["tooltip"] = _printable(_clip(title, 120))
         parent = key[:-1] if key[0] != "#" else ()
         tree[parent].append(f"{name} {_attrs(style)}")
@@ -418,6 +444,7 @@ def _draw_graph(
             if out is not None and out["shape"] is not None:
                 attrs["label"] = f"<{_esc(_clip(str(e.src_port) + ': ' + format_shape(out['shape']), 60))}>"
         w.lines.append(f"{indent}{a} -> {b}{' ' + _attrs(attrs) if attrs else ''}")
+    _grad_links(graph, names, w, indent)
 
     drawn = len(singles) + len(groups)
     # Control-flow bodies: a cluster per subgraph, linked from the node that runs it
@@ -452,6 +479,20 @@ def _draw_graph(
                     f"lhead={cluster} arrowhead=empty]"
                 )
     return drawn
+
+
+def _grad_links(graph: Graph, names: dict[str, str], w: _Writer, indent: str) -> None:
+    """A dotted line from each drawn forward box to the drawn box of its gradient (once per pair)."""
+    seen: set[tuple[str, str]] = set()
+    for n in graph.nodes():
+        grad_of = n["grad_of"]
+        if grad_of is None:
+            continue
+        a, b = names.get(grad_of), names.get(n["id"])
+        if a is None or b is None or a == b or (a, b) in seen:
+            continue
+        seen.add((a, b))
+        w.lines.append(f"{indent}{a} -> {b} {_attrs(dict(GRAD_LINK))}")
 
 
 def _lone_scopes(
@@ -527,7 +568,7 @@ def _emit_clusters(tree: dict[tuple[str, ...], list[str]], w: _Writer, indent: s
     emit((), indent)
 
 
-def _legend(w: _Writer) -> None:
+def _legend(w: _Writer, *, backward: bool = False) -> None:
     w.lines.append("  subgraph cluster_legend {")
     w.lines.append(
         f'    label=<<B>legend</B>> style="rounded" color="{CLUSTER_COLOR}" fontsize=10 fontcolor="#868e96"'
@@ -548,6 +589,11 @@ def _legend(w: _Writer) -> None:
         if shape != "box" or kind in ("input", "output"):
             style["style"] = "filled"
         style["fontsize"] = "9"
+        w.lines.append(f"    {name} {_attrs(style)}")
+        names.append(name)
+    if backward:  # only a training step's drawing has gradients to explain
+        name = w.new_name()
+        style = {**STYLE["op"], **BACKWARD_STYLE, "label": "<backward>", "shape": "box", "fontsize": "9"}
         w.lines.append(f"    {name} {_attrs(style)}")
         names.append(name)
     w.lines.append(f"    {{rank=same; {'; '.join(names)}}}")
