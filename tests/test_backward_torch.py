@@ -110,6 +110,27 @@ def test_entry_may_return_model_inputs_targets_and_loss_fn() -> None:
     assert by_entry == by_names
 
 
+def test_python_api_traces_a_training_step_of_a_file_or_a_live_model() -> None:
+    import torch
+
+    import graphscope
+
+    g = graphscope.trace("examples/mlp_train_torch.py", fw="torch", backward=True, name="mlp_train")
+    assert g == capture_example("mlp_train")
+    model = torch.nn.Linear(3, 1)
+    live = graphscope.trace(
+        model,
+        (torch.randn(4, 3),),
+        backward=True,
+        example_targets=(torch.randn(4, 1),),
+        loss_fn=torch.nn.functional.l1_loss,
+    )
+    assert live.name == "Linear" and live.capture == "eager"
+    assert {n["op"] for n in live.nodes() if n["phase"] == "backward"} >= {"AbsBackward0", "AccumulateGrad"}
+    with pytest.raises(GraphscopeError, match=r"^Linear: the model's output is a tensor of shape"):
+        graphscope.trace(model, (torch.randn(4, 3),), backward=True)
+
+
 def test_trace_backward_command_writes_the_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "g.json"
     assert main(["trace", "examples/mlp_train_torch.py", "--fw", "torch", "--backward", "-o", str(out)]) == 0
