@@ -21,6 +21,7 @@ KEYS = """\
   t                       focus the scope tree (Enter there filters the table to a scope)
   > <                     enter the current node's subgraph / go back up
   s                       write the current scope as SVG (graphscope-<scope>.svg)
+  g                       jump from a node to its gradient and back (trace --backward)
 
   step mode (graphscope tui model.py --fw FW): values appear as the steps run
   n p                     next / previous step      c   continue to a breakpoint or a NaN/Inf
