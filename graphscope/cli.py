@@ -176,7 +176,7 @@ def cli(debug: bool, quiet: bool) -> None:
 @click.option(
     "--backward",
     is_flag=True,
-    help="Capture a training step: forward, loss and the backward graph (torch: --method eager).",
+    help="Capture a training step: forward, loss and the backward graph (torch: eager; tf: tf-function).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @_timeout_option

@@ -47,8 +47,9 @@ DEFAULT_METHOD = {"torch": "export", "tf": "tf-function", "tf1": "tf1", "onnx": 
 # Each exposes ``capture(model, example_inputs, *, name, method, example_targets, loss_fn, where)``.
 BACKWARD_REGISTRY: dict[tuple[str, str], str] = {
     ("torch", "eager"): "torch_autograd",
+    ("tf", "tf-function"): "tf_tape",
 }
-BACKWARD_DEFAULT_METHOD = {"torch": "eager"}
+BACKWARD_DEFAULT_METHOD = {"torch": "eager", "tf": "tf-function"}
 
 # Methods that take an input signature from model.py instead of (or besides) example inputs.
 TAKES_SIGNATURE = {("tf", "tf-function"), ("tf", "onnx")}

@@ -35,7 +35,6 @@ Nothing is run backwards and no ``.grad`` is written: the model is left as it wa
 from __future__ import annotations
 
 import heapq
-import inspect
 import re
 import warnings
 from typing import Any
@@ -44,6 +43,7 @@ from graphscope import ir
 from graphscope.errors import GraphscopeError
 from graphscope.stepping import torch_eager
 from graphscope.tracers import _torch_common as common
+from graphscope.tracers._training import argument_names
 
 __all__ = ["capture"]
 
@@ -235,7 +235,7 @@ def _grad_recorder_class() -> Any:
             self.pending = []
 
         def add_targets(self, targets: tuple[Any, ...], loss_fn: Any) -> None:
-            names = _target_names(loss_fn, len(targets))
+            names = argument_names(loss_fn, len(targets), skip=1, default="target")
             for name, value in zip(names, targets):
                 leaves, _ = tree_flatten(value)
                 tensors = [t for t in leaves if hasattr(t, "shape") and hasattr(t, "dtype")]
@@ -264,20 +264,6 @@ def _grad_recorder_class() -> Any:
 
     _grad_recorder = GradRecorder
     return GradRecorder
-
-
-def _target_names(loss_fn: Any, count: int) -> list[str]:
-    """loss_fn's parameter names after the output (``target``), like the model's inputs'."""
-    try:
-        params = [
-            p.name
-            for p in inspect.signature(loss_fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ][1:]
-    except (TypeError, ValueError):
-        params = []
-    names = [params[i] if i < len(params) else "target" for i in range(count)]
-    return names
 
 
 # -- the backward graph ----------------------------------------------------------------------------
