@@ -210,6 +210,7 @@ def _grad_recorder_class() -> Any:
     global _grad_recorder
     if _grad_recorder is not None:
         return _grad_recorder
+    import torch
     from torch.utils._pytree import tree_flatten
 
     base = torch_eager.recorder_class()
@@ -224,8 +225,11 @@ def _grad_recorder_class() -> Any:
             # Autograd sets an op's grad_fn after the op returns: the previous op's is set now.
             self.see_outputs()
             super().record_op(func, args, kwargs, out)
-            leaves, _ = tree_flatten(out)
-            self.pending = [(t, self.producer[t]) for t in leaves if t in self.producer]
+            # Ops return a tensor or a flat tuple/list of them: no second tree_flatten.
+            leaves = out if isinstance(out, (tuple, list)) else (out,)
+            self.pending = [
+                (t, self.producer[t]) for t in leaves if isinstance(t, torch.Tensor) and t in self.producer
+            ]
 
         def see_outputs(self) -> None:
             for t, (node_id, _port) in self.pending:
@@ -277,6 +281,7 @@ class _Backward:
         self.graph = graph
         self.recorder = recorder
         self.ids: dict[Any, str] = {}
+        self._saved: dict[Any, list[tuple[str, Any]]] = {}
 
     def add(self, loss: Any) -> None:
         fns, edges = self.walk(loss.grad_fn)
@@ -383,6 +388,10 @@ class _Backward:
         return outputs
 
     def saved(self, fn: Any) -> list[tuple[str, Any]]:
+        """``fn``'s ``_saved_*`` values (sizes and strides left out), read once per node."""
+        found = self._saved.get(fn)
+        if found is not None:
+            return found
         out = []
         for attr in dir(fn):
             if not attr.startswith(_SAVED) or _SAVED_NOISE.search(attr):
@@ -392,6 +401,7 @@ class _Backward:
             except Exception:  # a saved tensor already freed, or one that cannot be unpacked
                 continue
             out.append((attr[len(_SAVED) :], value))
+        self._saved[fn] = out
         return out
 
     def saved_attrs(self, fn: Any) -> dict[str, Any]:
