@@ -271,3 +271,51 @@ def test_backward_of_a_saved_graph_is_refused(capsys: pytest.CaptureFixture[str]
     code = main(["trace", str(GOLDEN / "or_gate.eager.json"), "--backward"])
     _, err = capsys.readouterr()
     assert code == 1 and "--backward needs a model.py" in err
+
+
+def _live(model: object, *shapes: tuple[int, ...], loss: bool = True) -> ir.Graph:
+    import torch
+
+    torch.manual_seed(0)
+    inputs = tuple(torch.randn(*s) for s in shapes)
+    return tracers.capture_backward(
+        model,
+        inputs,
+        fw="torch",
+        example_targets=(torch.randn(shapes[0][0], 1),) if loss else None,
+        loss_fn=torch.nn.functional.mse_loss if loss else None,
+        name="m",
+    )
+
+
+def test_an_in_place_op_gets_its_own_gradient_not_its_input_s() -> None:
+    from torch import nn
+
+    g = _live(nn.Sequential(nn.Linear(3, 4), nn.ReLU(inplace=True), nn.Linear(4, 1)), (2, 3))
+    grads = {n["op"]: n["grad_of"] for n in g.nodes() if n["phase"] == "backward"}
+    assert g.node(grads["ReluBackward0"])["op"] == "aten.relu_.default"
+    addmm = [n for n in g.nodes() if n["op"] == "AddmmBackward0"]
+    assert sorted(g.node(n["grad_of"])["op"] for n in addmm) == ["aten.addmm.default"] * 2
+
+
+def test_batch_norm_statistics_and_grads_are_left_as_they_were() -> None:
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1)).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    g = _live(model, (8, 3))
+    assert any(n["op"] == "NativeBatchNormBackward0" for n in g.nodes())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters()) and model.training
+
+
+def test_an_input_that_requires_grad_gets_its_accumulation_too() -> None:
+    import torch
+    from torch import nn
+
+    model = nn.Linear(3, 1)
+    x = torch.randn(2, 3, requires_grad=True)
+    g = tracers.capture_backward(model, (x,), fw="torch", loss_fn=lambda out: out.sum(), name="m")
+    accumulated = {g.node(n["grad_of"])["kind"] for n in g.nodes() if n["op"] == "AccumulateGrad"}
+    assert accumulated == {"input", "param"} and x.grad is None
