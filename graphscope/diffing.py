@@ -21,8 +21,11 @@ pass pairs the nodes whose key is unique on both sides, and keys go from strict 
 Backward nodes (``phase: backward``) take no part in the key passes: each pairs with the
 backward node of the other side that differentiates its forward node's match (``grad_of``),
 with the same canonical op (``grad:linear``, ``accumulate_grad``), once the forward nodes are
-matched; propagation and the last passes then place what ``grad_of`` cannot (the gradient
-seed, a gradient whose forward op changed).
+matched, and then, whatever its op, the one gradient of a forward node with the one gradient of
+its match (an activation swapped; ``ReluBackward0`` and TensorFlow's ``ReluGrad``). A fused bias
+add stands for its matmul here too, and the edges between the phases (a forward value saved for
+the backward pass) are left out of matching, so that each phase's structure is matched as it is.
+Propagation and the last passes place what ``grad_of`` cannot (the gradient seed).
 
 Within one framework a pair is only made inside one scope, or between two scopes that are each
 missing on the other side (a renamed layer): repeated blocks look alike, and with one of them
@@ -115,9 +118,20 @@ class _Side:
             memo[u] = found
             return found
 
+        # A forward value read by a backward node (what autograd saved) is not part of either
+        # phase's structure: the two phases are matched each on its own, joined by grad_of.
+        backward = {i for i in self.ids if nodes[i]["phase"] == "backward"}
+        # What each backward node differentiates, as matching sees it: a fused bias add is its
+        # matmul (TF's BiasAddGrad differentiates the linear that torch's AddmmBackward0 does).
+        alias = {add: mm for mm, add in fused.items()}
+        self.grad_of = {
+            i: alias.get(nodes[i]["grad_of"], nodes[i]["grad_of"]) for i in backward if nodes[i]["grad_of"]
+        }
         for v in self.ids:
             for u, port in data_in.get(v, ()):
                 for src in kept_sources(u):
+                    if backward and (src in backward) != (v in backward):
+                        continue
                     self.preds[v].append((src, port))
                     self.succs[src].append((v, port))
 
@@ -346,23 +360,29 @@ class _Matcher:
 
     def through_grad_of(self) -> list[str]:
         """Backward nodes paired through the forward nodes they differentiate: the one unmatched
-        node with a canonical op whose ``grad_of`` is ``x`` in A and ``x``'s match in B."""
+        node with a canonical op whose ``grad_of`` is ``x`` in A and ``x``'s match in B; then,
+        whatever their ops (an activation swapped, or the two frameworks' spellings of one
+        gradient), the one unmatched gradient of ``x`` and the one of its match."""
+        new = self._grad_of_pass(labelled=True)
+        return new + self._grad_of_pass(labelled=False)
+
+    def _grad_of_pass(self, *, labelled: bool) -> list[str]:
         groups_b: dict[Hashable, list[str]] = defaultdict(list)
         for y in self.b.ids:
-            grad_of = self.b.nodes[y]["grad_of"]
+            grad_of = self.b.grad_of.get(y)
             if y not in self.ba and grad_of is not None:
-                groups_b[(grad_of, self.b.label[y])].append(y)
+                groups_b[(grad_of, self.b.label[y] if labelled else None)].append(y)
         if not groups_b:
             return []
         groups_a: dict[Hashable, list[str]] = defaultdict(list)
         for x in self.a.ids:
-            grad_of = self.a.nodes[x]["grad_of"]
+            grad_of = self.a.grad_of.get(x)
             if x not in self.ab and grad_of in self.ab:
-                groups_a[(self.ab[grad_of], self.a.label[x])].append(x)
+                groups_a[(self.ab[grad_of], self.a.label[x] if labelled else None)].append(x)
         new = []
         for k, xs in groups_a.items():
             ys = groups_b.get(k)
-            if len(xs) == 1 and ys is not None and len(ys) == 1:
+            if len(xs) == 1 and ys is not None and len(ys) == 1 and self.compatible(xs[0], ys[0]):
                 self.pair(xs[0], ys[0])
                 new.append(xs[0])
         return new

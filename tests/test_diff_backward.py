@@ -109,3 +109,16 @@ def test_a_swapped_activation_changes_its_gradient_too() -> None:
     swapped = {(c["a"], c["b"]) for c in d.changed if "canonical_op" in c["fields"]}
     assert ("relu", "tanh") in swapped and ("relu_grad", "tanh_grad") in swapped
     assert not d.added and not d.removed
+
+
+def test_torch_and_tf_training_steps_pair_a_gradient_through_its_forward_op() -> None:
+    from pathlib import Path
+
+    golden = Path(__file__).resolve().parent / "golden"
+    a = ir.load(golden / "torch" / "mlp_train.eager-backward.json")
+    b = ir.load(golden / "tf" / "mlp_train_tf.tf-function-backward.json")
+    d = diffing.diff(a, b, ignore=diffing.LAYOUT_OPS)
+    ab = d.ab_map()
+    assert ab["relu"] == "mlp/hidden/Relu"
+    assert ab["relu_grad"] == "gradient_tape/mlp/hidden/ReluGrad"  # ReluBackward0 is ReluGrad
+    assert all(a.node(x)["phase"] == b.node(y)["phase"] for x, y in d.matched)

@@ -18,7 +18,8 @@ converts any, and then each node gets its phase:
 - the ops ``tape.gradient`` makes outside any gradient function (the ``ones`` that seed it)
   are backward bookkeeping, ``grad_of`` null;
 - each returned gradient (an ``Identity`` the function returns) is the gradient of its variable:
-  its ``grad_of`` is the variable's node, as a torch ``AccumulateGrad``'s is its parameter;
+  its ``grad_of`` is the variable's first read (``ReadVariableOp``, a ``param`` node named by
+  the variable), as a torch ``AccumulateGrad``'s is its parameter;
 - everything else is ``forward``.
 
 A backward node's scope is its forward node's (TensorFlow names it ``gradient_tape/...``), and so
@@ -292,9 +293,16 @@ def _path(variable: Any) -> str:
 
 
 def _variable_nodes(cf: Any, ids: dict[str, str]) -> dict[str, str]:
-    """Variable path -> the IR node of its captured handle (the ``param`` node named by it)."""
+    """Variable path -> the IR node that stands for the variable: its first read
+    (``ReadVariableOp``, the value the forward pass uses, and what diff matches a torch
+    parameter with), else its captured handle."""
+    first_read: dict[str, str] = {}
+    for op in cf.graph.get_operations():
+        if op.type == "ReadVariableOp" and op.inputs:
+            first_read.setdefault(op.inputs[0].op.name, op.name)
     out: dict[str, str] = {}
     for op_name, path in tf_function._variable_names(cf).items():
-        if op_name in ids:
-            out.setdefault(path, ids[op_name])
+        node = first_read.get(op_name, op_name)
+        if node in ids:
+            out.setdefault(path, ids[node])
     return out
