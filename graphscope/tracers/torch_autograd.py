@@ -431,7 +431,7 @@ class _Backward:
                 if not isinstance(v, self.torch.Tensor):
                     continue
                 src = self.recorder.producer.get(v)
-                if src is not None:
+                if src is not None and src[0] in self.graph:  # (not a dropped autograd detach)
                     self.graph.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
                 port += 1
 
