@@ -447,7 +447,10 @@ def _as_loss_fn(value: Any, p: Path, what: str) -> Any:
 def _what(value: Any) -> str:
     if isinstance(value, tuple):
         return f"a tuple of {len(value)}"
-    return "None" if value is None else f"a {type(value).__name__}"
+    if value is None:
+        return "None"
+    kind = type(value).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
 
 
 def _list(names: set[str]) -> str:

@@ -219,7 +219,7 @@ BAD = {
         example_inputs = (torch.randn(4, 3),)
         loss_fn = 3
         """,
-        "loss_fn must be a function loss_fn(output, *targets), not a int",
+        "loss_fn must be a function loss_fn(output, *targets), not an int",
     ),
 }
 
