@@ -19,6 +19,12 @@ from graphscope.errors import GraphscopeError
 from graphscope.loader import DEFAULT_TIMEOUT
 
 FRAMEWORKS = ("torch", "tf", "tf1", "onnx")
+# graphscope.tracers.REGISTRY, spelled out so that --help imports nothing (a test compares them)
+TRACE_METHODS_HELP = (
+    "Capture method. torch: export, fx, jit-trace, jit-script, dynamo, eager (without --method, "
+    "export, and when it cannot capture the model dynamo, jit-trace, then eager); "
+    "tf: tf-function (default), onnx; tf1: tf1; onnx: onnx."
+)
 # graphscope.ops.LAYOUT_OPS, spelled out so that --help imports nothing
 LAYOUT_OPS_HELP = ("reshape", "transpose", "identity", "cast", "expand", "contiguous")
 
@@ -51,19 +57,45 @@ def _load(path: Path, *, timeout: float | None, **kwargs: Any) -> Any:
         return loader.load_target(path, **kwargs)
 
 
-def _load_graph(path: Path) -> Any:
+def _load_graph(path: Path, command: str) -> Any:
     """ir.load for a saved graph, then the loaded objects kept out of garbage collection.
 
     The command lives as long as the graph does, and the collector's full passes over a
     million-node graph's objects cost seconds each while rendering or diffing it."""
     import gc
 
-    from graphscope import ir
+    from graphscope import ir, loader
 
+    kind = loader.detect(path)
+    if kind != "ir-json":
+        _fail(_not_a_captured_graph(path, kind, command))
     with progress.task(f"loading {path}"):
         graph = ir.load(path)
     gc.freeze()
     return graph
+
+
+_KIND_NAMES = {
+    "python": "a model file",
+    "torchscript": "a TorchScript archive",
+    "onnx": "an ONNX file",
+    "graphdef": "a GraphDef",
+    "graphdef-text": "a GraphDef",
+    "savedmodel": "a SavedModel",
+}
+
+
+def _not_a_captured_graph(path: Path, kind: str, command: str) -> str:
+    """The way from a model (or graph) file to what ``command`` reads: trace's .json."""
+    fw = " --fw torch|tf|tf1" if kind == "python" else ""
+    doing = {
+        "render": f"`graphscope trace {path}{fw} --svg {path.stem}.svg` draws it in one step",
+        "info": f"`graphscope trace {path}{fw}` prints the same summary",
+    }.get(command, f"`graphscope trace {path}{fw} -o {path.stem}.json` writes one")
+    return (
+        f"{path} is {_KIND_NAMES.get(kind, 'not a saved graph')}, and {command} reads a graph that "
+        f"trace captured (a graphscope .json): {doing}"
+    )
 
 
 def _capture(found: Any, method: str | None, *, timeout: float | None, **kwargs: Any) -> Any:
@@ -167,7 +199,7 @@ def cli(debug: bool, quiet: bool) -> None:
 @click.option(
     "--method",
     shell_complete=_complete_method,
-    help="Capture method (torch: fx, export, jit-trace, jit-script, dynamo, eager).",
+    help=TRACE_METHODS_HELP,
 )
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the IR as JSON here.")
@@ -267,7 +299,7 @@ def _print_graph(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
 def info(graph_file: Path, as_json: bool) -> None:
     """Summarise a saved graph: sizes, ops, inputs and outputs, subgraphs, notes."""
-    _print_graph(_load_graph(graph_file), as_json=as_json)
+    _print_graph(_load_graph(graph_file, "info"), as_json=as_json)
 
 
 # -- commands filled in by later work ------------------------------------------------------------
@@ -312,7 +344,7 @@ def render(
     """Draw a saved graph as an SVG diagram (Graphviz), collapsing it if it is too big to lay out."""
     import graphscope as api
 
-    graph = _load_graph(graph_file)
+    graph = _load_graph(graph_file, "render")
     with progress.task(f"drawing {output}"):
         api.render(
             graph,
@@ -420,7 +452,15 @@ def step(
 
         bad = steps.first_nonfinite
         with progress.task(f"drawing {svg}"):
-            wrote.append(api.render(steps.graph, svg, highlight=[bad.node] if bad else [], quiet=_quiet))
+            wrote.append(
+                api.render(
+                    steps.graph,
+                    svg,
+                    highlight=[bad.node] if bad else [],
+                    highlight_label="the first non-finite value (the culprit)",
+                    quiet=_quiet,
+                )
+            )
     if as_json:
         import json
 
@@ -648,7 +688,7 @@ def export(graph_file: Path, fmt: str, output: Path) -> None:
     """
     from graphscope import interop
 
-    graph = _load_graph(graph_file)
+    graph = _load_graph(graph_file, "export")
     with progress.task(f"writing {output}"):
         result = interop.write(graph, fmt, output)
     for note in result.notes:

@@ -77,6 +77,16 @@ class _Side:
             self.ignored |= {
                 i for i, n in nodes.items() if any(o.get("dtype") == "resource" for o in n["outputs"])
             }
+        # Bookkeeping is not the model: TF1 variable initialisers, and the read of a variable
+        # that nobody uses (the Read/ReadVariableOp snapshot TF1 makes with each variable).
+        # An unread torch weight is kept: it is what remains of a deleted layer.
+        self.bookkeeping = {
+            i
+            for i, n in nodes.items()
+            if n["attrs"].get("initializer") is True
+            or (n["op"] == "ReadVariableOp" and not graph.nx.out_degree(i))
+        } - self.ignored
+        self.ignored |= self.bookkeeping
         fused = _fused_linears(graph, nodes, self.ignored)
         self.ignored |= set(fused.values())
         self.fused = fused  # matmul id -> its bias add: the linear's value is the add's
@@ -531,6 +541,7 @@ class Diff:
     added_edges: list[tuple[str, str]] = field(default_factory=list)  # in b
     removed_edges: list[tuple[str, str]] = field(default_factory=list)  # in a
     ignored: tuple[int, int] = (0, 0)  # nodes left out by --ignore in a and b
+    bookkeeping: tuple[int, int] = (0, 0)  # initialisers and unread variable reads, left out in a and b
     value_of: tuple[dict[str, str], dict[str, str]] = ({}, {})  # node -> node holding its value
     first_divergence: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
@@ -575,6 +586,7 @@ class Diff:
             "added_edges": [list(e) for e in self.added_edges],
             "removed_edges": [list(e) for e in self.removed_edges],
             "ignored": {"a": self.ignored[0], "b": self.ignored[1]},
+            "bookkeeping": {"a": self.bookkeeping[0], "b": self.bookkeeping[1]},
             "by_scope": {k: v for k, v in self.rollup()},
             "first_divergence": self.first_divergence,
             "notes": self.notes,
@@ -652,6 +664,11 @@ class Diff:
         )
         if any(self.ignored):
             head.append(f"; ignored: {self.ignored[0]} in a, {self.ignored[1]} in b")
+        if any(self.bookkeeping):
+            head.append(
+                f"; left out as bookkeeping (variable initialisers, unread variable reads): "
+                f"{self.bookkeeping[0]} in a, {self.bookkeeping[1]} in b"
+            )
         parts.append(head)
         if self.identical:
             parts.append(Text("The graphs have the same structure.", style="green"))
@@ -670,7 +687,9 @@ class Diff:
         if self.changed:
             t = Text("changed:", style="bold yellow")
             for c in self.changed[:SHOWN]:
-                fields = "; ".join(f"{k} {_short(v[0])} -> {_short(v[1])}" for k, v in c["fields"].items())
+                fields = "; ".join(
+                    f"{k} {_field_text(k, v[0])} -> {_field_text(k, v[1])}" for k, v in c["fields"].items()
+                )
                 name = c["a"] if c["a"] == c["b"] else f"{c['a']} -> {c['b']}"
                 t.append(f"\n  {name}: {fields}")
             if len(self.changed) > SHOWN:
@@ -681,6 +700,8 @@ class Diff:
             t = Text("by scope:", style="bold")
             for scope, counts in rollup[:SHOWN]:
                 t.append(f"\n  {scope}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            if len(rollup) > SHOWN:
+                t.append(f"\n  ... {len(rollup) - SHOWN} more scopes (--json lists all)")
             parts.append(t)
         if self.first_divergence is not None:
             fd = self.first_divergence
@@ -798,6 +819,21 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:39] + "…"
 
 
+def _field_text(key: str, value: Any) -> str:
+    """A changed field as the summary writes it: ``[2,3]``, ``float32``, ``dim=1``; ``?`` for
+    unknown, outputs in parentheses when there are several, never a Python repr."""
+    from graphscope.rendering.text import format_shape
+
+    if key in ("shape", "dtype") and isinstance(value, list):
+        items = [format_shape(v) if key == "shape" else (v or "?") for v in value]
+        if len(items) == 1:
+            return items[0]
+        return "(" + ", ".join(items) + ")" if items else "none"
+    if isinstance(value, dict):
+        return _short(", ".join(f"{k}={'?' if v is None else v}" for k, v in value.items()))
+    return _short(value)
+
+
 def _shapes(node: dict[str, Any], cross: bool) -> list[Any]:
     shapes = [o.get("shape") for o in node["outputs"]]
     if cross:  # NHWC vs NCHW: the same dims in another order
@@ -886,6 +922,7 @@ def _diff(a: Graph, b: Graph, ignore: frozenset[str], cross: bool) -> Diff:
         changed,
         added_edges=added_edges,
         removed_edges=removed_edges,
-        ignored=(len(sa.ignored), len(sb.ignored)),
+        ignored=(len(sa.ignored - sa.bookkeeping), len(sb.ignored - sb.bookkeeping)),
+        bookkeeping=(len(sa.bookkeeping), len(sb.bookkeeping)),
         value_of=(sa.fused, sb.fused),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["GraphscopeError", "first_line"]
+__all__ = ["CaptureError", "GraphscopeError", "first_line"]
 
 
 class GraphscopeError(Exception):
@@ -10,6 +10,14 @@ class GraphscopeError(Exception):
 
     The CLI prints the message on stderr and exits 1; anything else that escapes is a bug
     in graphscope and is reported as such.
+    """
+
+
+class CaptureError(GraphscopeError):
+    """A capture method refused a model that runs: another method may capture it.
+
+    Only these let the default capture fall back to the next method; any other error (bad
+    inputs, the model raising on its own) would fail the same way under every method.
     """
 
 

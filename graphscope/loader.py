@@ -132,18 +132,21 @@ def detect(path: Path) -> str:
         return "graphdef"
     if _looks_like_text(head) and b"node {" in head:
         return "graphdef-text"
-    if _looks_like_text(head):
-        return "python"
+    # Any other text (a README, a requirements file) is not a model file: only a .py (or a
+    # script that says it is Python) is imported.
     # Binary protobuf: ONNX ModelProto starts with ir_version (field 1, varint => 0x08);
     # a GraphDef starts with a node (field 1, length-delimited => 0x0a).
     if head[:1] == b"\x08":
         return "onnx"
     if head[:1] == b"\x0a":
         return "graphdef"
-    raise GraphscopeError(
-        f"{path} is not a file graphscope knows: expected a model.py, a graphscope .json, "
-        "a .pb/.pbtxt GraphDef, a SavedModel directory, an .onnx file or a TorchScript .pt"
-    )
+    raise GraphscopeError(f"{path} is not a file graphscope knows: {KNOWN_FILES}")
+
+
+KNOWN_FILES = (
+    "it reads a model.py (with --fw), a graphscope .json, a .pb/.pbtxt GraphDef, a SavedModel "
+    "directory, an .onnx file or a TorchScript .pt"
+)
 
 
 _TORCH_SUFFIXES = (".pt", ".pth", ".ptl", ".torchscript")

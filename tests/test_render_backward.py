@@ -70,9 +70,12 @@ def test_collapsed_scopes_draw_their_gradients_in_a_box_of_their_own() -> None:
     assert "box3d" in box and 'style="filled,dashed"' in box
 
 
-def test_legend_shows_backward_only_for_a_training_step() -> None:
-    assert "<backward>" in dot.to_dot(load("mlp_train.eager-backward")).source
-    assert "<backward>" not in dot.to_dot(load("or_gate.eager")).source
+def test_legend_explains_gradients_only_in_a_training_step() -> None:
+    words = ("a backward node: a gradient", "joins a gradient to the forward node")
+    source = dot.to_dot(load("mlp_train.eager-backward")).source
+    assert all(w in source for w in words)
+    source = dot.to_dot(load("or_gate.eager")).source
+    assert not any(w in source for w in words)
 
 
 @needs_dot

@@ -5,6 +5,7 @@ Set GRAPHSCOPE_UPDATE_GOLDENS=1 to rewrite the goldens, then review the diff bef
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,12 @@ def test_method_that_cannot_capture_says_where_and_what_to_try(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert CANNOT[(example, method)] in err
     assert f"(at examples/{example}_torch.py:" in err
-    assert "try --method" in err
+    # It names a method that does capture the model, never one that fails too.
+    suggested = re.search(r"; --method ([\w-]+) captures it$", err.strip())
+    assert suggested is not None and suggested.group(1) != method, err
+    assert (
+        main(["trace", f"examples/{example}_torch.py", "--fw", "torch", "--method", suggested.group(1)]) == 0
+    )
 
 
 def test_or_gate_canonical_layers_agree_across_methods() -> None:
@@ -366,7 +372,8 @@ def test_module_names_that_are_not_identifiers_get_the_fx_error() -> None:
     model = nn.Sequential()
     model.add_module("class", nn.Linear(2, 2))  # fx generates `self.class(...)`: a SyntaxError
     with pytest.raises(
-        GraphscopeError, match=r"torch.fx.symbolic_trace cannot capture this model: .*try --method export"
+        GraphscopeError,
+        match=r"torch.fx.symbolic_trace cannot capture this model: .*; --method export captures it$",
     ):
         tracers.capture(model, (torch.ones(1, 2),), fw="torch", method="fx")
     g = tracers.capture(model, (torch.ones(1, 2),), fw="torch", method="export")

@@ -48,7 +48,10 @@ def diff_dot(d: Diff, executed: Overlay | None = None) -> Layout:
                 ),
             )
         )
-    lines = ["digraph graphscope_diff {", f'  graph [fontname="{FONT}" newrank=true compound=true]']
+    lines = [
+        "digraph graphscope_diff {",
+        f'  graph [bgcolor="transparent" fontname="{FONT}" newrank=true compound=true]',
+    ]
     for tag, layout in zip("ab", sides, strict=True):
         body = layout.source.strip().splitlines()[1:-1]  # inside `digraph graphscope { ... }`
         lines.append(f"  subgraph cluster_{tag} {{")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import textwrap
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -51,8 +52,12 @@ GRAD_LINK = {"style": "dotted", "color": "#a61e4d", "arrowhead": "none", "constr
 GRAD_MARK = "∇"  # after a collapsed scope's name: that scope's backward nodes
 HIGHLIGHT = {"fillcolor": "#ff8787", "color": "#c92a2a", "penwidth": "3"}
 EDGE_COLOR = "#868e96"
+BACK_EDGE_COLOR = "#e8590c"
 CLUSTER_COLOR = "#adb5bd"
 NONFINITE_COLOR = "#e03131"  # the border and counts of a stepped node that held a NaN/Inf
+TEXT_ON_HIGHLIGHT = "#3b0000"  # the NaN/Inf counts on a highlighted node's red fill
+# Text drawn on the page itself (title, edge labels): a grey that reads on white and on dark.
+PAGE_TEXT_COLOR = "#868e96"
 FONT = "Helvetica"
 
 
@@ -66,6 +71,7 @@ class DotOptions:
     title: str | None = None
     fill: dict[str, str] = field(default_factory=dict)  # node id (path/id in subgraphs) -> fill colour
     name_prefix: str = "n"  # generated DOT names; two graphs in one drawing need two prefixes
+    highlight_label: str = "highlighted (--highlight)"  # what a highlight means, in the legend
 
 
 @dataclass
@@ -115,7 +121,13 @@ def _short_op(node: dict[str, Any]) -> str:
     return op
 
 
-def _label(node: dict[str, Any], extra: str | None = None, scope_leaf: str | None = None) -> str:
+def _label(
+    node: dict[str, Any],
+    extra: str | None = None,
+    scope_leaf: str | None = None,
+    *,
+    highlighted: bool = False,
+) -> str:
     op = _short_op(node)
     shape = ""
     if node["outputs"]:
@@ -134,11 +146,12 @@ def _label(node: dict[str, Any], extra: str | None = None, scope_leaf: str | Non
     if named and node["name"] not in (op, scope_leaf) and not node["name"].split(".")[0].isdigit():
         rows.append(f'<FONT POINT-SIZE="9">{_esc(_clip(node["name"]))}</FONT>')
     reason = node["attrs"].get("reason")
-    if isinstance(reason, str):  # a Dynamo graph break says why
-        rows.append(f'<FONT POINT-SIZE="9">{_esc(_clip(reason, 60))}</FONT>')
+    if isinstance(reason, str) and reason:  # a Dynamo graph break says why, over a few short lines
+        lines = textwrap.wrap(reason, 40, max_lines=4, placeholder=" …") or [_clip(reason, 60)]
+        rows.append(f'<FONT POINT-SIZE="9">{"<BR/>".join(_esc(line) for line in lines)}</FONT>')
     if extra:
         rows.append(f'<FONT POINT-SIZE="9">{extra}</FONT>')
-    stats = _stats_row(node)
+    stats = _stats_row(node, on_highlight=highlighted)
     if stats:
         rows.append(stats)
     return "<" + "<BR/>".join(rows) + ">"
@@ -149,14 +162,17 @@ def _nonfinite(node: dict[str, Any]) -> bool:
     return not all(is_finite(o.get("stats")) for o in node["outputs"])
 
 
-def _stats_row(node: dict[str, Any]) -> str | None:
-    """The value summary a stepped graph carries: the range and mean, or the NaN/Inf counts."""
+def _stats_row(node: dict[str, Any], *, on_highlight: bool = False) -> str | None:
+    """The value summary a stepped graph carries: the range and mean, or the NaN/Inf counts
+    (red, or dark and bold on the red fill of a highlighted node)."""
     stats = node["outputs"][0].get("stats") if node["outputs"] else None
     if not isinstance(stats, dict):
         return None
     from graphscope.rendering.steps import format_number, nonfinite_text
 
     bad = nonfinite_text(stats)
+    if bad and on_highlight:
+        return f'<FONT POINT-SIZE="9" COLOR="{TEXT_ON_HIGHLIGHT}"><B>{_esc(bad)}</B></FONT>'
     if bad:
         return f'<FONT POINT-SIZE="9" COLOR="{NONFINITE_COLOR}">{_esc(bad)}</FONT>'
     lo, hi, mean = (format_number(stats.get(k)) for k in ("min", "max", "mean"))
@@ -192,6 +208,7 @@ class _Writer:
         self.lines: list[str] = []
         self.count = 0
         self.prefix = prefix
+        self.used: set[str] = set()  # what the drawing shows: the legend explains only these
 
     def new_name(self) -> str:
         self.count += 1
@@ -223,14 +240,14 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
     w = _Writer(opts.name_prefix)
     w.lines.append("digraph graphscope {")
     w.lines.append(
-        f'  graph [rankdir=TB bgcolor="transparent" fontname="{FONT}" fontsize=12 compound=true '
-        "nodesep=0.25 ranksep=0.35 newrank=true]"
+        f'  graph [rankdir=TB bgcolor="transparent" fontname="{FONT}" fontsize=12 fontcolor="{PAGE_TEXT_COLOR}" '
+        "compound=true nodesep=0.25 ranksep=0.35 newrank=true]"
     )
     w.lines.append(
         f'  node [shape=box style="rounded,filled" fontname="{FONT}" fontsize=11 margin="0.12,0.04" height=0.3]'
     )
     w.lines.append(
-        f'  edge [color="{EDGE_COLOR}" arrowsize=0.6 fontname="{FONT}" fontsize=9 fontcolor="#495057"]'
+        f'  edge [color="{EDGE_COLOR}" arrowsize=0.6 fontname="{FONT}" fontsize=9 fontcolor="{PAGE_TEXT_COLOR}"]'
     )
     if opts.title:
         w.lines.append(f"  label={_title_label(opts.title)} labelloc=t")
@@ -238,7 +255,7 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
     if drawn > opts.budget:
         notes.append(f"the drawing still has {drawn} nodes; Graphviz may take a while")
     if opts.legend:
-        _legend(w, backward=any(n["phase"] == "backward" for n in graph.nodes()))
+        _legend(w, opts)
     w.lines.append("}")
     return Layout("\n".join(w.lines) + "\n", drawn, collapse, notes)
 
@@ -356,23 +373,35 @@ def _draw_graph(
         name = w.new_name()
         names[n["id"]] = name
         style = dict(STYLE[n["kind"]])
+        w.used.add(n["kind"])
         if n["kind"] == "param":
             style["fontsize"] = "9"
         if _nonfinite(n):
             style.update({"color": NONFINITE_COLOR, "penwidth": "2"})
+            w.used.add("nonfinite")
+        elif _stats_row(n) is not None:
+            w.used.add("stats")
+        if len(n["outputs"]) > 1 and n["outputs"][0]["shape"] is not None:
+            w.used.add("extra-outputs")
         fill = opts.fill.get(prefix + n["id"])  # ids inside subgraphs are keyed by their path
         if fill is not None:
             style.update({"fillcolor": fill, "penwidth": "2"})
         if n["id"] in highlight:
             style.update(HIGHLIGHT)
+            w.used.add("highlight")
         if n["kind"] in ("input", "output"):
             style["shape"] = "box"
             style["style"] = "filled"
-        if n["kind"] == "control":
+        if n["kind"] == "control" and n["canonical_op"] == "graph_break":
+            # Its reason runs over lines: a hexagon that holds them grows very wide.
+            style["style"] = "filled,dashed"
+            w.used.add("graph-break")
+        elif n["kind"] == "control":
             style["shape"] = "hexagon"
             style["style"] = "filled"
         if n["phase"] == "backward" and n["id"] not in highlight:
             style.update(BACKWARD_STYLE)
+            w.used.add("backward")
             if fill is not None:
                 style.update({"fillcolor": fill, "penwidth": "2"})
         extra = folded.get(n["id"])
@@ -383,7 +412,7 @@ def _draw_graph(
         leaf = None
         if path in lone:
             path, leaf = path[:-1], path[-1]
-        style["label"] = _label(n, extra, leaf)
+        style["label"] = _label(n, extra, leaf, highlighted=n["id"] in highlight)
         style["tooltip"] = _printable(_clip(f"{n['id']} ({n['op']})", 120))
         tree[path].append(f"{name} {_attrs(style)}")
 
@@ -394,11 +423,14 @@ def _draw_graph(
             names[n["id"]] = name
         ids = {n["id"] for n in members}
         style = dict(STYLE["group"])
+        w.used.add("group")
         backward = all(n["phase"] == "backward" for n in members)
         if backward:
             style.update({k: v for k, v in BACKWARD_STYLE.items() if k != "style"})
+            w.used.add("backward")
         if ids & highlight:
             style.update(HIGHLIGHT)
+            w.used.add("highlight")
         ops = sum(1 for n in members if n["kind"] == "op")
         # The box shows the shape of the last value leaving it (searched from the end).
         last = next(
@@ -433,16 +465,19 @@ def _draw_graph(
         if e.control:
             attrs["style"] = "dashed"
             attrs["arrowhead"] = "odot"
+            w.used.add("control-edge")
         if (e.src, e.dst) in back:
             attrs["constraint"] = "false"
-            attrs["color"] = "#e8590c"
+            attrs["color"] = BACK_EDGE_COLOR
             attrs["penwidth"] = "1.5"
             attrs["label"] = "<back>"
+            w.used.add("back-edge")
         src_node = graph.node(e.src)
         if len(src_node["outputs"]) > 1 and e.src in single_ids and e.src_port > 0:
             out = src_node["outputs"][e.src_port] if e.src_port < len(src_node["outputs"]) else None
             if out is not None and out["shape"] is not None:
                 attrs["label"] = f"<{_esc(_clip(str(e.src_port) + ': ' + format_shape(out['shape']), 60))}>"
+                w.used.add("port-label")
         w.lines.append(f"{indent}{a} -> {b}{' ' + _attrs(attrs) if attrs else ''}")
     _grad_links(graph, names, w, indent)
 
@@ -474,6 +509,7 @@ def _draw_graph(
             )
             w.lines.append(f"{indent}}}")
             if w.count >= first:
+                w.used.add("body")
                 w.lines.append(
                     f'{indent}{names[n["id"]]} -> {w.prefix}{first} [style=dotted color="{STYLE["control"]["color"]}" '
                     f"lhead={cluster} arrowhead=empty]"
@@ -493,6 +529,7 @@ def _grad_links(graph: Graph, names: dict[str, str], w: _Writer, indent: str) ->
             continue
         seen.add((a, b))
         w.lines.append(f"{indent}{a} -> {b} {_attrs(dict(GRAD_LINK))}")
+        w.used.add("grad-link")
 
 
 def _lone_scopes(
@@ -568,33 +605,62 @@ def _emit_clusters(tree: dict[tuple[str, ...], list[str]], w: _Writer, indent: s
     emit((), indent)
 
 
-def _legend(w: _Writer, *, backward: bool = False) -> None:
-    w.lines.append("  subgraph cluster_legend {")
+# The legend's rows, in this order, each shown only when the drawing has one: (key, sample
+# cell attributes, sample text, meaning). Kinds use their STYLE colours.
+_LEGEND_ROWS: list[tuple[str, str, str, str]] = [
+    ("input", "", "input", "a model input"),
+    ("op", "", "op · [4,16]", "an operation, and the shape of its (first) output"),
+    ("param", "", "param", "a weight or buffer drawn as a node"),
+    ("const", "", "const", "a constant"),
+    ("control", "", "control", "control flow: a branch, a loop, a call"),
+    ("graph-break", "", "graph break", "where Dynamo split the graph, and why"),
+    ("group", "", "scope · 12 ops", "a scope drawn as one box (--collapse)"),
+    ("output", "", "output", "a model output"),
+    ("extra-outputs", "", "+2", "an op with more outputs than the first (here 2 more)"),
+    ("stats", "", "[-1, 2.5] mean 0.3", "the value's range and mean (a stepped graph)"),
+    ("nonfinite", "", "27 nan", "red outline: the value held NaN or Inf values"),
+    ("highlight", "", "", ""),  # text from DotOptions.highlight_label
+    ("port-label", "", "1: [2,3]", "an edge from output 1 of its op, of shape [2,3]"),
+    ("control-edge", "", "- - -⊙", "a control dependency: runs after, no value passed"),
+    ("back-edge", "", "back", "a loop's back edge (NextIteration to Merge)"),
+    ("body", "", "· · ·▷", "to the body a control-flow node runs"),
+    ("backward", "", "grad", "a backward node: a gradient (trace --backward)"),
+    ("grad-link", "", "· · ·", "joins a gradient to the forward node it differentiates"),
+]
+
+
+def _legend(w: _Writer, opts: DotOptions) -> None:
+    """A narrow table explaining what this drawing uses, and nothing it does not."""
+    rows = []
+    for key, cell, sample, meaning in _LEGEND_ROWS:
+        if key not in w.used:
+            continue
+        style = STYLE.get(key) or STYLE.get("control" if key == "graph-break" else "")
+        if key == "backward":
+            style = BACKWARD_STYLE
+        if key == "highlight":
+            style, sample, meaning = HIGHLIGHT, "culprit", opts.highlight_label
+        if key == "nonfinite":
+            style = {"fillcolor": STYLE["op"]["fillcolor"], "color": NONFINITE_COLOR}
+        if style is not None:
+            cell = f'BGCOLOR="{style["fillcolor"]}" COLOR="{style["color"]}"'
+        text_color = PAGE_TEXT_COLOR if style is None else "#212529"
+        if key in ("nonfinite", "back-edge"):
+            text_color = NONFINITE_COLOR if key == "nonfinite" else BACK_EDGE_COLOR
+        if key == "grad-link":
+            text_color = GRAD_LINK["color"]
+        rows.append(
+            f'<TR><TD {cell} BORDER="{1 if style is not None else 0}" ALIGN="CENTER">'
+            f'<FONT COLOR="{text_color}">{_esc(sample)}</FONT></TD>'
+            f'<TD ALIGN="LEFT"><FONT COLOR="{PAGE_TEXT_COLOR}">{_esc(meaning)}</FONT></TD></TR>'
+        )
+    if not rows:
+        return
+    name = w.new_name()
     w.lines.append(
-        f'    label=<<B>legend</B>> style="rounded" color="{CLUSTER_COLOR}" fontsize=10 fontcolor="#868e96"'
+        f'  {name} [shape=plaintext style=solid fontsize=9 fontname="{FONT}" tooltip="legend" label=<'
+        '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">'
+        f'<TR><TD COLSPAN="2" ALIGN="LEFT"><FONT COLOR="{PAGE_TEXT_COLOR}"><B>legend</B></FONT></TD></TR>'
+        + "".join(rows)
+        + "</TABLE>>]"
     )
-    names = []
-    for kind, shape in (
-        ("input", "box"),
-        ("op", "box"),
-        ("param", "box"),
-        ("control", "hexagon"),
-        ("group", "box3d"),
-        ("output", "box"),
-    ):
-        name = w.new_name()
-        style = dict(STYLE[kind])
-        style["label"] = f"<{'scope (collapsed)' if kind == 'group' else kind}>"
-        style["shape"] = shape
-        if shape != "box" or kind in ("input", "output"):
-            style["style"] = "filled"
-        style["fontsize"] = "9"
-        w.lines.append(f"    {name} {_attrs(style)}")
-        names.append(name)
-    if backward:  # only a training step's drawing has gradients to explain
-        name = w.new_name()
-        style = {**STYLE["op"], **BACKWARD_STYLE, "label": "<backward>", "shape": "box", "fontsize": "9"}
-        w.lines.append(f"    {name} {_attrs(style)}")
-        names.append(name)
-    w.lines.append(f"    {{rank=same; {'; '.join(names)}}}")
-    w.lines.append("  }")

@@ -65,45 +65,75 @@ _SHORT_DTYPES = {
 def steps_renderable(steps: Steps, *, max_rows: int | None = None, width: int = 120) -> RenderableType:
     """The table of steps; the first non-finite row is bold red, later non-finite rows red.
 
-    ``width`` is the terminal's: narrow terminals leave out std (< 110 columns) and mean (< 90).
+    ``width`` is the terminal's. Every column is sized from what it holds, so that no row wraps:
+    narrow terminals leave out std (< 110 columns) and mean (< 90); node ids get the room they
+    need before ops do (an id is what ``--until`` takes): the op column is cut to what is left,
+    or left out when that is too narrow to read, and an id too long for any room is cut in its
+    middle.
     """
     from rich import box
     from rich.table import Table
 
     bad = steps.first_nonfinite
-    wide = width >= 100
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"{steps.graph.name}: {len(steps)} steps")
+    records = list(steps)
+    caption = None
+    if max_rows is not None and len(records) > max_rows:
+        # Keep the end (where the stop or the culprit is) and say what was left out.
+        caption = f"{len(records) - max_rows} earlier steps not shown (--rows 0 shows all)"
+        records = records[-max_rows:]
     stats = ["min", "max", "mean", "std"][: 2 + (width >= 90) + (width >= 110)]
+    rows = []
+    for rec in records:
+        s = rec.summary or {}
+        dtype = s.get("dtype") or ""
+        value = f"{_SHORT_DTYPES.get(dtype, dtype)}{format_shape(s.get('shape'))}" if s else ""
+        cells = {"#": str(rec.index), "node": rec.node, "op": short_op(rec.op), "value": value}
+        cells["nan/inf"] = nonfinite_text(s)
+        cells.update({k: format_number(s.get(k)) for k in stats})
+        style = "bold red" if bad is not None and rec is bad else ("red" if not rec.finite else None)
+        rows.append((cells, style))
+
     columns = ["#", "node", "op", "value", "nan/inf", *stats]
-    digits = len(str(max(len(steps) - 1, 0)))
+    need = {c: max([len(c)] + [len(cells[c]) for cells, _ in rows]) for c in columns}
+    fixed = [c for c in columns if c not in ("node", "op")]
+    # Between two columns: a space of padding each side and the (blank) divider; one blank
+    # edge each side of the table.
+    room = width - sum(need[c] for c in fixed) - 3 * (len(columns) - 1) - 2
+    widths = dict(need)
+    if need["node"] + need["op"] > room:
+        if room - need["node"] >= _MIN_OP:  # the whole ids, and what is left for the ops
+            widths["op"] = room - need["node"]
+        else:  # the ids first: an op is mostly in its node's id (addmm_1, encoder/MatMul)
+            columns.remove("op")
+            widths["node"] = max(min(need["node"], room + 3), 10)
+
+    table = Table(
+        box=box.SIMPLE_HEAD, pad_edge=False, title=f"{steps.graph.name}: {len(steps)} steps", caption=caption
+    )
     for column in columns:
         numeric = column in ("#", "min", "max", "mean", "std")
         table.add_column(
             column,
             justify="right" if numeric else "left",
-            no_wrap=column != "node",
-            overflow="fold" if column == "node" else "ellipsis",
-            min_width={"#": digits, "node": 10}.get(column),
-            max_width={"node": 28, "op": 28 if wide else 12}.get(column),
+            no_wrap=True,
+            overflow="ellipsis",
+            width=widths[column],
         )
-    records = list(steps)
-    if max_rows is not None and len(records) > max_rows:
-        # Keep the end (where the stop or the culprit is) and say what was left out.
-        table.caption = f"{len(records) - max_rows} earlier steps not shown (--rows 0 shows all)"
-        records = records[-max_rows:]
-    for rec in records:
-        s = rec.summary or {}
-        style = None
-        if bad is not None and rec is bad:
-            style = "bold red"
-        elif not rec.finite:
-            style = "red"
-        dtype = s.get("dtype") or ""
-        value = f"{_SHORT_DTYPES.get(dtype, dtype)}{format_shape(s.get('shape'))}" if s else ""
-        cells = [str(rec.index), rec.node, short_op(rec.op), value, nonfinite_text(s)]
-        cells += [format_number(s.get(k)) for k in stats]
-        table.add_row(*cells, style=style)
+    for cells, style in rows:
+        cells["node"] = _middle_cut(cells["node"], widths["node"])
+        table.add_row(*(cells[c] for c in columns), style=style)
     return table
+
+
+_MIN_OP = 8  # an op column narrower than this shows too little to be worth its room
+
+
+def _middle_cut(text: str, width: int) -> str:
+    """``native_layer_norm_12`` in 12 columns: ``native…rm_12``, both ends kept."""
+    if len(text) <= width:
+        return text
+    keep = width - 1
+    return text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2 :]
 
 
 def verdict(steps: Steps, total: int | None = None) -> RenderableType:
@@ -137,12 +167,11 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
 
 
 def _where(rec: Record) -> str:
-    parts = []
-    if rec.scope:
-        parts.append(".".join(rec.scope))
+    """`` in features at model.py:24``: the scope (when there is one), then the source line."""
+    where = f" in {'.'.join(rec.scope)}" if rec.scope else ""
     if rec.source:
-        parts.append(f"{rec.source['file']}:{rec.source.get('line')}")
-    return f" in {' at '.join(parts)}" if parts else ""
+        where += f" at {rec.source['file']}:{rec.source.get('line')}"
+    return where
 
 
 def _count(shape: list[Any]) -> int:

@@ -96,6 +96,7 @@ def render(
     legend: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
     quiet: bool = False,
+    highlight_label: str | None = None,
     **_: Any,
 ) -> Path:
     """Draw ``graph`` to an SVG file at ``output`` (written atomically)."""
@@ -109,6 +110,8 @@ def render(
         legend=legend,
         title=f"{graph.name} · {graph.framework or '?'} {graph.capture or ''}".strip(),
     )
+    if highlight_label:
+        options.highlight_label = highlight_label
     layout = to_dot(graph, options)
     if not quiet:
         for note in layout.notes:

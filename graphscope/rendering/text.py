@@ -49,20 +49,27 @@ def info_document(graph: Graph) -> dict[str, Any]:
     kinds: Counter[str] = Counter()
     phases: Counter[str] = Counter()
     canonical: dict[str, str] = {}
-    with_shape = 0
+    with_shape = no_outputs = 0
     for n in graph.nodes():
         op = n["op"]
         ops[op] += 1
         kinds[n["kind"]] += 1
         phases[n["phase"]] += 1
         canonical[op] = n["canonical_op"]
-        if (
-            n["kind"] == "op"
-            and n["outputs"]
-            and all(o["shape"] is not None and o["dtype"] for o in n["outputs"])
-        ):
+        if n["kind"] != "op":
+            continue
+        if not n["outputs"]:  # an assertion, a print: no value to have a shape
+            no_outputs += 1
+        elif all(o["shape"] is not None and o["dtype"] for o in n["outputs"]):
             with_shape += 1
     nested = list(graph.walk_subgraphs())
+    # The ops inside bodies and called graphs (a Dynamo capture's top level is only calls).
+    sub_ops: Counter[str] = Counter()
+    for _, sub in nested:
+        for n in sub.nodes():
+            if n["kind"] in ("op", "control"):
+                sub_ops[n["op"]] += 1
+                canonical.setdefault(n["op"], n["canonical_op"])
     control = graph.number_of_control_edges()
     return {
         "name": graph.name,
@@ -76,8 +83,10 @@ def info_document(graph: Graph) -> dict[str, Any]:
         "kinds": dict(sorted(kinds.items())),
         "phases": {p: phases[p] for p in _PHASE_ORDER if phases[p]},
         "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "subgraph_ops": dict(sorted(sub_ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         "canonical_ops": {op: canonical[op] for op in sorted(canonical)},
         "op_nodes_with_shape": with_shape,
+        "op_nodes_without_outputs": no_outputs,
         "subgraphs": len(nested),
         "subgraph_names": [path for path, _ in nested],
         "subgraph_nodes": sum(len(sub) for _, sub in nested),
@@ -120,11 +129,12 @@ def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
     head.add_row("kinds", Text(", ".join(f"{k} {v}" for k, v in doc["kinds"].items()) or "-"))
     if set(doc["phases"]) - {"forward"}:  # an inference graph is all forward: no row for it
         head.add_row("phases", Text(", ".join(f"{k} {v}" for k, v in doc["phases"].items())))
-    n_ops = doc["kinds"].get("op", 0)
+    n_ops = doc["kinds"].get("op", 0) - doc["op_nodes_without_outputs"]
     if n_ops:
-        head.add_row(
-            "shapes", Text(f"{doc['op_nodes_with_shape']}/{n_ops} op nodes have a complete shape and dtype")
-        )
+        shapes = f"{doc['op_nodes_with_shape']}/{n_ops} op nodes have a complete shape and dtype"
+        if doc["op_nodes_without_outputs"]:
+            shapes += f" ({doc['op_nodes_without_outputs']} more have no outputs)"
+        head.add_row("shapes", Text(shapes))
     if doc["subgraphs"]:
         head.add_row(
             "subgraphs",
@@ -146,13 +156,21 @@ def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
     ops = Table(title="ops", title_justify="left", show_edge=False)
     ops.add_column("op")
     ops.add_column("canonical", style="cyan")
-    ops.add_column("count", justify="right")
-    items = list(doc["ops"].items())
-    for op, count in items[:top_ops]:
-        ops.add_row(Text(op), Text(doc["canonical_ops"][op]), str(count))
+    top, inner = doc["ops"], doc["subgraph_ops"]
+    items: list[tuple[str, tuple[int, ...]]]
+    if inner:  # a column for the ops inside subgraphs, and the rows by their total
+        ops.add_column("top level", justify="right")
+        ops.add_column("in subgraphs", justify="right")
+        names = sorted(top.keys() | inner.keys(), key=lambda op: (-top.get(op, 0) - inner.get(op, 0), op))
+        items = [(op, (top.get(op, 0), inner.get(op, 0))) for op in names]
+    else:
+        ops.add_column("count", justify="right")
+        items = [(op, (count,)) for op, count in top.items()]
+    for op, counts in items[:top_ops]:
+        ops.add_row(Text(op), Text(doc["canonical_ops"][op]), *(str(c) if c else "-" for c in counts))
     if len(items) > top_ops:
-        rest = sum(c for _, c in items[top_ops:])
-        ops.add_row(Text(f"... {len(items) - top_ops} more ops", style="dim"), "", str(rest))
+        rest = [str(sum(c[i] for _, c in items[top_ops:])) for i in range(len(items[0][1]))]
+        ops.add_row(Text(f"... {len(items) - top_ops} more ops", style="dim"), "", *rest)
 
     parts: list[RenderableType] = [head, Text(""), ports, Text(""), ops]
     if doc["notes"]:

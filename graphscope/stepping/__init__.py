@@ -70,6 +70,10 @@ def step(
     if module_name is None:
         known = ", ".join(methods(fw)) or "none in this version"
         raise GraphscopeError(f"--fw {fw} cannot step with method {method!r}; methods: {known}")
+    if fw == "torch":
+        from graphscope.tracers import _meta
+
+        _meta.refuse_meta_step(model, example_inputs)
     module = importlib.import_module(f"graphscope.stepping.{module_name}")
     extra = {"keep": keep if keep is KEEP_ALL else frozenset(keep)} if keep else {}
     steps: Steps = module.step(model, example_inputs, name=name, method=method, signature=signature, **extra)

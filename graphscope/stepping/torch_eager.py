@@ -65,6 +65,9 @@ def step(
 
 def capture(model: Any, example_inputs: Any, *, name: str, method: str = "eager") -> ir.Graph:
     """The capture method ``eager``: the same graph, without the value summaries."""
+    from graphscope.tracers import _meta
+
+    _meta.refuse_meta(model, example_inputs, "eager capture")
     graph: ir.Graph = run(model, example_inputs, name=name, summaries=False).graph
     return graph
 
@@ -337,11 +340,7 @@ def _new_recorder(graph: ir.Graph, model: Any, *, summaries: bool, keep: frozens
 
 def run_error(exc: BaseException) -> GraphscopeError:
     """One sentence for a model that raised while being stepped: what, and where in its code."""
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    reason = f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-    where = common.user_frame(exc)
-    at = f" at {where}" if where else ""
-    return GraphscopeError(f"the model raised {reason[:240]}{at} while running on its example inputs")
+    return common.model_raised(exc)
 
 
 def _holds_tensor(value: Any) -> bool:

@@ -68,7 +68,25 @@ def capture(
     name: str = "model",
     signature: Any = None,
 ) -> Graph:
-    """Capture ``model`` with ``fw``'s ``method`` (the framework's default when None)."""
+    """Capture ``model`` with ``fw``'s ``method`` (the framework's default when None).
+
+    For PyTorch the default falls back to the next method that can capture the model, and a
+    refusal names one that can (:mod:`graphscope.tracers.choice`)."""
+    if fw == "torch" and (method is None or (fw, method) in REGISTRY):
+        from graphscope.tracers import choice
+
+        return choice.capture_with_fallback(
+            lambda m: _capture_with(model, example_inputs, fw=fw, method=m, name=name, signature=signature),
+            model,
+            example_inputs,
+            method=method,
+        )
+    return _capture_with(model, example_inputs, fw=fw, method=method, name=name, signature=signature)
+
+
+def _capture_with(
+    model: Any, example_inputs: Any, *, fw: str, method: str | None, name: str, signature: Any
+) -> Graph:
     method = method or DEFAULT_METHOD.get(fw, "")
     module_name = REGISTRY.get((fw, method))
     if module_name is None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from graphscope import _gc, ir
-from graphscope.errors import GraphscopeError, first_line
+from graphscope.errors import CaptureError, GraphscopeError
 from graphscope.tracers._source import is_user_file, relative
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
@@ -52,12 +52,56 @@ def user_frame(exc: BaseException) -> str | None:
     return where
 
 
-def capture_error(method: str, exc: BaseException, hint: str) -> GraphscopeError:
-    """One sentence: what failed, where in the user's code, and which method to try instead."""
-    reason = plain_words(first_line(exc, None), _PLAIN_REASONS, limit=240)
+def capture_error(method: str, exc: BaseException) -> CaptureError:
+    """One sentence: what failed and where in the user's code. Which method to try instead is
+    said by the caller (tracers.choice), which knows what was tried and what captured."""
+    reason = plain_words(framework_reason(exc), _PLAIN_REASONS, limit=240)
     where = user_frame(exc)
     at = f" (at {where})" if where else ""
-    return GraphscopeError(f"{method} cannot capture this model: {reason.rstrip('.')}{at}; {hint}")
+    return CaptureError(f"{method} cannot capture this model: {reason.rstrip('.')}{at}")
+
+
+def model_raised(exc: BaseException) -> GraphscopeError:
+    """One sentence for a model that raised on its example inputs: what, and where in its code."""
+    reason = f"{type(exc).__name__}: {framework_reason(exc)}".rstrip(": ")
+    where = user_frame(exc)
+    at = f" at {where}" if where else ""
+    return GraphscopeError(f"the model raised {cut(reason, 240)}{at} on its example inputs")
+
+
+def framework_reason(exc: BaseException) -> str:
+    """The first line of a framework's message, on one line, with tensor values elided.
+
+    A message that quotes a value (``Tracer cannot infer type of {'a': tensor([[-1.05, ...``)
+    runs over several lines: those are read until the brackets close, the tensors' numbers
+    left out, and a continuation line that starts with ``:`` (the reason after the value) kept.
+    """
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    text, rest = lines[0], lines[1:]
+    while rest and _depth(text) > 0:
+        text += " " + rest.pop(0)
+    if rest and rest[0].startswith(":"):
+        text += " " + rest[0]
+    return _TENSOR_VALUE.sub("tensor(…)", text)
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a word boundary, with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    space = text.rfind(" ", 0, limit)
+    head = text[:space] if space > limit // 2 else text[: limit - 1]
+    return head.rstrip(" ,;:") + "…"
+
+
+def _depth(text: str) -> int:
+    return sum(text.count(c) for c in "([{") - sum(text.count(c) for c in ")]}")
+
+
+# A tensor's repr, as far as its numbers go: "tensor([[-0.85,  0.43], [ 0.01, -0.65]], grad_fn=<...>)".
+_TENSOR_VALUE = re.compile(r"tensor\(\[[-+\d.eE,\s\[\]naif]*\](?:, [^()]*?)?\)")
 
 
 def plain_words(text: str, table: list[tuple[str, str]], *, limit: int) -> str:
@@ -67,7 +111,7 @@ def plain_words(text: str, table: list[tuple[str, str]], *, limit: int) -> str:
         if needle in text:
             text = f"{plain} ({text})"
             break
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return cut(text, limit)
 
 
 _PLAIN_REASONS = [
@@ -329,7 +373,10 @@ def model_left_untouched(model: Any) -> Iterator[None]:
     is_module = isinstance(model, torch.nn.Module)
     modules = list(model.modules()) if is_module else []
     training = [m.training for m in modules]
-    buffers = {k: (v, v.detach().clone()) for k, v in model.named_buffers()} if is_module else {}
+    # A meta buffer holds no data to keep or compare (a model built on the meta device).
+    buffers = (
+        {k: (v, v.detach().clone()) for k, v in model.named_buffers() if not v.is_meta} if is_module else {}
+    )
     params = {k: (v, v._version) for k, v in model.named_parameters()} if is_module else {}
     try:
         yield

@@ -34,7 +34,7 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
             try:
                 explained = torch._dynamo.explain(model)(*example_inputs)
             except Exception as exc:
-                raise common.capture_error("TorchDynamo", exc, "try --method jit-trace") from None
+                raise common.capture_error("TorchDynamo", exc) from None
     finally:
         torch._dynamo.reset()  # no compiled code or guards left behind in the user's process
 

@@ -21,11 +21,7 @@ def export_program(model: Any, example_inputs: tuple[Any, ...]) -> Any:
         try:
             ep = torch.export.export(module, tuple(example_inputs))
         except Exception as exc:
-            raise common.capture_error(
-                "torch.export",
-                exc,
-                "try --method dynamo (it splits the model where it cannot capture) or --method jit-script",
-            ) from None
+            raise common.capture_error("torch.export", exc) from None
     return ep
 
 

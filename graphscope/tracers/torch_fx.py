@@ -70,16 +70,12 @@ def capture_module(
             root = model if isinstance(model, torch.nn.Module) else torch.nn.Module()
             gm = torch.fx.GraphModule(root, fx_graph, name)
         except Exception as exc:
-            raise common.capture_error(
-                "torch.fx.symbolic_trace", exc, "try --method export or --method dynamo"
-            ) from None
+            raise common.capture_error("torch.fx.symbolic_trace", exc) from None
         try:
             with torch.no_grad():
                 ShapeRecorder(gm).run(*example_inputs)
         except Exception as exc:
-            raise common.capture_error(
-                "fx shape propagation", exc, "check that example_inputs fit the model"
-            ) from None
+            raise common.capture_error("fx shape propagation", exc) from None
 
     graph = ir.Graph(
         name,

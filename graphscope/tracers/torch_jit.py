@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError, first_line
+from graphscope.tracers import _meta
 from graphscope.tracers import _torch_common as common
 
 _TRACE_FRAME = re.compile(r"^(.+?)\((\d+)\): ", re.M)
@@ -61,15 +62,15 @@ def capture(
         method = "jit-script"
     elif method == "jit-script":
         common.check_module(model, example_inputs or (), "jit-script")
+        _meta.refuse_meta(model, example_inputs, "torch.jit.script")
         with common.model_left_untouched(model):
             try:
                 scripted = torch.jit.script(model)
             except Exception as exc:
-                raise common.capture_error(
-                    "torch.jit.script", exc, "try --method export or --method dynamo"
-                ) from None
+                raise common.capture_error("torch.jit.script", exc) from None
     else:
         common.check_module(model, example_inputs, "jit-trace")
+        _meta.refuse_meta(model, example_inputs, "torch.jit.trace")
         with (
             common.model_left_untouched(model),
             common.quiet_torch_logs(),
@@ -79,9 +80,7 @@ def capture(
             try:
                 scripted = torch.jit.trace(model, tuple(example_inputs or ()), check_trace=False)
             except Exception as exc:
-                raise common.capture_error(
-                    "torch.jit.trace", exc, "try --method export or --method jit-script"
-                ) from None
+                raise common.capture_error("torch.jit.trace", exc) from None
         notes.extend(_tracer_notes(caught))
 
     # `inlined_graph` is computed on each access (hasattr would compute it too): read it once.
