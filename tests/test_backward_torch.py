@@ -319,3 +319,24 @@ def test_an_input_that_requires_grad_gets_its_accumulation_too() -> None:
     g = tracers.capture_backward(model, (x,), fw="torch", loss_fn=lambda out: out.sum(), name="m")
     accumulated = {g.node(n["grad_of"])["kind"] for n in g.nodes() if n["op"] == "AccumulateGrad"}
     assert accumulated == {"input", "param"} and x.grad is None
+
+
+def test_a_model_on_the_meta_device_has_its_backward_graph_too() -> None:
+    """Nothing is computed from values (the autograd graph is read, not run): no weights needed."""
+    import torch
+    from torch import nn
+
+    with torch.device("meta"):
+        model = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))
+    g = tracers.capture_backward(
+        model,
+        (torch.randn(4, 3, device="meta"),),
+        fw="torch",
+        example_targets=(torch.randn(4, 1, device="meta"),),
+        loss_fn=nn.functional.mse_loss,
+        name="meta",
+    )
+    meta = capture_example("mlp_train")
+    ops = sorted(n["op"] for n in g.nodes() if n["phase"] == "backward")
+    assert ops == sorted(n["op"] for n in meta.nodes() if n["phase"] == "backward")
+    assert g.node("0_weight_grad")["outputs"] == [{"shape": [8, 3], "dtype": "float32"}]

@@ -29,7 +29,8 @@ node becomes one IR node with ``phase: backward``:
   (``src_port`` the entry, ``dst_port`` the gradient input it feeds). A saved tensor that a
   forward node produced adds an edge from that forward node (``dst_port`` after the gradient).
 
-Nothing is run backwards and no ``.grad`` is written: the model is left as it was.
+Nothing is run backwards and no ``.grad`` is written: the model is left as it was. Since no
+value is read, a model on PyTorch's ``meta`` device (no weights) has its backward graph too.
 """
 
 from __future__ import annotations
