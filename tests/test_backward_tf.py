@@ -170,3 +170,50 @@ def test_bad_training_conventions_are_one_sentence_naming_the_file(
     assert len(lines) == 1, err
     assert lines[0].startswith(f"graphscope: error: {path}: "), lines[0]
     assert words in lines[0], lines[0]
+
+
+def test_tf1_training_graph_matches_golden_with_its_three_phases() -> None:
+    found = loader.load_target(Path("examples/mlp_train_tf1.py"), fw="tf1")
+    found.name = "mlp_train_tf1"
+    g = tracers.capture_target(found, backward=True)
+    text = ir.dumps(g)
+    assert_golden(GOLDEN / "mlp_train_tf1.tf1-backward.json", text)
+    assert ir.loads(text) == g
+    phases = {n["id"]: n["phase"] for n in g.nodes()}
+    assert phases["hidden/MatMul"] == "forward" and phases["loss/Mean"] == "forward"
+    relu_grad = g.node("gradients/hidden/Relu_grad/ReluGrad")
+    assert relu_grad["phase"] == "backward" and relu_grad["grad_of"] == "hidden/Relu"
+    assert relu_grad["scope"] == ["hidden"]
+    assert g.node("gradients/grad_ys_0")["grad_of"] is None  # the seed: bookkeeping
+    updates = [n for n in g.nodes() if n["op"] == "ResourceApplyGradientDescent"]
+    assert len(updates) == 4 and all(n["phase"] == "optimizer" for n in updates)
+    assert phases["GradientDescent"] == "optimizer"
+    for n in g.nodes():
+        if n["name"].startswith("gradients/"):
+            assert n["phase"] == "backward"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("gradients/dense/MatMul_grad/MatMul_1", "dense/MatMul"),
+        ("gradients_1/loss/Mean_grad/Tile", "loss/Mean"),
+        ("gradients/out/add_grad/tuple/control_dependency", "out/add"),
+        ("gradients/AddN", None),
+        ("gradients/grad_ys_0", None),
+    ],
+)
+def test_tf1_gradient_names_say_what_they_differentiate(name: str, expected: str | None) -> None:
+    from graphscope.tracers.tf1_gradients import forward_name
+
+    assert forward_name(name) == expected
+
+
+def test_tf1_graph_without_gradients_is_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["trace", "examples/or_gate_tf1.py", "--fw", "tf1", "--backward"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.strip() == (
+        "graphscope: error: examples/or_gate_tf1.py: the TF1 graph holds no gradient ops (gradients/...): "
+        "build them into it with tf.compat.v1.gradients(loss, variables) or an optimizer's minimize(loss)"
+    )

@@ -48,8 +48,9 @@ DEFAULT_METHOD = {"torch": "export", "tf": "tf-function", "tf1": "tf1", "onnx": 
 BACKWARD_REGISTRY: dict[tuple[str, str], str] = {
     ("torch", "eager"): "torch_autograd",
     ("tf", "tf-function"): "tf_tape",
+    ("tf1", "tf1"): "tf1_gradients",
 }
-BACKWARD_DEFAULT_METHOD = {"torch": "eager", "tf": "tf-function"}
+BACKWARD_DEFAULT_METHOD = {"torch": "eager", "tf": "tf-function", "tf1": "tf1"}
 
 # Methods that take an input signature from model.py instead of (or besides) example inputs.
 TAKES_SIGNATURE = {("tf", "tf-function"), ("tf", "onnx")}
