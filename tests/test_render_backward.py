@@ -83,3 +83,12 @@ def test_legend_explains_gradients_only_in_a_training_step() -> None:
 def test_backward_svg_renders(name: str, tmp_path: Path) -> None:
     out = svg.render(load(name), tmp_path / "g.svg", quiet=True)
     assert "Backward0" in out.read_text()
+
+
+def test_optimizer_nodes_have_a_style_of_their_own() -> None:
+    g = ir.load(GOLDEN / "tf" / "mlp_train_tf1.tf1-backward.json")
+    source = dot.to_dot(g).source
+    updates = [line for line in node_lines(source).values() if "ResourceApplyGradientDescent" in line]
+    assert len(updates) == 4
+    assert all(dot.OPTIMIZER_STYLE["fillcolor"] in line for line in updates)
+    assert "an optimizer node: a parameter update" in source and "a backward node: a gradient" in source

@@ -1,11 +1,11 @@
 """IR -> Graphviz DOT: labels, styles by kind, scopes as clusters, collapsing, highlights.
 
 Backward nodes (``phase: backward``) are drawn in :data:`BACKWARD_STYLE`, a pink fill with a
-dashed outline, inside the same scope cluster as the forward node they differentiate, and a
-dotted line without an arrowhead (:data:`GRAD_LINK`) joins each to its forward node (``grad_of``);
-a gradient accumulation, whose parameter is folded away, names the parameter in its label.
-Collapsed, a scope's backward nodes make a box of their own beside the forward one
-(``hidden ∇``).
+dashed outline (optimizer nodes in :data:`OPTIMIZER_STYLE`, cyan and dashed), inside the same
+scope cluster as the forward node they differentiate, and a dotted line without an arrowhead
+(:data:`GRAD_LINK`) joins each forward node to its (first) gradient (``grad_of``); a gradient accumulation, whose
+parameter is folded away, names the parameter in its label. Collapsed, a scope's backward nodes
+make a box of their own beside the forward one (``hidden ∇``).
 
 Everything that comes from the model (names, ops, attrs, scopes) reaches Graphviz only inside
 HTML-like labels, escaped with :func:`html.escape`; DOT node names are generated (``n12``), so
@@ -49,6 +49,8 @@ STYLE = {
 # again in greyscale print.
 BACKWARD_STYLE = {"fillcolor": "#ffdeeb", "color": "#a61e4d", "style": "rounded,filled,dashed"}
 GRAD_LINK = {"style": "dotted", "color": "#a61e4d", "arrowhead": "none", "constraint": "false"}
+# Parameter updates (phase optimizer, a TF1 training graph's GradientDescent/...).
+OPTIMIZER_STYLE = {"fillcolor": "#c5f6fa", "color": "#0b7285", "style": "rounded,filled,dashed"}
 GRAD_MARK = "∇"  # after a collapsed scope's name: that scope's backward nodes
 HIGHLIGHT = {"fillcolor": "#ff8787", "color": "#c92a2a", "penwidth": "3"}
 EDGE_COLOR = "#868e96"
@@ -399,9 +401,11 @@ def _draw_graph(
         elif n["kind"] == "control":
             style["shape"] = "hexagon"
             style["style"] = "filled"
-        if n["phase"] == "backward" and n["id"] not in highlight:
-            style.update(BACKWARD_STYLE)
-            w.used.add("backward")
+        if n["phase"] in ("backward", "optimizer") and n["id"] not in highlight:
+            style.update(BACKWARD_STYLE if n["phase"] == "backward" else OPTIMIZER_STYLE)
+            w.used.add(n["phase"])
+            if n["kind"] == "control":  # a training step's NoOps: its phase tells more than a hexagon
+                style["shape"] = "box"
             if fill is not None:
                 style.update({"fillcolor": fill, "penwidth": "2"})
         extra = folded.get(n["id"])
@@ -518,16 +522,17 @@ def _draw_graph(
 
 
 def _grad_links(graph: Graph, names: dict[str, str], w: _Writer, indent: str) -> None:
-    """A dotted line from each drawn forward box to the drawn box of its gradient (once per pair)."""
-    seen: set[tuple[str, str]] = set()
+    """A dotted line from each drawn forward box to the first drawn box of its gradient (TF
+    builds several ops for one gradient: a line to each would hide the drawing)."""
+    linked: set[str] = set()
     for n in graph.nodes():
         grad_of = n["grad_of"]
         if grad_of is None:
             continue
         a, b = names.get(grad_of), names.get(n["id"])
-        if a is None or b is None or a == b or (a, b) in seen:
+        if a is None or b is None or a == b or a in linked:
             continue
-        seen.add((a, b))
+        linked.add(a)
         w.lines.append(f"{indent}{a} -> {b} {_attrs(dict(GRAD_LINK))}")
         w.used.add("grad-link")
 
@@ -626,6 +631,7 @@ _LEGEND_ROWS: list[tuple[str, str, str, str]] = [
     ("body", "", "· · ·▷", "to the body a control-flow node runs"),
     ("backward", "", "grad", "a backward node: a gradient (trace --backward)"),
     ("grad-link", "", "· · ·", "joins a gradient to the forward node it differentiates"),
+    ("optimizer", "", "update", "an optimizer node: a parameter update"),
 ]
 
 
@@ -636,8 +642,8 @@ def _legend(w: _Writer, opts: DotOptions) -> None:
         if key not in w.used:
             continue
         style = STYLE.get(key) or STYLE.get("control" if key == "graph-break" else "")
-        if key == "backward":
-            style = BACKWARD_STYLE
+        if key in ("backward", "optimizer"):
+            style = BACKWARD_STYLE if key == "backward" else OPTIMIZER_STYLE
         if key == "highlight":
             style, sample, meaning = HIGHLIGHT, "culprit", opts.highlight_label
         if key == "nonfinite":
