@@ -201,14 +201,21 @@ def cli(debug: bool, quiet: bool) -> None:
     shell_complete=_complete_method,
     help=TRACE_METHODS_HELP,
 )
-@click.option("--entry", help="Function in model.py returning (model, example_inputs).")
+@click.option(
+    "--entry",
+    help="Function in model.py returning (model, example_inputs); with --backward it may also "
+    "return example_targets and loss_fn.",
+)
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the IR as JSON here.")
 @click.option("--svg", type=click.Path(path_type=Path), help="Also render the graph to this SVG.")
 @click.option("--check-dynamic", is_flag=True, help="Trace with a second input and report what changed.")
 @click.option(
     "--backward",
     is_flag=True,
-    help="Capture a training step: forward, loss and the backward graph (torch: eager; tf: tf-function).",
+    help=(
+        "Capture a training step: forward, loss and the backward graph (torch: eager; "
+        "tf: tf-function; tf1: a graph that holds its gradients)."
+    ),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @_timeout_option
