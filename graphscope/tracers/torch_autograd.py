@@ -260,12 +260,13 @@ def _grad_recorder_class() -> Any:
 
         def add_loss(self, loss: Any) -> None:
             src = self.source_of_tensor(loss)
+            node_id = self.fresh_id("loss")  # "loss", unless the model has a value of that name
             self.graph.add_node(
-                "loss", op="output", kind="output", scope=["loss"], outputs=common.tensor_outputs(loss)
+                node_id, op="output", kind="output", scope=["loss"], outputs=common.tensor_outputs(loss)
             )
             if src is not None:
-                self.graph.add_edge(src[0], "loss", src_port=src[1])
-            self.graph.outputs.append("loss")
+                self.graph.add_edge(src[0], node_id, src_port=src[1])
+            self.graph.outputs.append(node_id)
 
     _grad_recorder = GradRecorder
     return GradRecorder
