@@ -1,10 +1,10 @@
 """The backward graph as TensorFlow builds it: ``trace --fw tf --backward`` (method ``tf-function``).
 
-A ``tf.function`` train step is traced once: under a ``tf.GradientTape`` it runs the model and
-``loss_fn(output, *example_targets)`` (under the name scope ``loss``), then
-``tape.gradient(loss, model.trainable_variables)``, and returns the output, the loss and the
-gradients. Its concrete function's graph is converted as :mod:`graphscope.tracers.tf_function`
-converts any, and then each node gets its phase:
+A ``tf.function`` train step is traced once: under a ``tf.GradientTape`` it runs the model (a
+Keras model with ``training=True``) and ``loss_fn(output, *example_targets)`` (under the name
+scope ``loss``), then ``tape.gradient(loss, model.trainable_variables)``, and returns the
+output, the loss and the gradients. Its concrete function's graph is converted as
+:mod:`graphscope.tracers.tf_function` converts any, and then each node gets its phase:
 
 - the ops made by ``tape.gradient`` are ``backward``. While it runs, TensorFlow calls one
   gradient function per recorded forward op (``_gradient_function`` in ``backprop.py``, the
@@ -29,6 +29,7 @@ is its source line when TensorFlow knows none of its own.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,12 +110,14 @@ class _TrainStep:
         self.problem: str | None = None
         self.gradient_ops = (0, 0)  # [start, end) in the graph's op list: tape.gradient's ops
         self.with_gradient: list[int] = []  # the variables that got one, in order
+        # A Keras model runs as in training (dropout on, batch statistics) when it is told so.
+        self.training = {"training": True} if _takes_training(model) else {}
 
     def __call__(self, *args: Any) -> Any:
         tf = self.tf
         inputs, targets = args[: self.n_inputs], args[self.n_inputs :]
         with tf.GradientTape() as tape:
-            output = self.model(*inputs)
+            output = self.model(*inputs, **self.training)
             loss = self.loss(output, targets)
         graph = tf.compat.v1.get_default_graph()
         start = len(graph.get_operations())
@@ -158,6 +161,14 @@ class _TrainStep:
         if not _is_scalar(loss):
             self.fail(f"loss_fn(output, *example_targets) returned {_describe(loss)}, not a scalar")
         return loss
+
+
+def _takes_training(model: Any) -> bool:
+    try:
+        params = inspect.signature(getattr(model, "call", model)).parameters
+    except (TypeError, ValueError):
+        return False
+    return "training" in params
 
 
 def _is_scalar(value: Any) -> bool:
