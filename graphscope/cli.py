@@ -333,6 +333,11 @@ def info(graph_file: Path, as_json: bool) -> None:
 )
 @click.option("--no-legend", is_flag=True, help="Leave out the legend.")
 @click.option(
+    "--no-fold",
+    is_flag=True,
+    help="Draw every block of a run of identical ones (default: the first, and one box for the rest).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
     default=60.0,
@@ -346,6 +351,7 @@ def render(
     highlight: tuple[str, ...],
     show_params: bool,
     no_legend: bool,
+    no_fold: bool,
     timeout: float,
 ) -> None:
     """Draw a saved graph as an SVG diagram (Graphviz), collapsing it if it is too big to lay out."""
@@ -360,6 +366,7 @@ def render(
             highlight=list(highlight),
             show_params=show_params,
             legend=not no_legend,
+            fold=not no_fold,
             timeout=timeout,
             quiet=_quiet,
         )

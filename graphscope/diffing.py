@@ -10,7 +10,8 @@ pass pairs the nodes whose key is unique on both sides, and keys go from strict 
 2. propagation along edges: from a matched pair, the unmatched inputs (and outputs) with the
    same op and port on both sides are the same node, told apart by their output shapes when
    op and port are not enough — this walks through repeated blocks whose hashes are all alike;
-3. identity: the same id or name with the same op, for what structure could not tell apart;
+3. identity: the same id or name with the same op, for what structure could not tell apart
+   (within one capture, or across TF and ONNX, whose names are the user's);
 4. what is left: an op inserted (or deleted) before a matched node's input is looked through
    (the weight behind an inserted dropout); nodes alike in op, scope and shapes, as many on
    each side, paired in the order of the ports they feed, then of execution (nothing else
@@ -90,41 +91,48 @@ class _Side:
         fused = _fused_linears(graph, nodes, self.ignored)
         self.ignored |= set(fused.values())
         self.fused = fused  # matmul id -> its bias add: the linear's value is the add's
-        self.ids = [i for i in order if i not in self.ignored]
+        # Across captures, fx's getitem of a multi-output op is the op's output port in eager,
+        # TorchScript, TF and ONNX: its readers read that port (which of q, k, v they are).
+        picked = _picked_outputs(graph, nodes) if cross else {}
+        self.ids = [i for i in order if i not in self.ignored and i not in picked]
         self.label = {
             i: _BIASED[nodes[i]["canonical_op"]] if i in fused else nodes[i]["canonical_op"] for i in self.ids
         }
         self.scope = {i: tuple(nodes[i]["scope"]) for i in self.ids}
         self.scopes = set(self.scope.values())
         self.sig = {i: _signature(nodes[i]) for i in self.ids}  # kind, output dtypes and shapes
-        self.preds: dict[str, list[tuple[str, int]]] = {i: [] for i in self.ids}
-        self.succs: dict[str, list[tuple[str, int]]] = {i: [] for i in self.ids}
-        data_in: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        # An edge is (neighbour, (output port read, input port fed)).
+        self.preds: dict[str, list[tuple[str, Port]]] = {i: [] for i in self.ids}
+        self.succs: dict[str, list[tuple[str, Port]]] = {i: [] for i in self.ids}
+        data_in: dict[str, list[tuple[str, Port]]] = defaultdict(list)
         for u, v, d in graph.nx.edges(data=True):
-            if not d["control"]:
+            if not d["control"] and v not in picked:
+                src, src_port = picked.get(u, (u, d["src_port"]))
                 # Frameworks order an op's inputs differently (addmm(bias, x, w) vs MatMul(x, w)).
-                data_in[v].append((u, 0 if cross else d["dst_port"]))
-        memo: dict[str, list[str]] = {add: [mm] for mm, add in fused.items()}  # a bias add is its matmul
+                data_in[v].append((src, (src_port, 0 if cross else d["dst_port"])))
+        # A bias add is its matmul ...
+        memo: dict[str, list[tuple[str, int]]] = {add: [(mm, 0)] for mm, add in fused.items()}
         for mm, add in fused.items():  # ... and the bias is the matmul's input
-            data_in[mm].extend((p, 0 if cross else 2) for p, _ in data_in.get(add, ()) if p != mm)
+            data_in[mm].extend((p, (sp, 0 if cross else 2)) for p, (sp, _) in data_in.get(add, ()) if p != mm)
 
-        def kept_sources(u: str) -> list[str]:
-            """``u`` itself, or the kept nodes feeding an ignored ``u`` (through ignored chains)."""
+        def kept_sources(u: str, src_port: int) -> list[tuple[str, int]]:
+            """``u`` itself, or the kept nodes feeding an ignored ``u`` (through ignored chains),
+            with the output port read."""
             if u not in self.ignored:
-                return [u]
+                return [(u, src_port)]
             if u in memo:
                 return memo[u]
             memo[u] = []  # a cycle of ignored nodes feeds nothing
             stack, seen, found = [u], {u}, []
             while stack:
                 w = stack.pop()
-                for p, _ in data_in.get(w, ()):
+                for p, (sp, _) in data_in.get(w, ()):
                     if p in self.ignored:
                         if p not in seen:
                             seen.add(p)
                             stack.append(p)
                     else:
-                        found.append(p)
+                        found.append((p, sp))
             memo[u] = found
             return found
 
@@ -138,12 +146,12 @@ class _Side:
             i: alias.get(nodes[i]["grad_of"], nodes[i]["grad_of"]) for i in backward if nodes[i]["grad_of"]
         }
         for v in self.ids:
-            for u, port in data_in.get(v, ()):
-                for src in kept_sources(u):
+            for u, (src_port, dst_port) in data_in.get(v, ()):
+                for src, sp in kept_sources(u, src_port):
                     if backward and (src in backward) != (v in backward):
                         continue
-                    self.preds[v].append((src, port))
-                    self.succs[src].append((v, port))
+                    self.preds[v].append((src, (sp, dst_port)))
+                    self.succs[src].append((v, (sp, dst_port)))
 
     def wl_hashes(self, rounds: int, *, with_attrs: bool) -> list[dict[str, int]]:
         """Weisfeiler-Lehman hashes of each node after 1..rounds rounds (in and out neighbours,
@@ -170,6 +178,26 @@ class _Side:
             }
             out.append(h)
         return out
+
+
+Port = tuple[int, int]  # an edge's (output port of its source, input port of its destination)
+
+
+def _picked_outputs(graph: Graph, nodes: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    """fx's ``getitem`` nodes that pick output k of a multi-output op: id -> (op id, k)."""
+    picked = {}
+    for n in nodes.values():
+        index = n["attrs"].get("arg1")
+        if n["kind"] != "op" or n["canonical_op"] != "getitem" or type(index) is not int:
+            continue
+        preds = [u for u, _, d in graph.nx.in_edges(n["id"], data=True) if not d["control"]]
+        if (
+            len(preds) == 1
+            and len(nodes[preds[0]]["outputs"]) > 1
+            and 0 <= index < len(nodes[preds[0]]["outputs"])
+        ):
+            picked[n["id"]] = (preds[0], index)
+    return picked
 
 
 def _signature(node: dict[str, Any]) -> Hashable:
@@ -212,6 +240,15 @@ class _Matcher:
     def __init__(self, a: _Side, b: _Side, *, cross: bool = False) -> None:
         self.a, self.b = a, b
         self.cross = cross
+        # Two captures of one framework (export and eager) name their scopes alike, from the
+        # same module paths: a node of layer 0 is not a look-alike of layer 1's, and q's view
+        # is not k's. Across frameworks (or a capture without scopes) nothing says so.
+        shared = (a.scopes & b.scopes) - {()}
+        self.scoped = not cross or (
+            a.graph.framework == b.graph.framework
+            and 2 * len(shared) >= min(len(a.scopes - {()}), len(b.scopes - {()}))
+            and bool(shared)
+        )
         self.ab: dict[str, str] = {}
         self.ba: dict[str, str] = {}
 
@@ -223,7 +260,7 @@ class _Matcher:
         """Whether the scopes allow ``x`` and ``y`` to be one node: within one framework, the
         same scope, or scopes that are each missing on the other side (a renamed layer). A node
         whose layer is still there is that layer's, never a look-alike in another layer."""
-        if self.cross:
+        if not self.scoped:
             return True
         sx, sy = self.a.scope[x], self.b.scope[y]
         return sx == sy or (sx not in self.b.scopes and sy not in self.a.scopes)
@@ -295,37 +332,41 @@ class _Matcher:
             by_b[self.b.sig[y]].append(y)
         return [(x1[0], by_b[s][0]) for s, x1 in by_a.items() if len(x1) == 1 and len(by_b.get(s, ())) == 1]
 
-    def _near_key(self, side: _Side, n: str, port: int, same_label: bool) -> Hashable:
+    def _near_key(self, side: _Side, n: str, port: Port, same_label: bool) -> Hashable:
         """How a neighbour is told apart from its siblings: op and port; across frameworks,
         where ports differ, op and dims in any order (a [2,4] kernel is a [4,2] weight)."""
         if not same_label:
             return port
         if self.cross:
-            return (side.label[n], _dims(side.nodes[n]))
+            return (side.label[n], _dims(side.nodes[n]), port[0])  # which output: q, k or v of a split
         return (side.label[n], port)
 
     def _align_key(self, side: _Side, x: str) -> Hashable:
-        """Canonical op, and within one framework the output shapes (a weight is not a bias)."""
+        """Canonical op, and the output shapes: within one capture as they are (a weight is not
+        a bias), across two captures of one framework up to the order of the dims."""
         if self.cross:
-            return side.label[x]
+            return (side.label[x], _dims(side.nodes[x])) if self.scoped else side.label[x]
         return (side.label[x], repr([o.get("shape") for o in side.nodes[x]["outputs"]]))
 
     def align_rest(self) -> list[str]:
-        """Align the still-unmatched nodes of each side by canonical op, in execution order."""
-        rest_a = [x for x in self.a.ids if x not in self.ab]
-        rest_b = [y for y in self.b.ids if y not in self.ba]
-        if not rest_a or not rest_b or len(rest_a) * len(rest_b) > 25_000_000:
-            return []
-        seq_a = [self._align_key(self.a, x) for x in rest_a]
-        seq_b = [self._align_key(self.b, y) for y in rest_b]
+        """Align the still-unmatched nodes of each side by canonical op, in execution order:
+        the ops apart from the weights and inputs, which one capture lists first (export) and
+        another where they are first used (eager), so that one order would not tie up the other."""
         new = []
-        sm = difflib.SequenceMatcher(None, seq_a, seq_b, autojunk=False)
-        for block in sm.get_matching_blocks():
-            for k in range(block.size):
-                x, y = rest_a[block.a + k], rest_b[block.b + k]
-                if self.compatible(x, y):
-                    self.pair(x, y)
-                    new.append(x)
+        for ops in (True, False):
+            rest_a = [x for x in self.a.ids if x not in self.ab and (self.a.nodes[x]["kind"] == "op") == ops]
+            rest_b = [y for y in self.b.ids if y not in self.ba and (self.b.nodes[y]["kind"] == "op") == ops]
+            if not rest_a or not rest_b or len(rest_a) * len(rest_b) > 25_000_000:
+                continue
+            seq_a = [self._align_key(self.a, x) for x in rest_a]
+            seq_b = [self._align_key(self.b, y) for y in rest_b]
+            sm = difflib.SequenceMatcher(None, seq_a, seq_b, autojunk=False)
+            for block in sm.get_matching_blocks():
+                for k in range(block.size):
+                    x, y = rest_a[block.a + k], rest_b[block.b + k]
+                    if self.compatible(x, y):
+                        self.pair(x, y)
+                        new.append(x)
         return new
 
     def look_through(self) -> list[str]:
@@ -334,13 +375,13 @@ class _Matcher:
         of the other side's (inserted, or deleted) input."""
         new = []
         for x, y in list(self.ab.items()):
-            ports_a: dict[int, list[str]] = defaultdict(list)
+            ports_a: dict[Port, list[str]] = defaultdict(list)
             for n, port in self.a.preds[x]:
                 if n not in self.ab:
                     ports_a[port].append(n)
             if not ports_a:
                 continue
-            ports_b: dict[int, list[str]] = defaultdict(list)
+            ports_b: dict[Port, list[str]] = defaultdict(list)
             for n, port in self.b.preds[y]:
                 if n not in self.ba:
                     ports_b[port].append(n)
@@ -497,12 +538,17 @@ def _match(sa: _Side, sb: _Side, *, cross: bool = False) -> _Matcher:
         )
         m.propagate(new)
     m.propagate(m.unique_pass(_key(sa, scoped=True, among=fwd_a), _key(sb, scoped=True, among=fwd_b)))
-    for attr in ("id", "name"):
-        m.propagate(
-            m.unique_pass(
-                _key(sa, scoped=False, attr=attr, among=fwd_a), _key(sb, scoped=False, attr=attr, among=fwd_b)
+    # Ids and names say which node is which within one capture, and across TF and ONNX (the
+    # user's layer names); across torch captures they are counters (export's view_2 is k, eager's
+    # is q) and would pair unrelated nodes.
+    if not cross or {sa.graph.framework, sb.graph.framework} <= _NAMED:
+        for attr in ("id", "name"):
+            m.propagate(
+                m.unique_pass(
+                    _key(sa, scoped=False, attr=attr, among=fwd_a),
+                    _key(sb, scoped=False, attr=attr, among=fwd_b),
+                )
             )
-        )
     m.propagate(m.through_grad_of())
     if not cross:
         m.propagate(m.look_through())
@@ -544,7 +590,12 @@ class Diff:
     bookkeeping: tuple[int, int] = (0, 0)  # initialisers and unread variable reads, left out in a and b
     value_of: tuple[dict[str, str], dict[str, str]] = ({}, {})  # node -> node holding its value
     first_divergence: dict[str, Any] | None = None
+    # matched pairs whose values were not compared: their elements correspond in no known way
+    not_compared: list[dict[str, Any]] = field(default_factory=list)  # {"a", "b", "shape_a", "shape_b"}
     notes: list[str] = field(default_factory=list)
+    # Stacks of identical blocks that differ only in depth: {"scope", "a", "b", "nodes"}, the
+    # nodes being the added (or removed) blocks' (graphscope.folding).
+    depth_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def __repr__(self) -> str:  # the dataclass's own would print both whole graphs
         return (
@@ -564,12 +615,16 @@ class Diff:
         return not (self.added or self.removed or self.changed or self.added_edges or self.removed_edges)
 
     def rollup(self) -> list[tuple[str, dict[str, int]]]:
-        """Counts of added / removed / changed nodes per scope, largest first."""
+        """Counts of added / removed / changed nodes per scope, largest first (the nodes of
+        blocks added to or removed from a stack are said once, as a depth change)."""
         counts: dict[str, Counter[str]] = defaultdict(Counter)
+        in_blocks = {n for change in self.depth_changes for n in change["nodes"]}
         for node_id in self.added:
-            counts[_scope_key(self.b, node_id)]["added"] += 1
+            if node_id not in in_blocks:
+                counts[_scope_key(self.b, node_id)]["added"] += 1
         for node_id in self.removed:
-            counts[_scope_key(self.a, node_id)]["removed"] += 1
+            if node_id not in in_blocks:
+                counts[_scope_key(self.a, node_id)]["removed"] += 1
         for c in self.changed:
             counts[_scope_key(self.b, c["b"])]["changed"] += 1
         return sorted(((k, dict(v)) for k, v in counts.items()), key=lambda kv: (-sum(kv[1].values()), kv[0]))
@@ -589,6 +644,8 @@ class Diff:
             "bookkeeping": {"a": self.bookkeeping[0], "b": self.bookkeeping[1]},
             "by_scope": {k: v for k, v in self.rollup()},
             "first_divergence": self.first_divergence,
+            "depth_changes": [{k: v for k, v in c.items() if k != "nodes"} for c in self.depth_changes],
+            "values_not_compared": self.not_compared,
             "notes": self.notes,
         }
 
@@ -598,8 +655,10 @@ class Diff:
         """Compare the matched nodes' values, in B's execution order, and keep the first divergence.
 
         ``steps_a`` / ``steps_b`` are runs of ``a`` and ``b`` that kept their values
-        (``keep=KEEP_ALL``). Values of different layouts are compared through the permutation of
-        dims that makes them agree (NHWC against NCHW); values that agree up to ``rtol`` (relative
+        (``keep=KEEP_ALL``). Across frameworks, values of different layouts are compared through
+        the permutation of dims that makes them agree (NHWC against NCHW); values whose elements
+        correspond in no known way (a reshape between them) are left out and counted, never
+        called a divergence (see ``_compare_arrays``); values that agree up to ``rtol`` (relative
         to the tensor's largest magnitude) and ``atol`` are the same. The suspects of a divergence
         are the nodes between it and the last inputs that still agreed which have no counterpart
         (a transpose, a reshape, an op on one side only): that is where to look.
@@ -618,15 +677,36 @@ class Diff:
             ),
             key=lambda p: position[p[1]],
         )
+        layouts = self.a.framework != self.b.framework
         compared = 0
+        self.not_compared = []
+        matched_a, matched_b = set(self.ab_map()), set(self.ba_map())
         for x, y in pairs:
             va = _first_array(steps_a.values[alias_a.get(x, x)], to_numpy)
             vb = _first_array(steps_b.values[alias_b.get(y, y)], to_numpy)
             if va is None or vb is None:
                 continue
-            verdict = _compare_arrays(va, vb, rtol=rtol, atol=atol)
+            verdict = _compare_arrays(va, vb, rtol=rtol, atol=atol, layouts=layouts)
+            if verdict is None and va.shape != vb.shape:
+                # eager's addmm [16, 32] is export's linear [2, 8, 32] once its own view has
+                # given it that shape: compare the view's value, which the graph computed.
+                for side, steps, node, shape in (
+                    (self.b, steps_b, y, va.shape),
+                    (self.a, steps_a, x, vb.shape),
+                ):
+                    view = _view_to(side, node, shape, matched_b if side is self.b else matched_a)
+                    if view is not None and view in steps.values:
+                        value = _first_array(steps.values[view], to_numpy)
+                        if value is not None:
+                            va, vb = (va, value) if side is self.b else (value, vb)
+                            verdict = _compare_arrays(va, vb, rtol=rtol, atol=atol, layouts=layouts)
+                            break
             if verdict is None:
-                continue  # shapes that cannot be compared
+                if va.shape != vb.shape and va.size:
+                    self.not_compared.append(
+                        {"a": x, "b": y, "shape_a": list(va.shape), "shape_b": list(vb.shape)}
+                    )
+                continue
             compared += 1
             if verdict == "":
                 continue
@@ -642,6 +722,15 @@ class Diff:
             }
             break
         self.notes.append(f"values: {compared} matched nodes compared")
+        if self.not_compared:
+            first = self.not_compared[0]
+            n = len(self.not_compared)
+            more = f" and {n - 1} more" if n > 1 else ""
+            self.notes.append(
+                f"values: {n} matched node{'s' if n > 1 else ''} not compared: the shapes differ and no "
+                f"known layout pairs their elements ({first['a']} {first['shape_a']} against "
+                f"{first['b']} {first['shape_b']}{more})"
+            )
 
     def ab_map(self) -> dict[str, str]:
         return dict(self.matched)
@@ -672,10 +761,23 @@ class Diff:
         parts.append(head)
         if self.identical:
             parts.append(Text("The graphs have the same structure.", style="green"))
-        for title, ids, graph, style in (
+        in_blocks: set[str] = set()
+        for change in self.depth_changes:
+            more = change["b"] > change["a"]
+            parts.append(
+                Text(
+                    f"{change['scope'] or '(top level)'}: {change['a']} → {change['b']} identical blocks "
+                    f"({len(change['nodes'])} {'added' if more else 'removed'} nodes are the "
+                    f"{abs(change['b'] - change['a'])} {'new' if more else 'dropped'} blocks)",
+                    style="bold",
+                )
+            )
+            in_blocks.update(change["nodes"])
+        for title, all_ids, graph, style in (
             ("added", self.added, self.b, "green"),
             ("removed", self.removed, self.a, "red"),
         ):
+            ids = [i for i in all_ids if i not in in_blocks]
             if ids:
                 t = Text(f"{title}:", style=f"bold {style}")
                 for node_id in ids[:SHOWN]:
@@ -718,7 +820,14 @@ class Diff:
                 t.append(f"\n    {s['node']} ({s['op']}) in {s['side']}{at}")
             parts.append(t)
         elif any(n.startswith("values:") for n in self.notes):
-            parts.append(Text("The matched nodes' values agree.", style="green"))
+            if not self.not_compared:
+                parts.append(Text("The matched nodes' values agree.", style="green"))
+            elif any(n.startswith("values: 0 ") for n in self.notes):
+                parts.append(Text("No matched values could be compared.", style="yellow"))
+            else:
+                parts.append(
+                    Text("The matched nodes' values agree where they could be compared.", style="green")
+                )
         for note in self.notes:
             parts.append(Text(f"note: {note}", style="dim"))
         return Group(*parts)
@@ -736,28 +845,32 @@ def _first_array(values: list[Any], to_numpy: Callable[[Any], Any]) -> Any:
     return None
 
 
-def _compare_arrays(a: Any, b: Any, *, rtol: float, atol: float) -> str | None:
-    """``""`` when ``a`` and ``b`` agree, why not when they do not, None when incomparable."""
-    import itertools
+def _compare_arrays(a: Any, b: Any, *, rtol: float, atol: float, layouts: bool = False) -> str | None:
+    """``""`` when ``a`` and ``b`` agree, why not when they do not, None when incomparable.
 
+    Elements are paired only where the correspondence is known: the same shape (size-1 dims
+    aside, which leave the order of the elements as it is) and, with ``layouts`` (two
+    frameworks), the layout permutations frameworks differ by: channels last against channels
+    first (NHWC, NCHW), HWIO kernels against OIHW, a transposed dense kernel. Arrays that only
+    have the same size ([2, 8, 4, 8] against [16, 32]) are not compared: a reshape would pair
+    elements that have nothing to do with each other, and call that a divergence.
+    """
     import numpy as np
 
-    if a.size != b.size or a.size == 0 or a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
+    if a.size == 0 or a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
+        return None
+    candidates = [b.reshape(a.shape)] if _squeezed(a.shape) == _squeezed(b.shape) else []
+    if layouts:
+        candidates += [
+            b.transpose(p) for p in _layout_permutations(b.ndim) if _permuted(b.shape, p) == a.shape
+        ]
+    if not candidates:
         return None
     a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    candidates = []
-    if a.shape == b.shape:
-        candidates.append(b)
-    elif sorted(a.shape) == sorted(b.shape) and a.ndim <= 6:
-        for perm in itertools.permutations(range(b.ndim)):
-            if tuple(b.shape[p] for p in perm) == a.shape:
-                candidates.append(b.transpose(perm))
-    if not candidates:
-        candidates.append(b.reshape(a.shape))  # a flatten or reshape in between: same order
     scale = max(float(np.nanmax(np.abs(a))) if np.isfinite(a).any() else 0.0, 1e-30)
     best = None
     for c in candidates:
+        c = c.astype(np.float64)
         both_nan = np.isnan(a) & np.isnan(c)
         err = np.where(both_nan, 0.0, np.abs(a - c))
         worst = float(np.nanmax(err)) if err.size else 0.0
@@ -768,6 +881,46 @@ def _compare_arrays(a: Any, b: Any, *, rtol: float, atol: float) -> str | None:
         if worst <= atol + rtol * scale:
             return ""
     return f"max abs difference {best:.4g} (values up to {scale:.4g})"
+
+
+def _view_to(graph: Graph, node_id: str, shape: tuple[int, ...], matched: set[str]) -> str | None:
+    """The reshape that is ``node_id``'s only user, has no counterpart and gives it ``shape``:
+    the same elements in the same order, in the shape the other graph computed at once."""
+    users = graph.successors(node_id)
+    if len(users) != 1 or users[0] in matched:
+        return None
+    user = graph.node(users[0])
+    outs = user["outputs"]
+    if (
+        user["canonical_op"] != "reshape"
+        or len(outs) != 1
+        or tuple(outs[0].get("shape") or ()) != tuple(shape)
+    ):
+        return None
+    return str(user["id"])
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(d for d in shape if d != 1)
+
+
+def _permuted(shape: tuple[int, ...], perm: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(shape[p] for p in perm)
+
+
+def _layout_permutations(ndim: int) -> list[tuple[int, ...]]:
+    """The permutations of dims that turn one framework's layout into another's."""
+    if ndim == 2:
+        return [(1, 0)]  # a dense kernel [in, out] against a linear weight [out, in]
+    if not 3 <= ndim <= 5:
+        return []
+    spatial = tuple(range(2, ndim))
+    return [
+        (0, *spatial, 1),  # channels first -> channels last
+        (0, ndim - 1, *range(1, ndim - 1)),  # channels last -> channels first
+        (*spatial, 1, 0),  # OIHW -> HWIO
+        (ndim - 1, ndim - 2, *range(ndim - 2)),  # HWIO -> OIHW
+    ]
 
 
 def _suspects(graph: Graph, node_id: str, matched: set[str], side: str) -> list[dict[str, Any]]:
@@ -913,7 +1066,7 @@ def _diff(a: Graph, b: Graph, ignore: frozenset[str], cross: bool) -> Diff:
     added_edges = sorted(
         (u, v) for u, v in edges_b if u in m.ba and v in m.ba and (m.ba[u], m.ba[v]) not in edges_a
     )
-    return Diff(
+    diff = Diff(
         a,
         b,
         matched,
@@ -926,3 +1079,25 @@ def _diff(a: Graph, b: Graph, ignore: frozenset[str], cross: bool) -> Diff:
         bookkeeping=(len(sa.bookkeeping), len(sb.bookkeeping)),
         value_of=(sa.fused, sb.fused),
     )
+    diff.depth_changes = _depth_changes(a, b, added, removed)
+    return diff
+
+
+def _depth_changes(a: Graph, b: Graph, added: list[str], removed: list[str]) -> list[dict[str, Any]]:
+    """Stacks of identical blocks (the same scope in both) that differ only in how many."""
+    from graphscope import folding
+
+    folds_a = {f.parent: f for f in folding.find_folds(a)}
+    folds_b = {f.parent: f for f in folding.find_folds(b)}
+    changes = []
+    for parent in sorted(folds_a.keys() & folds_b.keys()):
+        x, y = folds_a[parent], folds_b[parent]
+        if x.count == y.count or x.nodes != y.nodes:
+            continue
+        longer, graph, ids = (y, b, added) if y.count > x.count else (x, a, removed)
+        shorter = x if longer is y else y
+        extra = {(*parent, m) for m in longer.members if m not in shorter.members}
+        depth = len(parent) + 1
+        nodes = [i for i in ids if tuple(graph.node(i)["scope"][:depth]) in extra]
+        changes.append({"scope": ".".join(parent), "a": x.count, "b": y.count, "nodes": nodes})
+    return changes

@@ -1,8 +1,18 @@
 """Is this graph static? Capture twice, with two input sets, and say what changed.
 
-A static capture (``export`` of an MLP) gives the same ops and edges for any batch size: only
-shapes move. A tracer that specialised on the input (``jit-trace`` unrolling a loop over the
-sequence length, or recording the branch one input took) gives a different graph.
+Three verdicts:
+
+- ``static``: the same graph: the same ops, edges and attributes; only the shapes of the values
+  flowing through it follow the input (``export`` of an MLP, for any batch size).
+- ``shape-specialised``: the same ops and edges, but sizes of the input baked into integer
+  attributes (``export`` of GPT-2 with another sequence length: its ``view`` shapes and
+  ``arange`` ends). The graph works for this shape only; its structure does not depend on the
+  input. The report lists them.
+- ``input-dependent``: ops, edges or branches differ (``jit-trace`` unrolling a loop over the
+  sequence length, or recording the branch one input took).
+
+Per-trace counters are not differences: TensorFlow's ``_gradient_op_type`` (``CustomGradient-N``
+for each ``tf.custom_gradient`` trace, Keras' swish among them) is numbered anew every trace.
 """
 
 from __future__ import annotations
@@ -15,9 +25,16 @@ if TYPE_CHECKING:
 
     from graphscope.ir import Graph
 
-__all__ = ["DynamicReport", "alternative_inputs", "compare"]
+__all__ = ["VERDICTS", "DynamicReport", "alternative_inputs", "compare"]
 
 SHOWN = 8  # how many changed nodes a report names
+VERDICTS = ("static", "shape-specialised", "input-dependent")
+
+# Attributes a framework numbers per trace: two traces of one graph differ in them.
+_PER_TRACE = frozenset({"_gradient_op_type"})
+# Attributes that record the shapes of the values (a placeholder's, TF's declared output shapes
+# of an If or While): they follow the input, as the IR's own output shapes do.
+_SHAPES = frozenset({"shape", "_output_shapes", "output_shapes"})
 
 
 @dataclass
@@ -29,12 +46,21 @@ class DynamicReport:
     removed: list[str] = field(default_factory=list)
     changed: list[dict[str, Any]] = field(default_factory=list)  # same id, other op or inputs
     reshaped: list[str] = field(default_factory=list)  # same op and inputs, other shapes
+    # sizes baked into integer attributes: {"node", "attr", "a", "b"}
+    specialised: list[dict[str, Any]] = field(default_factory=list)
     alt_source: str = "example_inputs_alt"
     retraced: bool | None = None  # tf.function: did the second input make it trace again?
 
     @property
+    def verdict(self) -> str:
+        """``static``, ``shape-specialised`` or ``input-dependent`` (see the module docstring)."""
+        if self.added or self.removed or self.changed:
+            return "input-dependent"
+        return "shape-specialised" if self.specialised else "static"
+
+    @property
     def static(self) -> bool:
-        return not (self.added or self.removed or self.changed)
+        return self.verdict == "static"
 
     @property
     def notes(self) -> list[str]:
@@ -45,6 +71,11 @@ class DynamicReport:
             )
         if self.static:
             notes.append(f"check-dynamic: {self.method} captured the same graph for both inputs (static)")
+        elif self.verdict == "shape-specialised":
+            notes.append(
+                f"check-dynamic: {self.method} captured the same ops and edges for {self.alt_source}, "
+                f"with sizes baked in (shape-specialised): {self.specialised_summary()}"
+            )
         else:
             notes.append(
                 f"check-dynamic: {self.method} captured a different graph for {self.alt_source}: {self.summary()}"
@@ -61,8 +92,15 @@ class DynamicReport:
             parts.append(f"{len(self.changed)} changed ({_short([c['node'] for c in self.changed])})")
         return ", ".join(parts)
 
+    def specialised_summary(self) -> str:
+        shown = [f"{c['node']}.{c['attr']} {_value(c['a'])} -> {_value(c['b'])}" for c in self.specialised]
+        more = f", ... {len(shown) - SHOWN} more" if len(shown) > SHOWN else ""
+        noun = "attribute" if len(shown) == 1 else "attributes"
+        return f"{len(shown)} {noun} ({', '.join(shown[:SHOWN])}{more})"
+
     def as_dict(self) -> dict[str, Any]:
         return {
+            "verdict": self.verdict,
             "static": self.static,
             "method": self.method,
             "second_input": self.alt_source,
@@ -70,6 +108,7 @@ class DynamicReport:
             "removed": self.removed,
             "changed": self.changed,
             "reshaped": self.reshaped,
+            "specialised": self.specialised,
             "retraced": self.retraced,
         }
 
@@ -82,9 +121,21 @@ class DynamicReport:
             if self.reshaped:
                 text.append(f" (only shapes differ, in {len(self.reshaped)} nodes)")
             return text
+        if self.verdict == "shape-specialised":
+            text = Text("shape-specialised: ", style="bold yellow")
+            text.append(
+                f"{self.method} captured the same ops and edges for both inputs, with the input's "
+                f"sizes baked into {self.specialised_summary()}"
+            )
+            return text
         text = Text("input-dependent: ", style="bold red")
         text.append(f"{self.method} captured a different graph for {self.alt_source}: {self.summary()}")
         return text
+
+
+def _value(v: Any) -> str:
+    text = str(v).replace(" ", "")
+    return text if len(text) <= 24 else text[:23] + "…"
 
 
 def _short(ids: list[str]) -> str:
@@ -119,14 +170,32 @@ def alternative_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _shape_attrs_only(attrs_change: list[dict[str, Any]]) -> bool:
-    """A placeholder's ``shape`` attribute follows the input: a shape change, not a new op."""
-    return set(attrs_change[0]) | set(attrs_change[1]) <= {"shape", "_output_shapes"}
+def _is_size(value: Any) -> bool:
+    """An int, or a (nested) list of ints and None: a size or shape an attribute holds."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, (list, tuple)) and all(v is None or _is_size(v) for v in value)
+
+
+def _attr_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Of the attributes that differ: those holding sizes (ints) on both sides, and the others.
+    Recorded shapes follow the input, and per-trace counters say nothing: neither."""
+    sizes: list[str] = []
+    others: list[str] = []
+    for key in sorted(before.keys() | after.keys()):
+        a, b = before.get(key), after.get(key)
+        if a == b or key in _PER_TRACE or key in _SHAPES:
+            continue
+        (sizes if _is_size(a) and _is_size(b) else others).append(key)
+    return sizes, others
 
 
 def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_inputs_alt") -> DynamicReport:
     """Compare two captures of one model with :mod:`graphscope.diffing`: nodes added, removed,
-    changed (op, attributes or inputs), and those whose only change is their shapes."""
+    changed (op, attributes or inputs), those with sizes baked into their attributes, and those
+    whose only change is their shapes."""
     from graphscope import diffing as diff
 
     report = DynamicReport(method=method, alt_source=alt_source)
@@ -135,15 +204,21 @@ def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_input
     report.removed = list(d.removed)
     rewired = {v for _, v in d.removed_edges} | {d.ba_map()[v] for _, v in d.added_edges}
     changes = {c["a"]: c for c in d.changed}
-    for x, _ in d.matched:
+    for x, y in d.matched:
         found = changes.get(x, {}).get("fields", {})
-        fields = sorted(
-            k for k in found if k != "shape" and not (k == "attrs" and _shape_attrs_only(found[k]))
-        )
+        fields = sorted(k for k in found if k not in ("shape", "attrs"))
+        if "attrs" in found:
+            before, after = a.node(x)["attrs"], b.node(y)["attrs"]
+            sizes, others = _attr_changes(before, after)
+            report.specialised += [
+                {"node": x, "attr": k, "a": before.get(k), "b": after.get(k)} for k in sizes
+            ]
+            if others:
+                fields.append("attrs")
         if x in rewired:
             fields.append("inputs")
         if fields:
-            report.changed.append({"node": x, "fields": fields})
+            report.changed.append({"node": x, "fields": sorted(fields)})
         elif x in changes:
             report.reshaped.append(x)
     for name in sorted(set(a.subgraphs) | set(b.subgraphs)):
@@ -157,4 +232,5 @@ def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_input
             report.removed += [f"{name}/{n}" for n in inner.removed]
             report.changed += [{**c, "node": f"{name}/{c['node']}"} for c in inner.changed]
             report.reshaped += [f"{name}/{n}" for n in inner.reshaped]
+            report.specialised += [{**c, "node": f"{name}/{c['node']}"} for c in inner.specialised]
     return report

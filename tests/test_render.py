@@ -157,7 +157,8 @@ def test_any_name_gives_valid_svg(tmp_path: Path, names: list[str]) -> None:
 
 
 def scoped_graph(stages: int = 4, blocks: int = 3, ops_per_block: int = 5) -> ir.Graph:
-    """A ResNet-shaped graph: stages of blocks of ops, scopes ["layerS", "B", "opK"]."""
+    """A ResNet-shaped graph: stages of blocks of ops, scopes ["layerS", "B", "opK"]. Every
+    block has its own width, so that none is a repeat of another (graphscope.folding)."""
     g = ir.Graph("scoped", framework="torch", capture="export")
     g.add_node("x", op="placeholder", kind="input", outputs=[{"shape": [1, 8], "dtype": "float32"}])
     prev = "x"
@@ -169,7 +170,7 @@ def scoped_graph(stages: int = 4, blocks: int = 3, ops_per_block: int = 5) -> ir
                     node_id,
                     op="aten.relu.default",
                     scope=[f"layer{s}", str(b), f"op{k}"],
-                    outputs=[{"shape": [1, 8], "dtype": "float32"}],
+                    outputs=[{"shape": [1, 8 + s * blocks + b], "dtype": "float32"}],
                 )
                 g.add_edge(prev, node_id)
                 prev = node_id
@@ -177,6 +178,48 @@ def scoped_graph(stages: int = 4, blocks: int = 3, ops_per_block: int = 5) -> ir
     g.add_edge(prev, "out")
     g.inputs, g.outputs = ["x"], ["out"]
     return g
+
+
+def scripted_graph(ifs: int = 6, body_ops: int = 200) -> ir.Graph:
+    """A scripted model's shape: a few top-level ``prim::If`` nodes, each running a then-body of
+    ``body_ops`` ops in scopes ["layers", "I", "opK"] (most nodes live inside the bodies)."""
+    g = ir.Graph("scripted", framework="torch", capture="jit-script")
+    g.add_node("x", op="param", kind="input", outputs=[{"shape": [1, 8], "dtype": "float32"}])
+    prev = "x"
+    for i in range(ifs):
+        body = ir.Graph(f"if{i}.then", framework="torch", capture="jit-script")
+        inner = None
+        for k in range(body_ops):
+            node_id = f"b{i}_{k}"
+            body.add_node(node_id, op="aten::relu", scope=["layers", str(i), f"op{k % 40}"])
+            if inner is not None:
+                body.add_edge(inner, node_id)
+            inner = node_id
+        g.subgraphs[f"if{i}.then"] = body
+        g.add_node(f"if{i}", op="prim::If", kind="control", subgraphs=[f"if{i}.then"])
+        g.add_edge(prev, f"if{i}")
+        prev = f"if{i}"
+    g.add_node("out", op="output", kind="output")
+    g.add_edge(prev, "out")
+    g.inputs, g.outputs = ["x"], ["out"]
+    return g
+
+
+def test_automatic_collapse_counts_the_bodies_it_will_draw() -> None:
+    """1,200 of 1,208 nodes are inside control-flow bodies: counting only the top level, the
+    renderer collapsed nothing and handed Graphviz all of them."""
+    g = scripted_graph()
+    layout = dot.to_dot(g, dot.DotOptions(budget=300))
+    assert (layout.collapse, layout.drawn_nodes) == (3, 8 + 6 * 40)  # x, 6 Ifs, out; 40 ops per body
+    assert "1208 nodes is more than Graphviz lays out quickly" in layout.notes[0]
+    layout = dot.to_dot(g, dot.DotOptions(budget=100))
+    assert (layout.collapse, layout.drawn_nodes) == (2, 8 + 6)  # one "layers.I" box per body
+    # With the bodies too big even with every scope collapsed, they are folded into their Ifs.
+    layout = dot.to_dot(g, dot.DotOptions(budget=10))
+    assert layout.drawn_nodes == 8
+    assert "6 control-flow bodies (1200 nodes) are not drawn" in layout.notes[0]
+    # Small enough: everything is drawn, as before.
+    assert dot.to_dot(g, dot.DotOptions(budget=2000)).drawn_nodes == 1208
 
 
 def test_collapse_draws_one_node_per_scope() -> None:

@@ -257,6 +257,73 @@ def test_nan_is_found_where_it_is_born() -> None:
     assert steps.graph.node("compress/Log")["outputs"][0]["stats"]["nan"] == bad.summary["nan"]  # attached
 
 
+NAN_WEIGHT_TF = """
+import numpy as np
+import tensorflow as tf
+
+
+class M(tf.Module):
+    def __init__(self):
+        w = np.ones((4, 3), np.float32)
+        w[1, 2] = np.nan
+        self.w = tf.Variable(w, name="w")
+
+    @tf.function
+    def __call__(self, x):
+        return tf.nn.relu(tf.matmul(x, self.w))
+
+
+model = M()
+example_inputs = (np.ones((2, 4), np.float32),)
+"""
+
+NAN_WEIGHT_TF1 = """
+import numpy as np
+import tensorflow as tf
+
+tf1 = tf.compat.v1
+kernel = np.ones((2, 3), np.float32)
+kernel[1, 1] = np.nan
+graph = tf.Graph()
+with graph.as_default():
+    x = tf1.placeholder(tf.float32, [4, 2], name="x")
+    with tf1.variable_scope("dense"):
+        w = tf1.get_variable("kernel", kernel.shape, initializer=tf1.constant_initializer(kernel))
+    y = tf.nn.relu(tf.matmul(x, w), name="y")
+example_inputs = (np.ones((4, 2), np.float32),)
+"""
+
+
+@pytest.mark.parametrize(
+    ("fw", "code", "variable"),
+    [("tf", NAN_WEIGHT_TF, "w"), ("tf1", NAN_WEIGHT_TF1, "dense/kernel")],
+    ids=["tf", "tf1"],
+)
+def test_nan_held_by_a_variable_is_not_born_at_its_read(
+    fw: str, code: str, variable: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ReadVariableOp that reads a NaN from a variable did not make it: ``born`` is false
+    and the ``origin`` is the variable, as PyTorch's steppers say of a weight."""
+    import json
+
+    from graphscope.cli import main
+
+    path = tmp_path / "nan_weight.py"
+    path.write_text(code)
+    assert main(["step", str(path), "--fw", fw, "--json"]) == 0
+    bad = json.loads(capsys.readouterr().out)["first_nonfinite"]
+    assert bad["op"] == "ReadVariableOp"
+    assert bad["born"] is False
+    assert bad["origin"]["kind"] == "param" and bad["origin"]["name"] == variable, bad["origin"]
+    assert main(["step", str(path), "--fw", fw, "--until", "nonfinite"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"It is the weight {variable}: the value was stored in the model, not made." in out
+    assert "Born here" not in out
+    assert main(["step", "examples/nan_tf.py", "--fw", "tf", "--json"]) == 0
+    bad = json.loads(capsys.readouterr().out)["first_nonfinite"]
+    assert (bad["node"], bad["born"]) == ("compress/Log", True) and "origin" not in bad
+
+
 def test_values_are_kept_for_the_nodes_asked() -> None:
     found = load("nan_tf")
     handle = "encoder/MatMul/ReadVariableOp/resource"  # a variable's handle: no values to keep

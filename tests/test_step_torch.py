@@ -157,6 +157,28 @@ def test_nan_given_as_input_or_held_by_a_weight_is_not_born_in_the_graph() -> No
     assert torch.isnan(model[0].weight[0, 0])  # the model is as it was
 
 
+@pytest.mark.parametrize("method", ["eager", "fx", "export"])
+def test_step_json_says_a_nan_held_by_a_weight_was_not_born_and_where_it_came_from(
+    method: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``first_nonfinite`` says ``born`` and, when false, the ``origin``: here the weight. fx
+    steps an nn.Linear as one call_module node, whose weight is no edge of the graph."""
+    model = tmp_path / "nan_weight.py"
+    model.write_text(
+        "import torch\nfrom torch import nn\n\ntorch.manual_seed(0)\n"
+        "model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())\n"
+        "with torch.no_grad():\n    model[0].weight[2, 1] = float('nan')\n"
+        "example_inputs = (torch.ones(2, 4),)\n"
+    )
+    assert main(["step", str(model), "--fw", "torch", "--method", method, "--json"]) == 0
+    bad = json.loads(capsys.readouterr().out)["first_nonfinite"]
+    assert bad["born"] is False
+    assert bad["origin"]["kind"] == "param" and bad["origin"]["name"] == "0.weight", bad["origin"]
+    assert main(["step", "examples/nan_torch.py", "--fw", "torch", "--method", method, "--json"]) == 0
+    bad = json.loads(capsys.readouterr().out)["first_nonfinite"]
+    assert (bad["node"], bad["born"]) == ("log", True) and "origin" not in bad
+
+
 def test_eager_steps_models_static_captures_cannot() -> None:
     import torch
     from torch import nn

@@ -319,6 +319,49 @@ def test_check_dynamic_reports_retracing(capsys: pytest.CaptureFixture[str]) -> 
     assert any("traced a second concrete function" in n for n in doc["notes"])
 
 
+SWISH_MODEL = """
+import keras
+import numpy as np
+
+inputs = keras.Input((4,))
+hidden = keras.layers.Dense(8, activation="swish")(inputs)
+model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+example_inputs = (np.ones((2, 4), np.float32),)
+"""
+
+
+def test_check_dynamic_ignores_the_per_trace_gradient_counter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Keras' swish is a tf.custom_gradient: each trace numbers its IdentityN's
+    _gradient_op_type anew (CustomGradient-N). That is not the input changing the graph."""
+    path = tmp_path / "swish.py"
+    path.write_text(SWISH_MODEL)
+    code = main(["trace", str(path), "--fw", "tf", "--check-dynamic", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["dynamic"]["verdict"] == "static", doc["dynamic"]
+    assert doc["dynamic"]["changed"] == [] and doc["dynamic"]["specialised"] == []
+
+
+@pytest.mark.parametrize(
+    ("example", "verdict"), [("keras_tf", "shape-specialised"), ("control_flow_tf", "static")]
+)
+def test_check_dynamic_verdicts_of_tf_examples(
+    example: str, verdict: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """keras_tf's Flatten folds the batch into a constant shape; control_flow_tf's If and While
+    only record their output shapes (output_shapes), which follow the input."""
+    code = main(["trace", f"examples/{example}.py", "--fw", "tf", "--check-dynamic", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)["dynamic"]
+    assert doc["verdict"] == verdict, doc
+    if verdict == "shape-specialised":
+        assert {s["attr"] for s in doc["specialised"]} == {"value"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("app", ["ResNet50", "MobileNetV2"])
 def test_keras_applications_have_shapes_on_99_percent_of_ops(app: str) -> None:

@@ -205,16 +205,17 @@ def test_jit_trace_turns_tracer_warnings_into_notes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("example", "method", "static"),
+    ("example", "method", "verdict"),
     [
-        ("data_dependent", "jit-trace", False),
-        ("gru", "jit-trace", False),
-        ("or_gate", "jit-trace", True),
-        ("or_gate", "export", True),
-        ("gru", "jit-script", True),
+        ("data_dependent", "jit-trace", "input-dependent"),
+        ("gru", "jit-trace", "input-dependent"),
+        ("or_gate", "jit-trace", "static"),
+        ("or_gate", "export", "static"),
+        ("gru", "jit-script", "static"),
+        ("transformer_block", "export", "shape-specialised"),  # reshapes to the batch size
     ],
 )
-def test_check_dynamic(example: str, method: str, static: bool, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_dynamic(example: str, method: str, verdict: str, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     code = main(
@@ -232,10 +233,19 @@ def test_check_dynamic(example: str, method: str, static: bool, capsys: pytest.C
     out, err = capsys.readouterr()
     assert code == 0, err
     doc = json.loads(out)
-    assert doc["dynamic"]["static"] is static, doc["dynamic"]
+    assert doc["dynamic"]["verdict"] == verdict, doc["dynamic"]
+    assert doc["dynamic"]["static"] is (verdict == "static")
     assert any(n.startswith("check-dynamic:") for n in doc["notes"])
-    if not static:
+    if verdict == "input-dependent":
         assert doc["dynamic"]["added"] or doc["dynamic"]["removed"] or doc["dynamic"]["changed"]
+    elif verdict == "shape-specialised":
+        assert not (doc["dynamic"]["added"] or doc["dynamic"]["removed"] or doc["dynamic"]["changed"])
+        assert {s["node"] for s in doc["dynamic"]["specialised"]} == {
+            "reshape",
+            "reshape_1",
+            "reshape_2",
+            "reshape_3",
+        }
 
 
 def test_check_dynamic_without_alt_inputs_grows_the_batch(capsys: pytest.CaptureFixture[str]) -> None:
@@ -456,3 +466,34 @@ def test_jit_script_scopes_every_op_by_the_module_that_ran_it() -> None:
     assert resolve("head(Linear)") == ["head"]
     assert resolve("missing(Linear)") == []
     assert resolve("0(Linear)") == []  # extra.0 or more.0: not a guess
+
+
+def test_source_is_the_users_line_else_a_model_librarys_never_the_console_script(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    from graphscope.tracers._source import is_user_file, source_of_frames
+
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    script = os.path.join(sys.prefix, "bin", "graphscope")
+    functional = os.path.join(site, "torch", "nn", "functional.py")
+    module_call = os.path.join(site, "torch", "nn", "modules", "module.py")
+    layer = os.path.join(site, "torch", "nn", "modules", "linear.py")
+    gpt2 = os.path.join(site, "transformers", "models", "gpt2", "modeling_gpt2.py")
+    user = str(tmp_path / "model.py")
+    assert not is_user_file(script)
+    # innermost first: torch's functional machinery, the library's line, torch's call machinery,
+    # then the console script that called it all
+    assert source_of_frames([(functional, 1), (gpt2, 20), (module_call, 3), (script, 8)]) == {
+        "file": gpt2,
+        "line": 20,
+    }
+    assert source_of_frames([(functional, 1), (layer, 134), (module_call, 3), (script, 8)]) == {
+        "file": layer,
+        "line": 134,
+    }
+    assert source_of_frames([(functional, 1), (gpt2, 20), (user, 7), (script, 8)]) == {
+        "file": user,
+        "line": 7,
+    }
+    assert source_of_frames([(functional, 1), (module_call, 3), (script, 8)]) is None

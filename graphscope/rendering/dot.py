@@ -44,6 +44,7 @@ STYLE = {
     "op": {"fillcolor": "#fff3bf", "color": "#8d6e00"},
     "control": {"fillcolor": "#ffd8a8", "color": "#c2410c"},
     "group": {"fillcolor": "#e5dbff", "color": "#5f3dc4"},
+    "fold": {"fillcolor": "#d0ebff", "color": "#1864ab"},
 }
 # Backward nodes, whatever their kind: the fill tells the phase, the dashed outline says it
 # again in greyscale print.
@@ -71,6 +72,7 @@ class DotOptions:
     legend: bool = True
     budget: int = NODE_BUDGET
     title: str | None = None
+    fold: bool = True  # draw runs of identical sibling scopes once, with a ×N badge
     fill: dict[str, str] = field(default_factory=dict)  # node id (path/id in subgraphs) -> fill colour
     name_prefix: str = "n"  # generated DOT names; two graphs in one drawing need two prefixes
     highlight_label: str = "highlighted (--highlight)"  # what a highlight means, in the legend
@@ -211,6 +213,7 @@ class _Writer:
         self.count = 0
         self.prefix = prefix
         self.used: set[str] = set()  # what the drawing shows: the legend explains only these
+        self.folds_drawn: set[Any] = set()  # the runs of identical blocks drawn folded
 
     def new_name(self) -> str:
         self.count += 1
@@ -223,20 +226,33 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
     notes: list[str] = []
     collapse = opts.collapse
     visible = _visible_nodes(graph, opts)
+    folds = _Folds(graph if opts.fold else None, opts.highlight)
     runs = False  # draw runs of consecutive nodes: scopes cannot make the graph small enough
-    counts = _ScopeCounts(graph, visible) if collapse is None else None
+    bodies = True  # draw control-flow bodies beside the nodes that run them
+    counts = _ScopeCounts(graph, visible, opts, scope_of=folds.scope_of) if collapse is None else None
     if counts is not None and counts.drawn(None) > opts.budget:
+        total = counts.drawn(None)
         collapse = counts.fitting_depth(opts.budget)
-        if collapse is not None and counts.drawn(collapse) > opts.budget:
+        if counts.drawn(collapse) > opts.budget:
+            # Collapsing scopes is not enough: fold the bodies into the nodes that run them.
+            bodies = False
+            n_bodies, in_bodies = counts.body_nodes()
+            if n_bodies:
+                notes.append(
+                    f"{n_bodies} control-flow bodies ({in_bodies} nodes) are not drawn, only the nodes "
+                    "that run them: with them the drawing has too many nodes even with every scope collapsed"
+                )
+            collapse = counts.fitting_depth(opts.budget, bodies=False)
+        if collapse is not None and counts.drawn(collapse, bodies=bodies) > opts.budget:
             runs = True
             notes.append(
-                f"{len(visible)} nodes is more than Graphviz lays out quickly, "
-                f"and still {counts.drawn(collapse)} boxes with every scope collapsed"
+                f"{total} nodes is more than Graphviz lays out quickly, "
+                f"and still {counts.drawn(collapse, bodies=bodies)} boxes with every scope collapsed"
             )
             collapse = None
         elif collapse is not None:
             notes.append(
-                f"{len(visible)} nodes is more than Graphviz lays out quickly; "
+                f"{total} nodes is more than Graphviz lays out quickly; "
                 f"collapsed scopes below depth {collapse} (use --collapse to choose)"
             )
     w = _Writer(opts.name_prefix)
@@ -253,7 +269,28 @@ def to_dot(graph: Graph, options: DotOptions | None = None) -> Layout:
     )
     if opts.title:
         w.lines.append(f"  label={_title_label(opts.title)} labelloc=t")
-    drawn = _draw_graph(graph, w, opts, collapse, visible, prefix="", indent="  ", notes=notes, runs=runs)
+    drawn = _draw_graph(
+        graph,
+        w,
+        opts,
+        collapse,
+        visible,
+        prefix="",
+        indent="  ",
+        notes=notes,
+        runs=runs,
+        bodies=bodies,
+        folds=folds,
+    )
+    drawn_folds = [f for f in folds.folds if f in w.folds_drawn]  # not those inside a collapsed box
+    if drawn_folds:
+        notes.append(
+            "folded "
+            + "; ".join(
+                f"{f.count} identical {'.'.join(f.parent) or 'top-level'} blocks" for f in drawn_folds
+            )
+            + " (the first drawn; --no-fold draws them all)"
+        )
     if drawn > opts.budget:
         notes.append(f"the drawing still has {drawn} nodes; Graphviz may take a while")
     if opts.legend:
@@ -282,35 +319,121 @@ def _visible_nodes(graph: Graph, opts: DotOptions) -> set[str]:
     return set(graph.nx.nodes) - hidden
 
 
-def _group_key(node: dict[str, Any], collapse: int | None) -> tuple[str, ...] | None:
+def _group_key(
+    node: dict[str, Any], collapse: int | None, folded: tuple[str, ...] | None = None
+) -> tuple[str, ...] | None:
+    """The box a node is drawn in: its scope at the collapse depth, or its fold's, whichever
+    is shallower (a collapsed scope holds its folds), or None: drawn on its own."""
     if collapse is None or collapse < 1 or len(node["scope"]) < collapse:
-        return None
+        return folded
     key = tuple(node["scope"][:collapse])
     if node["phase"] == "backward":  # the scope's gradients: a box of their own beside it
         key = (*key[:-1], f"{key[-1]} {GRAD_MARK}")
-    return key
+    # At the collapse depth each instance is one box already: folding them says less.
+    return folded if folded is not None and len(folded) < len(key) else key
+
+
+class _Folds:
+    """The runs of identical blocks a drawing folds (graphscope.folding), keyed for drawing.
+
+    A run is not folded when one of the instances it would hide holds a highlighted node (the
+    culprit of a NaN, a --highlight) or a non-finite value: what the drawing is about stays
+    visible."""
+
+    def __init__(self, graph: Graph | None, highlight: list[str] | None = None) -> None:
+        from graphscope import folding
+
+        self.folds = folding.find_folds(graph) if graph is not None else []
+        if graph is not None and self.folds:
+            marked = set(highlight or ()) | {n["id"] for n in graph.nodes() if _nonfinite(n)}
+            hidden = folding.folded_nodes(graph, self.folds)
+            spoiled = {hidden[i] for i in marked if i in hidden}
+            self.folds = [f for f in self.folds if f.rest_key not in spoiled]
+        self.scope_of = folding.folded_nodes(graph, self.folds) if graph is not None and self.folds else {}
+        self.by_rest = {f.rest_key: f for f in self.folds}
+        self.by_first = {f.first: f for f in self.folds}
 
 
 class _ScopeCounts:
-    """How many boxes each collapse depth draws, from one pass over the nodes (a million
-    nodes: one pass, not one per depth tried)."""
+    """How many boxes each collapse depth draws, control-flow bodies included: a body is drawn
+    beside the node that runs it when that node is drawn as itself, not folded into a collapsed
+    scope (a scripted nn.Transformer: 262 top-level nodes, 11,556 drawn with its ``prim::If``
+    bodies). From one pass over each graph's nodes (a million nodes: one pass, not one per
+    depth tried); a body shared by several callers is counted once per graph, as it is drawn."""
 
-    def __init__(self, graph: Graph, visible: set[str]) -> None:
-        # (backward?, scope): a scope's forward and backward nodes collapse into two boxes
-        self.scopes: Counter[tuple[bool, tuple[str, ...]]] = Counter(
-            (n["phase"] == "backward", tuple(n["scope"])) for n in graph.nodes() if n["id"] in visible
+    deepest: int  # the deepest scope, bodies included
+
+    def __init__(
+        self,
+        graph: Graph,
+        visible: set[str],
+        opts: DotOptions,
+        memo: dict[int, _ScopeCounts] | None = None,
+        *,
+        scope_of: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
+        memo = {} if memo is None else memo
+        # A folded run of identical blocks counts as its one box (scope_of maps the nodes of the
+        # instances after the first to the fold's key); what runs inside them is not drawn.
+        folded = scope_of or {}
+        nodes = [n for n in graph.nodes() if n["id"] in visible]
+        self.scopes: Counter[tuple[str, ...]] = Counter(
+            folded.get(n["id"]) or tuple(n["scope"]) for n in nodes
         )
-        self.deepest = max((len(s) for _, s in self.scopes), default=0)
+        for key in set(folded.values()):
+            if key in self.scopes:
+                self.scopes[key] = 1
+        self.runners = [
+            (tuple(n["scope"]), list(n["subgraphs"]))
+            for n in nodes
+            if n["subgraphs"] and n["id"] not in folded
+        ]
+        self.bodies: dict[str, _ScopeCounts] = {}
+        for _, names in self.runners:
+            for name in names:
+                sub = _find_subgraph([graph], name)
+                if name in self.bodies or sub is None or len(sub) == 0:
+                    continue
+                if id(sub) not in memo:
+                    memo[id(sub)] = _ScopeCounts(sub, _visible_nodes(sub, opts), opts, memo)
+                self.bodies[name] = memo[id(sub)]
+        self.deepest = max(
+            [len(s) for s in self.scopes] + [b.deepest for b in self.bodies.values()], default=0
+        )
 
-    def drawn(self, collapse: int | None) -> int:
+    def drawn(self, collapse: int | None, *, bodies: bool = True) -> int:
         if collapse is None or collapse < 1:
-            return sum(self.scopes.values())
-        singles = sum(k for (_, s), k in self.scopes.items() if len(s) < collapse)
-        return singles + len({(b, s[:collapse]) for b, s in self.scopes if len(s) >= collapse})
+            boxes = sum(self.scopes.values())
+            groups: Counter[tuple[str, ...]] = Counter()
+        else:
+            groups = Counter()
+            for scope, k in self.scopes.items():
+                if len(scope) >= collapse:
+                    groups[scope[:collapse]] += k
+            boxes = sum(k for scope, k in self.scopes.items() if len(scope) < collapse) + len(groups)
+        if bodies:
+            counted: set[str] = set()
+            for scope, names in self.runners:
+                if (
+                    collapse is not None
+                    and collapse >= 1
+                    and len(scope) >= collapse
+                    and groups[scope[:collapse]] > 1
+                ):
+                    continue  # folded into a collapsed scope: its bodies are not drawn
+                for name in names:
+                    if name in self.bodies and name not in counted:
+                        counted.add(name)
+                        boxes += self.bodies[name].drawn(collapse)
+        return boxes
 
-    def fitting_depth(self, budget: int) -> int | None:
+    def body_nodes(self) -> tuple[int, int]:
+        """How many bodies the top level runs, and how many nodes they hold (nested ones too)."""
+        return len(self.bodies), sum(b.drawn(None) for b in self.bodies.values())
+
+    def fitting_depth(self, budget: int, *, bodies: bool = True) -> int | None:
         for depth in range(self.deepest, 0, -1):
-            if self.drawn(depth) <= budget:
+            if self.drawn(depth, bodies=bodies) <= budget:
                 return depth
         return 1 if self.deepest else None
 
@@ -328,8 +451,11 @@ def _draw_graph(
     enclosing: list[Graph] | None = None,
     drawn_bodies: set[str] | None = None,
     runs: bool = False,
+    bodies: bool = True,
+    folds: _Folds | None = None,
 ) -> int:
     """Emit nodes (in scope clusters), edges and control-flow subgraphs; return nodes drawn."""
+    folds = folds or _Folds(None)
     enclosing = enclosing or []
     drawn_bodies = set() if drawn_bodies is None else drawn_bodies  # a body shared by callers is drawn once
     names: dict[str, str] = {}  # IR node id (or group key) -> DOT name
@@ -338,7 +464,7 @@ def _draw_graph(
     for n in graph.nodes():
         if n["id"] not in visible:
             continue
-        key = _group_key(n, collapse)
+        key = _group_key(n, collapse, folds.scope_of.get(n["id"]))
         if key is None:
             singles.append(n)
         else:
@@ -427,7 +553,7 @@ def _draw_graph(
             names[n["id"]] = name
         ids = {n["id"] for n in members}
         style = dict(STYLE["group"])
-        w.used.add("group")
+        w.used.add("group" if key not in folds.by_rest else "fold")
         backward = all(n["phase"] == "backward" for n in members)
         if backward:
             style.update({k: v for k, v in BACKWARD_STYLE.items() if k != "style"})
@@ -444,8 +570,15 @@ def _draw_graph(
         if last is not None and last["outputs"] and last["outputs"][0]["shape"] is not None:
             shape = "&#160;·&#160;" + _esc(_clip(format_shape(last["outputs"][0]["shape"]), 60))
         title = key[-1] if key[0] == "#" else ".".join(key)
+        fold = folds.by_rest.get(key)
+        what = f"{ops} op{'s' if ops != 1 else ''}"
+        if fold is not None:  # the instances after the first of a run of identical blocks
+            w.folds_drawn.add(fold)
+            title = ".".join((*fold.parent, f"{fold.members[1]} … {fold.members[-1]}"))
+            what = f"×{fold.count - 1} more, each the same as {fold.members[0]} ({fold.nodes} nodes)"
+            style.update(STYLE["fold"])
         style["label"] = (
-            f'<<B>{_esc(_clip(title, 60))}</B>{shape}<BR/><FONT POINT-SIZE="9">{ops} op{"s" if ops != 1 else ""}</FONT>>'
+            f'<<B>{_esc(_clip(title, 60))}</B>{shape}<BR/><FONT POINT-SIZE="9">{_esc(what)}</FONT>>'
         )
         style["shape"] = "box3d"
         style["style"] = "filled,dashed" if backward else "filled"
@@ -453,7 +586,7 @@ def _draw_graph(
         parent = key[:-1] if key[0] != "#" else ()
         tree[parent].append(f"{name} {_attrs(style)}")
 
-    _emit_clusters(tree, w, indent, prefix)
+    _emit_clusters(tree, w, indent, prefix, badges={f.first: f"×{f.count}" for f in folds.folds})
 
     back = {(u, v) for u, v, _ in back_edges}
     seen_edges: set[tuple[str, str, bool]] = set()
@@ -488,7 +621,7 @@ def _draw_graph(
     drawn = len(singles) + len(groups)
     # Control-flow bodies: a cluster per subgraph, linked from the node that runs it
     # (a node folded into a collapsed scope shows its bodies only when expanded).
-    for n in singles:
+    for n in singles if bodies else ():
         for sub_name in n["subgraphs"]:
             sub = _find_subgraph([*enclosing, graph], sub_name)
             if sub is None or len(sub) == 0 or sub_name in drawn_bodies:
@@ -537,6 +670,12 @@ def _grad_links(graph: Graph, names: dict[str, str], w: _Writer, indent: str) ->
         w.used.add("grad-link")
 
 
+def _badge(badges: dict[tuple[str, ...], str] | None, path: tuple[str, ...]) -> str:
+    """`` ×80`` after the name of a block drawn once for a run of identical ones."""
+    badge = (badges or {}).get(path)
+    return f'&#160;<B><FONT COLOR="{STYLE["fold"]["color"]}">{_esc(badge)}</FONT></B>' if badge else ""
+
+
 def _lone_scopes(
     singles: list[dict[str, Any]], groups: dict[tuple[str, ...], list[dict[str, Any]]]
 ) -> set[tuple[str, ...]]:
@@ -578,7 +717,13 @@ def _folded_inputs(graph: Graph, visible: set[str]) -> dict[str, str]:
     return {k: _esc(", ".join(v[:4]) + (f", +{len(v) - 4}" if len(v) > 4 else "")) for k, v in out.items()}
 
 
-def _emit_clusters(tree: dict[tuple[str, ...], list[str]], w: _Writer, indent: str, prefix: str) -> None:
+def _emit_clusters(
+    tree: dict[tuple[str, ...], list[str]],
+    w: _Writer,
+    indent: str,
+    prefix: str,
+    badges: dict[tuple[str, ...], str] | None = None,
+) -> None:
     """Nested ``subgraph cluster_*`` blocks, one per scope path, in sorted order."""
     paths = set(tree)
     for path in list(paths):
@@ -594,7 +739,7 @@ def _emit_clusters(tree: dict[tuple[str, ...], list[str]], w: _Writer, indent: s
             cluster = f"cluster_{w.new_name()}"
             w.lines.append(f"{ind}subgraph {cluster} {{")
             w.lines.append(
-                f'{ind}  label=<{_esc(path[-1])}> style="rounded" color="{CLUSTER_COLOR}" '
+                f'{ind}  label=<{_esc(path[-1])}{_badge(badges, path)}> style="rounded" color="{CLUSTER_COLOR}" '
                 f'fontcolor="#868e96" fontsize=10 labeljust=l'
             )
             inner = ind + "  "
@@ -620,6 +765,7 @@ _LEGEND_ROWS: list[tuple[str, str, str, str]] = [
     ("control", "", "control", "control flow: a branch, a loop, a call"),
     ("graph-break", "", "graph break", "where Dynamo split the graph, and why"),
     ("group", "", "scope · 12 ops", "a scope drawn as one box (--collapse)"),
+    ("fold", "", "×79 more", "identical blocks after the first (the ×N one), folded (--no-fold)"),
     ("output", "", "output", "a model output"),
     ("extra-outputs", "", "+2", "an op with more outputs than the first (here 2 more)"),
     ("stats", "", "[-1, 2.5] mean 0.3", "the value's range and mean (a stepped graph)"),

@@ -152,13 +152,25 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
     if bad.summary and bad.summary.get("shape") is not None:
         out.append(f" of {_count(bad.summary['shape'])} values")
     out.append(".\n")
-    kind = steps.graph.node(bad.node)["kind"] if bad.node in steps.graph else None
-    if kind == "input":
+    origin = steps.origin(bad)
+    if bad.kind == "input":
         out.append("It is one of the model's inputs: the value was given, not made.\n", style="bold")
+    elif bad.given:
+        what = "weight" if bad.kind == "param" else "constant"
+        name = origin["name"] if origin and origin["name"] else bad.node
+        out.append(f"It is the {what} {name}: the value was stored in the model, not made.\n", style="bold")
     elif bad.inputs is None:
         out.append("Its inputs were not recorded.\n")
     elif bad.born_here:
         out.append("Born here: every input was finite.\n", style="bold")
+    elif origin is not None:
+        what = {"input": "the input", "param": "the weight", "const": "the constant"}.get(
+            origin["kind"] or "", ""
+        )
+        out.append(
+            f"Not born here: it came in through {what or 'the value'} {origin['name']}, which already held it.\n",
+            style="bold",
+        )
     else:
         out.append("Not born here: it came in through an input that already held it.\n", style="bold")
     for node, summary in zip(bad.input_nodes, bad.inputs or [], strict=False):

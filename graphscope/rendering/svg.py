@@ -97,6 +97,7 @@ def render(
     timeout: float = DEFAULT_TIMEOUT,
     quiet: bool = False,
     highlight_label: str | None = None,
+    fold: bool = True,
     **_: Any,
 ) -> Path:
     """Draw ``graph`` to an SVG file at ``output`` (written atomically)."""
@@ -108,6 +109,7 @@ def render(
         highlight=list(highlight or []),
         show_params=show_params,
         legend=legend,
+        fold=fold,
         title=f"{graph.name} · {graph.framework or '?'} {graph.capture or ''}".strip(),
     )
     if highlight_label:

@@ -62,6 +62,9 @@ def info_document(graph: Graph) -> dict[str, Any]:
             no_outputs += 1
         elif all(o["shape"] is not None and o["dtype"] for o in n["outputs"]):
             with_shape += 1
+    from graphscope import folding
+
+    folds = folding.find_folds(graph)
     nested = list(graph.walk_subgraphs())
     # The ops inside bodies and called graphs (a Dynamo capture's top level is only calls).
     sub_ops: Counter[str] = Counter()
@@ -90,6 +93,17 @@ def info_document(graph: Graph) -> dict[str, Any]:
         "subgraphs": len(nested),
         "subgraph_names": [path for path, _ in nested],
         "subgraph_nodes": sum(len(sub) for _, sub in nested),
+        "repeated_blocks": [
+            {
+                "scope": ".".join(f.parent),
+                "count": f.count,
+                "first": ".".join(f.first),
+                "last": ".".join((*f.parent, f.members[-1])),
+                "nodes_each": f.nodes,
+                "differing": [{"scope": ".".join((*f.parent, m)), "how": how} for m, how in f.differing],
+            }
+            for f in folds
+        ],
         "inputs": _port_list(graph, graph.inputs),
         "outputs": _port_list(graph, graph.outputs),
         "signature": graph.signature,
@@ -135,6 +149,14 @@ def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
         if doc["op_nodes_without_outputs"]:
             shapes += f" ({doc['op_nodes_without_outputs']} more have no outputs)"
         head.add_row("shapes", Text(shapes))
+    for block in doc["repeated_blocks"]:
+        text = (
+            f"{block['count']} × {block['scope'] or '(top level)'}.N (identical, {block['nodes_each']} nodes each): "
+            f"{block['first']} … {block['last']}"
+        )
+        for other in block["differing"]:
+            text += f"; {other['scope']} differs: {other['how']}"
+        head.add_row("repeated", Text(text))
     if doc["subgraphs"]:
         head.add_row(
             "subgraphs",

@@ -1,8 +1,10 @@
 """What stepping produces: one :class:`Record` per executed node, and :class:`Steps` to walk them.
 
 A record holds summaries (see :mod:`graphscope.stepping.numerics`), never the tensors. The first
-non-finite record is where a NaN or an infinity was *born* when all of its inputs were finite;
-otherwise it came in from outside the graph (an input or a parameter already held it).
+non-finite record is where a NaN or an infinity was *born* when it is an op and all of its
+inputs (weights included) were finite; otherwise it came in from outside the graph: its
+*origin* is the input, weight or variable that already held it. An input, a weight or a
+variable read (TensorFlow's ``ReadVariableOp``) is never where a value is born: it was given.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
     from graphscope.ir import Graph
 
 __all__ = ["Record", "Steps"]
+
+_GIVEN = frozenset({"input", "param", "const"})
 
 # The summary keys stored on an IR node's output next to shape and dtype.
 STAT_KEYS = ("min", "max", "mean", "std", "nan", "posinf", "neginf", "zeros")
@@ -34,6 +38,9 @@ class Record:
     outputs: list[dict[str, Any] | None]  # one summary per output; None where not a tensor
     inputs: list[dict[str, Any] | None] | None = None  # the inputs' summaries, kept for the culprit
     input_nodes: list[str] = field(default_factory=list)
+    # inputs that are no node of the graph (the weights inside an fx call_module): name -> kind
+    input_kinds: dict[str, str] = field(default_factory=dict)
+    kind: str | None = None  # the IR node's kind (input, param, const, op, ...), set by Steps
 
     @property
     def summary(self) -> dict[str, Any] | None:
@@ -45,9 +52,24 @@ class Record:
         return all(is_finite(s) for s in self.outputs)
 
     @property
+    def given(self) -> bool:
+        """An input, a weight or a constant (a variable read included): its value was given,
+        not computed."""
+        return self.kind in _GIVEN
+
+    @property
     def born_here(self) -> bool:
-        """Non-finite output from finite inputs: the node where the NaN/Inf appeared."""
-        return not self.finite and all(is_finite(s) for s in (self.inputs or []))
+        """Non-finite output of an op from finite inputs: the node where the NaN/Inf appeared."""
+        return not self.finite and not self.given and all(is_finite(s) for s in (self.inputs or []))
+
+    @property
+    def born(self) -> bool | None:
+        """:attr:`born_here` for a non-finite record; None when an op's inputs were not recorded."""
+        if self.finite:
+            return False
+        if self.inputs is None and not self.given:
+            return None
+        return self.born_here
 
     def as_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -84,6 +106,9 @@ class Steps(Sequence[Record]):
         self.position = 0
         self.values: dict[str, list[Any]] = {}  # node id -> whole outputs, for the nodes asked to keep
         self._by_node = {r.node: r for r in records}
+        for r in records:
+            if r.kind is None and r.node in graph:
+                r.kind = graph.node(r.node)["kind"]
 
     # -- Sequence ---------------------------------------------------------------------------
 
@@ -119,6 +144,32 @@ class Steps(Sequence[Record]):
     @property
     def first_nonfinite(self) -> Record | None:
         return next((r for r in self.records if not r.finite), None)
+
+    def origin(self, rec: Record) -> dict[str, Any] | None:
+        """Where a non-finite value that was not born at ``rec`` came from: ``{"node", "kind",
+        "name"}`` of the input, weight or variable that held it (``rec`` itself when it is one;
+        ``node`` is None for a weight that is no node of the graph, inside an fx call_module).
+        None when it was born at ``rec``, or when nothing recorded says."""
+        if rec.finite or rec.born is not False:
+            return None
+        if rec.given:
+            # A variable read (ReadVariableOp): the variable it reads is the origin.
+            handles = [
+                n for n in rec.input_nodes if n in self.graph and self.graph.node(n)["kind"] == "param"
+            ]
+            return self._described(handles[0] if len(handles) == 1 else rec.node)
+        for node, summary in zip(rec.input_nodes, rec.inputs or [], strict=False):
+            if not is_finite(summary):
+                if node in rec.input_kinds:
+                    return {"node": None, "kind": rec.input_kinds[node], "name": node}
+                return self._described(node)
+        return None
+
+    def _described(self, node_id: str) -> dict[str, Any]:
+        if node_id not in self.graph:
+            return {"node": node_id, "kind": None, "name": node_id}
+        node = self.graph.node(node_id)
+        return {"node": node_id, "kind": node["kind"], "name": node["name"]}
 
     def until(self, stop: str | None) -> Steps:
         """The records up to and including ``stop``: ``"nonfinite"``, a node id, or None (all)."""
@@ -184,11 +235,17 @@ class Steps(Sequence[Record]):
 
     def as_dict(self) -> dict[str, Any]:
         bad = self.first_nonfinite
+        culprit = None
+        if bad is not None:
+            culprit = bad.as_dict()
+            culprit["born"] = bad.born
+            if bad.born is False:
+                culprit["origin"] = self.origin(bad)
         return {
             "graph": self.graph.name,
             "capture": self.graph.capture,
             "steps": [r.as_dict() for r in self.records],
-            "first_nonfinite": bad.as_dict() if bad else None,
+            "first_nonfinite": culprit,
             "notes": self.notes,
         }
 

@@ -5,7 +5,7 @@ control flow that no static capture handles: the graph is the path this input to
 inputs are found by tensor identity (a weak map from every tensor an op returned to the node
 that returned it, so tensors are freed as the model frees them); parameters and buffers are
 named from the module; module hooks give each op its module scope; the nearest user frame on
-the stack gives its source line.
+the stack (else a model library's, such as transformers' modeling_gpt2.py) gives its source line.
 
 The same recorder, without summaries, is the capture method ``eager``.
 """
@@ -21,7 +21,7 @@ from graphscope.errors import GraphscopeError
 from graphscope.stepping import numerics
 from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _torch_common as common
-from graphscope.tracers._source import is_user_file, relative
+from graphscope.tracers._source import model_source
 
 # Ops whose output holds exactly the input's values (same count, rearranged or aliased): their
 # summary is the input's, with the new shape, instead of another pass over memory.
@@ -368,11 +368,6 @@ def _argument_names(model: Any, count: int) -> list[str]:
 
 
 def _user_source() -> dict[str, Any] | None:
-    """The innermost frame of the user's own code on the stack, as ``{file, line}``."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if is_user_file(filename):
-            return {"file": relative(filename), "line": frame.f_lineno}
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
+    """Where the op being recorded ran: the user's line, or a model library's (see
+    :func:`graphscope.tracers._source.model_source`)."""
+    return model_source(sys._getframe(1))

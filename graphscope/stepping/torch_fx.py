@@ -20,7 +20,8 @@ class _Collector:
         self.keep = keep
         self.kept: dict[str, list[Any]] = {}
         self.rows: list[tuple[str, list[dict[str, Any] | None], Any]] = []
-        self.culprit: tuple[list[str], list[dict[str, Any] | None]] | None = None
+        # the first non-finite node's inputs: names, summaries, kinds of those not in the graph
+        self.culprit: tuple[list[str], list[dict[str, Any] | None], dict[str, str]] | None = None
         self.skip = skip_kinds or (lambda node: node.op in ("get_attr", "output"))
 
     def __call__(self, node: Any, result: Any, interp: Any) -> None:
@@ -34,7 +35,15 @@ class _Collector:
             # Inputs are still in the interpreter's environment: it frees them after this call.
             names = [a.name for a in node.all_input_nodes]
             values = [interp.env.get(a) for a in node.all_input_nodes]
-            self.culprit = (names, [_first(_summaries(v)) for v in values])
+            kinds: dict[str, str] = {}
+            if node.op == "call_module":
+                # A leaf module's weights are inputs too, though no edge of the graph shows them.
+                module = interp.module.get_submodule(node.target)
+                for pname, tensor in [*module.named_parameters(), *module.named_buffers()]:
+                    names.append(f"{node.target}.{pname}")
+                    values.append(tensor)
+                    kinds[names[-1]] = "param"
+            self.culprit = (names, [_first(_summaries(v)) for v in values], kinds)
             self.rows[-1] = (node.name, summaries, self.culprit)
 
     def steps(self, graph: Any) -> Steps:
@@ -43,7 +52,7 @@ class _Collector:
             node = graph.node(node_id)
             rec = Record(i, node_id, node["op"], node["scope"], node["source"], summaries)
             if culprit is not None:
-                rec.input_nodes, rec.inputs = culprit
+                rec.input_nodes, rec.inputs, rec.input_kinds = culprit
             records.append(rec)
         steps = Steps(graph, records)
         steps.values = self.kept

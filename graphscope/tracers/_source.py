@@ -1,14 +1,18 @@
-"""Which frames of a stack are the user's own code, and how to name their files portably."""
+"""Which frames of a stack are the user's own code or a model library's, and how to name their
+files portably."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
+import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["is_user_file", "relative"]
+__all__ = ["is_library_model_file", "is_user_file", "model_source", "relative", "source_of_frames"]
 
 
 @functools.cache
@@ -18,7 +22,23 @@ def _library_dirs() -> tuple[str, ...]:
         if p.endswith(("site-packages", "dist-packages")):
             dirs.append(p)
     dirs.append(str(Path(contextlib.__file__).parent))  # the standard library
+    # The environment's scripts: the `graphscope` console script is what called the model, not
+    # where any of its ops ran.
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
+        for scripts in ("bin", "Scripts"):
+            dirs.append(os.path.join(prefix, scripts) + os.sep)
+            with contextlib.suppress(OSError):
+                dirs.append(str(Path(prefix, scripts).resolve()) + os.sep)
     return tuple(dirs)
+
+
+# graphscope's own folder, as its frames name it and resolved (a symlinked environment)
+_GRAPHSCOPE_DIR = tuple(
+    {
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+        str(Path(__file__).resolve().parents[1]) + os.sep,
+    }
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -50,3 +70,53 @@ def _relative(filename: str, cwd: str) -> str:
         except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop
             continue
     return filename
+
+
+# A framework's own machinery, between a model's code and the op: not where the op "ran" for a
+# user. torch.nn's layers (torch/nn/modules/linear.py) are model code, its call machinery not.
+_MACHINERY = re.compile(r"[/\\](torch|functorch|tensorflow|keras|tf_keras|numpy)[/\\]")
+_MODEL_CODE = re.compile(r"[/\\]torch[/\\]nn[/\\]modules[/\\](?!module\.py$)[^/\\]+\.py$")
+
+
+@functools.lru_cache(maxsize=4096)
+def is_library_model_file(filename: str) -> bool:
+    """True for an installed model library's code: transformers' ``modeling_gpt2.py``, diffusers,
+    timm, torch.nn's layers; not a framework's dispatch or functional machinery, not graphscope,
+    not the standard library, not a console script."""
+    if filename.startswith("<") or is_user_file(filename) or filename.startswith(_GRAPHSCOPE_DIR):
+        return False
+    if "site-packages" not in filename and "dist-packages" not in filename:
+        return False  # the standard library, a console script
+    return bool(_MODEL_CODE.search(filename)) or not _MACHINERY.search(filename)
+
+
+def model_source(frame: Any) -> dict[str, Any] | None:
+    """Where an op ran, as ``{file, line}``: from ``frame`` outwards, past graphscope's own hook
+    frames, the innermost frame of the user's code, or else of a model library (see
+    :func:`is_library_model_file`). The walk stops at the graphscope frame that called the
+    model: what lies beyond (graphscope, click, the console script) is not the model's."""
+    while frame is not None and frame.f_code.co_filename.startswith(_GRAPHSCOPE_DIR):
+        frame = frame.f_back
+    library = None
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_GRAPHSCOPE_DIR):
+            break
+        if is_user_file(filename):
+            return {"file": relative(filename), "line": frame.f_lineno}
+        if library is None and is_library_model_file(filename):
+            library = {"file": relative(filename), "line": frame.f_lineno}
+        frame = frame.f_back
+    return library
+
+
+def source_of_frames(frames: Iterable[tuple[str, int]]) -> dict[str, Any] | None:
+    """``{file, line}`` of a recorded stack's frames (innermost first): the first of the user's
+    code, else the first of a model library's; None when neither is there."""
+    library = None
+    for filename, line in frames:
+        if is_user_file(filename):
+            return {"file": relative(filename), "line": int(line)}
+        if library is None and is_library_model_file(filename):
+            library = {"file": relative(filename), "line": int(line)}
+    return library

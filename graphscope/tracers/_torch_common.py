@@ -13,20 +13,17 @@ from typing import Any
 
 from graphscope import _gc, ir
 from graphscope.errors import CaptureError, GraphscopeError
-from graphscope.tracers._source import is_user_file, relative
+from graphscope.tracers._source import is_user_file, relative, source_of_frames
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
 def source_from_stack(stack_trace: str | None) -> dict[str, Any] | None:
-    """The innermost user frame of an FX ``stack_trace`` string, as ``{file, line}``."""
+    """The innermost user frame of an FX ``stack_trace`` string (else a model library's, such
+    as transformers' ``modeling_gpt2.py``), as ``{file, line}``."""
     if not stack_trace:
         return None
-    found = None
-    for filename, line in _FRAME.findall(stack_trace):
-        if is_user_file(filename):
-            found = {"file": relative(filename), "line": int(line)}
-    return found
+    return source_of_frames(reversed(_FRAME.findall(stack_trace)))
 
 
 def innermost_user_frame(frame: Any) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError, first_line
 from graphscope.tracers import _meta
 from graphscope.tracers import _torch_common as common
+from graphscope.tracers._source import source_of_frames
 
 _TRACE_FRAME = re.compile(r"^(.+?)\((\d+)\): ", re.M)
 _SCRIPT_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
@@ -504,9 +505,8 @@ def _value(v: Any) -> _Value:
 @functools.lru_cache(maxsize=4096)
 def _source_of(source_range: str, traced: bool, cwd: str) -> dict[str, Any] | None:
     """The user's frame in a TorchScript source range (ops of one line share it)."""
-    if traced:
-        frames = [_user_frame(f, int(n), cwd) for f, n in _TRACE_FRAME.findall(source_range)]
-        return next((frame for frame in frames if frame), None)  # innermost first
+    if traced:  # innermost first; a model library's frame when the user's is not there
+        return source_of_frames((f, int(n)) for f, n in _TRACE_FRAME.findall(source_range) if f)
     # A loaded archive's range names the original file first, then the archive's own
     # generated code ("Serialized   File code/__torch__/..."): the original is the user's.
     original = _SERIALIZED.split(source_range, maxsplit=1)[0]
