@@ -58,8 +58,8 @@ class TimedApp(GraphscopeApp):
             self.key_at = self.handled_at = time.perf_counter()
         await super().on_event(event)
 
-    def _refresh_rows(self, keep: str | None = None) -> None:
-        super()._refresh_rows(keep)
+    def _refresh_rows(self, keep: str | None = None, *, level_changed: bool = False) -> None:
+        super()._refresh_rows(keep, level_changed=level_changed)
         self.handled_at = time.perf_counter()
 
     def _show_node(self, row: object) -> None:

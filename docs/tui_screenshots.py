@@ -25,12 +25,29 @@ async def browse() -> None:
         app.save_screenshot(str(DOCS / "tui_browse.svg"))
 
 
+async def small() -> None:
+    """80x24: the table above the details; `>` on a node with two bodies asks which."""
+    from graphscope.tui.widgets.node_table import NodeTable
+
+    graph = ir.load(ROOT / "tests" / "golden" / "tf" / "control_flow_tf.tf-function.json")
+    app = GraphscopeApp(graph)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one(NodeTable).go_to("while")
+        await pilot.press("greater_than_sign")
+        await pilot.pause()
+        app.save_screenshot(str(DOCS / "tui_small.svg"))
+
+
 async def step() -> None:
+    from graphscope.tui.widgets.node_table import NodeTable
+
     found = loader.load_target(ROOT / "examples" / "nan_torch.py", fw="torch")
     steps = stepping.step_target(found)
     app = GraphscopeApp(steps.graph, steps=steps)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("c")  # on to the first NaN
+        app.query_one(NodeTable).go_to("_softmax")
+        await pilot.press("b")  # a breakpoint (●) after the NaN
+        await pilot.press("c")  # on to the first NaN (▶)
         await pilot.pause()
         app.save_screenshot(str(DOCS / "tui_step.svg"))
 
@@ -54,5 +71,6 @@ async def diff_mode() -> None:
 
 if __name__ == "__main__":
     asyncio.run(browse())
+    asyncio.run(small())
     asyncio.run(step())
     asyncio.run(diff_mode())

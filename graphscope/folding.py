@@ -20,7 +20,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from graphscope.ir import Graph
 
-__all__ = ["Fold", "find_folds", "folded_nodes"]
+__all__ = ["SIZE_LIMIT", "Fold", "find_folds", "folded_nodes"]
+
+# Graphs above this many nodes are not searched (about 15 µs a node: 1.5 s at the limit): a
+# drawing of a bigger one is collapsed anyway, and `info` and the TUI must answer quickly.
+SIZE_LIMIT = 100_000
 
 _SKIPPED_KINDS = ("input", "output")
 
@@ -67,7 +71,11 @@ class Fold:
 def find_folds(graph: Graph, *, min_count: int = 2) -> list[Fold]:
     """The runs of identical sibling scopes in ``graph`` (its top level), outermost first.
 
-    A run inside a folded instance other than the first is not listed (it is not drawn)."""
+    A run inside a folded instance other than the first is not listed (it is not drawn), nor
+    looked for: parents are visited outermost first, and those under a hidden instance skipped.
+    A graph of more than :data:`SIZE_LIMIT` nodes has none."""
+    if len(graph) > SIZE_LIMIT:
+        return []
     children = _children(graph)
     into: dict[str, list[tuple[str, int, int, bool]]] = defaultdict(list)  # dst -> its in-edges
     for u, v, d in graph.edge_data():
@@ -75,12 +83,18 @@ def find_folds(graph: Graph, *, min_count: int = 2) -> list[Fold]:
     by_parent: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
     for child in children:  # dicts keep insertion order: first appearance in graph order
         by_parent[child[:-1]].append(child)
+    data = graph.nx._node  # the node dicts, without networkx's view per lookup
+
+    def signature(child: tuple[str, ...], with_shapes: bool) -> Any:
+        return _signature(data, children[child], len(child), into, with_shapes=with_shapes)
+
     folds: list[Fold] = []
-    for parent, siblings in by_parent.items():
-        if len(siblings) < min_count:
+    hidden: set[tuple[str, ...]] = set()  # the instances after the first of a fold found
+    for parent in sorted(by_parent, key=len):
+        siblings = by_parent[parent]
+        if len(siblings) < min_count or any(parent[:d] in hidden for d in range(1, len(parent) + 1)):
             continue
-        shapes = {c: _signature(graph, children[c], len(c), into, with_shapes=True) for c in siblings}
-        ops = {c: _signature(graph, children[c], len(c), into, with_shapes=False) for c in siblings}
+        shapes = {c: signature(c, True) for c in siblings}
         start = 0
         while start < len(siblings):
             end = start + 1
@@ -88,25 +102,20 @@ def find_folds(graph: Graph, *, min_count: int = 2) -> list[Fold]:
                 end += 1
             if end - start >= min_count and _worth_folding(end - start, len(children[siblings[start]])):
                 run = siblings[start:end]
+                ops = signature(run[0], False)
                 differing = tuple(
                     (c[-1], "the same ops on other shapes")
                     for c in (
                         siblings[start - 1] if start else None,
                         siblings[end] if end < len(siblings) else None,
                     )
-                    if c is not None and ops[c] == ops[run[0]]
+                    if c is not None and signature(c, False) == ops
                 )
                 folds.append(Fold(parent, tuple(c[-1] for c in run), len(children[run[0]]), differing))
+                hidden.update(run[1:])
             start = end
     folds.sort(key=lambda f: (len(f.parent), f.parent))
-    hidden: list[tuple[str, ...]] = []
-    kept = []
-    for fold in folds:
-        if any(fold.parent[: len(h)] == h for h in hidden):
-            continue
-        kept.append(fold)
-        hidden.extend((*fold.parent, m) for m in fold.members[1:])
-    return kept
+    return folds
 
 
 def _worth_folding(count: int, nodes: int) -> bool:
@@ -132,8 +141,9 @@ def folded_nodes(graph: Graph, folds: list[Fold]) -> dict[str, tuple[str, ...]]:
 def _children(graph: Graph) -> dict[tuple[str, ...], list[str]]:
     """Every scope path (at every depth) -> its nodes, in graph order."""
     members: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    data = graph.nx._node
     for node_id in graph.order():
-        n = graph.node(node_id)
+        n = data[node_id]
         if n["kind"] in _SKIPPED_KINDS:
             continue
         scope = tuple(n["scope"])
@@ -143,7 +153,7 @@ def _children(graph: Graph) -> dict[tuple[str, ...], list[str]]:
 
 
 def _signature(
-    graph: Graph,
+    data: Any,
     node_ids: list[str],
     depth: int,
     into: dict[str, list[tuple[str, int, int, bool]]],
@@ -155,7 +165,7 @@ def _signature(
     nodes = []
     edges = []
     for i, node_id in enumerate(node_ids):
-        n = graph.node(node_id)
+        n = data[node_id]
         outputs = tuple((str(o.get("shape")), o.get("dtype")) for o in n["outputs"]) if with_shapes else ()
         nodes.append((n["canonical_op"], n["kind"], tuple(n["scope"][depth:]), outputs))
         for src, sp, dp, control in into.get(node_id, ()):

@@ -200,3 +200,47 @@ def test_a_step_without_scope_says_at_the_line_not_in_it(
     assert code == 0
     assert "First non-finite value: div (div) at examples/nan_torch.py:57, step 4" in out
     assert " in examples/" not in out
+
+
+PACKED = """
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(4, 8, batch_first=True)
+
+    def forward(self, x, lengths):
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        return pad_packed_sequence(out, batch_first=True)[0]
+
+
+model = M()
+example_inputs = (torch.randn(3, 5, 4), torch.tensor([5, 3, 2]))
+"""
+
+
+@pytest.mark.torch
+def test_dynamo_capturing_nothing_says_why_and_the_default_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A packed LSTM: pack_padded_sequence is on Dynamo's skip list. It said "captured no graph
+    (the model ran entirely in Python)", and the default capture kept that empty graph."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "packed.py").write_text(PACKED)
+    code, _, err = run(["trace", "packed.py", "--fw", "torch", "--method", "dynamo"], capsys)
+    sentence = one_sentence(err)
+    assert code == 1
+    assert sentence.startswith("TorchDynamo captured no graph: Attempted to call function marked as skipped")
+    assert "`pack_padded_sequence` should not be traced" in sentence and "(at packed.py:13)" in sentence
+    assert sentence.endswith("; --method jit-trace captures it")
+    code, out, err = run(["trace", "packed.py", "--fw", "torch", "--json"], capsys)
+    import json
+
+    doc = json.loads(out)
+    assert code == 0 and doc["capture"] == "jit-trace"
+    assert doc["notes"][0].startswith("captured with jit-trace: torch.export cannot capture this model")

@@ -394,3 +394,36 @@ def test_input_signature_stands_in_for_example_inputs(tmp_path: Path) -> None:
     )
     for g in (graphscope.trace(path, fw="tf"), tracers.capture_target(loader.load_target(path, fw="tf"))):
         assert g.node(g.inputs[0])["outputs"] == [{"shape": [None, 3], "dtype": "float32"}]
+
+
+@pytest.mark.onnx
+def test_tf2onnx_of_a_keras_model_that_captures_constants_runs_as_keras_does() -> None:
+    """A Normalization layer's mean and variance are constants the function captures: they were
+    taken for inputs (the conversion failed, or asked for them as inputs)."""
+    import keras
+    import numpy as np
+    import onnxruntime
+    import tensorflow as tf
+
+    from graphscope.tracers import tf_onnx
+
+    norm = keras.layers.Normalization()
+    norm.adapt(np.random.RandomState(0).randn(32, 4).astype("float32"))
+    model = keras.Sequential([keras.Input((4,)), norm, keras.layers.Dense(3)])
+    x = np.random.RandomState(1).randn(2, 4).astype("float32")
+    proto = tf_onnx.convert(model, (tf.constant(x),))
+    assert [i.name for i in proto.graph.input] == ["input_0"]
+    session = onnxruntime.InferenceSession(proto.SerializeToString())
+    (out,) = session.run(None, {"input_0": x})
+    np.testing.assert_allclose(out, model(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_tensorflow_error_raised_while_tracing_is_told_by_its_last_line() -> None:
+    from graphscope.tracers.tf_onnx import tf_reason
+
+    exc = ValueError(
+        'in user code:\n\n    File "model.py", line 12, in call\n        return x @ self.w\n\n'
+        "    ValueError: Dimensions must be equal, but are 3 and 4\n"
+    )
+    assert tf_reason(exc) == "ValueError: Dimensions must be equal, but are 3 and 4"
+    assert tf_reason(RuntimeError("one line")) == "one line"

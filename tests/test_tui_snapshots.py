@@ -23,12 +23,41 @@ def test_browse(snap_compare: Any) -> None:
     assert snap_compare(transformer(), press=["down", "down", "down", "right"], terminal_size=SIZE)
 
 
+def test_browse_80x24(snap_compare: Any) -> None:
+    # the table above a compact neighbourhood and the details; columns fitted, cut with …
+    assert snap_compare(transformer(), press=["down", "right"], terminal_size=(80, 24))
+
+
+def test_browse_200x60(snap_compare: Any) -> None:
+    assert snap_compare(transformer(), press=["down", "right"], terminal_size=(200, 60))
+
+
+def test_scope_tree_page_80x24(snap_compare: Any) -> None:
+    assert snap_compare(transformer(), press=["t", "down"], terminal_size=(80, 24))
+
+
+def test_body_chooser_80x24(snap_compare: Any) -> None:
+    app = GraphscopeApp(ir.load(ROOT / "tests" / "golden" / "tf" / "control_flow_tf.tf-function.json"))
+
+    async def ask(pilot: Any) -> None:
+        from graphscope.tui.widgets.node_table import NodeTable
+
+        pilot.app.query_one(NodeTable).go_to("while")
+        await pilot.press("greater_than_sign")
+
+    assert snap_compare(app, run_before=ask, terminal_size=(80, 24))
+
+
 def test_search(snap_compare: Any) -> None:
     assert snap_compare(transformer(), press=["slash", *"op:linear"], terminal_size=SIZE)
 
 
 def test_help(snap_compare: Any) -> None:
     assert snap_compare(transformer(), press=["question_mark"], terminal_size=SIZE)
+
+
+def test_help_80x24(snap_compare: Any) -> None:
+    assert snap_compare(transformer(), press=["question_mark"], terminal_size=(80, 24))
 
 
 def test_subgraph(snap_compare: Any) -> None:
@@ -38,7 +67,7 @@ def test_subgraph(snap_compare: Any) -> None:
         from graphscope.tui.widgets.node_table import NodeTable
 
         pilot.app.query_one(NodeTable).go_to("if")
-        await pilot.press("greater_than_sign")
+        await pilot.press("greater_than_sign", "down", "enter")  # the else branch
 
     assert snap_compare(app, run_before=enter_if, terminal_size=SIZE)
 
@@ -49,7 +78,15 @@ def test_step_mode_at_the_nan(snap_compare: Any, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.chdir(ROOT)
     steps = stepping.step_target(loader.load_target(Path("examples/nan_torch.py"), fw="torch"))
-    assert snap_compare(GraphscopeApp(steps.graph, steps=steps), press=["c"], terminal_size=SIZE)
+    app = GraphscopeApp(steps.graph, steps=steps)
+
+    async def breakpoint_then_continue(pilot: Any) -> None:
+        from graphscope.tui.widgets.node_table import NodeTable
+
+        pilot.app.query_one(NodeTable).go_to("t_2")
+        await pilot.press("b", "c")  # ● on t_2; ▶ at the first NaN, before it
+
+    assert snap_compare(app, run_before=breakpoint_then_continue, terminal_size=SIZE)
 
 
 @pytest.mark.torch
@@ -65,4 +102,4 @@ def test_diff_mode(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         for i in (1, 2)
     )
     app = GraphscopeApp(b, diff=diff.diff(a, b))
-    assert snap_compare(app, press=["right_square_bracket", "right_square_bracket", "d"], terminal_size=SIZE)
+    assert snap_compare(app, press=["right_square_bracket", "d"], terminal_size=SIZE)  # gelu, then A's relu_2

@@ -71,3 +71,41 @@ def test_tui_in_tmux_moves_searches_follows_and_quits() -> None:
             raise AssertionError("q did not quit the app")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_tui_in_a_small_terminal_stacks_and_chooses_a_body() -> None:
+    # 80x24: the table, the node's neighbours and its details all on screen; `>` on the while
+    # loop asks which body, `2` enters the body; `w` hides the constants.
+    session = f"gs-{uuid.uuid4().hex[:8]}"
+    graph = ROOT / "tests" / "golden" / "tf" / "control_flow_tf.tf-function.json"
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        session,
+        "-x",
+        "80",
+        "-y",
+        "24",
+        f"{sys.executable} -m graphscope tui {graph}",
+    )
+    try:
+        tmux("resize-window", "-t", session, "-x", "80", "-y", "24")
+        shown = screen_until(session, "12 of 12 nodes")
+        assert "kind" in shown and "↑ x" in shown and "Sum · Sum → sum · op" in shown, shown
+        tmux("send-keys", "-t", session, "/")
+        screen_until(session, "search: words")  # the box is open (and focused) before typing
+        tmux("send-keys", "-t", session, "op:while")
+        screen_until(session, "1 of 12 nodes · search 'op:while'")
+        tmux("send-keys", "-t", session, "Enter")
+        time.sleep(0.5)  # a person's pause: Enter hands the keys back to the table
+        tmux("send-keys", "-t", session, ">")
+        screen_until(session, "enter which body of while?")
+        tmux("send-keys", "-t", session, "2")
+        shown = screen_until(session, "while.body ·")
+        assert "search" not in shown.splitlines()[1]  # the search was the top level's
+        tmux("send-keys", "-t", session, "w")
+        screen_until(session, "3 weights hidden (w)")
+        tmux("send-keys", "-t", session, "q")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

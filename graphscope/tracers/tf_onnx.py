@@ -24,15 +24,43 @@ def convert(model: Any, example_inputs: tuple[Any, ...] | None, signature: Any =
 
     with common.tf_state_restored():
         fn, cf = concrete_function(model, example_inputs, signature)
-        specs = [
-            tf.TensorSpec(t.shape, t.dtype, name=f"input_{i}")
-            for i, t in enumerate(t for t in cf.graph.inputs if t.dtype.name != "resource")
-        ]
+        # The caller's inputs only: the graph's inputs also hold what the function captured
+        # (variables' handles, and constants such as a Normalization layer's mean).
+        given = [s for s in tf.nest.flatten(cf.structured_input_signature) if isinstance(s, tf.TensorSpec)]
+        specs = [tf.TensorSpec(s.shape, s.dtype, name=f"input_{i}") for i, s in enumerate(given)]
         try:
             proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=OPSET)
         except Exception as exc:
-            raise GraphscopeError(f"tf2onnx cannot convert this model: {first_line(exc)}") from None
+            raise GraphscopeError(f"tf2onnx cannot convert this model: {tf_reason(exc)}") from None
+        _captured_constants_as_initializers(proto, cf, len(given))
     return proto
+
+
+def _captured_constants_as_initializers(proto: Any, cf: Any, n_given: int) -> None:
+    """tf2onnx leaves the constants a function captured (a Normalization layer's mean and
+    variance) as graph inputs with no value: they become initializers holding the value."""
+    from onnx import numpy_helper
+
+    values = {
+        placeholder.name: captured
+        for placeholder, captured in zip(cf.graph.inputs[n_given:], cf.captured_inputs)
+        if captured.dtype.name != "resource"
+    }
+    for graph_input in list(proto.graph.input):
+        value = values.get(graph_input.name)
+        if value is not None:
+            proto.graph.input.remove(graph_input)
+            proto.graph.initializer.append(numpy_helper.from_array(value.numpy(), graph_input.name))
+
+
+def tf_reason(exc: BaseException) -> str:
+    """The line that says what went wrong: a TensorFlow error raised while tracing starts with
+    ``in user code:`` and a stack, and ends with the error itself."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if lines and lines[0].startswith("in user code:"):
+        errors = [ln for ln in lines if ln.split(":", 1)[0].endswith(("Error", "Exception"))]
+        return (errors[-1] if errors else lines[-1])[:240]
+    return first_line(exc)
 
 
 def capture(

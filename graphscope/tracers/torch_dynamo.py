@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from graphscope import ir
+from graphscope.errors import CaptureError
 from graphscope.tracers import _torch_common as common
 
 _PLAIN_BREAKS = [
@@ -27,16 +28,23 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
     torch = common.require_torch()
     common.check_module(model, example_inputs, "dynamo")
     import torch._dynamo  # noqa: F811  (a submodule, not loaded by `import torch`)
+    from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
+    counters.clear()
     try:
         with common.model_left_untouched(model), common.quiet_torch_logs():
             try:
                 explained = torch._dynamo.explain(model)(*example_inputs)
             except Exception as exc:
                 raise common.capture_error("TorchDynamo", exc) from None
+        if not explained.graphs:
+            # Nothing captured is not a capture: say why (the reasons Dynamo counted as it
+            # gave up on each frame), so that the default capture goes on to the next method.
+            raise CaptureError(f"TorchDynamo captured no graph: {_why_nothing(model, counters)}")
     finally:
         torch._dynamo.reset()  # no compiled code or guards left behind in the user's process
+        counters.clear()
 
     graph = ir.Graph(
         name,
@@ -101,13 +109,65 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
             where = f" at {source['file']}:{source['line']}" if source else ""
             graph.notes.append(f"dynamo: graph break {i + 1}{where}: {text}")
             previous = brk
-    graph.add_node("output", op="output", kind="output")
+    graph.add_node("output", op="output", kind="output", outputs=_model_outputs(model, example_inputs))
     if previous is not None:
         graph.add_edge(previous, "output")
     graph.outputs.append("output")
-    if not explained.graphs:
-        graph.notes.append("dynamo: captured no graph (the model ran entirely in Python)")
     return graph
+
+
+def _model_outputs(model: Any, example_inputs: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """The shapes the model returns, from one plain run: Dynamo's report leaves them out, and
+    Python code after its last graph may still change them."""
+    import torch
+
+    try:
+        with common.model_left_untouched(model), common.quiet_torch_logs(), torch.no_grad():
+            return common.tensor_outputs(model(*example_inputs))
+    except Exception:  # it ran under Dynamo a moment ago; if not now, the shapes stay unknown
+        return []
+
+
+def _why_nothing(model: Any, counters: Any) -> str:
+    """Dynamo's own reasons for a run that captured nothing, first line each, with the user's
+    line where it resumed (``torch_dynamo_resume_in_forward_at_10``)."""
+    reasons = []
+    for kind in ("graph_break", "unimplemented"):
+        for text in counters.get(kind, {}):
+            reasons.append(_reason_line(str(text)))
+    where = None
+    for resume in counters.get("resumes", {}):
+        found = re.search(r"_at_(\d+)$", str(resume))
+        source = _forward_file(model)
+        if found and source:
+            where = f"{source}:{found.group(1)}"
+            break
+    text = "; ".join(dict.fromkeys(reasons)) or "the model ran entirely in Python"
+    return text + (f" (at {where})" if where else "")
+
+
+def _reason_line(text: str) -> str:
+    """``Attempted to call function marked as skipped (Dynamo developers have intentionally
+    marked that the function `pack_padded_sequence` ... should not be traced)``."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    head = lines[0] if lines else text
+    explanation = next(
+        (ln[len("Explanation:") :].strip() for ln in lines if ln.startswith("Explanation:")), ""
+    )
+    explanation = re.sub(r" in file `[^`]*`", "", explanation)
+    return f"{head} ({explanation.rstrip('.')})" if explanation else head
+
+
+def _forward_file(model: Any) -> str | None:
+    import inspect
+
+    from graphscope.tracers._source import is_user_file, relative
+
+    try:
+        path = inspect.getsourcefile(type(model).forward if hasattr(type(model), "forward") else model)
+    except (TypeError, OSError):
+        return None
+    return relative(path) if path and is_user_file(path) else None
 
 
 def _describe_break(reason: Any) -> tuple[str, dict[str, Any] | None]:

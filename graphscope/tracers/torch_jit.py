@@ -272,6 +272,7 @@ class _Converter:
         # (see the docstring), and its id (None: a new one in each graph).
         self.placed: dict[str, tuple[str | None, dict[str, Any]]] = {}
         self.metas: dict[str, dict[str, Any]] = {}  # every value's {shape, dtype}, for captures
+        self.tuples: dict[str, list[str]] = {}  # a prim::TupleConstruct's value -> its items
 
     def _new_id(self, kind: str) -> str:
         leaf = _leaf(kind)
@@ -297,13 +298,24 @@ class _Converter:
         if not returns and scope.parent is not None:
             return  # a block that returns nothing (half of all blocks, in a scripted transformer)
         g = scope.graph
+        # The model's outputs: a returned tuple (a traced model returning (y, y.sum())) is its
+        # items, whose shapes are known, not one value of type Tuple[Tensor, Tensor].
+        names = self._items(returns) if scope.parent is None else returns
         unknown = {"shape": None, "dtype": None}
-        g.add_node(out_id, op="output", kind="output", outputs=[self.metas.get(n, unknown) for n in returns])
+        g.add_node(out_id, op="output", kind="output", outputs=[self.metas.get(n, unknown) for n in names])
         for port, name in enumerate(returns):
             found = self._resolve(scope, name)
             if found:
                 g.add_edge(found[0], out_id, src_port=found[1], dst_port=port)
         g.outputs.append(out_id)
+
+    def _items(self, names: list[str]) -> list[str]:
+        """Values built by prim::TupleConstruct replaced by their items, nested tuples too."""
+        out: list[str] = []
+        for name in names:
+            items = self.tuples.get(name)
+            out.extend(self._items(items) if items is not None else [name])
+        return out
 
     def _resolve(self, scope: _Scope, name: str) -> tuple[str, int] | None:
         """Where value ``name`` comes from in ``scope``'s graph.
@@ -368,6 +380,8 @@ class _Converter:
                     labels = tuple(f"block{i}" for i in range(len(node.blocks)))
                 sub_names = [f"{node_id}.{label}" for label in labels]
             outputs = node.outputs
+            if kind == "prim::TupleConstruct" and len(outputs) == 1:
+                self.tuples[outputs[0].name] = list(node.inputs)
             data = g.add_node(
                 node_id,
                 name=outputs[0].name if outputs else node_id,

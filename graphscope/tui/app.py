@@ -7,15 +7,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.style import Style
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, Input, Static, Tree
 
 from graphscope import _gc
-from graphscope.tui.model import Level, Row
+from graphscope.tui.commands import GraphscopeCommands
+from graphscope.tui.dialogs.body_chooser import BodyChooser
+from graphscope.tui.model import WEIGHT_KINDS, Level, Row
 from graphscope.tui.screens.help import HelpScreen
-from graphscope.tui.widgets.node_table import COLUMNS, COLUMNS_WITHOUT_VALUES, NodeTable, header_text
+from graphscope.tui.widgets.node_table import COLUMNS, COLUMNS_WITHOUT_VALUES, NodeTable
 from graphscope.tui.widgets.panes import Details, Neighbourhood, diff_header
 from graphscope.tui.widgets.scope_tree import ScopeTree
 
@@ -32,6 +35,7 @@ class GraphscopeApp(App[None]):
 
     CSS_PATH = Path(__file__).parent / "graphscope.tcss"  # absolute: subclasses live elsewhere
     TITLE = "graphscope"
+    COMMANDS = App.COMMANDS | {GraphscopeCommands}  # ctrl+p: graphscope's commands, then Textual's
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
         Binding("question_mark", "help", "keys"),
@@ -43,6 +47,7 @@ class GraphscopeApp(App[None]):
         Binding("greater_than_sign", "enter_subgraph", "enter"),
         Binding("less_than_sign,backspace", "leave_subgraph", "up", show=False),
         Binding("t", "focus_tree", "scopes", show=False),
+        Binding("w", "toggle_weights", "weights"),
         Binding("s", "export_svg", "svg"),
         Binding("n", "step(1)", "next step"),
         Binding("p", "step(-1)", "prev step"),
@@ -77,6 +82,8 @@ class GraphscopeApp(App[None]):
             self.stack: list[Level] = [Level(graph)]
         self.scope = ""
         self.search_text = ""
+        self.weights_shown = True  # `w`: params and constants listed, or hidden
+        self.tree_open = False  # `t` on a narrow screen: the scope tree in the table's place
         self.edge_index = -1  # which neighbour ←/→ chose (-1: none)
         self._shown: str | None = None  # the node the panes show
         self.svg_dir = svg_dir or Path.cwd()
@@ -85,13 +92,13 @@ class GraphscopeApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        with Horizontal(id="body"):
             yield ScopeTree("scopes", id="scopes")
             with Vertical(id="middle"):
                 yield Static("", id="where")
                 yield Input(placeholder="search: words, op:relu kind:param scope:layer1", id="search")
+                yield Static("", id="columns")
                 columns = COLUMNS if self._has_values() else COLUMNS_WITHOUT_VALUES
-                yield Static(header_text(columns), id="columns")
                 yield NodeTable(id="nodes", columns=columns)
             with Vertical(id="right"):
                 yield Neighbourhood("", id="neighbourhood")
@@ -110,6 +117,8 @@ class GraphscopeApp(App[None]):
             return self.diff is not None
         if action == "gradient":  # a training step's graph only (trace --backward)
             return bool(self.level.gradients)
+        if action == "toggle_weights":
+            return self.level.weights > 0
         return True
 
     def on_unmount(self) -> None:
@@ -138,35 +147,101 @@ class GraphscopeApp(App[None]):
             self._show_diff_side()
         table.focus()
 
+    # Below these sizes the screen changes shape (see _lay_out).
+    NARROW = 100  # columns: panes stacked, the scope tree a page of its own
+    TREE_BESIDE = 110  # columns: the scope tree always shown on the left
+    SHORT = 32  # rows: the neighbourhood drawn on three lines
+
     def on_resize(self, event: Any) -> None:
-        """Narrow terminals: the right panes shrink, and below 100 columns the scope tree hides."""
-        width = event.size.width
-        self.query_one("#right").styles.width = max(30, min(56, int(width * 0.35)))
-        self.query_one(ScopeTree).display = width >= 100
+        self._lay_out(event.size)
+
+    def _lay_out(self, size: Any = None) -> None:
+        """Fit the panes to the terminal.
+
+        Wide (110+ columns): the scope tree, the table and the right-hand panes side by side,
+        the tree as wide as its top labels (up to a fifth of the screen), the panes about a
+        third. 100-109 columns: the tree only when ``t`` opens it. Narrow (under 100): the
+        table above the details, and ``t`` shows the scope tree in their place. Short (under
+        32 rows) or narrow: the neighbourhood one hop each way on three lines.
+        """
+        width, height = size or self.size  # (a resize's own size: self.size may lag behind it)
+        main = self.screen_stack[0]  # the graph's screen, under any dialog
+        body = main.query_one("#body")
+        narrow = width < self.NARROW
+        body.set_class(narrow, "-narrow")
+        body.set_class(self.tree_open, "-tree-open")
+        tree = main.query_one(ScopeTree)
+        tree.display = self.tree_open or width >= self.TREE_BESIDE
+        if not narrow:
+            tree.styles.width = max(20, min(tree.wanted_width(), max(24, width // 5)))
+            main.query_one("#right").styles.width = max(40, min(72, int(width * 0.36)))
+        else:
+            tree.styles.width = "1fr"
+            main.query_one("#right").styles.width = "1fr"
+        main.query_one(Footer).compact = narrow  # more keys in the line
+        neighbourhood = main.query_one(Neighbourhood)
+        compact = narrow or height < self.SHORT
+        if neighbourhood.compact != compact:
+            neighbourhood.compact = compact
+            if self._shown is not None:
+                self.call_after_refresh(self._redraw_neighbourhood)
+
+    def _redraw_neighbourhood(self) -> None:
+        if self._shown is not None and self._shown in self.level.index:
+            neighbourhood = self.screen_stack[0].query_one(Neighbourhood)
+            neighbourhood.show(self.level, self._shown, self._chosen_edge(self._shown))
+
+    def on_node_table_columns_fitted(self, message: NodeTable.ColumnsFitted) -> None:
+        # (the table's own screen: a dialog may be on top, and app.query_one looks there)
+        if not message.table.is_attached:
+            return  # the app closed before the message came
+        for header in message.table.screen.query("#columns").results(Static):
+            header.update(Text(message.header))
 
     @property
     def level(self) -> Level:
         return self.stack[-1]
 
+    def current_row(self) -> Row | None:
+        """The row under the table's cursor (None in an empty table)."""
+        return self.screen_stack[0].query_one(NodeTable).current
+
     def _show_level(self, keep: str | None = None) -> None:
         level = self.level
         self.query_one(ScopeTree).load(level, level.path or self.graph.name)
+        self.query_one(NodeTable).fit(level.content_widths())
+        # A search or a scope belongs to the level it was made in: entering or leaving a
+        # subgraph clears both, the search box with them (its text must not outlive its rows).
         self.scope, self.search_text = "", ""
-        self._refresh_rows(keep)
+        search = self.query_one("#search", Input)
+        if search.value or search.display:
+            search.value, search.display = "", False
+            self.query_one(NodeTable).focus()
+        self._refresh_rows(keep or level.first_op, level_changed=True)
+        self._lay_out()  # the scope tree as wide as this level's labels
+        self.refresh_bindings()  # `w` is offered only where there are weights to hide
 
-    def _refresh_rows(self, keep: str | None = None) -> None:
-        rows = self.level.rows_in(self.scope)
+    def _refresh_rows(self, keep: str | None = None, *, level_changed: bool = False) -> None:
+        rows = self.level.rows_in(self.scope, weights=self.weights_shown)
         if self.search_text:
             rows = self.level.search(self.search_text, rows)
         table = self.query_one(NodeTable)
-        table.set_rows(rows, keep=keep or (table.current.id if table.current else None))
+        if not level_changed:
+            keep = keep or (table.current.id if table.current else None)
+        table.set_rows(rows, keep=keep)
         if table.current is None or table.current.id != self._shown:
             self.edge_index = -1
             self._show_node(table.current)  # now, not a message later: one repaint, not two
         where = self.level.path or "(top level)"
-        filters = [f"scope {self.scope}" for _ in [0] if self.scope] + [
-            f"search '{self.search_text}'" for _ in [0] if self.search_text
-        ]
+        filters = (
+            [f"scope {self.scope}" for _ in [0] if self.scope]
+            + [f"search '{self.search_text}'" for _ in [0] if self.search_text]
+            + [
+                f"{self.level.weights} weights hidden (w)"
+                for _ in [0]
+                if not self.weights_shown and self.level.weights
+            ]
+        )
         self.query_one("#where", Static).update(
             f"{where} · {len(rows)} of {len(self.level.rows)} nodes"
             + (f" · {', '.join(filters)}" if filters else "")
@@ -245,6 +320,9 @@ class GraphscopeApp(App[None]):
         """Put the cursor on ``node_id``, clearing a filter that hides it."""
         table = self.query_one(NodeTable)
         if not table.go_to(node_id):
+            row = self.level.rows[self.level.index[node_id]] if node_id in self.level.index else None
+            if row is not None and row.kind in WEIGHT_KINDS:
+                self.weights_shown = True
             self.scope, self.search_text = "", ""
             search = self.query_one("#search", Input)
             search.value, search.display = "", False
@@ -264,6 +342,9 @@ class GraphscopeApp(App[None]):
         self.query_one(NodeTable).focus()
 
     def action_clear_search(self) -> None:
+        if self.query_one(ScopeTree).has_focus:
+            self._close_tree()
+            return
         search = self.query_one("#search", Input)
         if search.has_focus and search.value:
             search.value = ""
@@ -278,17 +359,58 @@ class GraphscopeApp(App[None]):
     def on_tree_node_selected(self, event: Tree.NodeSelected[str]) -> None:
         self.scope = event.node.data or ""
         self._refresh_rows()
+        if self.tree_open:  # a narrow screen: back to the table, filtered
+            self._close_tree()
 
     def action_focus_tree(self) -> None:
-        self.query_one(ScopeTree).focus()
+        """``t``: to the scope tree (opening it where it is hidden), or from it back to the table."""
+        tree = self.query_one(ScopeTree)
+        if tree.has_focus:
+            self._close_tree()
+            return
+        if not tree.display:
+            self.tree_open = True
+            self._lay_out()
+        tree.focus()
+
+    def _close_tree(self) -> None:
+        self.tree_open = False
+        self._lay_out()
+        self.query_one(NodeTable).focus()
+
+    def action_toggle_weights(self) -> None:
+        """Hide or show params and constants (a ResNet lists 320 weights before its first op)."""
+        self.weights_shown = not self.weights_shown
+        table = self.query_one(NodeTable)
+        keep = table.current.id if table.current else None
+        if not self.weights_shown and table.current is not None and table.current.kind in WEIGHT_KINDS:
+            # the cursor's row goes: on to the next row that stays, else the one before
+            after = [r for r in table.rows[table.cursor :] if r.kind not in WEIGHT_KINDS]
+            before = [r for r in table.rows[: table.cursor] if r.kind not in WEIGHT_KINDS]
+            keep = after[0].id if after else (before[-1].id if before else None)
+        self._refresh_rows(keep)
 
     def action_enter_subgraph(self) -> None:
+        """Enter the current node's body; a node with several (then / else, cond / body) asks which."""
         row = self.query_one(NodeTable).current
         node = self.level.graph.node(row.id) if row else None
         if not node or not node["subgraphs"]:
             self.notify("this node has no subgraph", severity="warning")
             return
-        name = node["subgraphs"][0]
+        bodies = list(node["subgraphs"])
+        if len(bodies) == 1:
+            self.enter_body(bodies[0])
+            return
+        sizes = {name: len(sub) for name in bodies if (sub := _resolve(self.stack, name)) is not None}
+
+        def chosen(body: str | None) -> None:
+            if body is not None:
+                self.enter_body(body)
+
+        self.push_screen(BodyChooser(node["id"], bodies, sizes), chosen)
+
+    def enter_body(self, name: str) -> None:
+        """Enter the subgraph ``name`` (a body of the current level's node) like a directory."""
         sub = _resolve(self.stack, name)
         if sub is None:
             self.notify(f"subgraph {name} is not in this file", severity="error", markup=False)
@@ -331,6 +453,7 @@ class GraphscopeApp(App[None]):
         self.diff_status = self._diff_status()
         table = self.query_one(NodeTable)
         table.marks = {n: _DIFF_STYLES[k] for n, k in self.diff_status.items()}
+        table.glyphs = {n: _DIFF_GLYPHS[k] for n, k in self.diff_status.items()}
         other = d.a if self.side == "b" else d.b
         counts = f"{len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed"
         self.sub_title = (
@@ -383,6 +506,8 @@ class GraphscopeApp(App[None]):
         table.shown_until = self.step_pos
         table.marks = {b: _BREAK for b in self.breakpoints}
         table.marks[rec.node] = table.marks.get(rec.node, _NONE) + _CURRENT
+        table.glyphs = {b: BREAKPOINT for b in self.breakpoints}
+        table.glyphs[rec.node] = CURRENT_STEP
         state = "non-finite!" if not rec.finite else "ok"
         self.sub_title = f"{self.graph.name} · step {rec.index}/{len(self.steps) - 1}: {rec.node} ({state})"
         if len(self.stack) == 1:
@@ -423,8 +548,10 @@ class GraphscopeApp(App[None]):
         if self.steps is not None:
             self._show_step()
         else:
-            self.query_one(NodeTable).marks = {b: _BREAK for b in self.breakpoints}
-            self.query_one(NodeTable).refresh()
+            table = self.query_one(NodeTable)
+            table.marks = {b: _BREAK for b in self.breakpoints}
+            table.glyphs = {b: BREAKPOINT for b in self.breakpoints}
+            table.refresh()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -453,7 +580,9 @@ _DIFF_STYLES = {
     "changed": Style(bgcolor="dark_goldenrod"),
     "diverged": Style(bgcolor="magenta", bold=True),
 }
+_DIFF_GLYPHS = {"added": "+", "removed": "-", "changed": "~", "diverged": "!"}
 _BREAK = Style(bgcolor="dark_red")
+BREAKPOINT, CURRENT_STEP = "●", "▶"  # the table's mark column
 _CURRENT = Style(color="magenta", bold=True, underline=True)
 
 

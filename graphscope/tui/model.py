@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from graphscope.rendering.text import format_shape
 
 if TYPE_CHECKING:
+    from graphscope.folding import Fold
     from graphscope.ir import Graph
 
-__all__ = ["Level", "Row", "fuzzy_score", "neighbourhood"]
+__all__ = ["WEIGHT_KINDS", "Level", "Row", "fuzzy_score", "neighbourhood", "without_weights"]
+
+WEIGHT_KINDS = frozenset({"param", "const"})  # what `w` hides
 
 
 class Row(NamedTuple):
@@ -48,6 +51,13 @@ def _stats_text(node: dict[str, Any]) -> tuple[str, bool]:
     )
 
 
+def _folds(graph: Graph) -> dict[str, Fold]:
+    """Scope -> the run of identical blocks under it (none above folding.SIZE_LIMIT nodes)."""
+    from graphscope import folding
+
+    return {".".join(f.parent): f for f in folding.find_folds(graph)}
+
+
 class Level:
     """One graph level (the top graph or a subgraph entered like a directory)."""
 
@@ -56,6 +66,7 @@ class Level:
         self.path = path  # "" for the top level, "if.then" or "loop.body/if.then" below it
         self.rows: list[Row] = []
         self.index: dict[str, int] = {}
+        self._widths: dict[str, int] | None = None
         scopes: Counter[str] = Counter()
         own: Counter[str] = Counter()  # nodes directly in each scope
         shapes: dict[tuple[Any, ...] | None, str] = {}  # each distinct shape formatted once
@@ -97,6 +108,10 @@ class Level:
             for depth in range(len(parts) + 1):
                 scopes[".".join(parts[:depth])] += count
         self.scope_counts = scopes  # "" -> all nodes; "layer1" -> nodes under layer1
+        self.folds = _folds(graph)  # "model.layers" -> its run of identical blocks
+        self.weights = sum(1 for r in self.rows if r.kind in WEIGHT_KINDS)  # params and constants
+        # Where the table opens: the first op, not the hundreds of weights listed before it.
+        self.first_op = next((r.id for r in self.rows if r.kind == "op"), None)
         # Inputs in port order, users in graph order; parallel edges once.
         ins: dict[str, list[tuple[int, str]]] = defaultdict(list)
         succs: dict[str, dict[str, None]] = defaultdict(dict)
@@ -106,7 +121,28 @@ class Level:
         self.preds = {k: list(dict.fromkeys(u for _, u in sorted(v))) for k, v in ins.items()}
         self.succs = {k: list(v) for k, v in succs.items()}
 
-    def rows_in(self, scope: str) -> list[Row]:
+    def content_widths(self) -> dict[str, int]:
+        """The longest cell of each table column, over this level (distinct values measured once)."""
+        if self._widths is None:
+            from graphscope.rendering.steps import short_op
+
+            rows = self.rows
+            self._widths = {
+                "id": max(map(len, (r.id for r in rows)), default=0),
+                "op": max(map(len, map(short_op, {r.op for r in rows})), default=0),
+                "values": max(map(len, {r.stats for r in rows}), default=0),
+                "shape": max(map(len, {r.shape for r in rows}), default=0),
+                "dtype": max(map(len, {r.dtype for r in rows}), default=0),
+                "kind": max(map(len, {r.kind for r in rows}), default=0),
+            }
+        return self._widths
+
+    def rows_in(self, scope: str, *, weights: bool = True) -> list[Row]:
+        """The rows under ``scope`` ("" for all), without params and constants unless ``weights``."""
+        rows = self._rows_in(scope)
+        return rows if weights or not self.weights else without_weights(rows)
+
+    def _rows_in(self, scope: str) -> list[Row]:
         if not scope:
             return self.rows
         prefix = scope + "."
@@ -165,6 +201,10 @@ class Level:
                 scored.append((total, i, r))
         scored.sort(key=lambda t: (-t[0], t[1]))
         return [r for _, _, r in scored]
+
+
+def without_weights(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if r.kind not in WEIGHT_KINDS]
 
 
 def fuzzy_score(term: str, text: str) -> int | None:

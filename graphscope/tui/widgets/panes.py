@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.text import Text
+from textual.reactive import reactive
 from textual.widgets import Static
 
 from graphscope.rendering.steps import format_number, nonfinite_text, short_op
@@ -57,12 +58,53 @@ def draw_neighbourhood(level: Level, node_id: str, chosen: str | None, width: in
     return Group(*lines)
 
 
+def _line_of_ids(arrow: str, ids: list[str], chosen: str | None, width: int) -> Text:
+    """``↑ a  b  c`` in ``width`` columns, ``chosen`` reversed and kept in sight, cut with …"""
+    shown = [one_line(i) for i in ids]
+    if chosen in ids:
+        at = ids.index(chosen)
+        # drop neighbours from the front until the chosen one fits
+        while at > 0 and len(arrow) + 2 + sum(len(s) + 2 for s in shown[: at + 1]) > width:
+            ids, shown, at = ids[1:], shown[1:], at - 1
+            arrow = arrow.rstrip("…") + "…"
+    line = Text(arrow + " ", style="dim")
+    for node_id, text in zip(ids, shown, strict=True):
+        line.append(text, style="bold reverse" if node_id == chosen else "")
+        line.append("  ")
+    line.rstrip()
+    line.truncate(width, overflow="ellipsis")
+    return line
+
+
+def draw_compact_neighbourhood(level: Level, node_id: str, chosen: str | None, width: int) -> RenderableType:
+    """One hop each way on three lines (inputs, the node, users): for small terminals."""
+    row = level.rows[level.index[node_id]]
+    ups, downs = level.preds.get(node_id, []), level.succs.get(node_id, [])
+    me = Text(f"▶ {one_line(node_id)}  ({short_op(row.op)} {row.shape})", style="bold cyan")
+    me.truncate(width, overflow="ellipsis")
+    lines = [_line_of_ids("↑", ups, chosen, width)] if ups else [Text("↑ (no inputs)", style="dim")]
+    lines.append(me)
+    lines.append(_line_of_ids("↓", downs, chosen, width) if downs else Text("↓ (no users)", style="dim"))
+    return Group(*lines)
+
+
 class Neighbourhood(Static):
-    """Draws the neighbourhood; ←/→ choose an edge (a neighbour one hop away), Enter follows it."""
+    """Draws the neighbourhood; ←/→ choose an edge (a neighbour one hop away), Enter follows it.
+
+    Two hops each way in boxes; ``compact`` (a small terminal) one hop each way on three lines.
+    """
+
+    compact: reactive[bool] = reactive(False)
+
+    def watch_compact(self, compact: bool) -> None:
+        self.set_class(compact, "-compact")
 
     def show(self, level: Level, node_id: str, chosen: str | None) -> None:
         width = self.content_region.width or 54
-        self.update(draw_neighbourhood(level, node_id, chosen, width))
+        if self.compact:
+            self.update(draw_compact_neighbourhood(level, node_id, chosen, width))
+        else:
+            self.update(draw_neighbourhood(level, node_id, chosen, width))
 
 
 def _sparkbar(value: float | None, lo: float | None, hi: float | None, width: int = 20) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -23,19 +24,43 @@ class ScopeTree(Tree[str]):
         self.root.set_label(Text(f"{one_line(title)} ({level.scope_counts.get('', 0)})"))
         self.root.data = ""
         self._counts = level.scope_counts
+        self._folds = level.folds
         self._children: dict[str, list[str]] = defaultdict(list)
         for scope in sorted(k for k in level.scope_counts if k):
             self._children[scope.rpartition(".")[0]].append(scope)
         self._add_scopes(self.root)
         self.root.expand()
 
+    def wanted_width(self) -> int:
+        """Columns that show the root's label and its children's whole (with the tree's guides)."""
+        root = cell_len(str(self.root.label)) + 2  # "▼ "
+        children = max((cell_len(str(c.label)) + 6 for c in self.root.children), default=0)  # "├── ▶ "
+        return max(root, children) + 2  # the border and a scrollbar's room
+
     def _add_scopes(self, node: TreeNode[str]) -> None:
-        for scope in self._children.get(node.data or "", []):
+        parent = node.data or ""
+        fold = self._folds.get(parent)
+        folded = {".".join((*fold.parent, m)) for m in fold.members[1:]} if fold else set()
+        for scope in self._children.get(parent, []):
+            if scope in folded:
+                continue
             label = Text(f"{one_line(scope.rpartition('.')[2])} ({self._counts[scope]})")
+            badge = self._folds.get(scope)
+            if badge is not None:  # a run of identical blocks under it: `layers ×80`
+                label.append(f" ×{badge.count}", style="bold")
             if scope in self._children:
                 node.add(label, data=scope)
             else:
                 node.add_leaf(label, data=scope)
+        if fold is not None:
+            # The blocks after the first in one line: choosing it shows them all (the parent).
+            rest = sum(self._counts[s] for s in folded)
+            label = Text(
+                f"{one_line(fold.members[1])} … {one_line(fold.members[-1])} ({rest}): "
+                f"×{fold.count - 1} more like {one_line(fold.members[0])}",
+                style="dim",
+            )
+            node.add_leaf(label, data=parent)
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[str]) -> None:
         node = event.node
