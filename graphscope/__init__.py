@@ -74,6 +74,9 @@ def trace(
     method: str | None = None,
     entry: str | None = None,
     name: str | None = None,
+    backward: bool = False,
+    example_targets: Any = None,
+    loss_fn: Any = None,
 ) -> Graph:
     """Capture a model's graph and return it as an :class:`~graphscope.ir.Graph`.
 
@@ -86,6 +89,11 @@ def trace(
     ``export`` by default, ``fx``, ``jit-trace``, ``jit-script``, ``dynamo``, ``eager``; tf:
     ``tf-function``, ``onnx``); ``name`` replaces the graph's name.
 
+    ``backward=True`` captures a training step (torch, method ``eager``): the forward pass,
+    the loss ``loss_fn(output, *example_targets)`` (the output itself when it is a scalar) and
+    the backward graph, whose nodes have ``phase="backward"`` and a ``grad_of``. A model file
+    gives its own ``example_targets`` and ``loss_fn``; a live model takes them as arguments.
+
     >>> g = graphscope.trace("examples/or_gate_torch.py", fw="torch", method="jit-script")  # doctest: +SKIP
     >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())                 # doctest: +SKIP
     >>> graphscope.trace(model, (torch.randn(2, 3),), method="export")                       # doctest: +SKIP
@@ -97,9 +105,20 @@ def trace(
         found = loader.load_target(target, fw=fw, entry=entry)
         if name:
             found.name = name
-        return tracers.capture_target(found, method=method)
+        return tracers.capture_target(found, method=method, backward=backward)
     if fw is None:
         fw = loader.guess_framework(target)
+    if backward:
+        return tracers.capture_backward(
+            target,
+            example_inputs,
+            fw=fw,
+            method=method,
+            name=name or type(target).__name__,
+            example_targets=example_targets,
+            loss_fn=loss_fn,
+            where=name or type(target).__name__,
+        )
     return tracers.capture(target, example_inputs, fw=fw, method=method, name=name or type(target).__name__)
 
 

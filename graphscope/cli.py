@@ -108,7 +108,8 @@ def _capture(found: Any, method: str | None, *, timeout: float | None, **kwargs:
 
     if found.graph is not None:
         return tracers.capture_target(found, method=method, **kwargs)
-    chosen = method or found.method or tracers.DEFAULT_METHOD.get(found.fw or "", "")
+    defaults = tracers.BACKWARD_DEFAULT_METHOD if kwargs.get("backward") else tracers.DEFAULT_METHOD
+    chosen = method or found.method or defaults.get(found.fw or "", "")
     with (
         progress.task(f"capturing {found.path.name} with {chosen or '?'}"),
         loader.running_user_code(found.path, timeout=timeout),
@@ -283,10 +284,22 @@ def cli(debug: bool, quiet: bool) -> None:
     shell_complete=_complete_method,
     help=TRACE_METHODS_HELP,
 )
-@click.option("--entry", help="Function in model.py returning (model, example_inputs).")
+@click.option(
+    "--entry",
+    help="Function in model.py returning (model, example_inputs); with --backward it may also "
+    "return example_targets and loss_fn.",
+)
 @click.option("-o", "--output", type=_PathArg(path_type=Path), help="Write the IR as JSON here.")
 @click.option("--svg", type=_PathArg(path_type=Path), help="Also render the graph to this SVG.")
 @click.option("--check-dynamic", is_flag=True, help="Trace with a second input and report what changed.")
+@click.option(
+    "--backward",
+    is_flag=True,
+    help=(
+        "Capture a training step: forward, loss and the backward graph (torch: eager; "
+        "tf: tf-function; tf1: a graph that holds its gradients)."
+    ),
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document.")
 @_timeout_option
 def trace(
@@ -297,6 +310,7 @@ def trace(
     output: Path | None,
     svg: Path | None,
     check_dynamic: bool,
+    backward: bool,
     as_json: bool,
     timeout: float,
 ) -> None:
@@ -308,7 +322,12 @@ def trace(
         # A graph file (saved IR, GraphDef, SavedModel, ONNX, TorchScript) is one fixed graph:
         # capturing it again would only compare it with itself.
         _fail(f"{target} is a saved graph: --check-dynamic needs a model to capture twice")
-    graph = _capture(found, method, timeout=timeout)
+    if check_dynamic and backward:
+        raise click.UsageError("--check-dynamic and --backward cannot be used together (yet)")
+    if backward:
+        graph = _capture(found, method, timeout=timeout, backward=True)
+    else:
+        graph = _capture(found, method, timeout=timeout)
     report = None
     if check_dynamic:
         from graphscope import dynamic

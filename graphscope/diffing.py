@@ -19,6 +19,15 @@ pass pairs the nodes whose key is unique on both sides, and keys go from strict 
    op in execution order; and last, a node sitting alone between matched neighbours on both
    sides is the same node changed (an activation swapped).
 
+Backward nodes (``phase: backward``) take no part in the key passes: each pairs with the
+backward node of the other side that differentiates its forward node's match (``grad_of``),
+with the same canonical op (``grad:linear``, ``accumulate_grad``), once the forward nodes are
+matched, and then, whatever its op, the one gradient of a forward node with the one gradient of
+its match (an activation swapped; ``ReluBackward0`` and TensorFlow's ``ReluGrad``). A fused bias
+add stands for its matmul here too, and the edges between the phases (a forward value saved for
+the backward pass) are left out of matching, so that each phase's structure is matched as it is.
+Propagation and the last passes place what ``grad_of`` cannot (the gradient seed).
+
 Within one framework a pair is only made inside one scope, or between two scopes that are each
 missing on the other side (a renamed layer): repeated blocks look alike, and with one of them
 deleted its neighbour would otherwise be taken for it, and the whole chain shifted by one.
@@ -127,9 +136,20 @@ class _Side:
             memo[u] = found
             return found
 
+        # A forward value read by a backward node (what autograd saved) is not part of either
+        # phase's structure: the two phases are matched each on its own, joined by grad_of.
+        backward = {i for i in self.ids if nodes[i]["phase"] == "backward"}
+        # What each backward node differentiates, as matching sees it: a fused bias add is its
+        # matmul (TF's BiasAddGrad differentiates the linear that torch's AddmmBackward0 does).
+        alias = {add: mm for mm, add in fused.items()}
+        self.grad_of = {
+            i: alias.get(nodes[i]["grad_of"], nodes[i]["grad_of"]) for i in backward if nodes[i]["grad_of"]
+        }
         for v in self.ids:
             for u, (src_port, dst_port) in data_in.get(v, ()):
                 for src, sp in kept_sources(u, src_port):
+                    if backward and (src in backward) != (v in backward):
+                        continue
                     self.preds[v].append((src, (sp, dst_port)))
                     self.succs[src].append((v, (sp, dst_port)))
 
@@ -389,6 +409,35 @@ class _Matcher:
                         new.append(x1)
         return new
 
+    def through_grad_of(self) -> list[str]:
+        """Backward nodes paired through the forward nodes they differentiate: the one unmatched
+        node with a canonical op whose ``grad_of`` is ``x`` in A and ``x``'s match in B; then,
+        whatever their ops (an activation swapped, or the two frameworks' spellings of one
+        gradient), the one unmatched gradient of ``x`` and the one of its match."""
+        new = self._grad_of_pass(labelled=True)
+        return new + self._grad_of_pass(labelled=False)
+
+    def _grad_of_pass(self, *, labelled: bool) -> list[str]:
+        groups_b: dict[Hashable, list[str]] = defaultdict(list)
+        for y in self.b.ids:
+            grad_of = self.b.grad_of.get(y)
+            if y not in self.ba and grad_of is not None:
+                groups_b[(grad_of, self.b.label[y] if labelled else None)].append(y)
+        if not groups_b:
+            return []
+        groups_a: dict[Hashable, list[str]] = defaultdict(list)
+        for x in self.a.ids:
+            grad_of = self.a.grad_of.get(x)
+            if x not in self.ab and grad_of in self.ab:
+                groups_a[(self.ab[grad_of], self.a.label[x] if labelled else None)].append(x)
+        new = []
+        for k, xs in groups_a.items():
+            ys = groups_b.get(k)
+            if len(xs) == 1 and ys is not None and len(ys) == 1 and self.compatible(xs[0], ys[0]):
+                self.pair(xs[0], ys[0])
+                new.append(xs[0])
+        return new
+
     def align_groups(self) -> list[str]:
         """Within one framework, unmatched nodes alike in op, scope, kind and output shapes
         (a deleted batch norm's weight, bias and running statistics, now used by nothing),
@@ -464,32 +513,62 @@ def _attrs_key(attrs: dict[str, Any]) -> Hashable:
 def _match(sa: _Side, sb: _Side, *, cross: bool = False) -> _Matcher:
     m = _Matcher(sa, sb, cross=cross)
     wa, wb = sa.wl_hashes(3, with_attrs=not cross), sb.wl_hashes(3, with_attrs=not cross)
+    # The key passes see the forward nodes only (None: every node, a graph without gradients).
+    fwd_a, fwd_b = _forward_ids(sa), _forward_ids(sb)
     for r in (2, 1, 0):
-        m.propagate(m.unique_pass(_key(sa, scoped=True, wl=wa[r]), _key(sb, scoped=True, wl=wb[r])))
+        m.propagate(
+            m.unique_pass(
+                _key(sa, scoped=True, wl=wa[r], among=fwd_a), _key(sb, scoped=True, wl=wb[r], among=fwd_b)
+            )
+        )
     if not cross:  # a weight whose user was deleted: its scope and shape are left
-        m.propagate(m.unique_pass(_key(sa, scoped=True, shaped=True), _key(sb, scoped=True, shaped=True)))
+        m.propagate(
+            m.unique_pass(
+                _key(sa, scoped=True, shaped=True, among=fwd_a),
+                _key(sb, scoped=True, shaped=True, among=fwd_b),
+            )
+        )
     # Without the scope, only the nodes of layers missing on the other side (renamed): the
     # others' look-alikes in other layers (repeated blocks, one deleted) are not them.
-    among_a = None if cross else {x for x in sa.ids if sa.scope[x] not in sb.scopes}
-    among_b = None if cross else {y for y in sb.ids if sb.scope[y] not in sa.scopes}
+    among_a = _both(fwd_a, None if cross else {x for x in sa.ids if sa.scope[x] not in sb.scopes})
+    among_b = _both(fwd_b, None if cross else {y for y in sb.ids if sb.scope[y] not in sa.scopes})
     for r in (2, 1, 0):
         new = m.unique_pass(
             _key(sa, scoped=False, wl=wa[r], among=among_a), _key(sb, scoped=False, wl=wb[r], among=among_b)
         )
         m.propagate(new)
-    m.propagate(m.unique_pass(_key(sa, scoped=True), _key(sb, scoped=True)))
+    m.propagate(m.unique_pass(_key(sa, scoped=True, among=fwd_a), _key(sb, scoped=True, among=fwd_b)))
     # Ids and names say which node is which within one capture, and across TF and ONNX (the
     # user's layer names); across torch captures they are counters (export's view_2 is k, eager's
     # is q) and would pair unrelated nodes.
     if not cross or {sa.graph.framework, sb.graph.framework} <= _NAMED:
         for attr in ("id", "name"):
-            m.propagate(m.unique_pass(_key(sa, scoped=False, attr=attr), _key(sb, scoped=False, attr=attr)))
+            m.propagate(
+                m.unique_pass(
+                    _key(sa, scoped=False, attr=attr, among=fwd_a),
+                    _key(sb, scoped=False, attr=attr, among=fwd_b),
+                )
+            )
+    m.propagate(m.through_grad_of())
     if not cross:
         m.propagate(m.look_through())
         m.propagate(m.align_groups())
+    m.propagate(m.through_grad_of())  # the gradients of forward nodes matched since
     m.propagate(m.align_rest())
     m.propagate(list(m.ab), same_label=False)  # an op swapped between matched neighbours
     return m
+
+
+def _forward_ids(side: _Side) -> set[str] | None:
+    """The ids of the side's nodes other than backward ones, or None when it has no backward node."""
+    backward = {i for i in side.ids if side.nodes[i]["phase"] == "backward"}
+    return {i for i in side.ids if i not in backward} if backward else None
+
+
+def _both(a: set[str] | None, b: set[str] | None) -> set[str] | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return a & b
 
 
 # -- the result -----------------------------------------------------------------------------

@@ -22,6 +22,13 @@ Node fields
 ``source``        ``{"file": str, "line": int}`` of the user code that made the node, or None.
 ``subgraphs``     names of body graphs this node runs (``then``, ``else``, ``body``, ...);
                   each resolves in this graph's ``subgraphs`` or an enclosing graph's.
+``phase``         one of :class:`Phase`: ``forward`` (the model and its loss), ``backward``
+                  (the gradient computation) or ``optimizer`` (the parameter update).
+``grad_of``       for a ``backward`` node, the id of the forward node it differentiates: a
+                  ``MulBackward0`` names the ``mul`` whose output gradient it takes in, and a
+                  gradient accumulation (``AccumulateGrad``) names the parameter it writes to.
+                  ``None`` for forward nodes, and for bookkeeping nodes that differentiate
+                  nothing (their ``op`` says what they are). Always a node of the same graph.
 
 Edge fields: ``src_port`` (output index of ``src``), ``dst_port`` (input index of ``dst``),
 ``control`` (a TF control dependency: ordering only, no data).
@@ -33,7 +40,9 @@ was captured with), ``subgraphs`` (name -> Graph), ``notes`` (what the tracer wa
 Cycles are allowed (a TF1 while loop's ``NextIteration -> Merge`` edge); code that needs an
 order uses :meth:`Graph.order`, which names the back edges it ignores.
 
-JSON form: ``{"format": "graphscope.ir", "version": 1, "graph": G}``; see :func:`dumps`.
+JSON form: ``{"format": "graphscope.ir", "version": 2, "graph": G}``; see :func:`dumps`.
+Version 1 files (before ``phase`` and ``grad_of``) still load: their nodes are all
+``forward``, with ``grad_of`` null.
 """
 
 from __future__ import annotations
@@ -65,6 +74,7 @@ __all__ = [
     "Edge",
     "Graph",
     "NodeKind",
+    "Phase",
     "dumps",
     "json_safe",
     "load",
@@ -73,7 +83,9 @@ __all__ = [
 ]
 
 FORMAT = "graphscope.ir"
-VERSION = 1
+VERSION = 2
+# Versions this graphscope reads: 1 had no "phase" / "grad_of" (every node forward).
+READABLE_VERSIONS = (1, 2)
 
 NODE_KEYS = (
     "id",
@@ -86,6 +98,8 @@ NODE_KEYS = (
     "attrs",
     "source",
     "subgraphs",
+    "phase",
+    "grad_of",
 )
 GRAPH_KEYS = (
     "name",
@@ -120,6 +134,17 @@ class NodeKind(str, Enum):
 
 
 KINDS = frozenset(k.value for k in NodeKind)
+
+
+class Phase(str, Enum):
+    """Which part of a training step a node belongs to."""
+
+    FORWARD = "forward"  # the model's forward pass, the loss included (every inference graph)
+    BACKWARD = "backward"  # the gradients, as autograd / GradientTape computes them
+    OPTIMIZER = "optimizer"  # the parameter update
+
+
+PHASES = frozenset(p.value for p in Phase)
 
 
 def json_safe(value: Any, *, max_items: int = 64, _depth: int = 0) -> Any:
@@ -227,8 +252,12 @@ class Graph:
         attrs: Mapping[str, Any] | None = None,
         source: Mapping[str, Any] | None = None,
         subgraphs: Sequence[str] = (),
+        phase: str | Phase = Phase.FORWARD,
+        grad_of: str | None = None,
     ) -> dict[str, Any]:
-        """Add a node with every schema key filled in and return its (live) attribute dict."""
+        """Add a node with every schema key filled in and return its (live) attribute dict.
+
+        ``grad_of`` must name a node of this graph by the time :meth:`validate` runs."""
         if id in self.nx:
             raise ValueError(f"node id {id!r} is already in graph {self.name!r}")
         if canonical_op is None:
@@ -245,6 +274,8 @@ class Graph:
             "attrs": (dict(attrs) if _plain(attrs) else json_safe(dict(attrs))) if attrs else {},
             "source": None if source is None else dict(source),
             "subgraphs": list(subgraphs),
+            "phase": phase if (phase.__class__ is str and phase in PHASES) else Phase(phase).value,
+            "grad_of": grad_of,
         }
         # Straight into networkx's own tables (the layout it documents for subclasses):
         # add_node would copy the fresh dict, a third of the time a tracer spends per node.
@@ -577,6 +608,10 @@ def _validate(g: Graph, where: str, enclosing: list[Graph], *, nodes_checked: bo
                 raise GraphscopeError(f"{at} has no {', '.join(repr(k) for k in missing)} field")
             _check_node(data, at)
             raise GraphscopeError(f"{at} is filed under the id {node_id!r}")
+        grad_of = data["grad_of"]
+        if grad_of is not None and (grad_of not in table or grad_of == node_id):
+            what = "itself" if grad_of == node_id else f"{grad_of!r}, which is not a node of this graph"
+            raise GraphscopeError(f"{where}: node {node_id!r} is the gradient of {what} ('grad_of')")
         for sub in data["subgraphs"]:
             if not any(sub in s.subgraphs for s in scopes):
                 raise GraphscopeError(
@@ -612,7 +647,12 @@ def _node_is_valid(data: Mapping[str, Any]) -> bool:
         and data["outputs"].__class__ is list
         and data["attrs"].__class__ is dict
         and data["subgraphs"].__class__ is list
+        and data["phase"].__class__ is str
+        and data["phase"] in PHASES
     ):
+        return False
+    grad_of = data["grad_of"]
+    if grad_of is not None and (grad_of.__class__ is not str or data["phase"] == "forward"):
         return False
     for s in data["scope"]:
         if s.__class__ is not str:
@@ -720,6 +760,15 @@ def _check_node(data: Mapping[str, Any], at: str) -> None:
             "(or null) and counts nan, posinf, neginf, zeros (ints >= 0)",
         )
     need(isinstance(data["attrs"], dict), "'attrs' must be an object")
+    need(
+        isinstance(data["phase"], str) and data["phase"] in PHASES,
+        f"'phase' must be one of {', '.join(p.value for p in Phase)}",
+    )
+    need(data["grad_of"] is None or isinstance(data["grad_of"], str), "'grad_of' must be a node id or null")
+    need(
+        data["grad_of"] is None or data["phase"] != "forward",
+        "a forward node differentiates nothing: its 'grad_of' must be null",
+    )
     src = data["source"]
     need(
         src is None
@@ -739,9 +788,10 @@ def _check_node(data: Mapping[str, Any], at: str) -> None:
     )
 
 
-def _from_dict(data: Any, where: str, depth: int, *, consume: bool = False) -> Graph:
+def _from_dict(data: Any, where: str, depth: int, *, consume: bool = False, legacy: bool = False) -> Graph:
     """``consume``: ``data`` is a parsed file's, owned by the loader: each edge's dict is
-    dropped from it once read (a million of them are a tenth of the loader's peak memory)."""
+    dropped from it once read (a million of them are a tenth of the loader's peak memory).
+    ``legacy``: a version 1 file, whose nodes have no ``phase`` / ``grad_of`` (all forward)."""
     if depth > MAX_SUBGRAPH_DEPTH:
         raise GraphscopeError(f"{where}: subgraphs nest deeper than {MAX_SUBGRAPH_DEPTH} levels")
     if not isinstance(data, dict):
@@ -788,6 +838,9 @@ def _from_dict(data: Any, where: str, depth: int, *, consume: bool = False) -> G
     strings: dict[str, str] = {}
     ids: dict[str, str] = {}  # each id's one string object, for the edges' dict keys
     for i, node in enumerate(data["nodes"]):
+        if legacy and node.__class__ is dict:
+            node.setdefault("phase", Phase.FORWARD.value)
+            node.setdefault("grad_of", None)
         if node.__class__ is not dict or not node.keys() >= _NODE_KEY_SET:
             at = f"{where}: nodes[{i}]"
             if not isinstance(node, dict):
@@ -810,6 +863,7 @@ def _from_dict(data: Any, where: str, depth: int, *, consume: bool = False) -> G
         node["op"] = strings.setdefault(node["op"], node["op"])
         node["canonical_op"] = strings.setdefault(node["canonical_op"], node["canonical_op"])
         node["kind"] = strings.setdefault(node["kind"], node["kind"])
+        node["phase"] = strings.setdefault(node["phase"], node["phase"])
         scope = node["scope"]
         for j, part in enumerate(scope):
             scope[j] = strings.setdefault(part, part)
@@ -847,7 +901,7 @@ def _from_dict(data: Any, where: str, depth: int, *, consume: bool = False) -> G
     g.inputs = list(data["inputs"])
     g.outputs = list(data["outputs"])
     for name, sub in data["subgraphs"].items():
-        g.subgraphs[name] = _from_dict(sub, f"{where}/{name}", depth + 1, consume=consume)
+        g.subgraphs[name] = _from_dict(sub, f"{where}/{name}", depth + 1, consume=consume, legacy=legacy)
     if depth == 0:
         _validate(g, where, [], nodes_checked=True)
     return g
@@ -955,7 +1009,8 @@ def _parse(text: str, source: str) -> Any:
     try:
         doc = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
+        # A string still open at the end of the text is reported where it starts.
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
             raise GraphscopeError(
                 f"{source} is not complete JSON: it ends early at line {exc.lineno} (truncated?)"
             ) from None
@@ -980,9 +1035,10 @@ def _parse(text: str, source: str) -> Any:
             f'{source} is JSON but not a graphscope graph: it lacks "format": "{FORMAT}"{hint}'
         )
     version = doc.get("version")
-    if version != VERSION:
+    if version.__class__ is not int or version not in READABLE_VERSIONS:
+        readable = " and ".join(str(v) for v in READABLE_VERSIONS)
         raise GraphscopeError(
-            f"{source} is graphscope IR version {version!r}, but this graphscope reads version {VERSION}"
+            f"{source} is graphscope IR version {version!r}, but this graphscope reads versions {readable}"
         )
     if "graph" not in doc:
         raise GraphscopeError(f'{source} has no "graph" field')
@@ -992,7 +1048,7 @@ def _parse(text: str, source: str) -> Any:
 def _build(doc: Any, source: str) -> Graph:
     """The graph of a parsed document, which the graph then owns (its edge list is emptied)."""
     try:
-        return _from_dict(doc["graph"], source, depth=0, consume=True)
+        return _from_dict(doc["graph"], source, depth=0, consume=True, legacy=doc["version"] == 1)
     except RecursionError:
         raise GraphscopeError(f"{source}: subgraphs nest too deeply") from None
 

@@ -7,6 +7,12 @@ optional ``example_inputs`` feeding its placeholders in graph order for stepping
 ``example_inputs`` is a tuple, or a callable returning one. An optional ``example_inputs_alt``
 is the second input set for ``--check-dynamic``.
 
+For training (``trace --backward``) a ``model.py`` adds ``example_targets`` (a tuple, or a
+callable returning one) and ``loss_fn(output, *targets)`` returning a scalar; neither is needed
+when the model's output is a scalar already. ``--entry`` may then return
+``(model, example_inputs, example_targets, loss_fn)``. The loader only finds them; the backward
+tracers check them against the model's output.
+
 Files that are graphs already are recognised by their first bytes, never unpickled.
 
 :func:`running_user_code` is the fence around everything that runs the user's code (importing
@@ -68,6 +74,8 @@ class Target:
     model: Any = None
     example_inputs: tuple[Any, ...] | None = None
     example_inputs_alt: tuple[Any, ...] | None = None
+    example_targets: tuple[Any, ...] | None = None  # training: what loss_fn compares with
+    loss_fn: Any = None  # training: loss_fn(output, *example_targets) -> a scalar
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -401,11 +409,16 @@ def _load_python(p: Path, *, fw: str, entry: str | None) -> Target:
             result = fn()
         except Exception as exc:
             raise GraphscopeError(f"{p}: {entry}() raised {_describe(exc, p)}") from None
-        if not (isinstance(result, tuple) and len(result) == 2):
+        if not (isinstance(result, tuple) and len(result) in (2, 4)):
             raise GraphscopeError(
-                f"{p}: {entry}() must return (model, example_inputs), not {type(result).__name__}"
+                f"{p}: {entry}() must return (model, example_inputs), or (model, example_inputs, "
+                f"example_targets, loss_fn) for training, not {_what(result)}"
             )
         target.model, target.example_inputs = result[0], _as_inputs(result[1], p, f"{entry}()[1]")
+        if len(result) == 4:
+            if result[2] is not None:
+                target.example_targets = _as_inputs(result[2], p, f"{entry}()[2]")
+            target.loss_fn = _as_loss_fn(result[3], p, f"{entry}()[3]")
         target.name = entry
     elif "model" in names and "example_inputs" in names:
         target.model = module.model
@@ -422,6 +435,10 @@ def _load_python(p: Path, *, fw: str, entry: str | None) -> Target:
         if fw in ("tf1", "tf"):
             expected += ", or a TF1 `graph`"
         raise GraphscopeError(f"{p} does not define {expected}; it defines: {_list(names)}")
+    if target.example_targets is None and "example_targets" in names:
+        target.example_targets = _as_inputs(module.example_targets, p, "example_targets")
+    if target.loss_fn is None and "loss_fn" in names:
+        target.loss_fn = _as_loss_fn(module.loss_fn, p, "loss_fn")
     if "example_inputs_alt" in names:
         target.example_inputs_alt = _as_inputs(module.example_inputs_alt, p, "example_inputs_alt")
     if "input_signature" in names:
@@ -443,6 +460,21 @@ def _as_inputs(value: Any, p: Path, what: str) -> tuple[Any, ...]:
     if not isinstance(value, tuple):
         value = (value,)
     return value
+
+
+def _as_loss_fn(value: Any, p: Path, what: str) -> Any:
+    if value is not None and not callable(value):
+        raise GraphscopeError(f"{p}: {what} must be a function loss_fn(output, *targets), not {_what(value)}")
+    return value
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)}"
+    if value is None:
+        return "None"
+    kind = type(value).__name__
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
 
 
 def _list(names: set[str]) -> str:

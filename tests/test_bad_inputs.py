@@ -98,7 +98,7 @@ def _node(doc: dict[str, Any], i: int = 0) -> dict[str, Any]:
 
 # Each mutates a valid document; the file it makes must be refused with the word given.
 DOC_CASES: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
-    "other-version": (lambda d: d.update(version=2), "version 2"),
+    "other-version": (lambda d: d.update(version=3), "version 3"),
     "version-as-string": (lambda d: d.update(version="1"), "version '1'"),
     "another-format": (lambda d: d.update(format="onnx"), "not a graphscope graph"),
     "no-graph": (lambda d: d.pop("graph"), '"graph"'),
@@ -141,7 +141,7 @@ RAW_CASES: dict[str, tuple[bytes, str]] = {
     "not-utf8": (b'{"format": "graphscope.ir", "name": "\xff\xfe"}', "byte 37 is not UTF-8"),
     "utf8-bom": (b"\xef\xbb\xbf" + _VALID.encode(), "not valid JSON"),
     "nan": (_VALID.replace('"framework": "torch"', '"framework": NaN').encode(), "NaN is not a JSON number"),
-    "huge-integer": (_VALID.replace('"version": 1', '"version": 1' + "0" * 5000).encode(), "too long"),
+    "huge-integer": (_VALID.replace('"version": 2', '"version": 2' + "0" * 5000).encode(), "too long"),
     "deep-arrays": (b"[" * 100_000 + b"]" * 100_000, "too deeply"),
     "lone-surrogate": (_VALID.replace('"or_gate"', '"\\ud800"').encode(), "surrogate"),
     # Valid JSON, but Python reads it as infinity, which info --json then printed as Infinity.

@@ -45,6 +45,7 @@ def test_info_json_is_one_document(tmp_path: Path, capsys: pytest.CaptureFixture
     assert [p["id"] for p in doc["inputs"]] == ["x"]
     assert doc["outputs"][0]["outputs"] == [{"shape": [4, 1], "dtype": "float32"}]
     assert doc["notes"] == ["a note"]
+    assert doc["phases"] == {"forward": 8}
 
 
 @pytest.mark.parametrize(
@@ -56,8 +57,8 @@ def test_info_json_is_one_document(tmp_path: Path, capsys: pytest.CaptureFixture
             'is JSON but not a graphscope graph: it lacks "format": "graphscope.ir"',
         ),
         (
-            b'{"format": "graphscope.ir", "version": 2, "graph": {}}',
-            "is graphscope IR version 2, but this graphscope reads version 1",
+            b'{"format": "graphscope.ir", "version": 3, "graph": {}}',
+            "is graphscope IR version 3, but this graphscope reads versions 1 and 2",
         ),
         (
             b'{"format": "graphscope.ir", "version": 1, "graph": {"nodes": [{"id"',

@@ -98,6 +98,14 @@ def test_model_explorer_keeps_nodes_edges_namespaces_and_shapes() -> None:
     assert graph.groupNodeAttributes[""]["note 1"] == "a note"
 
 
+def test_model_explorer_shows_a_gradient_s_phase_and_what_it_differentiates() -> None:
+    g = golden("torch/mlp_train.eager-backward.json")
+    (graph,) = load_with_model_explorer(model_explorer.dumps(g)).graphs
+    attrs = {n.id: {kv.key: kv.value for kv in n.attrs} for n in graph.nodes}
+    assert attrs["relu_grad"]["phase"] == "backward" and attrs["relu_grad"]["grad_of"] == "relu"
+    assert "phase" not in attrs["relu"] and "grad_of" not in attrs["relu"]  # forward: as before
+
+
 def test_model_explorer_subgraphs_are_graphs_the_node_links_to() -> None:
     g = golden("torch/data_dependent.jit-script.json")
     collection = load_with_model_explorer(model_explorer.dumps(g))

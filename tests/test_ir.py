@@ -196,7 +196,7 @@ def _doc(**graph_changes: object) -> str:
         ('{"format": "onnx"}', "its \"format\" is 'onnx'"),
         (
             '{"format": "graphscope.ir", "version": 99, "graph": {}}',
-            "version 99, but this graphscope reads version 1",
+            "version 99, but this graphscope reads versions 1 and 2",
         ),
         ('{"format": "graphscope.ir", "version": 1}', 'has no "graph" field'),
         ("[1, 2]", "not a graphscope graph"),
@@ -234,6 +234,76 @@ def test_bad_documents_fail_with_one_sentence(text: str, message: str) -> None:
         ir.loads(text, source="g.json")
     assert str(info.value).startswith("g.json")
     assert "\n" not in str(info.value)
+
+
+def _backward_graph() -> ir.Graph:
+    """x -> mul (forward), its gradient node, and w's gradient accumulation."""
+    g = ir.Graph("bw", framework="torch", capture="eager")
+    g.add_node("x", op="placeholder", kind="input")
+    g.add_node("w", op="get_attr", kind="param")
+    g.add_node("mul", op="aten::mul.Tensor")
+    g.add_edge("x", "mul")
+    g.add_edge("w", "mul", dst_port=1)
+    g.add_node("seed", op="grad_seed", kind="const", phase="backward")
+    g.add_node("mul_grad", op="MulBackward0", phase="backward", grad_of="mul")
+    g.add_node("w_accumulate", op="AccumulateGrad", phase=ir.Phase.BACKWARD, grad_of="w")
+    g.add_edge("seed", "mul_grad")
+    g.add_edge("mul_grad", "w_accumulate", src_port=1)
+    g.inputs, g.outputs = ["x"], ["mul"]
+    return g
+
+
+def test_nodes_are_forward_unless_told_and_round_trip_phase_and_grad_of() -> None:
+    g = _backward_graph()
+    g.validate()
+    assert g.node("x")["phase"] == "forward" and g.node("x")["grad_of"] is None
+    assert (g.node("mul_grad")["phase"], g.node("mul_grad")["grad_of"]) == ("backward", "mul")
+    assert g.node("w_accumulate")["phase"] == "backward"
+    text = ir.dumps(g)
+    assert text.startswith('{"format": "graphscope.ir", "version": 2, ')
+    assert ir.loads(text) == g and ir.dumps(ir.loads(text)) == text
+
+
+def test_version_1_files_load_as_forward_nodes() -> None:
+    d = _loop_graph().to_dict()
+    for node in d["nodes"]:
+        del node["phase"], node["grad_of"]
+    g = ir.loads(json.dumps({"format": ir.FORMAT, "version": 1, "graph": d}), source="old.json")
+    assert {(n["phase"], n["grad_of"]) for n in g.nodes()} == {("forward", None)}
+    assert g == _loop_graph()
+
+
+def test_version_2_files_need_phase_and_grad_of() -> None:
+    d = _loop_graph().to_dict()
+    del d["nodes"][0]["phase"]
+    with pytest.raises(GraphscopeError, match="has no 'phase' field"):
+        ir.loads(json.dumps({"format": ir.FORMAT, "version": 2, "graph": d}), source="g.json")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"phase": "sideways"}, "'phase' must be one of forward, backward, optimizer"),
+        ({"grad_of": 3}, "'grad_of' must be a node id or null"),
+        ({"grad_of": "ghost"}, "'mul_grad' is the gradient of 'ghost', which is not a node of this graph"),
+        ({"grad_of": "mul_grad"}, "'mul_grad' is the gradient of itself"),
+        ({"phase": "forward"}, "a forward node differentiates nothing"),
+    ],
+    ids=["bad-phase", "grad-of-number", "grad-of-ghost", "grad-of-self", "forward-with-grad-of"],
+)
+def test_bad_phase_or_grad_of_is_one_sentence(change: dict[str, object], message: str) -> None:
+    d = _backward_graph().to_dict()
+    next(n for n in d["nodes"] if n["id"] == "mul_grad").update(change)
+    with pytest.raises(GraphscopeError, match=message.replace("(", r"\(")) as info:
+        ir.loads(json.dumps({"format": ir.FORMAT, "version": 2, "graph": d}), source="g.json")
+    assert str(info.value).startswith("g.json") and "\n" not in str(info.value)
+
+
+def test_validate_checks_grad_of_of_built_graphs() -> None:
+    g = _backward_graph()
+    g.node("mul_grad")["grad_of"] = "ghost"
+    with pytest.raises(GraphscopeError, match="not a node of this graph"):
+        g.validate()
 
 
 def test_deep_subgraph_nesting_is_refused() -> None:

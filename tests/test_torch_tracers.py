@@ -331,7 +331,8 @@ def _write(tmp_path: Path, text: str) -> str:
         (
             "def build():\n    return 1\n",
             ["--entry", "build"],
-            "build() must return (model, example_inputs), not int",
+            "build() must return (model, example_inputs), or (model, example_inputs, example_targets, "
+            "loss_fn) for training, not an int",
         ),
         (
             "def build():\n    raise KeyError('k')\n",

@@ -146,6 +146,10 @@ def _node_attrs(node: dict[str, Any]) -> list[dict[str, str]]:
     attrs = [_kv("op", node["op"]), _kv("canonical_op", node["canonical_op"]), _kv("kind", node["kind"])]
     if node["name"] != node["id"]:
         attrs.append(_kv("name", node["name"]))
+    if node["phase"] != "forward":  # a training step's graph (trace --backward)
+        attrs.append(_kv("phase", node["phase"]))
+    if node["grad_of"] is not None:
+        attrs.append(_kv("grad_of", node["grad_of"]))
     source = node["source"]
     if source:
         line = source.get("line")

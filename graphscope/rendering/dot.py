@@ -1,5 +1,12 @@
 """IR -> Graphviz DOT: labels, styles by kind, scopes as clusters, collapsing, highlights.
 
+Backward nodes (``phase: backward``) are drawn in :data:`BACKWARD_STYLE`, a pink fill with a
+dashed outline (optimizer nodes in :data:`OPTIMIZER_STYLE`, cyan and dashed), inside the same
+scope cluster as the forward node they differentiate, and a dotted line without an arrowhead
+(:data:`GRAD_LINK`) joins each forward node to its (first) gradient (``grad_of``); a gradient accumulation, whose
+parameter is folded away, names the parameter in its label. Collapsed, a scope's backward nodes
+make a box of their own beside the forward one (``hidden ∇``).
+
 Everything that comes from the model (names, ops, attrs, scopes) reaches Graphviz only inside
 HTML-like labels, escaped with :func:`html.escape`; DOT node names are generated (``n12``), so
 no model text is ever parsed as DOT syntax. The output is deterministic: same graph, same DOT.
@@ -39,6 +46,13 @@ STYLE = {
     "group": {"fillcolor": "#e5dbff", "color": "#5f3dc4"},
     "fold": {"fillcolor": "#d0ebff", "color": "#1864ab"},
 }
+# Backward nodes, whatever their kind: the fill tells the phase, the dashed outline says it
+# again in greyscale print.
+BACKWARD_STYLE = {"fillcolor": "#ffdeeb", "color": "#a61e4d", "style": "rounded,filled,dashed"}
+GRAD_LINK = {"style": "dotted", "color": "#a61e4d", "arrowhead": "none", "constraint": "false"}
+# Parameter updates (phase optimizer, a TF1 training graph's GradientDescent/...).
+OPTIMIZER_STYLE = {"fillcolor": "#c5f6fa", "color": "#0b7285", "style": "rounded,filled,dashed"}
+GRAD_MARK = "∇"  # after a collapsed scope's name: that scope's backward nodes
 HIGHLIGHT = {"fillcolor": "#ff8787", "color": "#c92a2a", "penwidth": "3"}
 EDGE_COLOR = "#868e96"
 BACK_EDGE_COLOR = "#e8590c"
@@ -321,6 +335,8 @@ def _group_key(
     if collapse is None or collapse < 1 or len(node["scope"]) < collapse:
         return folded
     key = tuple(node["scope"][:collapse])
+    if node["phase"] == "backward":  # the scope's gradients: a box of their own beside it
+        key = (*key[:-1], f"{key[-1]} {GRAD_MARK}")
     # At the collapse depth each instance is one box already: folding them says less.
     return folded if folded is not None and len(folded) < len(key) else key
 
@@ -520,7 +536,17 @@ def _draw_graph(
         elif n["kind"] == "control":
             style["shape"] = "hexagon"
             style["style"] = "filled"
+        if n["phase"] in ("backward", "optimizer") and n["id"] not in highlight:
+            style.update(BACKWARD_STYLE if n["phase"] == "backward" else OPTIMIZER_STYLE)
+            w.used.add(n["phase"])
+            if n["kind"] == "control":  # a training step's NoOps: its phase tells more than a hexagon
+                style["shape"] = "box"
+            if fill is not None:
+                style.update({"fillcolor": fill, "penwidth": "2"})
         extra = folded.get(n["id"])
+        if n["grad_of"] is not None and n["grad_of"] not in visible:  # AccumulateGrad's parameter
+            target = _esc(_clip(graph.node(n["grad_of"])["name"], 40))
+            extra = f"∂ {target}" + (f", {extra}" if extra else "")
         path = tuple(n["scope"][:MAX_CLUSTER_DEPTH])
         leaf = None
         if path in lone:
@@ -537,6 +563,10 @@ def _draw_graph(
         ids = {n["id"] for n in members}
         style = dict(STYLE["group"])
         w.used.add("group" if key not in folds.by_rest else "fold")
+        backward = all(n["phase"] == "backward" for n in members)
+        if backward:
+            style.update({k: v for k, v in BACKWARD_STYLE.items() if k != "style"})
+            w.used.add("backward")
         if ids & highlight:
             style.update(HIGHLIGHT)
             w.used.add("highlight")
@@ -560,7 +590,7 @@ def _draw_graph(
             f'<<B>{_esc(_clip(title, 60))}</B>{shape}<BR/><FONT POINT-SIZE="9">{_esc(what)}</FONT>>'
         )
         style["shape"] = "box3d"
-        style["style"] = "filled"
+        style["style"] = "filled,dashed" if backward else "filled"
         style["tooltip"] = _printable(_clip(title, 120))
         parent = key[:-1] if key[0] != "#" else ()
         tree[parent].append(f"{name} {_attrs(style)}")
@@ -595,6 +625,7 @@ def _draw_graph(
                 attrs["label"] = f"<{_esc(_clip(str(e.src_port) + ': ' + format_shape(out['shape']), 60))}>"
                 w.used.add("port-label")
         w.lines.append(f"{indent}{a} -> {b}{' ' + _attrs(attrs) if attrs else ''}")
+    _grad_links(graph, names, w, indent)
 
     drawn = len(singles) + len(groups)
     # Control-flow bodies: a cluster per subgraph, linked from the node that runs it
@@ -630,6 +661,22 @@ def _draw_graph(
                     f"lhead={cluster} arrowhead=empty]"
                 )
     return drawn
+
+
+def _grad_links(graph: Graph, names: dict[str, str], w: _Writer, indent: str) -> None:
+    """A dotted line from each drawn forward box to the first drawn box of its gradient (TF
+    builds several ops for one gradient: a line to each would hide the drawing)."""
+    linked: set[str] = set()
+    for n in graph.nodes():
+        grad_of = n["grad_of"]
+        if grad_of is None:
+            continue
+        a, b = names.get(grad_of), names.get(n["id"])
+        if a is None or b is None or a == b or a in linked:
+            continue
+        linked.add(a)
+        w.lines.append(f"{indent}{a} -> {b} {_attrs(dict(GRAD_LINK))}")
+        w.used.add("grad-link")
 
 
 def _badge(badges: dict[tuple[str, ...], str] | None, path: tuple[str, ...]) -> str:
@@ -748,6 +795,9 @@ _LEGEND_ROWS: list[tuple[str, str, str, str]] = [
     ("control-edge", "", "- - -⊙", "a control dependency: runs after, no value passed"),
     ("back-edge", "", "back", "a loop's back edge (NextIteration to Merge)"),
     ("body", "", "· · ·▷", "to the body a control-flow node runs"),
+    ("backward", "", "grad", "a backward node: a gradient (trace --backward)"),
+    ("grad-link", "", "· · ·", "joins a gradient to the forward node it differentiates"),
+    ("optimizer", "", "update", "an optimizer node: a parameter update"),
 ]
 
 
@@ -758,6 +808,8 @@ def _legend(w: _Writer, opts: DotOptions) -> None:
         if key not in w.used:
             continue
         style = STYLE.get(key) or STYLE.get("control" if key == "graph-break" else "")
+        if key in ("backward", "optimizer"):
+            style = BACKWARD_STYLE if key == "backward" else OPTIMIZER_STYLE
         if key == "highlight":
             style, sample, meaning = HIGHLIGHT, "culprit", opts.highlight_label
         if key == "nonfinite":
@@ -767,6 +819,8 @@ def _legend(w: _Writer, opts: DotOptions) -> None:
         text_color = PAGE_TEXT_COLOR if style is None else "#212529"
         if key in ("nonfinite", "back-edge"):
             text_color = NONFINITE_COLOR if key == "nonfinite" else BACK_EDGE_COLOR
+        if key == "grad-link":
+            text_color = GRAD_LINK["color"]
         rows.append(
             f'<TR><TD {cell} BORDER="{1 if style is not None else 0}" ALIGN="CENTER">'
             f'<FONT COLOR="{text_color}">{_esc(sample)}</FONT></TD>'

@@ -47,12 +47,14 @@ def info_document(graph: Graph) -> dict[str, Any]:
     # One pass over the nodes: `info` answers on a million-node file too.
     ops: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
+    phases: Counter[str] = Counter()
     canonical: dict[str, str] = {}
     with_shape = no_outputs = 0
     for n in graph.nodes():
         op = n["op"]
         ops[op] += 1
         kinds[n["kind"]] += 1
+        phases[n["phase"]] += 1
         canonical[op] = n["canonical_op"]
         if n["kind"] != "op":
             continue
@@ -82,6 +84,7 @@ def info_document(graph: Graph) -> dict[str, Any]:
         "control_edges": control,
         "back_edges": len(graph.back_edges()),
         "kinds": dict(sorted(kinds.items())),
+        "phases": {p: phases[p] for p in _PHASE_ORDER if phases[p]},
         "ops": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         "subgraph_ops": dict(sorted(sub_ops.items(), key=lambda kv: (-kv[1], kv[0]))),
         "canonical_ops": {op: canonical[op] for op in sorted(canonical)},
@@ -106,6 +109,9 @@ def info_document(graph: Graph) -> dict[str, Any]:
         "signature": graph.signature,
         "notes": list(graph.notes),
     }
+
+
+_PHASE_ORDER = ("forward", "backward", "optimizer")  # ir.Phase, in the order a training step runs
 
 
 def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
@@ -135,6 +141,8 @@ def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
         edges += f" ({', '.join(extra)})"
     head.add_row("size", Text(f"{doc['nodes']} nodes, {edges}"))
     head.add_row("kinds", Text(", ".join(f"{k} {v}" for k, v in doc["kinds"].items()) or "-"))
+    if set(doc["phases"]) - {"forward"}:  # an inference graph is all forward: no row for it
+        head.add_row("phases", Text(", ".join(f"{k} {v}" for k, v in doc["phases"].items())))
     n_ops = doc["kinds"].get("op", 0) - doc["op_nodes_without_outputs"]
     if n_ops:
         shapes = f"{doc['op_nodes_with_shape']}/{n_ops} op nodes have a complete shape and dtype"

@@ -325,11 +325,17 @@ def _make_recorder_class() -> Any:
 _recorder_class: Any = None
 
 
-def _new_recorder(graph: ir.Graph, model: Any, *, summaries: bool, keep: frozenset[str]) -> Any:
+def recorder_class() -> Any:
+    """The recorder (a TorchDispatchMode), for capture methods that record more than ops
+    (the backward tracer subclasses it); made on first use, which imports torch."""
     global _recorder_class
     if _recorder_class is None:
         _recorder_class = _make_recorder_class()
-    return _recorder_class(graph, model, summaries=summaries, keep=keep)
+    return _recorder_class
+
+
+def _new_recorder(graph: ir.Graph, model: Any, *, summaries: bool, keep: frozenset[str]) -> Any:
+    return recorder_class()(graph, model, summaries=summaries, keep=keep)
 
 
 def run_error(exc: BaseException) -> GraphscopeError:

@@ -17,7 +17,15 @@ if TYPE_CHECKING:
     from graphscope.ir import Graph
     from graphscope.loader import Target
 
-__all__ = ["DEFAULT_METHOD", "REGISTRY", "capture", "capture_target", "methods"]
+__all__ = [
+    "BACKWARD_REGISTRY",
+    "DEFAULT_METHOD",
+    "REGISTRY",
+    "capture",
+    "capture_backward",
+    "capture_target",
+    "methods",
+]
 
 # (framework, method) -> module under graphscope.tracers
 REGISTRY: dict[tuple[str, str], str] = {
@@ -34,6 +42,15 @@ REGISTRY: dict[tuple[str, str], str] = {
 }
 
 DEFAULT_METHOD = {"torch": "export", "tf": "tf-function", "tf1": "tf1", "onnx": "onnx"}
+
+# --backward: (framework, method) -> the module that captures forward, loss and backward graph.
+# Each exposes ``capture(model, example_inputs, *, name, method, example_targets, loss_fn, where)``.
+BACKWARD_REGISTRY: dict[tuple[str, str], str] = {
+    ("torch", "eager"): "torch_autograd",
+    ("tf", "tf-function"): "tf_tape",
+    ("tf1", "tf1"): "tf1_gradients",
+}
+BACKWARD_DEFAULT_METHOD = {"torch": "eager", "tf": "tf-function", "tf1": "tf1"}
 
 # Methods that take an input signature from model.py instead of (or besides) example inputs.
 TAKES_SIGNATURE = {("tf", "tf-function"), ("tf", "onnx")}
@@ -90,14 +107,69 @@ def _capture_with(
     return graph
 
 
-def capture_target(found: Target, *, method: str | None = None, example_inputs: Any = None) -> Graph:
+def capture_backward(
+    model: Any,
+    example_inputs: Any,
+    *,
+    fw: str,
+    method: str | None = None,
+    name: str = "model",
+    example_targets: Any = None,
+    loss_fn: Any = None,
+    where: str = "the model",
+) -> Graph:
+    """Capture one training step's graph: forward, loss (``loss_fn(output, *example_targets)``,
+    or the output itself when it is a scalar) and the backward graph the framework builds.
+    ``where`` names the model file in the sentences about its training conventions."""
+    method = method or BACKWARD_DEFAULT_METHOD.get(fw, "")
+    module_name = BACKWARD_REGISTRY.get((fw, method))
+    if module_name is None:
+        known = ", ".join(m for f, m in BACKWARD_REGISTRY if f == fw)
+        which = f"--method {known}" if known else "no method in this version"
+        raise GraphscopeError(f"--backward with --fw {fw} --method {method} is not supported; use {which}")
+    module = importlib.import_module(f"graphscope.tracers.{module_name}")
+    with _gc.paused():
+        graph: Graph = module.capture(
+            model,
+            example_inputs,
+            name=name,
+            method=method,
+            example_targets=example_targets,
+            loss_fn=loss_fn,
+            where=where,
+        )
+        graph.validate()
+    return graph
+
+
+def capture_target(
+    found: Target, *, method: str | None = None, example_inputs: Any = None, backward: bool = False
+) -> Graph:
     """Capture what the loader found: a saved graph as it is, else the model with the method
     asked for (or the one the file implies). ``example_inputs`` replaces the file's own, for
-    a second capture; the file's ``input_signature`` goes with the file's own inputs only."""
+    a second capture; the file's ``input_signature`` goes with the file's own inputs only.
+    ``backward``: the training step's graph (:func:`capture_backward`)."""
     if found.graph is not None:
+        if backward:
+            raise GraphscopeError(f"{found.path} is a saved graph: --backward needs a model.py to run")
         return found.graph
     if found.fw is None:
         raise GraphscopeError(f"{found.path}: say which framework it uses (--fw)")
+    if backward:
+        if found.kind != "python":
+            raise GraphscopeError(
+                f"{found.path} is a saved graph: --backward needs a model.py with a loss to run"
+            )
+        return capture_backward(
+            found.model,
+            found.example_inputs if example_inputs is None else example_inputs,
+            fw=found.fw,
+            method=method or found.method,
+            name=found.name,
+            example_targets=found.example_targets,
+            loss_fn=found.loss_fn,
+            where=str(found.path),
+        )
     if found.kind == "savedmodel":
         return _capture_saved_model(found, method)
     own = example_inputs is None

@@ -57,6 +57,7 @@ class GraphscopeApp(App[None]):
         Binding("right_square_bracket", "change(1)", "next change"),
         Binding("left_square_bracket", "change(-1)", "prev change"),
         Binding("d", "swap_side", "other side"),
+        Binding("g", "gradient", "gradient"),
     ]
 
     def __init__(
@@ -115,6 +116,8 @@ class GraphscopeApp(App[None]):
             return self.steps is not None
         if action in self._DIFF_ACTIONS:
             return self.diff is not None
+        if action == "gradient":  # a training step's graph only (trace --backward)
+            return bool(self.level.gradients)
         if action == "toggle_weights":
             return self.level.weights > 0
         return True
@@ -303,6 +306,18 @@ class GraphscopeApp(App[None]):
     def action_follow(self) -> None:
         row = self.query_one(NodeTable).current
         target = self._chosen_edge(row.id) if row else None
+        if target is None:
+            self.bell()
+            return
+        self.go_to(target)
+
+    def action_gradient(self) -> None:
+        """From a forward node to its gradient, and from a backward node to what it differentiates."""
+        row = self.query_one(NodeTable).current
+        if row is None:
+            self.bell()
+            return
+        target = self.level.graph.node(row.id)["grad_of"] or self.level.gradients.get(row.id)
         if target is None:
             self.bell()
             return

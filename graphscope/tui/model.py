@@ -70,7 +70,11 @@ class Level:
         scopes: Counter[str] = Counter()
         own: Counter[str] = Counter()  # nodes directly in each scope
         shapes: dict[tuple[Any, ...] | None, str] = {}  # each distinct shape formatted once
+        # forward node -> its gradient (the first backward node whose grad_of it is), for `g`
+        self.gradients: dict[str, str] = {}
         for n in graph.nodes():
+            if n["grad_of"] is not None:
+                self.gradients.setdefault(n["grad_of"], n["id"])
             first = n["outputs"][0] if n["outputs"] else {}
             scope = ".".join(n["scope"])
             if first:
@@ -92,7 +96,8 @@ class Level:
                 scope=scope,
                 stats=stats,
                 nonfinite=bad,
-                haystack=f"{n['id']} {n['name']} {n['op']} {n['canonical_op']} {scope} {n['kind']}".lower(),
+                haystack=f"{n['id']} {n['name']} {n['op']} {n['canonical_op']} {scope} {n['kind']}".lower()
+                + ("" if n["phase"] == "forward" else f" {n['phase']}"),
             )
             self.index[row.id] = len(self.rows)
             self.rows.append(row)

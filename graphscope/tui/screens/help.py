@@ -28,6 +28,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             (">", "enter the node's subgraph; with several bodies, choose"),
             ("<", "back up to the enclosing graph"),
             ("s", "write the graph or scope as SVG (graphscope-*.svg)"),
+            ("g", "a node's gradient and back (trace --backward graphs)"),
         ],
     ),
     (

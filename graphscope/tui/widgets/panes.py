@@ -120,7 +120,14 @@ def details(level: Level, node: dict[str, Any]) -> RenderableType:
     parts: list[Any] = []
     head = Text(one_line(node["id"]), style="bold")
     head.append(one_line(f" · {node['op']} → {node['canonical_op']} · {node['kind']}"), style="not bold")
+    if node["phase"] != "forward":
+        head.append(f" · {node['phase']}", style="not bold magenta")
     parts.append(head)
+    gradient = level.gradients.get(node["id"])
+    if node["grad_of"] is not None:
+        parts.append(Text(f"grad of  {one_line(node['grad_of'])}   (g jumps there)", style="magenta"))
+    elif gradient is not None:
+        parts.append(Text(f"gradient {one_line(gradient)}   (g jumps there)", style="magenta"))
     if node["name"] != node["id"]:
         parts.append(Text(f"name   {one_line(node['name'])}"))
     if node["scope"]:
