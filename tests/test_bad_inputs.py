@@ -141,13 +141,16 @@ RAW_CASES: dict[str, tuple[bytes, str]] = {
     "not-utf8": (b'{"format": "graphscope.ir", "name": "\xff\xfe"}', "byte 37 is not UTF-8"),
     "utf8-bom": (b"\xef\xbb\xbf" + _VALID.encode(), "not valid JSON"),
     "nan": (_VALID.replace('"framework": "torch"', '"framework": NaN').encode(), "NaN is not a JSON number"),
-    "huge-integer": (_VALID.replace('"version": 2', '"version": 2' + "0" * 5000).encode(), "too long"),
+    "huge-integer": (
+        _VALID.replace(f'"version": {ir.VERSION}', f'"version": {ir.VERSION}' + "0" * 5000).encode(),
+        "too long",
+    ),
     "deep-arrays": (b"[" * 100_000 + b"]" * 100_000, "too deeply"),
     "lone-surrogate": (_VALID.replace('"or_gate"', '"\\ud800"').encode(), "surrogate"),
     # Valid JSON, but Python reads it as infinity, which info --json then printed as Infinity.
     "1e999": (_VALID.replace('"framework": "torch"', '"framework": 1e999').encode(), "too large for a float"),
     "400-digit-float": (
-        _VALID.replace('"version": 1', '"version": 1' + "0" * 400 + ".5").encode(),
+        _VALID.replace(f'"version": {ir.VERSION}', f'"version": {ir.VERSION}' + "0" * 400 + ".5").encode(),
         "too large",
     ),
     "nul-bytes": (b"\x00" * 64, "not valid JSON"),

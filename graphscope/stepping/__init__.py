@@ -41,10 +41,11 @@ REGISTRY: dict[tuple[str, str], str] = {
     ("torch", "export"): "torch_fx",
     ("tf", "tf-function"): "tf_graph",
     ("tf1", "tf1"): "tf_graph",
+    ("onnx", "onnx"): "onnx_runtime",
 }
 
 # eager runs every PyTorch model, including those no static capture handles.
-DEFAULT_METHOD = {"torch": "eager", "tf": "tf-function", "tf1": "tf1"}
+DEFAULT_METHOD = {"torch": "eager", "tf": "tf-function", "tf1": "tf1", "onnx": "onnx"}
 
 
 def methods(fw: str) -> list[str]:
