@@ -138,3 +138,17 @@ def test_info_on_a_dynamo_capture_counts_the_ops_of_the_graphs_it_calls(
     text = capsys.readouterr().out
     assert "in subgraphs" in text
     assert any(line.split()[:1] == ["call_function:linear"] for line in text.splitlines())
+
+
+def test_info_lists_twenty_inputs_and_says_how_many_more() -> None:
+    """A file with 100,000 inputs: info printed every one of them (42 s)."""
+    from graphscope.rendering import text
+
+    g = ir.Graph("many")
+    for i in range(1000):
+        g.add_node(f"x{i}", op="placeholder", kind="input", outputs=[{"shape": [1], "dtype": "float32"}])
+    g.inputs = [f"x{i}" for i in range(1000)]
+    lines = printed(text.summary_renderable(g), 100)
+    assert sum(1 for line in lines if line.lstrip().startswith("input ")) == 21
+    assert any("... 980 more inputs (--json lists all)" in line for line in lines)
+    assert len(text.info_document(g)["inputs"]) == 1000

@@ -114,7 +114,7 @@ def info_document(graph: Graph) -> dict[str, Any]:
 _PHASE_ORDER = ("forward", "backward", "optimizer")  # ir.Phase, in the order a training step runs
 
 
-def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
+def summary_renderable(graph: Graph, *, top_ops: int = 15, top_ports: int = 20) -> RenderableType:
     """The summary as a rich renderable (tables and a notes list)."""
     from rich.console import Group
     from rich.table import Table
@@ -172,8 +172,15 @@ def summary_renderable(graph: Graph, *, top_ops: int = 15) -> RenderableType:
     ports.add_column("node")
     ports.add_column("value")
     for role in ("inputs", "outputs"):
-        for row in doc[role]:
+        rows = doc[role]
+        for row in rows[:top_ports]:
             ports.add_row(role[:-1], Text(row["id"]), Text(format_outputs(row["outputs"]) or "-"))
+        if len(rows) > top_ports:  # a file with 100,000 inputs took 42 s to print them all
+            ports.add_row(
+                role[:-1],
+                Text(f"... {len(rows) - top_ports} more {role} (--json lists all)", style="dim"),
+                "",
+            )
 
     ops = Table(title="ops", title_justify="left", show_edge=False)
     ops.add_column("op")

@@ -49,14 +49,14 @@ class GraphscopeApp(App[None]):
         Binding("less_than_sign,backspace", "leave_subgraph", "up", show=False),
         Binding("t", "focus_tree", "scopes", show=False),
         Binding("w", "toggle_weights", "weights"),
-        Binding("s", "export_svg", "svg"),
-        Binding("n", "step(1)", "next step"),
-        Binding("p", "step(-1)", "prev step"),
+        Binding("s", "export_svg", "svg", show=False),  # in the help and the palette: the footer is full
+        Binding("n", "step(1)", "next"),
+        Binding("p", "step(-1)", "prev"),
         Binding("c", "continue", "continue"),
-        Binding("b", "breakpoint", "breakpoint"),
-        Binding("right_square_bracket", "change(1)", "next change"),
-        Binding("left_square_bracket", "change(-1)", "prev change"),
-        Binding("d", "swap_side", "other side"),
+        Binding("b", "breakpoint", "break"),
+        Binding("right_square_bracket", "change(1)", "next"),
+        Binding("left_square_bracket", "change(-1)", "prev"),
+        Binding("d", "swap_side", "other"),
         Binding("g", "gradient", "gradient"),
     ]
 
@@ -120,6 +120,8 @@ class GraphscopeApp(App[None]):
             return bool(self.level.gradients)
         if action == "toggle_weights":
             return self.level.weights > 0
+        if action == "enter_subgraph":  # only where a node has a body to enter
+            return self.level.has_bodies
         return True
 
     def on_unmount(self) -> None:

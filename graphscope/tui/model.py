@@ -109,6 +109,7 @@ class Level:
                 scopes[".".join(parts[:depth])] += count
         self.scope_counts = scopes  # "" -> all nodes; "layer1" -> nodes under layer1
         self.folds = _folds(graph)  # "model.layers" -> its run of identical blocks
+        self.has_bodies = any(n["subgraphs"] for n in graph.nodes())  # `>` enters one
         self.weights = sum(1 for r in self.rows if r.kind in WEIGHT_KINDS)  # params and constants
         # Where the table opens: the first op, not the hundreds of weights listed before it.
         self.first_op = next((r.id for r in self.rows if r.kind == "op"), None)
