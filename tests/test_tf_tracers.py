@@ -427,3 +427,23 @@ def test_a_tensorflow_error_raised_while_tracing_is_told_by_its_last_line() -> N
     )
     assert tf_reason(exc) == "ValueError: Dimensions must be equal, but are 3 and 4"
     assert tf_reason(RuntimeError("one line")) == "one line"
+
+
+def test_a_tf1_graph_with_a_v2_while_has_only_its_real_output(tmp_path: Path) -> None:
+    """Control flow v2 puts an Identity on every output of its While (the counter, the limit, an
+    unused loop variable): they were listed as the graph's outputs beside the real one."""
+    model = tmp_path / "while_v2.py"
+    model.write_text(
+        "import tensorflow as tf\n"
+        "tf.compat.v1.disable_eager_execution()\n"
+        "tf.compat.v1.enable_control_flow_v2()\n"
+        "graph = tf.Graph()\n"
+        "with graph.as_default():\n"
+        "    x = tf.compat.v1.placeholder(tf.float32, [2, 3], name='x')\n"
+        "    _, h = tf.while_loop(lambda i, h: i < 3, lambda i, h: (i + 1, tf.tanh(h) + 1.0), [tf.constant(0), x], name='loop')\n"
+        "    y = tf.identity(h * 2.0, name='y')\n"
+    )
+    found = loader.load_target(model, fw="tf1")
+    graph = tracers.capture_target(found)
+    assert graph.outputs == ["y"]
+    assert any(n["op"] in ("While", "StatelessWhile") for n in graph.nodes())

@@ -444,11 +444,20 @@ class GraphConverter:
 
 
 def _sinks(g: ir.Graph) -> list[str]:
-    """Nodes whose values nobody reads, except bookkeeping (initializers, NoOps, saving)."""
+    """Nodes whose values nobody reads, except bookkeeping (initializers, NoOps, saving), and
+    the unread ``Identity`` TensorFlow puts on every output of a control-flow v2 ``While``
+    (``loop/Identity``: the loop counter, the iteration limit, a loop variable left unused)."""
     out = []
     for n in g.nodes():
         if n["kind"] != "op" or n["op"] in ("Assign", "AssignVariableOp", "AssignAddVariableOp"):
             continue
-        if g.nx.out_degree(n["id"]) == 0 and n["outputs"]:
+        if g.nx.out_degree(n["id"]) == 0 and n["outputs"] and not _loop_identity(g, n):
             out.append(n["id"])
-    return out
+    return out or [n["id"] for n in g.nodes() if _loop_identity(g, n) and not g.nx.out_degree(n["id"])]
+
+
+def _loop_identity(g: ir.Graph, n: dict[str, Any]) -> bool:
+    if n["op"] != "Identity":
+        return False
+    sources = list(g.nx.predecessors(n["id"]))
+    return len(sources) == 1 and g.node(sources[0])["op"] in ("While", "StatelessWhile")
