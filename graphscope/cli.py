@@ -125,6 +125,17 @@ def _step(found: Any, method: str | None, *, timeout: float | None, **kwargs: An
         return stepping.step_target(found, method=method, **kwargs)
 
 
+def _step_train(found: Any, method: str | None, *, timeout: float | None) -> Any:
+    """stepping.step_train_target: one training step, forward, loss and backward."""
+    from graphscope import loader, stepping
+
+    with (
+        progress.task(f"stepping a training step of {found.path.name}"),
+        loader.running_user_code(found.path, timeout=timeout),
+    ):
+        return stepping.step_train_target(found, method=method)
+
+
 class _Number(click.FloatRange):
     """A finite number in a range (click's FloatRange lets ``nan`` and ``inf`` through, and
     an infinite or huge timeout overflowed the alarm timer: internal errors); ``zero_ok``
@@ -472,6 +483,11 @@ def render(
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
 @click.option("--until", metavar="nonfinite|NODE_ID", help="Stop at the first NaN/Inf, or at this node.")
 @click.option(
+    "--train",
+    is_flag=True,
+    help="Step one training step: forward, loss (example_targets, loss_fn) and backward (torch).",
+)
+@click.option(
     "--inputs",
     "inputs_file",
     type=_PathArg(path_type=Path),
@@ -508,6 +524,7 @@ def step(
     method: str | None,
     entry: str | None,
     until: str | None,
+    train: bool,
     inputs_file: Path | None,
     as_json: bool,
     output: Path | None,
@@ -531,7 +548,12 @@ def step(
         from graphscope.stepping.inputs import from_npz
 
         found.example_inputs = from_npz(inputs_file, found.fw or "")
-    steps = _step(found, method, timeout=timeout)
+    if train:
+        if save_values:
+            _fail("--save-values does not go with --train yet: step the forward pass to keep values")
+        steps = _step_train(found, method, timeout=timeout)
+    else:
+        steps = _step(found, method, timeout=timeout)
     total = len(steps)
     shown = steps.until(until)
     wrote: list[Path] = []

@@ -152,6 +152,15 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
     if bad.summary and bad.summary.get("shape") is not None:
         out.append(f" of {_count(bad.summary['shape'])} values")
     out.append(".\n")
+    phase = steps.phase_of(bad)
+    if phase["phase"] != "forward":
+        out.append(f"Phase: {phase['phase']}.", style="bold")
+        grad = phase.get("grad_of")
+        if grad is not None:
+            src = grad["source"]
+            at = f" at {src['file']}:{src.get('line')}" if src else ""
+            out.append(f" It is the gradient of {short_op(grad['op'])} ({grad['node']}){at}.", style="bold")
+        out.append("\n")
     origin = steps.origin(bad)
     if bad.kind == "input":
         out.append("It is one of the model's inputs: the value was given, not made.\n", style="bold")

@@ -17,7 +17,16 @@ from graphscope.stepping.records import Record, Steps
 if TYPE_CHECKING:
     from graphscope.loader import Target
 
-__all__ = ["DEFAULT_METHOD", "KEEP_ALL", "REGISTRY", "Record", "Steps", "step", "step_target"]
+__all__ = [
+    "DEFAULT_METHOD",
+    "KEEP_ALL",
+    "REGISTRY",
+    "Record",
+    "Steps",
+    "step",
+    "step_target",
+    "step_train_target",
+]
 
 
 class _Everything:
@@ -105,3 +114,26 @@ def step_target(found: Target, *, method: str | None = None, keep: Iterable[str]
         signature=found.extras.get("input_signature"),
         keep=keep,
     )
+
+
+def step_train_target(found: Target, *, method: str | None = None) -> Steps:
+    """One training step of a model file (``step --train``): forward, loss and backward, every
+    value summarised in the order the framework computed it (PyTorch, method eager)."""
+    if found.graph is not None or found.model is None:
+        raise GraphscopeError(f"{found.path}: step --train needs a model file that defines a model")
+    if found.fw != "torch" or method not in (None, "eager"):
+        raise GraphscopeError("step --train steps PyTorch models (--fw torch, method eager) in this version")
+    from graphscope.stepping import torch_train
+    from graphscope.tracers import _meta
+
+    _meta.refuse_meta_step(found.model, found.example_inputs)
+    steps = torch_train.step_train(
+        found.model,
+        found.example_inputs,
+        name=found.name,
+        example_targets=found.example_targets,
+        loss_fn=found.loss_fn,
+        where=str(found.path),
+    )
+    steps.attach()
+    return steps

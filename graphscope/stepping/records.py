@@ -165,6 +165,19 @@ class Steps(Sequence[Record]):
                 return self._described(node)
         return None
 
+    def phase_of(self, rec: Record) -> dict[str, Any]:
+        """``phase`` (forward, backward, optimizer) and, for a gradient, ``grad_of``: the forward
+        node it differentiates, with that node's op and source line (the user's code)."""
+        if rec.node not in self.graph:
+            return {"phase": "forward"}
+        node = self.graph.node(rec.node)
+        doc: dict[str, Any] = {"phase": node.get("phase") or "forward"}
+        forward = node.get("grad_of")
+        if doc["phase"] == "backward" and forward is not None and forward in self.graph:
+            fwd = self.graph.node(forward)
+            doc["grad_of"] = {"node": forward, "op": fwd["op"], "source": fwd["source"]}
+        return doc
+
     def _described(self, node_id: str) -> dict[str, Any]:
         if node_id not in self.graph:
             return {"node": node_id, "kind": None, "name": node_id}
@@ -241,6 +254,7 @@ class Steps(Sequence[Record]):
             culprit["born"] = bad.born
             if bad.born is False:
                 culprit["origin"] = self.origin(bad)
+            culprit.update(self.phase_of(bad))
         return {
             "graph": self.graph.name,
             "capture": self.graph.capture,

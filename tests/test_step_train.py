@@ -1,0 +1,80 @@
+"""`graphscope step --train`: one PyTorch training step stepped, forward, loss and backward, in
+autograd's order; the first non-finite value's phase, and for a gradient the forward op and
+source line it belongs to (issue 18, first part)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from graphscope import loader, stepping
+from graphscope.cli import main
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def test_the_gradient_of_sqrt_at_zero_is_born_in_backward_at_the_forward_line() -> None:
+    found = loader.load_target(Path("examples/sqrt_grad_torch.py"), fw="torch")
+    steps = stepping.step_train_target(found)
+    phases = [steps.graph.node(r.node)["phase"] for r in steps]
+    assert (
+        phases.index("backward") > phases.index("forward")
+        and "forward" not in phases[phases.index("backward") :]
+    )
+    bad = steps.first_nonfinite
+    assert bad is not None and bad.op == "SqrtBackward0" and bad.born
+    assert bad.summary is not None and bad.summary["posinf"] == 1
+    doc = steps.as_dict()["first_nonfinite"]
+    assert doc["phase"] == "backward"
+    assert doc["grad_of"] == {
+        "node": "sqrt",
+        "op": "aten.sqrt.default",
+        "source": {"file": "examples/sqrt_grad_torch.py", "line": 21},
+    }
+    # the step ran on a copy: the user's parameter has no gradient
+    assert found.model.offset.grad is None
+
+
+def test_the_parameter_gradients_are_torchs_own() -> None:
+    found = loader.load_target(Path("examples/mlp_train_torch.py"), fw="torch")
+    steps = stepping.step_train_target(found)
+    reference = __import__("copy").deepcopy(found.model)
+    found.loss_fn(reference(*found.example_inputs), *found.example_targets).backward()
+    grads = {name.replace(".", "_"): p.grad for name, p in reference.named_parameters()}
+    accumulated = {r.node.removesuffix("_grad"): r.summary for r in steps if r.op == "AccumulateGrad"}
+    assert set(accumulated) == set(grads)
+    for name, grad in grads.items():
+        summary = accumulated[name]
+        assert summary is not None and summary["shape"] == list(grad.shape)
+        assert summary["min"] == pytest.approx(float(grad.min()), rel=1e-5, abs=1e-7)
+        assert summary["max"] == pytest.approx(float(grad.max()), rel=1e-5, abs=1e-7)
+        assert summary["mean"] == pytest.approx(float(grad.mean()), rel=1e-4, abs=1e-7)
+    assert steps.first_nonfinite is None
+
+
+def test_step_train_cli_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["step", "examples/sqrt_grad_torch.py", "--fw", "torch", "--train"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "First non-finite value: sqrt_grad (SqrtBackward0) at examples/sqrt_grad_torch.py:21" in out
+    assert "Phase: backward. It is the gradient of sqrt (sqrt) at examples/sqrt_grad_torch.py:21." in out
+    assert main(["step", "examples/sqrt_grad_torch.py", "--fw", "torch", "--train", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["first_nonfinite"]["phase"] == "backward"
+
+
+def test_step_train_refusals_are_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["step", "examples/or_gate_tf.py", "--fw", "tf", "--train"]) == 1
+    assert "step --train steps PyTorch models" in capsys.readouterr().err
+    assert main(["step", "examples/or_gate_torch.py", "--fw", "torch", "--train"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a scalar" in err and "loss_fn" in err
+    code = main(["step", "examples/sqrt_grad_torch.py", "--fw", "torch", "--train", "--save-values", "v"])
+    assert code == 1 and "--save-values does not go with --train" in capsys.readouterr().err
