@@ -76,6 +76,7 @@ class Target:
     example_inputs_alt: tuple[Any, ...] | None = None
     example_targets: tuple[Any, ...] | None = None  # training: what loss_fn compares with
     loss_fn: Any = None  # training: loss_fn(output, *example_targets) -> a scalar
+    optimizer: Any = None  # training: a torch.optim optimizer over the model's parameters (step --train)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -439,6 +440,8 @@ def _load_python(p: Path, *, fw: str, entry: str | None) -> Target:
         target.example_targets = _as_inputs(module.example_targets, p, "example_targets")
     if target.loss_fn is None and "loss_fn" in names:
         target.loss_fn = _as_loss_fn(module.loss_fn, p, "loss_fn")
+    if "optimizer" in names:
+        target.optimizer = module.optimizer
     if "example_inputs_alt" in names:
         target.example_inputs_alt = _as_inputs(module.example_inputs_alt, p, "example_inputs_alt")
     if "input_signature" in names:

@@ -78,3 +78,62 @@ def test_step_train_refusals_are_one_sentence(capsys: pytest.CaptureFixture[str]
     assert err.count("\n") == 1 and "not a scalar" in err and "loss_fn" in err
     code = main(["step", "examples/sqrt_grad_torch.py", "--fw", "torch", "--train", "--save-values", "v"])
     assert code == 1 and "--save-values does not go with --train" in capsys.readouterr().err
+
+
+OPTIMIZED = """
+import torch
+from torch import nn
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+optimizer = torch.optim.SGD(model.parameters(), lr={lr}, momentum=0.9)
+example_inputs = (torch.randn(8, 3),)
+example_targets = (torch.randn(8, 1),)
+def loss_fn(out, y):
+    return nn.functional.mse_loss(out, y)
+"""
+
+
+def test_the_optimizers_update_is_stepped_on_copies_with_its_ratio(tmp_path: Path) -> None:
+    path = tmp_path / "opt.py"
+    path.write_text(OPTIMIZED.format(lr=0.1))
+    found = loader.load_target(path, fw="torch")
+    before = [p.detach().clone() for p in found.model.parameters()]
+    steps = stepping.step_train_target(found)
+    updates = [r for r in steps if steps.graph.node(r.node)["phase"] == "optimizer"]
+    assert [steps.graph.node(r.node)["name"] for r in updates] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    # what SGD computes, on a copy of our own
+    import copy
+
+    model, optimizer = copy.deepcopy((found.model, found.optimizer))
+    found.loss_fn(model(*found.example_inputs), *found.example_targets).backward()
+    optimizer.step()
+    for rec, param in zip(updates, model.parameters(), strict=True):
+        assert rec.summary is not None and rec.summary["mean"] == pytest.approx(float(param.mean()), rel=1e-5)
+        ratio = steps.graph.node(rec.node)["attrs"]["update_to_weight"]
+        assert 0 < ratio < 1
+    # the user's model and optimizer are as they were
+    assert all(torch.equal(a, b) for a, b in zip(before, found.model.parameters(), strict=True))
+    assert all(p.grad is None for p in found.model.parameters()) and not found.optimizer.state
+    assert [u["parameter"] for u in steps.as_dict()["updates"]] == [
+        "0.weight",
+        "0.bias",
+        "2.weight",
+        "2.bias",
+    ]
+
+
+def test_an_update_that_diverges_is_named_in_the_optimizer_phase(tmp_path: Path) -> None:
+    path = tmp_path / "opt.py"
+    path.write_text(OPTIMIZED.format(lr="float('inf')"))
+    steps = stepping.step_train_target(loader.load_target(path, fw="torch"))
+    doc = steps.as_dict()["first_nonfinite"]
+    assert doc["phase"] == "optimizer" and doc["born"] is True
+
+
+def test_an_optimizer_over_other_parameters_is_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "other.py"
+    path.write_text(
+        OPTIMIZED.format(lr=0.1).replace("model.parameters()", "[torch.nn.Parameter(torch.ones(2))]")
+    )
+    with pytest.raises(Exception, match=r"the optimizer updates parameters that are not the model's"):
+        stepping.step_train_target(loader.load_target(path, fw="torch"))

@@ -133,6 +133,7 @@ def step_train_target(found: Target, *, method: str | None = None) -> Steps:
         name=found.name,
         example_targets=found.example_targets,
         loss_fn=found.loss_fn,
+        optimizer=found.optimizer,
         where=str(found.path),
     )
     steps.attach()

@@ -255,13 +255,25 @@ class Steps(Sequence[Record]):
             if bad.born is False:
                 culprit["origin"] = self.origin(bad)
             culprit.update(self.phase_of(bad))
-        return {
+        doc: dict[str, Any] = {
             "graph": self.graph.name,
             "capture": self.graph.capture,
             "steps": [r.as_dict() for r in self.records],
             "first_nonfinite": culprit,
             "notes": self.notes,
         }
+        updates = [
+            {
+                "node": r.node,
+                "parameter": node["name"],
+                "update_to_weight": node["attrs"].get("update_to_weight"),
+            }
+            for r in self.records
+            if r.node in self.graph and (node := self.graph.node(r.node)).get("phase") == "optimizer"
+        ]
+        if updates:  # a training step with an optimizer: how far each parameter moved
+            doc["updates"] = updates
+        return doc
 
 
 def _no_such_step(node_id: str, steps: Steps) -> str:

@@ -10,7 +10,9 @@ an infinity is *born* at the autograd node that made it from finite gradients (t
 ``sqrt`` at 0), and its ``grad_of`` names the forward op, with that op's source line.
 
 The step runs on a deep copy of the model: the user's model, its parameters and their ``.grad``
-are left as they were. The optimizer's update is not stepped yet.
+are left as they were. With an ``optimizer`` in the model file (a copy of it, over the copy's
+parameters, its state included), ``optimizer.step()`` follows: one ``optimizer`` record per
+parameter, the new value, with the update-to-weight ratio in the node's attributes.
 """
 
 from __future__ import annotations
@@ -36,11 +38,16 @@ def step_train(
     name: str,
     example_targets: Any = None,
     loss_fn: Any = None,
+    optimizer: Any = None,
     where: str = "the model",
 ) -> Steps:
     torch = common.require_torch()
     common.check_module(model, example_inputs, "step --train")
-    model = copy.deepcopy(model)  # the step's gradients land on a copy
+    if optimizer is not None:
+        _check_optimizer(torch, model, optimizer, where)
+    # The step's gradients and update land on copies, made together so that the optimizer's
+    # copy updates the model's copy (and its state, momentum and all, is the user's too).
+    model, optimizer = copy.deepcopy((model, optimizer))
     inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     targets = autograd._as_tuple(example_targets)
     autograd._check_trainable(torch, model, where)
@@ -81,11 +88,74 @@ def step_train(
         backward.add(loss)
         records = [r for r in recorder.records if r.node in graph]
         _run_backward(torch, graph, backward, loss, records)
+    notes = []
+    if optimizer is not None:
+        _run_update(torch, graph, recorder, model, optimizer, records)
+    else:
+        notes.append("no optimizer in the model file: forward, loss and backward are stepped, not an update")
     for i, rec in enumerate(records):
         rec.index = i
-    return Steps(
-        graph, records, notes=["the optimizer's update is not stepped (forward, loss and backward are)"]
-    )
+    return Steps(graph, records, notes=notes)
+
+
+def _check_optimizer(torch: Any, model: Any, optimizer: Any, where: str) -> None:
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise GraphscopeError(
+            f"{where}: optimizer must be a torch.optim optimizer, not a {type(optimizer).__name__}"
+        )
+    mine = {id(p) for p in model.parameters()}
+    theirs = [p for group in optimizer.param_groups for p in group["params"]]
+    if not theirs or any(id(p) not in mine for p in theirs):
+        raise GraphscopeError(
+            f"{where}: the optimizer updates parameters that are not the model's "
+            "(build it from model.parameters() of this model)"
+        )
+
+
+def _run_update(
+    torch: Any, graph: ir.Graph, recorder: Any, model: Any, optimizer: Any, records: list[Record]
+) -> None:
+    """``optimizer.step()`` on the copies: one ``optimizer`` node per parameter it changed, its
+    output the new value, with the update-to-weight ratio (|new - old| / |old|, Frobenius norms)."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    before = {id(p): p.detach().clone() for p in params}
+    try:
+        optimizer.step()
+    except Exception as exc:
+        raise torch_eager.run_error(exc) from None
+    kind = type(optimizer).__name__
+    with torch.no_grad():
+        for p in params:
+            src = recorder.source_of_tensor(p)
+            if src is None:
+                continue
+            old = before[id(p)]
+            weight = float(torch.linalg.vector_norm(old.double()))
+            update = float(torch.linalg.vector_norm((p.detach() - old).double()))
+            node_id = recorder.fresh_id(f"{src[0]}_update")
+            graph.add_node(
+                node_id,
+                name=names.get(id(p), src[0]),
+                op=f"optimizer:{kind}",
+                canonical_op="optimizer_update",
+                kind="op",
+                scope=graph.node(src[0])["scope"],
+                outputs=common.tensor_outputs(p),
+                attrs={
+                    "update_to_weight": update / weight if weight > 0 else None,
+                    "update_norm": update,
+                    "weight_norm": weight,
+                },
+                phase="optimizer",
+                grad_of=src[0],
+            )
+            graph.add_edge(src[0], node_id)
+            grad = f"{src[0]}_grad"
+            if grad in graph:
+                graph.add_edge(grad, node_id, dst_port=1)
+            inputs = [summarize_torch(old), summarize_torch(p.grad) if p.grad is not None else None]
+            records.append(_record(graph, node_id, [summarize_torch(p.detach())], inputs, [src[0], grad]))
 
 
 def _run_backward(torch: Any, graph: ir.Graph, backward: Any, loss: Any, records: list[Record]) -> None:
