@@ -92,7 +92,7 @@ def _hf_wrapper(hf: Any, keys: list[str]) -> Any:
             super().__init__()
             self.model = hf
 
-        def forward(self, *args: Any) -> Any:
+        def forward(self, *args):
             return self.model(**dict(zip(keys, args)), return_dict=False)[0]
 
     HF.__name__ = type(hf).__name__
@@ -153,7 +153,9 @@ for _name, _cfg, _cls, _kw in [
 def _gpt2(_tmp: Path) -> Any:
     import transformers
 
-    cfg = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=64, use_cache=False)
+    cfg = transformers.GPT2Config(
+        n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=64, use_cache=False
+    )
     return _hf_wrapper(transformers.GPT2LMHeadModel(cfg), ["input_ids"]), (_ids(),)
 
 
@@ -276,14 +278,41 @@ def _vision(config_cls: str, model_cls: str, size: int = 32, **kw: Any) -> Calla
     return build
 
 
-_VIT = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+_VIT = dict(
+    image_size=32,
+    patch_size=8,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+)
 for _name, _cfg, _cls, _kw in [
     ("vit", "ViTConfig", "ViTModel", _VIT),
     ("deit", "DeiTConfig", "DeiTModel", _VIT),
-    ("swin", "SwinConfig", "SwinModel", dict(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4)),
+    (
+        "swin",
+        "SwinConfig",
+        "SwinModel",
+        dict(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4),
+    ),
     ("convnext", "ConvNextConfig", "ConvNextModel", dict(hidden_sizes=[16, 32], depths=[1, 1])),
-    ("resnet_hf", "ResNetConfig", "ResNetModel", dict(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], layer_type="basic")),
-    ("mobilevit", "MobileViTConfig", "MobileViTModel", dict(image_size=32, hidden_sizes=[32, 32, 32], neck_hidden_sizes=[8, 8, 16, 16, 16, 32, 64], num_attention_heads=2)),
+    (
+        "resnet_hf",
+        "ResNetConfig",
+        "ResNetModel",
+        dict(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], layer_type="basic"),
+    ),
+    (
+        "mobilevit",
+        "MobileViTConfig",
+        "MobileViTModel",
+        dict(
+            image_size=32,
+            hidden_sizes=[32, 32, 32],
+            neck_hidden_sizes=[8, 8, 16, 16, 16, 32, 64],
+            num_attention_heads=2,
+        ),
+    ),
 ]:
     model(_name, "torch", "transformers")(_vision(_cfg, _cls, **_kw))
 
@@ -293,8 +322,22 @@ def _clip(_tmp: Path) -> Any:
     import transformers
 
     cfg = transformers.CLIPConfig(
-        text_config=dict(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=16),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+        text_config=dict(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=16,
+        ),
+        vision_config=dict(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+        ),
         projection_dim=16,
     )
     return _hf_wrapper(transformers.CLIPModel(cfg), ["input_ids", "pixel_values"]), (_ids(), _image(batch=2))
@@ -326,7 +369,7 @@ def _unet(_tmp: Path) -> Any:
             super().__init__()
             self.unet = unet
 
-        def forward(self, sample: Any, timestep: Any, context: Any) -> Any:
+        def forward(self, sample, timestep, context):
             return self.unet(sample, timestep, context, return_dict=False)[0]
 
     g = torch.Generator().manual_seed(0)
@@ -355,7 +398,7 @@ def _vae(_tmp: Path) -> Any:
             super().__init__()
             self.vae = vae
 
-        def forward(self, x: Any) -> Any:
+        def forward(self, x):
             return self.vae(x, sample_posterior=False, return_dict=False)[0]
 
     return VAE().eval(), (_image(16),)
@@ -386,7 +429,7 @@ def _lstm_packed(_tmp: Path) -> Any:
             super().__init__()
             self.lstm = torch.nn.LSTM(8, 32, num_layers=2, batch_first=True)
 
-        def forward(self, x: Any, lengths: Any) -> Any:
+        def forward(self, x, lengths):
             packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
             out, _ = self.lstm(packed)
             padded, _ = pad_packed_sequence(out, batch_first=True)
@@ -407,7 +450,7 @@ def _gru(_tmp: Path) -> Any:
             self.gru = torch.nn.GRU(8, 32, num_layers=2, batch_first=True)
             self.head = torch.nn.Linear(32, 4)
 
-        def forward(self, x: Any) -> Any:
+        def forward(self, x):
             out, _ = self.gru(x)
             return self.head(out[:, -1])
 
@@ -424,7 +467,7 @@ def _mha(_tmp: Path) -> Any:
             super().__init__()
             self.attn = torch.nn.MultiheadAttention(32, 2, batch_first=True)
 
-        def forward(self, x: Any) -> Any:
+        def forward(self, x):
             out, weights = self.attn(x, x, x)
             return out, weights
 
@@ -442,7 +485,7 @@ def _qkv_split(_tmp: Path) -> Any:
             super().__init__()
             self.qkv = torch.nn.Linear(8, 24)
 
-        def forward(self, x: Any) -> Any:
+        def forward(self, x):
             q, k, v = self.qkv(x).split(8, dim=-1)
             k = k.view(2, 4, 2, 4)
             v = v.view(2, 4, 2, 4)
@@ -491,7 +534,7 @@ def _loop(_tmp: Path) -> Any:
             super().__init__()
             self.cell = torch.nn.Linear(32, 32)
 
-        def forward(self, x: Any) -> Any:
+        def forward(self, x):
             h = torch.zeros(x.shape[1], 32)
             for t in range(x.shape[0]):
                 h = torch.tanh(self.cell(h) + x[t])
@@ -511,7 +554,7 @@ def _inplace(_tmp: Path) -> Any:
             self.fc1 = torch.nn.Linear(16, 32)
             self.fc2 = torch.nn.Linear(32, 8)
 
-        def forward(self, x: Any) -> Any:
+        def forward(self, x):
             h = self.fc1(x)
             h.relu_()
             h.mul_(2.0)
@@ -545,7 +588,7 @@ def _custom_fn(_tmp: Path) -> Any:
             self.fc = torch.nn.Linear(16, 32)
             self.out = torch.nn.Linear(32, 4)
 
-        def forward(self, x: Any) -> Any:
+        def forward(self, x):
             return self.out(Clip.apply(self.fc(x)))
 
     torch.manual_seed(0)
@@ -584,7 +627,9 @@ def _keras_lstm(_tmp: Path) -> Any:
     import numpy as np
 
     keras.utils.set_random_seed(0)
-    m = keras.Sequential([keras.Input((6, 4)), keras.layers.Masking(0.0), keras.layers.LSTM(32), keras.layers.Dense(4)])
+    m = keras.Sequential(
+        [keras.Input((6, 4)), keras.layers.Masking(0.0), keras.layers.LSTM(32), keras.layers.Dense(4)]
+    )
     x = np.random.default_rng(0).standard_normal((3, 6, 4)).astype("float32")
     x[1, 3:] = 0.0  # variable length: padded time steps, masked
     x[2, 4:] = 0.0
@@ -598,7 +643,9 @@ def _keras_norm(_tmp: Path) -> Any:
 
     keras.utils.set_random_seed(0)
     norm = keras.layers.Normalization(mean=[0.5] * 8, variance=[2.0] * 8)
-    m = keras.Sequential([keras.Input((8,)), norm, keras.layers.Dense(32, activation="relu"), keras.layers.Dense(4)])
+    m = keras.Sequential(
+        [keras.Input((8,)), norm, keras.layers.Dense(32, activation="relu"), keras.layers.Dense(4)]
+    )
     return m, (np.random.default_rng(0).standard_normal((2, 8)).astype("float32"),)
 
 
@@ -615,7 +662,9 @@ def _tf1_graph(loop: bool) -> Any:
         w = tf.constant(np.random.default_rng(0).standard_normal((8, 16)).astype("float32"), name="w")
         h = tf.nn.relu(tf.matmul(x, w), name="h")
         if loop:
-            _, h = tf.compat.v1.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, tf.tanh(v) * 0.5), [tf.constant(0), h], name="loop")
+            _, h = tf.compat.v1.while_loop(
+                lambda i, v: i < 3, lambda i, v: (i + 1, tf.tanh(v) * 0.5), [tf.constant(0), h], name="loop"
+            )
         tf.identity(tf.reduce_sum(h, axis=1), name="y")
     return g.as_graph_def()
 
@@ -676,7 +725,11 @@ def _small_torch() -> Any:
 
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 4)
+        torch.nn.Conv2d(3, 8, 3),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8 * 14 * 14, 4),
     ).eval(), (_image(16),)
 
 
@@ -707,7 +760,9 @@ def _onnx_tf2onnx(tmp: Path) -> Any:
     import tf2onnx
 
     keras.utils.set_random_seed(0)
-    m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)])
+    m = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)]
+    )
     spec = (tf.TensorSpec((None, 8), tf.float32, name="x"),)
     fn = tf.function(lambda x: m(x)).get_concrete_function(*spec)
     tf2onnx.convert.from_function(fn, input_signature=spec, output_path=str(tmp / "tf2onnx.onnx"))
@@ -781,7 +836,13 @@ def _flat(out: Any) -> list[Any]:
 def _one_sentence(message: str) -> bool:
     """A refusal a user can act on: one line, no traceback, not cut off at a colon."""
     text = message.strip()
-    return bool(text) and "\n" not in text and "Traceback" not in text and not text.endswith(":") and len(text) < 600
+    return (
+        bool(text)
+        and "\n" not in text
+        and "Traceback" not in text
+        and not text.endswith(":")
+        and len(text) < 600
+    )
 
 
 def _reference(entry: Entry, built: Any) -> list[Any]:
@@ -839,19 +900,28 @@ def _source_problem(g: Any) -> str | None:
             ours = resolved.startswith(GRAPHSCOPE_DIR + os.sep) or any(
                 f"graphscope/{part}/" in resolved for part in ("tracers", "stepping", "rendering")
             )
-            if ours or file.endswith("bin/graphscope") or Path(file).name in ("cli.py", "__main__.py") and "graphscope" in resolved:
+            if (
+                ours
+                or file.endswith("bin/graphscope")
+                or (Path(file).name in ("cli.py", "__main__.py") and "graphscope" in resolved)
+            ):
                 return f"{node['id']} at {file}:{src.get('line')}"
     return None
 
 
+def _ops(g: Any) -> list[dict[str, Any]]:
+    """Op nodes of the graph and of its subgraphs (Dynamo's graphs, control-flow bodies)."""
+    return [n for _, sub in [("", g), *g.walk_subgraphs()] for n in sub.nodes() if n["kind"] == "op"]
+
+
 def _source_summary(g: Any) -> str:
-    ops = [n for n in g.nodes() if n["kind"] == "op"]
+    ops = _ops(g)
     with_source = [n for n in ops if n.get("source")]
     return f"{len(with_source)}/{len(ops)}"
 
 
 def _coverage(g: Any) -> str:
-    ops = [n for n in g.nodes() if n["kind"] == "op"]
+    ops = _ops(g)
     full = [
         n
         for n in ops
@@ -896,6 +966,16 @@ def run_model(name: str, tmp: Path) -> list[Row]:
             continue
         row.capture = "ok"
         row.nodes = len(g)
+        if not _ops(g):
+            # A capture of nothing: the notes must say why, in the framework's words.
+            said = "; ".join(g.notes) or "no op captured, and no note says why"
+            row.capture = said
+            if "ran entirely in Python" in said or not g.notes:
+                row.fail(f"capture: an empty graph without the framework's reason: {said}")
+            else:
+                row.status = "refusal"
+            row.seconds = time.perf_counter() - start
+            continue
         row.coverage = _coverage(g)
         problem = _source_problem(g)
         row.source = f"✗ {problem}" if problem else f"✓ {_source_summary(g)}"
@@ -919,7 +999,9 @@ def run_model(name: str, tmp: Path) -> list[Row]:
         fw = entry.fw
         if (fw, method) in STEPPING:
             try:
-                steps = stepping.step(built[0], built[1], fw=fw, method=method, name=name, keep=stepping.KEEP_ALL)
+                steps = stepping.step(
+                    built[0], built[1], fw=fw, method=method, name=name, keep=stepping.KEEP_ALL
+                )
                 wrong = _compare(ref, _graph_outputs(steps))
                 if wrong:
                     row.step = f"✗ {wrong}"
@@ -994,7 +1076,9 @@ def run_one_subprocess(name: str, timeout: float) -> list[Row]:
             return [row]
         return [Row(**r) for r in json.loads(out.read_text())]
     except subprocess.TimeoutExpired:
-        row = Row(name, entry.group, entry.fw, "*", status="FAILURE", capture=f"timed out after {timeout:.0f} s")
+        row = Row(
+            name, entry.group, entry.fw, "*", status="FAILURE", capture=f"timed out after {timeout:.0f} s"
+        )
         row.problems.append(f"timed out after {timeout:.0f} s")
         return [row]
     finally:
@@ -1008,7 +1092,9 @@ def _child(name: str, out: Path) -> None:
             rows = run_model(name, Path(tmp))
         except Exception as e:  # the model itself failed to build: the zoo's fault, say so
             entry = REGISTRY[name]
-            row = Row(name, entry.group, entry.fw, "*", status="BUILD ERROR", capture=f"{type(e).__name__}: {e}")
+            row = Row(
+                name, entry.group, entry.fw, "*", status="BUILD ERROR", capture=f"{type(e).__name__}: {e}"
+            )
             row.problems.append(traceback.format_exc()[-600:])
             rows = [row]
     out.write_text(json.dumps([asdict(r) for r in rows]))
@@ -1018,7 +1104,16 @@ def versions() -> dict[str, str]:
     from importlib import metadata
 
     found = {"python": platform.python_version()}
-    for dist in ["torch", "tensorflow-cpu", "keras", "transformers", "diffusers", "onnx", "onnxruntime", "tf2onnx"]:
+    for dist in [
+        "torch",
+        "tensorflow-cpu",
+        "keras",
+        "transformers",
+        "diffusers",
+        "onnx",
+        "onnxruntime",
+        "tf2onnx",
+    ]:
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -1101,9 +1196,13 @@ def markdown(rows: list[Row], command: str, seconds: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", help="comma-separated names (default: all; see --list)")
-    parser.add_argument("--groups", help="comma-separated groups: transformers,diffusers,torch.nn,keras,files")
+    parser.add_argument(
+        "--groups", help="comma-separated groups: transformers,diffusers,torch.nn,keras,files"
+    )
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--markdown", type=Path, help="write the matrix as Markdown (docs/ZOO.md)")
     parser.add_argument("--json", type=Path, help="write the rows as JSON")

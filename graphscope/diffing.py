@@ -602,7 +602,14 @@ class Diff:
         compared = 0
         self.not_compared = []
         matched_a, matched_b = set(self.ab_map()), set(self.ba_map())
+        uninitialised = 0
+        garbage_a, garbage_b = _uninitialised(self.a), _uninitialised(self.b)
         for x, y in pairs:
+            if x in garbage_a or y in garbage_b:
+                # torch.empty* and views of it before it is written: whatever the allocator's
+                # memory held, on each side its own.
+                uninitialised += 1
+                continue
             va = _first_array(steps_a.values[alias_a.get(x, x)], to_numpy)
             vb = _first_array(steps_b.values[alias_b.get(y, y)], to_numpy)
             if va is None or vb is None:
@@ -643,6 +650,11 @@ class Diff:
             }
             break
         self.notes.append(f"values: {compared} matched nodes compared")
+        if uninitialised:
+            self.notes.append(
+                f"values: {uninitialised} uninitialised allocation{'s' if uninitialised > 1 else ''} "
+                "(torch.empty*) not compared"
+            )
         if self.not_compared:
             first = self.not_compared[0]
             n = len(self.not_compared)
@@ -752,6 +764,46 @@ class Diff:
         for note in self.notes:
             parts.append(Text(f"note: {note}", style="dim"))
         return Group(*parts)
+
+
+# Ops whose output is uninitialised memory: their values mean nothing until written over.
+_UNINITIALISED = frozenset({"empty", "empty_like", "new_empty", "empty_strided", "empty_permuted"})
+
+
+# Ops that only look at their first input's memory another way.
+_VIEWS = LAYOUT_OPS | frozenset(
+    {
+        "view",
+        "slice",
+        "select",
+        "getitem",
+        "narrow",
+        "as_strided",
+        "alias",
+        "unsqueeze",
+        "squeeze",
+        "permute",
+        "t",
+        "flatten",
+        "unflatten",
+        "split",
+        "chunk",
+        "unbind",
+        "detach",
+    }
+)
+
+
+def _uninitialised(graph: Graph) -> set[str]:
+    """Nodes whose values are uninitialised memory: torch.empty* and views of it."""
+    found = {n["id"] for n in graph.nodes() if n["canonical_op"] in _UNINITIALISED}
+    if not found:
+        return found
+    first_input = {e.dst: e.src for e in graph.edges() if not e.control and e.dst_port == 0}
+    for node_id in graph.order():
+        if graph.node(node_id)["canonical_op"] in _VIEWS and first_input.get(node_id) in found:
+            found.add(node_id)
+    return found
 
 
 def _first_array(values: list[Any], to_numpy: Callable[[Any], Any]) -> Any:

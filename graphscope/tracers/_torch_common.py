@@ -77,9 +77,13 @@ def framework_reason(exc: BaseException) -> str:
     if not lines:
         return type(exc).__name__
     text, rest = lines[0], lines[1:]
+    if _SCHEMA.match(text) and rest and not rest[0].startswith("File "):
+        # TorchScript opens with the schema it was checking ("forward(Linear self, Tensor
+        # input) -> Tensor:"); the reason is the line after it.
+        text, rest = rest[0], rest[1:]
     while rest and _depth(text) > 0:
         text += " " + rest.pop(0)
-    if rest and rest[0].startswith(":"):
+    if rest and rest[0].startswith(":") and rest[0] != ":":
         text += " " + rest[0]
     return _TENSOR_VALUE.sub("tensor(…)", text)
 
@@ -96,6 +100,9 @@ def cut(text: str, limit: int) -> str:
 def _depth(text: str) -> int:
     return sum(text.count(c) for c in "([{") - sum(text.count(c) for c in ")]}")
 
+
+# A TorchScript schema line: "forward(__torch__.Linear self, Tensor input) -> Tensor:".
+_SCHEMA = re.compile(r"^[\w.:]+\(.*\) -> .*:$")
 
 # A tensor's repr, as far as its numbers go: "tensor([[-0.85,  0.43], [ 0.01, -0.65]], grad_fn=<...>)".
 _TENSOR_VALUE = re.compile(r"tensor\(\[[-+\d.eE,\s\[\]naif]*\](?:, [^()]*?)?\)")

@@ -106,8 +106,34 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
         graph.add_edge(previous, "output")
     graph.outputs.append("output")
     if not explained.graphs:
-        graph.notes.append("dynamo: captured no graph (the model ran entirely in Python)")
+        why = _why_no_graph(model, example_inputs)
+        graph.notes.append(f"dynamo: captured no graph ({why or 'the model ran entirely in Python'})")
     return graph
+
+
+def _why_no_graph(model: Any, example_inputs: tuple[Any, ...]) -> str | None:
+    """Why Dynamo captured nothing: ``explain`` lists no break when the very first call it
+    meets is skipped (``pack_padded_sequence`` is on Dynamo's skip list), so ask again with
+    ``fullgraph=True``, which raises that reason with the user's line."""
+    import torch
+
+    torch._dynamo.reset()
+    try:
+        with common.model_left_untouched(model), common.quiet_torch_logs():
+            try:
+                torch.compile(model, fullgraph=True, backend="eager")(*example_inputs)
+            except Exception as exc:
+                text = str(exc).split("\n\nfrom user code:")[0].split("\n\n")[0]
+                text, _ = _describe_break(" ".join(ln for ln in text.splitlines() if "Hint:" not in ln))
+                where = common.user_frame(exc)
+                if where is None:
+                    for frame in getattr(exc, "real_stack", None) or []:
+                        if common.is_user_file(frame.filename):
+                            where = f"{common.relative(frame.filename)}:{frame.lineno}"
+                return f"{text.rstrip('.')}{f', at {where}' if where else ''}"
+    finally:
+        torch._dynamo.reset()
+    return None
 
 
 def _describe_break(reason: Any) -> tuple[str, dict[str, Any] | None]:
