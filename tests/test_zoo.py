@@ -110,3 +110,37 @@ def test_diff_values_leaves_uninitialised_allocations_out() -> None:
     d.compare_values(runs[0], runs[1])
     assert d.first_divergence is None
     assert any("uninitialised" in n for n in d.notes)
+
+
+@pytest.mark.tf
+def test_tf2onnx_takes_the_models_inputs_not_its_captured_constants(tmp_path: Path) -> None:
+    """A Keras Normalization layer captures its mean and variance as constants: they are no
+    inputs of the model, and tf2onnx refused the signature that listed them."""
+    pytest.importorskip("tf2onnx")
+    import graphscope
+
+    zoo = _zoo()
+    model, inputs = zoo.REGISTRY["keras_normalization"].build(tmp_path)
+    g = graphscope.trace(model, inputs, fw="tf", method="onnx")
+    assert len(g.inputs) == 1
+    assert g.node(g.inputs[0])["outputs"][0]["shape"][1:] == [8]
+    # and the converted model computes what Keras does, the constants' values included
+    ort = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from graphscope.tracers import tf_onnx
+
+    session = ort.InferenceSession(tf_onnx.convert(model, inputs).SerializeToString())
+    (got,) = session.run(None, {session.get_inputs()[0].name: inputs[0]})
+    np.testing.assert_allclose(got, np.asarray(model(inputs[0])), rtol=1e-4, atol=1e-5)
+
+
+def test_tf2onnx_refusal_gives_the_reason_after_the_user_frames() -> None:
+    from graphscope.tracers.tf_onnx import reason
+
+    exc = TypeError(
+        "in user code:\n\n"
+        '    File "model.py", line 5, in call  *\n        return x + self.k\n\n'
+        "    TypeError: Expected float32, but got int32 of type 'int'.\n"
+    )
+    assert reason(exc) == "TypeError: Expected float32, but got int32 of type 'int'."
