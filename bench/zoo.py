@@ -261,6 +261,10 @@ def _whisper(_tmp: Path) -> Any:
         max_source_positions=16,
         max_target_positions=16,
         vocab_size=100,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
         use_cache=False,
     )
     features = torch.randn(1, 8, 32, generator=torch.Generator().manual_seed(0))
@@ -295,7 +299,7 @@ for _name, _cfg, _cls, _kw in [
         "SwinModel",
         dict(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4),
     ),
-    ("convnext", "ConvNextConfig", "ConvNextModel", dict(hidden_sizes=[16, 32], depths=[1, 1])),
+    ("convnext", "ConvNextConfig", "ConvNextModel", dict(num_stages=2, hidden_sizes=[16, 32], depths=[1, 1])),
     (
         "resnet_hf",
         "ResNetConfig",
@@ -764,7 +768,7 @@ def _onnx_tf2onnx(tmp: Path) -> Any:
         [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)]
     )
     spec = (tf.TensorSpec((None, 8), tf.float32, name="x"),)
-    fn = tf.function(lambda x: m(x)).get_concrete_function(*spec)
+    fn = tf.function(lambda x: m(x))
     tf2onnx.convert.from_function(fn, input_signature=spec, output_path=str(tmp / "tf2onnx.onnx"))
     return tmp / "tf2onnx.onnx"
 

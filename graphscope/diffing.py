@@ -644,15 +644,21 @@ class Diff:
                 not layouts
                 and self.a.node(x)["canonical_op"] != self.b.node(y)["canonical_op"]
                 and not _same_inputs(self.a, self.b, x, y, ab)
-            ):
+            ) or _crossed_inputs(self.a, self.b, x, y, ab, matched_a, matched_b):
                 # Matched across a decomposition (export's matmul, eager's expand + bmm + view):
                 # which of the other side's tensors is this one is a guess, so a difference here
                 # is no verdict. (An op replaced by another on the same inputs, relu -> gelu, is
                 # one.) A real divergence shows again at the next pair of the same op. Across
                 # frameworks ops differ by nature (MatMul + BiasAdd is addmm): matched as such.
+                # Nor is a pair whose inputs were matched elsewhere (BART's q and k views, the
+                # one's input matched to the other's): the pair itself is the guess.
                 unsure.append(
                     f"{x} ({self.a.node(x)['canonical_op']}) against {y} ({self.b.node(y)['canonical_op']})"
                 )
+                # and what reads them looks further up, past this guess
+                ab.pop(x, None)
+                matched_a.discard(x)
+                matched_b.discard(y)
                 continue
             self.first_divergence = {
                 "a": x,
@@ -669,8 +675,9 @@ class Diff:
         if unsure:
             more = f" and {len(unsure) - 1} more" if len(unsure) > 1 else ""
             self.notes.append(
-                f"values: {len(unsure)} matched pair{'s' if len(unsure) > 1 else ''} of different ops "
-                f"differ, not called a divergence (their correspondence is a guess): {unsure[0]}{more}"
+                f"values: {len(unsure)} matched pair{'s' if len(unsure) > 1 else ''} differ but "
+                f"not called a divergence (ops or inputs that do not correspond: the pairing is a "
+                f"guess): {unsure[0]}{more}"
             )
         if uninitialised:
             self.notes.append(
@@ -826,6 +833,33 @@ def _uninitialised(graph: Graph) -> set[str]:
         if graph.node(node_id)["canonical_op"] in _VIEWS and first_input.get(node_id) in found:
             found.add(node_id)
     return found
+
+
+def _matched_above(graph: Graph, node: str, matched: set[str], limit: int = 64) -> set[str]:
+    """The nearest matched nodes upstream of ``node``'s data inputs (through unmatched ones)."""
+    found: set[str] = set()
+    seen: set[str] = set()
+    todo = [u for u, _, d in graph.nx.in_edges(node, data=True) if not d["control"]]
+    while todo and len(seen) < limit:
+        u = todo.pop()
+        if u in seen:
+            continue
+        seen.add(u)
+        if u in matched:
+            found.add(u)
+        else:
+            todo += [w for w, _, d in graph.nx.in_edges(u, data=True) if not d["control"]]
+    return found
+
+
+def _crossed_inputs(
+    a: Graph, b: Graph, x: str, y: str, ab: dict[str, str], matched_a: set[str], matched_b: set[str]
+) -> bool:
+    """Whether ``x`` and ``y`` read matched tensors that are not each other's counterparts:
+    the nearest matched nodes above each exist and have nothing in common."""
+    above_a = {ab[u] for u in _matched_above(a, x, matched_a)}
+    above_b = _matched_above(b, y, matched_b)
+    return bool(above_a) and bool(above_b) and not above_a & above_b
 
 
 def _same_inputs(a: Graph, b: Graph, x: str, y: str, ab: dict[str, str]) -> bool:
