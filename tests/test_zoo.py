@@ -179,3 +179,19 @@ def test_diff_values_still_finds_a_real_divergence_among_look_alike_branches(tmp
     d = diffing.diff(runs[0].graph, runs[1].graph)
     d.compare_values(runs[0], runs[1])
     assert d.first_divergence is not None
+
+
+@pytest.mark.parametrize("method", ["export", "eager"])
+def test_a_wrapped_library_model_points_into_the_library(method: str, tmp_path: Path) -> None:
+    """The zoo wraps GPT-2 in a module of its own (return_dict=False): its ops point at the
+    transformers lines that ran them, not all at the wrapper's one line that called GPT-2."""
+    pytest.importorskip("transformers")
+    import graphscope
+
+    zoo = _zoo()
+    model, inputs = zoo.REGISTRY["gpt2"].build(tmp_path)
+    g = graphscope.trace(model, inputs, fw="torch", method=method)
+    sources = [n["source"] for n in zoo._ops(g) if n["source"]]
+    files = {Path(s["file"]).name for s in sources}
+    assert "modeling_gpt2.py" in files and "zoo.py" not in files, files
+    assert len({(s["file"], s["line"]) for s in sources}) > 10
