@@ -195,3 +195,17 @@ def test_a_wrapped_library_model_points_into_the_library(method: str, tmp_path: 
     files = {Path(s["file"]).name for s in sources}
     assert "modeling_gpt2.py" in files and "zoo.py" not in files, files
     assert len({(s["file"], s["line"]) for s in sources}) > 10
+
+
+def test_framework_reason_drops_addresses_and_a_colon_before_the_location() -> None:
+    from graphscope.tracers._torch_common import framework_reason
+
+    assert framework_reason(
+        RuntimeError('keyword-arg expansion is not supported:\n  File "x.py", line 3')
+    ) == ("keyword-arg expansion is not supported")
+    assert (
+        framework_reason(
+            OSError("Failed to get source for <function GPT2Config.__init__ at 0x7f1042935b20> using inspect")
+        )
+        == "Failed to get source for <function GPT2Config.__init__> using inspect"
+    )

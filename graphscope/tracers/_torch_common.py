@@ -85,7 +85,9 @@ def framework_reason(exc: BaseException) -> str:
         text += " " + rest.pop(0)
     if rest and rest[0].startswith(":") and rest[0] != ":":
         text += " " + rest[0]
-    return _TENSOR_VALUE.sub("tensor(…)", text)
+    # "... is not supported:" introduces the code location, which is said apart; an object's
+    # address ("<function f at 0x7f...>") changes from run to run
+    return _ADDRESS.sub(">", _TENSOR_VALUE.sub("tensor(…)", text)).rstrip(" :")
 
 
 def cut(text: str, limit: int) -> str:
@@ -100,6 +102,8 @@ def cut(text: str, limit: int) -> str:
 def _depth(text: str) -> int:
     return sum(text.count(c) for c in "([{") - sum(text.count(c) for c in ")]}")
 
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 
 # A TorchScript schema line: "forward(__torch__.Linear self, Tensor input) -> Tensor:".
 _SCHEMA = re.compile(r"^[\w.:]+\(.*\) -> .*:$")
