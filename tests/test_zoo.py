@@ -70,18 +70,27 @@ def test_zoo_model_has_no_graphscope_failure(name: str, tmp_path: Path) -> None:
 
 
 def test_dynamo_says_why_it_captured_nothing(tmp_path: Path) -> None:
-    """Dynamo skips pack_padded_sequence, so explain() reports no graph and no break: the note
-    gives Dynamo's own reason and the user's line, not 'the model ran entirely in Python'."""
+    """Dynamo skips pack_padded_sequence, so explain() reports no graph and no break. That is a
+    refusal giving Dynamo's own reason and the user's line (not an empty graph noting 'the model
+    ran entirely in Python'); export's refusal names a method that captures something, and the
+    default falls back to it."""
     pytest.importorskip("torch")
     import graphscope
+    from graphscope.errors import GraphscopeError
 
     zoo = _zoo()
     model, inputs = zoo.REGISTRY["lstm_packed"].build(tmp_path)
-    g = graphscope.trace(model, inputs, fw="torch", method="dynamo")
-    (note,) = [n for n in g.notes if "captured no graph" in n]
-    assert "pack_padded_sequence" in note and "should not be traced" in note
-    assert "bench/zoo.py:" in note
-    assert "ran entirely in Python" not in note
+    with pytest.raises(GraphscopeError) as refused:
+        graphscope.trace(model, inputs, fw="torch", method="dynamo")
+    said = str(refused.value)
+    assert said.startswith("TorchDynamo captured no graph: ")
+    assert "pack_padded_sequence" in said and "should not be traced" in said
+    assert "(at bench/zoo.py:" in said and "ran entirely in Python" not in said
+    with pytest.raises(GraphscopeError) as refused:
+        graphscope.trace(model, inputs, fw="torch", method="export")
+    assert str(refused.value).endswith("; --method jit-trace captures it")
+    g = graphscope.trace(model, inputs, fw="torch")
+    assert g.capture == "jit-trace" and len(g) > 10
 
 
 def test_torchscript_refusal_gives_the_reason_not_the_schema() -> None:

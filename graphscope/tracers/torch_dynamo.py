@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from graphscope import ir
+from graphscope.errors import CaptureError
 from graphscope.tracers import _torch_common as common
 
 _PLAIN_BREAKS = [
@@ -37,6 +38,11 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
                 raise common.capture_error("TorchDynamo", exc) from None
     finally:
         torch._dynamo.reset()  # no compiled code or guards left behind in the user's process
+    if not explained.graphs:
+        # Nothing to show is no capture: say why, so that the default falls back to a method
+        # that captures the model and a refusal never sends the user here.
+        why = _why_no_graph(model, example_inputs) or "the model ran entirely in Python"
+        raise CaptureError(f"TorchDynamo captured no graph: {why}")
 
     graph = ir.Graph(
         name,
@@ -105,9 +111,6 @@ def capture(model: Any, example_inputs: tuple[Any, ...], *, name: str, method: s
     if previous is not None:
         graph.add_edge(previous, "output")
     graph.outputs.append("output")
-    if not explained.graphs:
-        why = _why_no_graph(model, example_inputs)
-        graph.notes.append(f"dynamo: captured no graph ({why or 'the model ran entirely in Python'})")
     return graph
 
 
@@ -130,7 +133,7 @@ def _why_no_graph(model: Any, example_inputs: tuple[Any, ...]) -> str | None:
                     for frame in getattr(exc, "real_stack", None) or []:
                         if common.is_user_file(frame.filename):
                             where = f"{common.relative(frame.filename)}:{frame.lineno}"
-                return f"{text.rstrip('.')}{f', at {where}' if where else ''}"
+                return f"{text.rstrip('.')}{f' (at {where})' if where else ''}"
     finally:
         torch._dynamo.reset()
     return None
