@@ -1245,7 +1245,8 @@ def main() -> None:
                 print(f"    {r.method}: {p[:400]}", flush=True)
     seconds = time.perf_counter() - start
     print(f"{len(rows)} rows in {seconds:.0f} s: {summary(rows)}")
-    command = "PYTHONPATH=. .venv/bin/python bench/zoo.py " + " ".join(a for a in sys.argv[1:])
+    shown = [a for a in sys.argv[1:] if a != "--json" and (not args.json or a != str(args.json))]
+    command = "PYTHONPATH=. .venv/bin/python bench/zoo.py " + " ".join(shown)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1, ensure_ascii=False))
     if args.markdown:
