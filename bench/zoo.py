@@ -84,20 +84,28 @@ def model(name: str, fw: str, group: str, methods: list[str] | None = None) -> C
 
 
 def _hf_wrapper(hf: Any, keys: list[str]) -> Any:
-    """A module whose forward takes tensors positionally and returns the first output, a tensor
-    (``return_dict=False``), so that every capture method sees plain tensors."""
+    """A module whose forward takes the model's tensors positionally (one or two, no ``*args``,
+    so that fx and TorchScript see the library's code, not the wrapper's) and returns the first
+    output, a tensor (``return_dict=False``), so that every capture method sees plain tensors."""
     import torch
 
-    class HF(torch.nn.Module):
+    first, second = [*keys, ""][:2]
+
+    class HF1(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = hf
 
-        def forward(self, *args):
-            return self.model(**dict(zip(keys, args)), return_dict=False)[0]
+        def forward(self, x):
+            return self.model(**{first: x}, return_dict=False)[0]
 
-    HF.__name__ = type(hf).__name__
-    return HF().eval()
+    class HF2(HF1):
+        def forward(self, x, y):
+            return self.model(**{first: x, second: y}, return_dict=False)[0]
+
+    wrapper = HF2 if len(keys) == 2 else HF1
+    wrapper.__name__ = type(hf).__name__
+    return wrapper().eval()
 
 
 def _ids(n: int = 8, batch: int = 2, vocab: int = 99) -> Any:

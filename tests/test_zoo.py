@@ -218,3 +218,18 @@ def test_framework_reason_drops_addresses_and_a_colon_before_the_location() -> N
         )
         == "Failed to get source for <function GPT2Config.__init__> using inspect"
     )
+
+
+def test_a_refusal_inside_a_library_model_says_where_in_the_library(tmp_path: Path) -> None:
+    """fx fails inside transformers: the refusal names the library's line that branched, and
+    the user's line that called the library."""
+    pytest.importorskip("transformers")
+    import graphscope
+    from graphscope.errors import GraphscopeError
+
+    zoo = _zoo()
+    model, inputs = zoo.REGISTRY["gpt2"].build(tmp_path)
+    with pytest.raises(GraphscopeError) as refused:
+        graphscope.trace(model, inputs, fw="torch", method="fx")
+    said = str(refused.value)
+    assert "transformers" in said and ", called from bench/zoo.py:" in said, said

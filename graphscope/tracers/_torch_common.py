@@ -13,7 +13,7 @@ from typing import Any
 
 from graphscope import _gc, ir
 from graphscope.errors import CaptureError, GraphscopeError
-from graphscope.tracers._source import is_user_file, relative, source_of_frames
+from graphscope.tracers._source import _is_model_library, is_user_file, relative, source_of_frames
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
@@ -37,16 +37,17 @@ def innermost_user_frame(frame: Any) -> dict[str, Any] | None:
 
 
 def user_frame(exc: BaseException) -> str | None:
-    """``model.py:14`` — the last user-code location in an exception's traceback or message."""
-    where = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if is_user_file(frame.filename):
-            where = f"{relative(frame.filename)}:{frame.lineno}"
-    text = str(exc)
-    for filename, line in _FRAME.findall(text):
+    """``model.py:14`` — the last user-code location in an exception's traceback or message;
+    when the failure lies further in, in a model library the user's code called (transformers'
+    ``modeling_gpt2.py``), ``modeling_gpt2.py:880, called from model.py:14``."""
+    where = library = None
+    frames = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)]
+    for filename, line in frames + [(f, int(n)) for f, n in _FRAME.findall(str(exc))]:
         if is_user_file(filename):
-            where = f"{relative(filename)}:{line}"
-    return where
+            where, library = f"{relative(filename)}:{line}", None
+        elif where is not None and _is_model_library(filename):
+            library = f"{relative(filename)}:{line}"
+    return f"{library}, called from {where}" if library else where
 
 
 def capture_error(method: str, exc: BaseException) -> CaptureError:
