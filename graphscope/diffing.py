@@ -681,7 +681,16 @@ class Diff:
         compared = 0
         self.not_compared = []
         matched_a, matched_b = set(self.ab_map()), set(self.ba_map())
+        uninitialised = 0
+        unsure: list[str] = []
+        ab = self.ab_map()
+        garbage_a, garbage_b = _uninitialised(self.a), _uninitialised(self.b)
         for x, y in pairs:
+            if x in garbage_a or y in garbage_b:
+                # torch.empty* and views of it before it is written: whatever the allocator's
+                # memory held, on each side its own.
+                uninitialised += 1
+                continue
             va = _first_array(steps_a.values[alias_a.get(x, x)], to_numpy)
             vb = _first_array(steps_b.values[alias_b.get(y, y)], to_numpy)
             if va is None or vb is None:
@@ -710,6 +719,26 @@ class Diff:
             compared += 1
             if verdict == "":
                 continue
+            if (
+                not layouts
+                and self.a.node(x)["canonical_op"] != self.b.node(y)["canonical_op"]
+                and not _same_inputs(self.a, self.b, x, y, ab)
+            ) or _crossed_inputs(self.a, self.b, x, y, ab, matched_a, matched_b):
+                # Matched across a decomposition (export's matmul, eager's expand + bmm + view):
+                # which of the other side's tensors is this one is a guess, so a difference here
+                # is no verdict. (An op replaced by another on the same inputs, relu -> gelu, is
+                # one.) A real divergence shows again at the next pair of the same op. Across
+                # frameworks ops differ by nature (MatMul + BiasAdd is addmm): matched as such.
+                # Nor is a pair whose inputs were matched elsewhere (BART's q and k views, the
+                # one's input matched to the other's): the pair itself is the guess.
+                unsure.append(
+                    f"{x} ({self.a.node(x)['canonical_op']}) against {y} ({self.b.node(y)['canonical_op']})"
+                )
+                # and what reads them looks further up, past this guess
+                ab.pop(x, None)
+                matched_a.discard(x)
+                matched_b.discard(y)
+                continue
             self.first_divergence = {
                 "a": x,
                 "b": y,
@@ -722,6 +751,18 @@ class Diff:
             }
             break
         self.notes.append(f"values: {compared} matched nodes compared")
+        if unsure:
+            more = f" and {len(unsure) - 1} more" if len(unsure) > 1 else ""
+            self.notes.append(
+                f"values: {len(unsure)} matched pair{'s' if len(unsure) > 1 else ''} differ but "
+                f"not called a divergence (ops or inputs that do not correspond: the pairing is a "
+                f"guess): {unsure[0]}{more}"
+            )
+        if uninitialised:
+            self.notes.append(
+                f"values: {uninitialised} uninitialised allocation{'s' if uninitialised > 1 else ''} "
+                "(torch.empty*) not compared"
+            )
         if self.not_compared:
             first = self.not_compared[0]
             n = len(self.not_compared)
@@ -831,6 +872,80 @@ class Diff:
         for note in self.notes:
             parts.append(Text(f"note: {note}", style="dim"))
         return Group(*parts)
+
+
+# Ops whose output is uninitialised memory: their values mean nothing until written over.
+_UNINITIALISED = frozenset({"empty", "empty_like", "new_empty", "empty_strided", "empty_permuted"})
+
+
+# Ops that only look at their first input's memory another way.
+_VIEWS = LAYOUT_OPS | frozenset(
+    {
+        "view",
+        "slice",
+        "select",
+        "getitem",
+        "narrow",
+        "as_strided",
+        "alias",
+        "unsqueeze",
+        "squeeze",
+        "permute",
+        "t",
+        "flatten",
+        "unflatten",
+        "split",
+        "chunk",
+        "unbind",
+        "detach",
+    }
+)
+
+
+def _uninitialised(graph: Graph) -> set[str]:
+    """Nodes whose values are uninitialised memory: torch.empty* and views of it."""
+    found = {n["id"] for n in graph.nodes() if n["canonical_op"] in _UNINITIALISED}
+    if not found:
+        return found
+    first_input = {e.dst: e.src for e in graph.edges() if not e.control and e.dst_port == 0}
+    for node_id in graph.order():
+        if graph.node(node_id)["canonical_op"] in _VIEWS and first_input.get(node_id) in found:
+            found.add(node_id)
+    return found
+
+
+def _matched_above(graph: Graph, node: str, matched: set[str], limit: int = 64) -> set[str]:
+    """The nearest matched nodes upstream of ``node``'s data inputs (through unmatched ones)."""
+    found: set[str] = set()
+    seen: set[str] = set()
+    todo = [u for u, _, d in graph.nx.in_edges(node, data=True) if not d["control"]]
+    while todo and len(seen) < limit:
+        u = todo.pop()
+        if u in seen:
+            continue
+        seen.add(u)
+        if u in matched:
+            found.add(u)
+        else:
+            todo += [w for w, _, d in graph.nx.in_edges(u, data=True) if not d["control"]]
+    return found
+
+
+def _crossed_inputs(
+    a: Graph, b: Graph, x: str, y: str, ab: dict[str, str], matched_a: set[str], matched_b: set[str]
+) -> bool:
+    """Whether ``x`` and ``y`` read matched tensors that are not each other's counterparts:
+    the nearest matched nodes above each exist and have nothing in common."""
+    above_a = {ab[u] for u in _matched_above(a, x, matched_a)}
+    above_b = _matched_above(b, y, matched_b)
+    return bool(above_a) and bool(above_b) and not above_a & above_b
+
+
+def _same_inputs(a: Graph, b: Graph, x: str, y: str, ab: dict[str, str]) -> bool:
+    """Whether ``x``'s data inputs are matched, one for one, to ``y``'s."""
+    ins_a = sorted({u for u, _, d in a.nx.in_edges(x, data=True) if not d["control"]})
+    ins_b = {u for u, _, d in b.nx.in_edges(y, data=True) if not d["control"]}
+    return bool(ins_a) and len(ins_a) == len(ins_b) and all(ab.get(u) in ins_b for u in ins_a)
 
 
 def _first_array(values: list[Any], to_numpy: Callable[[Any], Any]) -> Any:

@@ -493,7 +493,14 @@ def test_source_is_the_users_line_else_a_model_librarys_never_the_console_script
         "file": relative(layer),
         "line": 134,
     }
+    # the user's module wrapping a library model: the library's line that ran the op, not the
+    # user's one line that called the library (every op of the backbone would point there)
     assert source_of_frames([(functional, 1), (gpt2, 20), (user, 7), (script, 8)]) == {
+        "file": relative(gpt2),
+        "line": 20,
+    }
+    # torch.nn's layers stay behind the user's line that used them
+    assert source_of_frames([(functional, 1), (layer, 134), (user, 7), (script, 8)]) == {
         "file": relative(user),
         "line": 7,
     }

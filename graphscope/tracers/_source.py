@@ -92,8 +92,8 @@ def is_library_model_file(filename: str) -> bool:
 
 def model_source(frame: Any) -> dict[str, Any] | None:
     """Where an op ran, as ``{file, line}``: from ``frame`` outwards, past graphscope's own hook
-    frames, the innermost frame of the user's code, or else of a model library (see
-    :func:`is_library_model_file`). The walk stops at the graphscope frame that called the
+    frames, the innermost frame of the user's code or of a model library such as transformers,
+    else of torch.nn's layers (see :func:`is_library_model_file`). The walk stops at the graphscope frame that called the
     model: what lies beyond (graphscope, click, the console script) is not the model's."""
     while frame is not None and frame.f_code.co_filename.startswith(_GRAPHSCOPE_DIR):
         frame = frame.f_back
@@ -102,7 +102,7 @@ def model_source(frame: Any) -> dict[str, Any] | None:
         filename = frame.f_code.co_filename
         if filename.startswith(_GRAPHSCOPE_DIR):
             break
-        if is_user_file(filename):
+        if is_user_file(filename) or _is_model_library(filename):
             return {"file": relative(filename), "line": frame.f_lineno}
         if library is None and is_library_model_file(filename):
             library = {"file": relative(filename), "line": frame.f_lineno}
@@ -110,12 +110,22 @@ def model_source(frame: Any) -> dict[str, Any] | None:
     return library
 
 
+def _is_model_library(filename: str) -> bool:
+    """A model library's own code (transformers' ``modeling_gpt2.py``, diffusers), not torch.nn's
+    layers: an op that ran there points there even when the user's code called the library (a
+    user's module wrapping a pretrained backbone), or every op of the backbone would point at
+    the one line of the user's forward that called it. torch.nn's layers (``linear.py``) stay
+    behind the user's line that used them."""
+    return is_library_model_file(filename) and not _MODEL_CODE.search(filename)
+
+
 def source_of_frames(frames: Iterable[tuple[str, int]]) -> dict[str, Any] | None:
     """``{file, line}`` of a recorded stack's frames (innermost first): the first of the user's
-    code, else the first of a model library's; None when neither is there."""
+    code or of a model library's (not torch.nn's layers), else the first of torch.nn's layers;
+    None when none is there."""
     library = None
     for filename, line in frames:
-        if is_user_file(filename):
+        if is_user_file(filename) or _is_model_library(filename):
             return {"file": relative(filename), "line": int(line)}
         if library is None and is_library_model_file(filename):
             library = {"file": relative(filename), "line": int(line)}

@@ -13,7 +13,7 @@ from typing import Any
 
 from graphscope import _gc, ir
 from graphscope.errors import CaptureError, GraphscopeError
-from graphscope.tracers._source import is_user_file, relative, source_of_frames
+from graphscope.tracers._source import _is_model_library, is_user_file, relative, source_of_frames
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
@@ -37,16 +37,17 @@ def innermost_user_frame(frame: Any) -> dict[str, Any] | None:
 
 
 def user_frame(exc: BaseException) -> str | None:
-    """``model.py:14`` — the last user-code location in an exception's traceback or message."""
-    where = None
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if is_user_file(frame.filename):
-            where = f"{relative(frame.filename)}:{frame.lineno}"
-    text = str(exc)
-    for filename, line in _FRAME.findall(text):
+    """``model.py:14`` — the last user-code location in an exception's traceback or message;
+    when the failure lies further in, in a model library the user's code called (transformers'
+    ``modeling_gpt2.py``), ``modeling_gpt2.py:880, called from model.py:14``."""
+    where = library = None
+    frames = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)]
+    for filename, line in frames + [(f, int(n)) for f, n in _FRAME.findall(str(exc))]:
         if is_user_file(filename):
-            where = f"{relative(filename)}:{line}"
-    return where
+            where, library = f"{relative(filename)}:{line}", None
+        elif where is not None and _is_model_library(filename):
+            library = f"{relative(filename)}:{line}"
+    return f"{library}, called from {where}" if library else where
 
 
 def capture_error(method: str, exc: BaseException) -> CaptureError:
@@ -77,11 +78,17 @@ def framework_reason(exc: BaseException) -> str:
     if not lines:
         return type(exc).__name__
     text, rest = lines[0], lines[1:]
+    if _SCHEMA.match(text) and rest and not rest[0].startswith("File "):
+        # TorchScript opens with the schema it was checking ("forward(Linear self, Tensor
+        # input) -> Tensor:"); the reason is the line after it.
+        text, rest = rest[0], rest[1:]
     while rest and _depth(text) > 0:
         text += " " + rest.pop(0)
-    if rest and rest[0].startswith(":"):
+    if rest and rest[0].startswith(":") and rest[0] != ":":
         text += " " + rest[0]
-    return _TENSOR_VALUE.sub("tensor(…)", text)
+    # "... is not supported:" introduces the code location, which is said apart; an object's
+    # address ("<function f at 0x7f...>") changes from run to run
+    return _ADDRESS.sub(">", _TENSOR_VALUE.sub("tensor(…)", text)).rstrip(" :")
 
 
 def cut(text: str, limit: int) -> str:
@@ -96,6 +103,11 @@ def cut(text: str, limit: int) -> str:
 def _depth(text: str) -> int:
     return sum(text.count(c) for c in "([{") - sum(text.count(c) for c in ")]}")
 
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
+
+# A TorchScript schema line: "forward(__torch__.Linear self, Tensor input) -> Tensor:".
+_SCHEMA = re.compile(r"^[\w.:]+\(.*\) -> .*:$")
 
 # A tensor's repr, as far as its numbers go: "tensor([[-0.85,  0.43], [ 0.01, -0.65]], grad_fn=<...>)".
 _TENSOR_VALUE = re.compile(r"tensor\(\[[-+\d.eE,\s\[\]naif]*\](?:, [^()]*?)?\)")
