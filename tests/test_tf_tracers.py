@@ -435,9 +435,7 @@ def test_a_tf1_graph_with_a_v2_while_has_only_its_real_output(tmp_path: Path) ->
     model = tmp_path / "while_v2.py"
     model.write_text(
         "import tensorflow as tf\n"
-        "tf.compat.v1.disable_eager_execution()\n"
-        "tf.compat.v1.enable_control_flow_v2()\n"
-        "graph = tf.Graph()\n"
+        "graph = tf.Graph()  # built in graph mode; TF2's while_loop is control flow v2\n"
         "with graph.as_default():\n"
         "    x = tf.compat.v1.placeholder(tf.float32, [2, 3], name='x')\n"
         "    _, h = tf.while_loop(lambda i, h: i < 3, lambda i, h: (i + 1, tf.tanh(h) + 1.0), [tf.constant(0), x], name='loop')\n"
