@@ -130,8 +130,17 @@ def step(
     method: str | None = None,
     entry: str | None = None,
     keep: Any = (),
+    train: bool = False,
+    targets: Any = None,
+    loss_fn: Any = None,
+    optimizer: Any = None,
 ) -> Steps:
     """Run a model node by node and return its :class:`~graphscope.stepping.Steps`.
+
+    ``train=True`` (implied by ``targets``, ``loss_fn`` or ``optimizer``) steps one PyTorch
+    training step instead, as ``step --train``: forward, ``loss_fn(output, *targets)`` (the
+    output itself when it is a scalar), backward, and the optimizer's update on copies; a model
+    file gives its own ``example_targets``, ``loss_fn`` and ``optimizer``.
 
     ``target`` is a model file (as for :func:`trace`; a saved graph holds no weights, so it
     cannot be stepped) or a live model with its ``example_inputs``. ``method``: torch ``eager``
@@ -151,12 +160,29 @@ def step(
     """
     from graphscope import loader, stepping
 
+    train = train or targets is not None or loss_fn is not None or optimizer is not None
     if isinstance(target, (str, os.PathLike)):
         found = loader.load_target(target, fw=fw, entry=entry)
+    else:
+        if fw is None:
+            fw = loader.guess_framework(target)
+        if not train:
+            return stepping.step(
+                target, example_inputs, fw=fw, method=method, name=type(target).__name__, keep=keep
+            )
+        from pathlib import Path as _Path
+
+        found = loader.Target(_Path("<model>"), "python", fw=fw, name=type(target).__name__, model=target)
+        found.example_inputs = (
+            tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
+        )
+    if not train:
         return stepping.step_target(found, method=method, keep=keep)
-    if fw is None:
-        fw = loader.guess_framework(target)
-    return stepping.step(target, example_inputs, fw=fw, method=method, name=type(target).__name__, keep=keep)
+    if targets is not None:
+        found.example_targets = tuple(targets) if isinstance(targets, (list, tuple)) else (targets,)
+    found.loss_fn = loss_fn if loss_fn is not None else found.loss_fn
+    found.optimizer = optimizer if optimizer is not None else found.optimizer
+    return stepping.step_train_target(found, method=method)
 
 
 def diff(a: Graph | PathLike, b: Graph | PathLike, *, ignore: Any = (), fw: str | None = None) -> Diff:

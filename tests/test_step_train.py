@@ -137,3 +137,22 @@ def test_an_optimizer_over_other_parameters_is_one_sentence(tmp_path: Path) -> N
     )
     with pytest.raises(Exception, match=r"the optimizer updates parameters that are not the model's"):
         stepping.step_train_target(loader.load_target(path, fw="torch"))
+
+
+def test_the_python_api_steps_a_training_step_of_a_live_model() -> None:
+    import graphscope
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    steps = graphscope.step(
+        model, (x,), targets=(y,), loss_fn=torch.nn.functional.mse_loss, optimizer=optimizer
+    )
+    phases = {steps.graph.node(r.node)["phase"] for r in steps}
+    assert phases == {"forward", "backward", "optimizer"}
+    assert steps.first_nonfinite is None
+    assert all(p.grad is None for p in model.parameters()) and not optimizer.state
+    # a model file gives its own targets and loss
+    file_steps = graphscope.step("examples/sqrt_grad_torch.py", fw="torch", train=True)
+    assert file_steps.first_nonfinite is not None and file_steps.first_nonfinite.op == "SqrtBackward0"
