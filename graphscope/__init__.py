@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from graphscope.ir import Graph
     from graphscope.stepping.records import Steps
 
-__all__ = ["__version__", "browse", "diff", "load", "render", "save", "step", "trace"]
+__all__ = ["__version__", "browse", "diff", "load", "render", "save", "step", "trace", "watch"]
 
 __version__ = "0.1.0"
 
@@ -183,6 +183,51 @@ def step(
     found.loss_fn = loss_fn if loss_fn is not None else found.loss_fn
     found.optimizer = optimizer if optimizer is not None else found.optimizer
     return stepping.step_train_target(found, method=method)
+
+
+def watch(
+    model: Any,
+    example_inputs: Any = None,
+    *,
+    steps: int,
+    targets: Any = None,
+    loss_fn: Any = None,
+    optimizer: Any = None,
+    batches: Any = None,
+    fw: str | None = None,
+) -> Any:
+    """Train a PyTorch model for up to ``steps`` steps, as ``graphscope watch`` does, and return
+    a ``Watch``: ``history`` (loss, gradient norms, non-finite counts per step),
+    ``first_nonfinite_step`` (from 1, or None) and ``replay``, that step's ``Steps`` stepped in
+    full from the state before it. ``model`` may be a model file (with ``fw="torch"``) that
+    defines ``optimizer`` (and optionally ``batches()``). Runs on copies: the model and the
+    optimizer are left as they were."""
+    from graphscope import loader
+    from graphscope.stepping import torch_watch
+
+    if isinstance(model, (str, os.PathLike)):
+        found = loader.load_target(model, fw=fw or "torch")
+        return torch_watch.watch(
+            found.model,
+            found.example_inputs,
+            steps=steps,
+            name=found.name,
+            example_targets=found.example_targets,
+            loss_fn=found.loss_fn,
+            optimizer=found.optimizer,
+            batches=found.extras.get("batches"),
+            where=str(found.path),
+        )
+    return torch_watch.watch(
+        model,
+        example_inputs,
+        steps=steps,
+        name=type(model).__name__,
+        example_targets=targets,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        batches=batches,
+    )
 
 
 def diff(a: Graph | PathLike, b: Graph | PathLike, *, ignore: Any = (), fw: str | None = None) -> Diff:

@@ -608,6 +608,90 @@ def step(
 
 
 @cli.command()
+@click.argument("target", type=_PathArg(path_type=Path))
+@click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of the model.py (torch).")
+@click.option(
+    "--entry", help="Function in model.py returning (model, example_inputs, example_targets, loss_fn)."
+)
+@click.option(
+    "--steps",
+    "n_steps",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Training steps to run.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document: history and first_nonfinite.")
+@_timeout_option
+def watch(
+    target: Path, fw: str | None, entry: str | None, n_steps: int, as_json: bool, timeout: float
+) -> None:
+    """Train TARGET for up to --steps steps, cheaply, and step in full the first that went NaN/Inf.
+
+    \b
+    graphscope watch examples/diverge_torch.py --fw torch --steps 50
+    """
+    found = _load(target, fw=fw, entry=entry, timeout=timeout)
+    if found.graph is not None or found.model is None:
+        _fail(f"{target} is not a model file: watch trains a model")
+    if found.fw != "torch":
+        _fail("watch trains PyTorch models (--fw torch) in this version")
+    from graphscope import loader
+    from graphscope.stepping import torch_watch
+
+    with progress.task(f"training {target.name}"), loader.running_user_code(found.path, timeout=timeout):
+        result = torch_watch.watch(
+            found.model,
+            found.example_inputs,
+            steps=n_steps,
+            name=found.name,
+            example_targets=found.example_targets,
+            loss_fn=found.loss_fn,
+            optimizer=found.optimizer,
+            batches=found.extras.get("batches"),
+            where=str(found.path),
+        )
+    if as_json:
+        import json
+
+        from graphscope.rendering.terminal import escape_json
+
+        click.echo(escape_json(json.dumps(result.as_dict(), indent=1, ensure_ascii=False, allow_nan=False)))
+        return
+    from rich.text import Text
+
+    from graphscope.rendering import steps as report
+    from graphscope.rendering.terminal import SafeConsole
+
+    console = SafeConsole()
+    for row in result.history[-10:]:
+        console.print(
+            Text(
+                f"step {row['step']:>4}  loss {_short_number(row['loss'])}  grad norm {_short_number(row['grad_norm'])}"
+                + (f"  {row['nonfinite']} non-finite values" if row["nonfinite"] else "")
+            )
+        )
+    if result.first_nonfinite_step is None:
+        console.print(Text(f"No NaN or Inf in {len(result.history)} training steps.", style="green"))
+        return
+    console.print(
+        Text(
+            f"Step {result.first_nonfinite_step} made the first non-finite value. That step, replayed "
+            "from the state before it:",
+            style="bold",
+        )
+    )
+    assert result.replay is not None
+    console.print(report.verdict(result.replay), soft_wrap=True)
+
+
+def _short_number(value: Any) -> str:
+    from graphscope.rendering.steps import format_number
+
+    return value if isinstance(value, str) else format_number(value)
+
+
+@cli.command()
 @click.argument("a", type=_PathArg(path_type=Path))
 @click.argument("b", required=False, type=_PathArg(path_type=Path))
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of both model files.")

@@ -442,6 +442,10 @@ def _load_python(p: Path, *, fw: str, entry: str | None) -> Target:
         target.loss_fn = _as_loss_fn(module.loss_fn, p, "loss_fn")
     if "optimizer" in names:
         target.optimizer = module.optimizer
+    if "batches" in names:  # watch: a generator of (inputs, targets)
+        if not callable(module.batches):
+            raise GraphscopeError(f"{p}: batches must be a function yielding (inputs, targets) pairs")
+        target.extras["batches"] = module.batches
     if "example_inputs_alt" in names:
         target.example_inputs_alt = _as_inputs(module.example_inputs_alt, p, "example_inputs_alt")
     if "input_signature" in names:

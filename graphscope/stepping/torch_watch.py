@@ -1,0 +1,185 @@
+"""``graphscope watch``: many PyTorch training steps kept cheap, and the first one that went
+non-finite stepped in full.
+
+Each step runs as plain training does (forward, ``loss_fn``, ``loss.backward()``, the
+optimizer's ``step()``), on copies of the model and the optimizer, keeping a few numbers per
+step: the loss, the global and per-module gradient norms, and how many values of the loss, the
+gradients and the updated parameters are NaN or infinite. Before each step the copies' state
+is kept in memory; at the first step in which any of those values is non-finite, that state is
+restored and the step replayed with ``step --train`` (:mod:`graphscope.stepping.torch_train`)
+to name where the value was born. The user's model and optimizer are left as they were.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphscope.errors import GraphscopeError
+from graphscope.stepping import torch_eager
+from graphscope.stepping.records import Steps
+
+__all__ = ["Watch", "watch"]
+
+
+@dataclass
+class Watch:
+    """What ``watch`` found: the per-step history and, if any, the first non-finite step."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    first_nonfinite_step: int | None = None  # counted from 1
+    replay: Steps | None = None  # that step, stepped in full
+
+    def as_dict(self) -> dict[str, Any]:
+        replayed = self.replay.as_dict() if self.replay is not None else None
+        return {
+            "steps": len(self.history),
+            "first_nonfinite_step": self.first_nonfinite_step,
+            "first_nonfinite": replayed["first_nonfinite"] if replayed else None,
+            "history": self.history,
+        }
+
+
+def watch(
+    model: Any,
+    example_inputs: Any,
+    *,
+    steps: int,
+    name: str,
+    example_targets: Any = None,
+    loss_fn: Any = None,
+    optimizer: Any = None,
+    batches: Callable[[], Any] | None = None,
+    where: str = "the model",
+    on_step: Callable[[int], None] | None = None,
+) -> Watch:
+    import torch
+
+    from graphscope.stepping import torch_train
+
+    if steps < 1:
+        raise GraphscopeError(f"watch needs at least one step (--steps {steps})")
+    if optimizer is None:
+        raise GraphscopeError(
+            f"{where}: watch trains the model, and the file defines no optimizer "
+            "(a torch.optim optimizer over the model's parameters)"
+        )
+    torch_train._check_optimizer(torch, model, optimizer, where)
+    model, optimizer = copy.deepcopy((model, optimizer))  # the user's are left as they were
+    found = Watch()
+    for number, (inputs, targets) in enumerate(
+        _batches(example_inputs, example_targets, batches, steps, where), 1
+    ):
+        before = copy.deepcopy((model, optimizer))
+        stats = _one_step(torch, model, optimizer, inputs, targets, loss_fn, where)
+        stats["step"] = number
+        found.history.append(stats)
+        if on_step is not None:
+            on_step(number)
+        if stats["nonfinite"]:
+            found.first_nonfinite_step = number
+            replay_model, replay_optimizer = before
+            found.replay = torch_train.step_train(
+                replay_model,
+                inputs,
+                name=name,
+                example_targets=targets,
+                loss_fn=loss_fn,
+                optimizer=replay_optimizer,
+                where=where,
+            )
+            found.replay.attach()
+            break
+    return found
+
+
+def _batches(
+    example_inputs: Any, example_targets: Any, batches: Callable[[], Any] | None, steps: int, where: str
+) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    """``steps`` pairs of (inputs, targets): from ``batches()`` when the file defines it (fewer
+    when it runs out), else the example inputs and targets, repeated."""
+    if batches is None:
+        inputs = _as_tuple(example_inputs)
+        targets = _as_tuple(example_targets)
+        for _ in range(steps):
+            yield inputs, targets
+        return
+    try:
+        source = iter(batches())
+    except Exception as exc:
+        raise GraphscopeError(f"{where}: batches() raised {type(exc).__name__}: {exc}") from None
+    for _ in range(steps):
+        try:
+            item = next(source)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise GraphscopeError(f"{where}: batches() raised {type(exc).__name__}: {exc}") from None
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise GraphscopeError(
+                f"{where}: batches() must yield (inputs, targets) pairs, and yielded a {type(item).__name__}"
+                + (f" of {len(item)}" if isinstance(item, (tuple, list)) else "")
+            )
+        yield _as_tuple(item[0]), _as_tuple(item[1])
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+
+
+def _one_step(
+    torch: Any,
+    model: Any,
+    optimizer: Any,
+    inputs: tuple[Any, ...],
+    targets: tuple[Any, ...],
+    loss_fn: Any,
+    where: str,
+) -> dict[str, Any]:
+    """One plain training step and its cheap numbers."""
+    optimizer.zero_grad(set_to_none=True)
+    try:
+        output = model(*inputs)
+        loss = loss_fn(output, *targets) if loss_fn is not None else output
+        if not (isinstance(loss, torch.Tensor) and loss.numel() == 1):
+            raise GraphscopeError(f"{where}: the loss must be a scalar tensor")
+        loss.backward()
+    except GraphscopeError:
+        raise
+    except Exception as exc:
+        raise torch_eager.run_error(exc) from None
+    with torch.no_grad():
+        loss_value = float(loss)
+        bad = 0 if math.isfinite(loss_value) else 1
+        modules: dict[str, float] = {}
+        total = 0.0
+        for name, p in model.named_parameters():
+            if p.grad is None:
+                continue
+            g = p.grad.detach()
+            bad += int((~torch.isfinite(g)).sum())
+            square = float(torch.linalg.vector_norm(g.double())) ** 2
+            total += square
+            module = name.rpartition(".")[0] or "(top level)"
+            modules[module] = modules.get(module, 0.0) + square
+        try:
+            optimizer.step()
+        except Exception as exc:
+            raise torch_eager.run_error(exc) from None
+        bad += sum(int((~torch.isfinite(p)).sum()) for p in model.parameters())
+    return {
+        "loss": loss_value if math.isfinite(loss_value) else str(loss_value),
+        "grad_norm": _number(math.sqrt(total)),
+        "module_grad_norms": {k: _number(math.sqrt(v)) for k, v in modules.items()},
+        "nonfinite": bad,
+    }
+
+
+def _number(value: float) -> float | str:
+    """JSON has no NaN or infinity: those are written as strings ("nan", "inf")."""
+    return value if math.isfinite(value) else str(value)

@@ -1,0 +1,99 @@
+"""`graphscope watch`: many PyTorch training steps kept cheap, the first one that went
+non-finite replayed in full from the state before it (issue 18)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from graphscope import loader
+from graphscope.cli import main
+from graphscope.stepping import torch_watch
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def run(found: loader.Target, steps: int) -> torch_watch.Watch:
+    return torch_watch.watch(
+        found.model,
+        found.example_inputs,
+        steps=steps,
+        name=found.name,
+        example_targets=found.example_targets,
+        loss_fn=found.loss_fn,
+        optimizer=found.optimizer,
+        batches=found.extras.get("batches"),
+        where=str(found.path),
+    )
+
+
+def test_a_diverging_learning_rate_is_found_at_its_step_and_replayed() -> None:
+    found = loader.load_target(Path("examples/diverge_torch.py"), fw="torch")
+    before = [p.detach().clone() for p in found.model.parameters()]
+    result = run(found, 100)
+    step = result.first_nonfinite_step
+    assert step is not None and 3 < step < 100
+    assert len(result.history) == step  # it stops there
+    assert all(row["nonfinite"] == 0 for row in result.history[:-1])
+    assert all(isinstance(row["loss"], float) for row in result.history[:-1])
+    losses = [row["loss"] for row in result.history[:-1]]
+    assert losses == sorted(losses)  # diverging: every step's loss above the last
+    assert result.replay is not None
+    culprit = result.as_dict()["first_nonfinite"]
+    assert culprit["phase"] == "forward" and culprit["op"] == "aten.mse_loss.default" and culprit["born"] is True
+    # the user's model and optimizer are as they were
+    assert all(torch.equal(a, b) for a, b in zip(before, found.model.parameters(), strict=True))
+    assert not found.optimizer.state
+
+
+def test_a_run_without_nan_keeps_every_steps_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "calm.py"
+    path.write_text(
+        (ROOT / "examples" / "diverge_torch.py").read_text().replace("lr=1.5", "lr=0.001")
+        + "\n\ndef batches():\n    for i in range(5):\n        yield example_inputs, example_targets\n"
+    )
+    result = run(loader.load_target(path, fw="torch"), 20)
+    assert result.first_nonfinite_step is None and result.replay is None
+    assert len(result.history) == 5  # batches() ran out first
+    assert set(result.history[0]["module_grad_norms"]) == {"(top level)"}
+
+
+def test_watch_cli_json_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["watch", "examples/diverge_torch.py", "--fw", "torch", "--steps", "100", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["first_nonfinite_step"] == len(doc["history"]) and doc["first_nonfinite"]["op"] == "aten.mse_loss.default"
+    assert main(["watch", "examples/sqrt_grad_torch.py", "--fw", "torch", "--steps", "3"]) == 1
+    assert "defines no optimizer" in capsys.readouterr().err
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        (ROOT / "examples" / "diverge_torch.py").read_text()
+        + "\n\ndef batches():\n    yield example_inputs\n"
+    )
+    assert main(["watch", str(bad), "--fw", "torch", "--steps", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "batches() must yield (inputs, targets) pairs" in err
+    assert main(["watch", "examples/diverge_torch.py", "--fw", "torch", "--steps", "0"]) == 2
+
+
+def test_the_python_api_watches_a_live_model() -> None:
+    import graphscope
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.5)
+    x, y = torch.randn(64, 8) * 3, torch.randn(64, 1)
+    result = graphscope.watch(
+        model, (x,), steps=100, targets=(y,), loss_fn=torch.nn.functional.mse_loss, optimizer=optimizer
+    )
+    assert result.first_nonfinite_step is not None and result.replay is not None
+    assert model.weight.grad is None and not optimizer.state
+    assert graphscope.watch("examples/diverge_torch.py", steps=100).first_nonfinite_step == result.first_nonfinite_step
