@@ -49,7 +49,9 @@ def test_a_diverging_learning_rate_is_found_at_its_step_and_replayed() -> None:
     assert losses == sorted(losses)  # diverging: every step's loss above the last
     assert result.replay is not None
     culprit = result.as_dict()["first_nonfinite"]
-    assert culprit["phase"] == "forward" and culprit["op"] == "aten.mse_loss.default" and culprit["born"] is True
+    assert (
+        culprit["phase"] == "forward" and culprit["op"] == "aten.mse_loss.default" and culprit["born"] is True
+    )
     # the user's model and optimizer are as they were
     assert all(torch.equal(a, b) for a, b in zip(before, found.model.parameters(), strict=True))
     assert not found.optimizer.state
@@ -70,7 +72,10 @@ def test_a_run_without_nan_keeps_every_steps_numbers(tmp_path: Path) -> None:
 def test_watch_cli_json_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["watch", "examples/diverge_torch.py", "--fw", "torch", "--steps", "100", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["first_nonfinite_step"] == len(doc["history"]) and doc["first_nonfinite"]["op"] == "aten.mse_loss.default"
+    assert (
+        doc["first_nonfinite_step"] == len(doc["history"])
+        and doc["first_nonfinite"]["op"] == "aten.mse_loss.default"
+    )
     assert main(["watch", "examples/sqrt_grad_torch.py", "--fw", "torch", "--steps", "3"]) == 1
     assert "defines no optimizer" in capsys.readouterr().err
     bad = tmp_path / "bad.py"
@@ -96,4 +101,7 @@ def test_the_python_api_watches_a_live_model() -> None:
     )
     assert result.first_nonfinite_step is not None and result.replay is not None
     assert model.weight.grad is None and not optimizer.state
-    assert graphscope.watch("examples/diverge_torch.py", steps=100).first_nonfinite_step == result.first_nonfinite_step
+    assert (
+        graphscope.watch("examples/diverge_torch.py", steps=100).first_nonfinite_step
+        == result.first_nonfinite_step
+    )
