@@ -602,3 +602,20 @@ async def test_markup_in_subgraph_scope_and_node_names_neither_crashes_nor_acts(
         shown = str(where.render())
         assert "[@click=quit]s" in shown and "[/x]" in shown, shown
         assert app.return_code is None and app.is_running
+
+
+@pytest.mark.anyio
+async def test_a_scope_or_graph_name_too_long_for_the_tree_ends_in_an_ellipsis() -> None:
+    g = ir.Graph("a_really_long_graph_name_that_goes_on_and_on_and_on_forever")
+    g.add_node(
+        "x", op="placeholder", kind="input", scope=["some_scope_with_a_very_long_name_too_long_to_fit"]
+    )
+    g.add_node("y", op="relu", scope=["some_scope_with_a_very_long_name_too_long_to_fit"])
+    g.add_edge("x", "y")
+    app = GraphscopeApp(g)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await pilot.pause()
+        tree = app.query_one("#scopes")
+        root, scope = (tree.render_line(i).text.rstrip() for i in range(2))
+        assert root.startswith("▼ a_really_long_graph_name") and root.endswith("…")
+        assert scope.startswith("└── some_scope_with") and scope.endswith("…")

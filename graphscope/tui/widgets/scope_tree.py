@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
@@ -30,6 +31,20 @@ class ScopeTree(Tree[str]):
             self._children[scope.rpartition(".")[0]].append(scope)
         self._add_scopes(self.root)
         self.root.expand()
+
+    def render_label(self, node: TreeNode[str], base_style: Style, style: Style) -> Text:
+        """A label too long for the pane ends in ``…`` (it was cut mid-word, silently)."""
+        label = super().render_label(node, base_style, style)
+        depth = 0
+        parent = node.parent
+        while parent is not None:
+            depth += 1
+            parent = parent.parent
+        room = self.scrollable_content_region.width - 4 * depth
+        if room > 3 and label.cell_len > room:
+            label = label.copy()
+            label.truncate(room, overflow="ellipsis")
+        return label
 
     def wanted_width(self) -> int:
         """Columns that show the root's label and its children's whole (with the tree's guides)."""
