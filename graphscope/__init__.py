@@ -206,18 +206,7 @@ def watch(
     from graphscope.stepping import torch_watch
 
     if isinstance(model, (str, os.PathLike)):
-        found = loader.load_target(model, fw=fw or "torch")
-        return torch_watch.watch(
-            found.model,
-            found.example_inputs,
-            steps=steps,
-            name=found.name,
-            example_targets=found.example_targets,
-            loss_fn=found.loss_fn,
-            optimizer=found.optimizer,
-            batches=found.extras.get("batches"),
-            where=str(found.path),
-        )
+        return torch_watch.watch_target(loader.load_target(model, fw=fw or "torch"), steps=steps)
     return torch_watch.watch(
         model,
         example_inputs,

@@ -640,17 +640,7 @@ def watch(
     from graphscope.stepping import torch_watch
 
     with progress.task(f"training {target.name}"), loader.running_user_code(found.path, timeout=timeout):
-        result = torch_watch.watch(
-            found.model,
-            found.example_inputs,
-            steps=n_steps,
-            name=found.name,
-            example_targets=found.example_targets,
-            loss_fn=found.loss_fn,
-            optimizer=found.optimizer,
-            batches=found.extras.get("batches"),
-            where=str(found.path),
-        )
+        result = torch_watch.watch_target(found, steps=n_steps)
     if as_json:
         import json
 

@@ -23,17 +23,7 @@ def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(found: loader.Target, steps: int) -> torch_watch.Watch:
-    return torch_watch.watch(
-        found.model,
-        found.example_inputs,
-        steps=steps,
-        name=found.name,
-        example_targets=found.example_targets,
-        loss_fn=found.loss_fn,
-        optimizer=found.optimizer,
-        batches=found.extras.get("batches"),
-        where=str(found.path),
-    )
+    return torch_watch.watch_target(found, steps=steps)
 
 
 def test_a_diverging_learning_rate_is_found_at_its_step_and_replayed() -> None:

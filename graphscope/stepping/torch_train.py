@@ -44,48 +44,14 @@ def step_train(
     torch = common.require_torch()
     common.check_module(model, example_inputs, "step --train")
     if optimizer is not None:
-        _check_optimizer(torch, model, optimizer, where)
+        check_optimizer(torch, model, optimizer, where)
     # The step's gradients and update land on copies, made together so that the optimizer's
     # copy updates the model's copy (and its state, momentum and all, is the user's too).
     model, optimizer = copy.deepcopy((model, optimizer))
-    inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    targets = autograd._as_tuple(example_targets)
-    autograd._check_trainable(torch, model, where)
-    graph = ir.Graph(
-        name,
-        framework="torch",
-        capture="eager",
-        framework_version=torch.__version__,
-        signature=common.signature_of(inputs),
-    )
-    recorder = autograd._grad_recorder_class()(graph, model, summaries=True, keep=frozenset())
-    recorder.add_inputs(model, inputs)
     with common.quiet_torch_logs(), torch.enable_grad():
-        hooks = recorder.install_module_hooks(model)
-        try:
-            with recorder:
-                output = model(*inputs)
-                recorder.see_outputs()
-                recorder.add_output(output)
-                recorder.add_targets(targets, loss_fn)
-                loss = autograd._loss(torch, recorder, output, targets, loss_fn, where)
-                recorder.see_outputs()
-        except GraphscopeError:
-            raise
-        except Exception as exc:
-            raise torch_eager.run_error(exc) from None
-        finally:
-            for h in hooks:
-                h.remove()
-        recorder.add_loss(loss)
-        autograd._drop_autograd_detaches(graph)
-        if loss.grad_fn is None:
-            raise GraphscopeError(
-                f"{where}: the loss does not depend on any parameter that requires grad "
-                "(is the output detached, or computed under torch.no_grad()?)"
-            )
-        backward = autograd._Backward(torch, graph, recorder)
-        backward.add(loss)
+        graph, recorder, loss, backward = autograd.record_step(
+            torch, model, example_inputs, example_targets, loss_fn, name=name, summaries=True, where=where
+        )
         records = [r for r in recorder.records if r.node in graph]
         _run_backward(torch, graph, backward, loss, records)
     notes = []
@@ -98,7 +64,7 @@ def step_train(
     return Steps(graph, records, notes=notes)
 
 
-def _check_optimizer(torch: Any, model: Any, optimizer: Any, where: str) -> None:
+def check_optimizer(torch: Any, model: Any, optimizer: Any, where: str) -> None:
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise GraphscopeError(
             f"{where}: optimizer must be a torch.optim optimizer, not a {type(optimizer).__name__}"

@@ -22,7 +22,7 @@ from graphscope.errors import GraphscopeError
 from graphscope.stepping import torch_eager
 from graphscope.stepping.records import Steps
 
-__all__ = ["Watch", "watch"]
+__all__ = ["Watch", "watch", "watch_target"]
 
 
 @dataclass
@@ -54,7 +54,6 @@ def watch(
     optimizer: Any = None,
     batches: Callable[[], Any] | None = None,
     where: str = "the model",
-    on_step: Callable[[int], None] | None = None,
 ) -> Watch:
     import torch
 
@@ -67,7 +66,7 @@ def watch(
             f"{where}: watch trains the model, and the file defines no optimizer "
             "(a torch.optim optimizer over the model's parameters)"
         )
-    torch_train._check_optimizer(torch, model, optimizer, where)
+    torch_train.check_optimizer(torch, model, optimizer, where)
     model, optimizer = copy.deepcopy((model, optimizer))  # the user's are left as they were
     found = Watch()
     for number, (inputs, targets) in enumerate(
@@ -77,8 +76,6 @@ def watch(
         stats = _one_step(torch, model, optimizer, inputs, targets, loss_fn, where)
         stats["step"] = number
         found.history.append(stats)
-        if on_step is not None:
-            on_step(number)
         if stats["nonfinite"]:
             found.first_nonfinite_step = number
             replay_model, replay_optimizer = before
@@ -94,6 +91,21 @@ def watch(
             found.replay.attach()
             break
     return found
+
+
+def watch_target(found: Any, *, steps: int) -> Watch:
+    """:func:`watch` on what the loader found in a model file (its optimizer, batches, ...)."""
+    return watch(
+        found.model,
+        found.example_inputs,
+        steps=steps,
+        name=found.name,
+        example_targets=found.example_targets,
+        loss_fn=found.loss_fn,
+        optimizer=found.optimizer,
+        batches=found.extras.get("batches"),
+        where=str(found.path),
+    )
 
 
 def _batches(

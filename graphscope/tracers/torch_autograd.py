@@ -69,6 +69,27 @@ def capture(
     in the sentences that say what is wrong with the training conventions."""
     torch = common.require_torch()
     common.check_module(model, example_inputs, "--backward")
+    with common.model_left_untouched(model), common.quiet_torch_logs(), torch.enable_grad():
+        graph, _, _, _ = record_step(
+            torch, model, example_inputs, example_targets, loss_fn, name=name, summaries=False, where=where
+        )
+    return graph
+
+
+def record_step(
+    torch: Any,
+    model: Any,
+    example_inputs: Any,
+    example_targets: Any,
+    loss_fn: Any,
+    *,
+    name: str,
+    summaries: bool,
+    where: str,
+) -> tuple[ir.Graph, Any, Any, _Backward]:
+    """The forward pass and the loss under the (grad-mapping) eager recorder, and the backward
+    graph read from the loss: ``(graph, recorder, loss, backward)``. Runs the model once; call
+    it with autograd enabled. ``summaries``: each forward value summarised (``step --train``)."""
     inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     targets = _as_tuple(example_targets)
     _check_trainable(torch, model, where)
@@ -79,34 +100,34 @@ def capture(
         framework_version=torch.__version__,
         signature=common.signature_of(inputs),
     )
-    recorder = _grad_recorder_class()(graph, model, summaries=False, keep=frozenset())
+    recorder = _grad_recorder_class()(graph, model, summaries=summaries, keep=frozenset())
     recorder.add_inputs(model, inputs)
-    with common.model_left_untouched(model), common.quiet_torch_logs(), torch.enable_grad():
-        hooks = recorder.install_module_hooks(model)
-        try:
-            with recorder:
-                output = model(*inputs)
-                recorder.see_outputs()
-                recorder.add_output(output)
-                recorder.add_targets(targets, loss_fn)
-                loss = _loss(torch, recorder, output, targets, loss_fn, where)
-                recorder.see_outputs()
-        except GraphscopeError:
-            raise
-        except Exception as exc:
-            raise torch_eager.run_error(exc) from None
-        finally:
-            for h in hooks:
-                h.remove()
-        recorder.add_loss(loss)
-        _drop_autograd_detaches(graph)
-        if loss.grad_fn is None:
-            raise GraphscopeError(
-                f"{where}: the loss does not depend on any parameter that requires grad "
-                "(is the output detached, or computed under torch.no_grad()?)"
-            )
-        _Backward(torch, graph, recorder).add(loss)
-    return graph
+    hooks = recorder.install_module_hooks(model)
+    try:
+        with recorder:
+            output = model(*inputs)
+            recorder.see_outputs()
+            recorder.add_output(output)
+            recorder.add_targets(targets, loss_fn)
+            loss = _loss(torch, recorder, output, targets, loss_fn, where)
+            recorder.see_outputs()
+    except GraphscopeError:
+        raise
+    except Exception as exc:
+        raise torch_eager.run_error(exc) from None
+    finally:
+        for h in hooks:
+            h.remove()
+    recorder.add_loss(loss)
+    _drop_autograd_detaches(graph)
+    if loss.grad_fn is None:
+        raise GraphscopeError(
+            f"{where}: the loss does not depend on any parameter that requires grad "
+            "(is the output detached, or computed under torch.no_grad()?)"
+        )
+    backward = _Backward(torch, graph, recorder)
+    backward.add(loss)
+    return graph, recorder, loss, backward
 
 
 def _drop_autograd_detaches(graph: ir.Graph) -> None:
