@@ -72,7 +72,7 @@ def step(
         raise GraphscopeError(f"onnxruntime cannot run the model: {first_line(exc)}") from None
     values.update(feeds)
     for init in model.graph.initializer:
-        if not onnx_graph._external(init):  # a file outside the model: never read
+        if not onnx_graph.has_external_data(init):  # a file outside the model: never read
             values[init.name] = onnx.numpy_helper.to_array(init)
     return _steps(graph, model, values, keep, notes)
 

@@ -113,7 +113,7 @@ def _dtype_name(elem_type: int) -> str:
         return f"onnx:{elem_type}"
 
 
-def _external(tensor: Any) -> bool:
+def has_external_data(tensor: Any) -> bool:
     from onnx import TensorProto
 
     return bool(tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data))
@@ -124,7 +124,7 @@ def _tensor_value(tensor: Any) -> Any:
     external file, which is never read) as shape and dtype."""
     from onnx import numpy_helper
 
-    if _external(tensor):
+    if has_external_data(tensor):
         return {
             "shape": list(tensor.dims),
             "dtype": _dtype_name(tensor.data_type),
@@ -136,11 +136,11 @@ def _tensor_value(tensor: Any) -> Any:
 
 def _count_external(graph: Any) -> int:
     """Tensors in ``graph`` (initializers, tensor attributes, bodies) whose data is external."""
-    count = sum(_external(t) for t in graph.initializer)
-    count += sum(_external(t.values) for t in graph.sparse_initializer)
+    count = sum(has_external_data(t) for t in graph.initializer)
+    count += sum(has_external_data(t.values) for t in graph.sparse_initializer)
     for node in graph.node:
         for a in node.attribute:
-            count += _external(a.t) + sum(_external(t) for t in a.tensors)
+            count += has_external_data(a.t) + sum(has_external_data(t) for t in a.tensors)
             count += sum(_count_external(sub) for sub in [a.g, *a.graphs])
     return count
 
