@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from graphscope import _gc, ir
@@ -110,16 +110,50 @@ def _step_function(
     summary nodes (and returns them instead of the model's outputs) and is run once. The IR is
     built after the run (when its memory is free again), unless values are kept: ``keep``
     names IR nodes."""
-    tf = common.require_tf()
-    from tensorflow.core.framework import function_pb2
-
     from graphscope.tracers import tf_function
 
     _, cf = tf_function.concrete_function(model, example_inputs, signature)
     graph = ids = None
+    kept: list[tuple[str, int]] = []
     if keep:
         graph, ids = tf_function.convert(cf, model, name)
         graph.validate()
+        kept = [
+            (op.name, port)
+            for op in cf.graph.get_operations()
+            if ids[op.name] in keep
+            for port, t in enumerate(op.outputs)
+            if _holds_values(t.dtype)
+        ]
+    run = run_summarised(
+        cf, example_inputs, name, [cf.graph.get_operation_by_name(n).outputs[p] for n, p in kept]
+    )
+    if graph is None or ids is None:
+        graph, ids = tf_function.convert(cf, model, name)
+        graph.validate()
+    summaries = {ids[op]: ports for op, ports in run.summaries.items()}
+    kept_arrays = [t.numpy() for t in run.outputs]
+    values = {ids[op]: arrays for op, arrays in _kept_values(kept, kept_arrays).items()}
+    notes = _call_notes(graph)
+    return _steps(graph, summaries, notes, values)
+
+
+class Summarised:
+    """What :func:`run_summarised` returns: op name -> output port -> summary, and the
+    tensors asked for (eager tensors, in the order asked)."""
+
+    def __init__(self, summaries: dict[str, dict[int, dict[str, Any]]], outputs: list[Any]) -> None:
+        self.summaries, self.outputs = summaries, outputs
+
+
+def run_summarised(cf: Any, example_inputs: Any, name: str, fetch: Sequence[Any] = ()) -> Summarised:
+    """Run a concrete function once with a summary of every op's outputs: its FunctionDef gets
+    the summary nodes and returns them instead of its outputs, plus the tensors of ``fetch``
+    (tensors of ``cf.graph``, returned whole). Stateful ops (a variable's assignment) run as
+    in a plain call."""
+    tf = common.require_tf()
+    from tensorflow.core.framework import function_pb2
+
     captured = {internal.op.name for _, internal in cf.graph.captures}
     params = [t for t in cf.graph.inputs if t.op.name not in captured]
     args = _function_arguments(params, example_inputs, name)
@@ -127,8 +161,6 @@ def _step_function(
     fdef.CopyFrom(cf.function_def)
     refs = _function_refs(cf, fdef)
     tensors: list[_Tensor] = []
-    kept: list[tuple[str, int]] = []
-    kept_refs: list[tuple[str, Any]] = []
     for op in cf.graph.get_operations():
         for port, t in enumerate(op.outputs):
             ref = refs.get(t.name)
@@ -141,9 +173,7 @@ def _step_function(
                 source = (op.inputs[0].op.name, op.inputs[0].value_index)
             shape = t.shape.as_list() if t.shape.rank is not None else None
             tensors.append(_Tensor(op.name, port, t.dtype, shape, ref, source))
-            if ids is not None and ids[op.name] in keep and _holds_values(t.dtype):
-                kept.append((op.name, port))
-                kept_refs.append((ref, t.dtype))
+    fetch_refs = [(refs[t.name], t.dtype) for t in fetch]
     model_nodes = list(fdef.node_def)
     with _gc.paused():  # thousands of NodeDefs would trigger full collections
         plan = _Plan(tensors, _free_prefix(n.name for n in model_nodes), function=True)
@@ -156,7 +186,7 @@ def _step_function(
     outputs = [
         (stream, ref, tf.as_dtype(numerics.TF_STREAMS[stream])) for stream, ref in plan.streams.items()
     ]
-    outputs += [(f"kept_{i}", ref, dtype) for i, (ref, dtype) in enumerate(kept_refs)]
+    outputs += [(f"kept_{i}", ref, dtype) for i, (ref, dtype) in enumerate(fetch_refs)]
     for out_name, ref, dtype in outputs:
         fdef.signature.output_arg.add(name=out_name, type=dtype.as_datatype_enum)
         fdef.ret[out_name] = ref
@@ -175,15 +205,9 @@ def _step_function(
     except Exception as exc:
         raise _run_error(exc, name, cf.graph) from None
     streams = {stream: t.numpy() for stream, t in zip(plan.streams, fetched)}
-    kept_arrays = [t.numpy() for t in fetched[len(plan.streams) :]]
+    whole = list(fetched[len(plan.streams) :])
     del fetched
-    if graph is None or ids is None:
-        graph, ids = tf_function.convert(cf, model, name)
-        graph.validate()
-    summaries = {ids[op]: ports for op, ports in plan.read(streams).items()}
-    values = {ids[op]: arrays for op, arrays in _kept_values(kept, kept_arrays).items()}
-    notes = _call_notes(graph)
-    return _steps(graph, summaries, notes, values)
+    return Summarised(plan.read(streams), whole)
 
 
 def _function_refs(cf: Any, fdef: Any) -> dict[str, str]:

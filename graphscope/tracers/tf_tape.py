@@ -39,7 +39,7 @@ from graphscope.tracers import _tf_common as common
 from graphscope.tracers import tf_function
 from graphscope.tracers._training import argument_names
 
-__all__ = ["capture"]
+__all__ = ["Traced", "capture", "trace_step"]
 
 _GRADIENT_SCOPE = "gradient_tape"
 _CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
@@ -56,6 +56,30 @@ def capture(
     where: str = "the model",
 ) -> ir.Graph:
     """Forward, loss and backward graph of one training step of a Keras model or ``tf.Module``."""
+    return trace_step(
+        model, example_inputs, name=name, example_targets=example_targets, loss_fn=loss_fn, where=where
+    ).graph
+
+
+class Traced:
+    """A traced training step: its IR (phases marked), the concrete function it came from,
+    op name -> IR node id, and the variables that got a gradient (the function returns
+    ``output, loss, [gradient per variable]``, in this order)."""
+
+    def __init__(self, graph: ir.Graph, ids: dict[str, str], cf: Any, variables: list[Any]) -> None:
+        self.graph, self.ids, self.cf, self.variables = graph, ids, cf, variables
+
+
+def trace_step(
+    model: Any,
+    example_inputs: Any,
+    *,
+    name: str,
+    example_targets: Any = None,
+    loss_fn: Any = None,
+    where: str = "the model",
+) -> Traced:
+    """:func:`capture`, keeping what a stepper needs to run the same function (``step --train``)."""
     tf = common.require_tf()
     inputs = _as_tuple(example_inputs)
     targets = _as_tuple(example_targets)
@@ -83,7 +107,7 @@ def capture(
         raise GraphscopeError(step.problem)
     graph, ids = tf_function.convert(cf, model, name)
     _mark_phases(graph, ids, cf, step, calls, variables)
-    return graph
+    return Traced(graph, ids, cf, [variables[i] for i in step.with_gradient])
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:
