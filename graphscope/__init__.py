@@ -137,8 +137,8 @@ def step(
 ) -> Steps:
     """Run a model node by node and return its :class:`~graphscope.stepping.Steps`.
 
-    ``train=True`` (implied by ``targets``, ``loss_fn`` or ``optimizer``) steps one PyTorch
-    training step instead, as ``step --train``: forward, ``loss_fn(output, *targets)`` (the
+    ``train=True`` (implied by ``targets``, ``loss_fn`` or ``optimizer``) steps one PyTorch or
+    TensorFlow (Keras) training step instead, as ``step --train``: forward, ``loss_fn(output, *targets)`` (the
     output itself when it is a scalar), backward, and the optimizer's update on copies; a model
     file gives its own ``example_targets``, ``loss_fn`` and ``optimizer``.
 
@@ -196,18 +196,18 @@ def watch(
     batches: Any = None,
     fw: str | None = None,
 ) -> Any:
-    """Train a PyTorch model for up to ``steps`` steps, as ``graphscope watch`` does, and return
+    """Train a PyTorch or Keras model for up to ``steps`` steps, as ``graphscope watch`` does, and return
     a ``Watch``: ``history`` (loss, gradient norms, non-finite counts per step),
     ``first_nonfinite_step`` (from 1, or None) and ``replay``, that step's ``Steps`` stepped in
-    full from the state before it. ``model`` may be a model file (with ``fw="torch"``) that
+    full from the state before it. ``model`` may be a model file (with ``fw="torch"|"tf"``) that
     defines ``optimizer`` (and optionally ``batches()``). Runs on copies: the model and the
     optimizer are left as they were."""
-    from graphscope import loader
-    from graphscope.stepping import torch_watch
+    from graphscope import loader, stepping
 
     if isinstance(model, (str, os.PathLike)):
-        return torch_watch.watch_target(loader.load_target(model, fw=fw or "torch"), steps=steps)
-    return torch_watch.watch(
+        found = loader.load_target(model, fw=fw or "torch")
+        return stepping.watcher(found.fw).watch_target(found, steps=steps)
+    return stepping.watcher(fw or loader.guess_framework(model)).watch(
         model,
         example_inputs,
         steps=steps,

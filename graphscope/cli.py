@@ -485,7 +485,7 @@ def render(
 @click.option(
     "--train",
     is_flag=True,
-    help="Step one training step: forward, loss (example_targets, loss_fn) and backward (torch).",
+    help="Step one training step: forward, loss (example_targets, loss_fn), backward, update (torch, tf).",
 )
 @click.option(
     "--inputs",
@@ -609,7 +609,7 @@ def step(
 
 @cli.command()
 @click.argument("target", type=_PathArg(path_type=Path))
-@click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of the model.py (torch).")
+@click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of the model.py (torch, tf).")
 @click.option(
     "--entry", help="Function in model.py returning (model, example_inputs, example_targets, loss_fn)."
 )
@@ -634,13 +634,11 @@ def watch(
     found = _load(target, fw=fw, entry=entry, timeout=timeout)
     if found.graph is not None or found.model is None:
         _fail(f"{target} is not a model file: watch trains a model")
-    if found.fw != "torch":
-        _fail("watch trains PyTorch models (--fw torch) in this version")
-    from graphscope import loader
-    from graphscope.stepping import torch_watch
+    from graphscope import loader, stepping
 
+    watcher = stepping.watcher(found.fw)
     with progress.task(f"training {target.name}"), loader.running_user_code(found.path, timeout=timeout):
-        result = torch_watch.watch_target(found, steps=n_steps)
+        result = watcher.watch_target(found, steps=n_steps)
     if as_json:
         import json
 

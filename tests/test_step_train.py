@@ -71,7 +71,7 @@ def test_step_train_cli_text_and_json(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_step_train_refusals_are_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["step", "examples/or_gate_tf.py", "--fw", "tf", "--train"]) == 1
+    assert main(["step", "examples/or_gate_tf1.py", "--fw", "tf1", "--train"]) == 1
     assert "step --train steps PyTorch models" in capsys.readouterr().err
     assert main(["step", "examples/or_gate_torch.py", "--fw", "torch", "--train"]) == 1
     err = capsys.readouterr().err

@@ -26,6 +26,7 @@ __all__ = [
     "step",
     "step_target",
     "step_train_target",
+    "watcher",
 ]
 
 
@@ -117,17 +118,28 @@ def step_target(found: Target, *, method: str | None = None, keep: Iterable[str]
 
 
 def step_train_target(found: Target, *, method: str | None = None) -> Steps:
-    """One training step of a model file (``step --train``): forward, loss and backward, every
-    value summarised in the order the framework computed it (PyTorch, method eager)."""
+    """One training step of a model file (``step --train``): forward, loss, backward and the
+    optimizer's update, every value summarised in the order the framework computed it
+    (PyTorch, method eager; TensorFlow, method tf-function)."""
     if found.graph is not None or found.model is None:
         raise GraphscopeError(f"{found.path}: step --train needs a model file that defines a model")
-    if found.fw != "torch" or method not in (None, "eager"):
-        raise GraphscopeError("step --train steps PyTorch models (--fw torch, method eager) in this version")
-    from graphscope.stepping import torch_train
-    from graphscope.tracers import _meta
+    train_methods = {"torch": "eager", "tf": "tf-function"}
+    if found.fw not in train_methods or method not in (None, train_methods[found.fw]):
+        raise GraphscopeError(
+            "step --train steps PyTorch models (--fw torch, method eager) and TensorFlow ones "
+            "(--fw tf, method tf-function) in this version"
+        )
+    if found.fw == "tf":
+        from graphscope.stepping import tf_train
 
-    _meta.refuse_meta_step(found.model, found.example_inputs)
-    steps = torch_train.step_train(
+        trainer: Any = tf_train
+    else:
+        from graphscope.stepping import torch_train
+        from graphscope.tracers import _meta
+
+        _meta.refuse_meta_step(found.model, found.example_inputs)
+        trainer = torch_train
+    steps: Steps = trainer.step_train(
         found.model,
         found.example_inputs,
         name=found.name,
@@ -138,3 +150,12 @@ def step_train_target(found: Target, *, method: str | None = None) -> Steps:
     )
     steps.attach()
     return steps
+
+
+def watcher(fw: str | None) -> Any:
+    """The module that runs ``watch`` for ``fw``: ``torch_watch`` or ``tf_watch``."""
+    if fw not in ("torch", "tf"):
+        raise GraphscopeError(
+            "watch trains PyTorch (--fw torch) and TensorFlow (--fw tf) models in this version"
+        )
+    return importlib.import_module(f"graphscope.stepping.{fw}_watch")

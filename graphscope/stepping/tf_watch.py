@@ -1,0 +1,189 @@
+"""``graphscope watch --fw tf``: many TensorFlow training steps kept cheap, and the first one
+that went non-finite stepped in full.
+
+Each step is one call of a compiled ``tf.function``: the model (``training=True``) and the loss
+under a ``GradientTape``, ``tape.gradient``, the Keras optimizer's ``apply``, and a few numbers
+computed in the same graph: the loss, each variable's squared gradient norm (summed per layer
+and overall outside), and how many values of the gradients and of the updated variables are NaN
+or infinite. Before each step the variables' and the optimizer's values are copied (on the
+device, no trip through numpy); at the first step in which any of those numbers is non-finite,
+that state is put back and the step replayed with ``step --train``
+(:mod:`graphscope.stepping.tf_train`) to name where the value was born. The user's variables and
+optimizer are left as they were: an optimizer not built yet stays unbuilt (the run trains a fresh
+copy of it). The history, JSON and text are the PyTorch watch's (:mod:`torch_watch`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from graphscope.errors import GraphscopeError
+from graphscope.stepping import tf_graph, tf_train
+from graphscope.stepping.torch_watch import Watch, _batches
+from graphscope.tracers import _tf_common as common
+from graphscope.tracers import tf_tape
+
+__all__ = ["watch", "watch_target"]
+
+
+def watch(
+    model: Any,
+    example_inputs: Any,
+    *,
+    steps: int,
+    name: str,
+    example_targets: Any = None,
+    loss_fn: Any = None,
+    optimizer: Any = None,
+    batches: Callable[[], Any] | None = None,
+    where: str = "the model",
+) -> Watch:
+    tf = common.require_tf()
+    if steps < 1:
+        raise GraphscopeError(f"watch needs at least one step (--steps {steps})")
+    if optimizer is None:
+        raise GraphscopeError(
+            f"{where}: watch trains the model, and the file defines no optimizer "
+            "(a Keras optimizer over the model's trainable_variables)"
+        )
+    tf_train.check_optimizer(model, optimizer, where)
+    variables = list(getattr(model, "trainable_variables", None) or [])
+    if not variables:
+        raise GraphscopeError(
+            f"{where}: the model has no trainable variables, so training it computes no gradients"
+        )
+    with tf_train.restored(model, optimizer), common.tf_state_restored():
+        if not optimizer.built:
+            optimizer = tf_train._fresh(optimizer, where)  # the user's stays unbuilt
+        try:
+            optimizer.build(variables)
+        except Exception as exc:
+            raise GraphscopeError(f"{where}: the optimizer cannot be built: {exc}") from None
+        state = tf_train._state_variables(model, optimizer)
+        train = _TrainStep(tf, model, variables, optimizer, loss_fn, where)
+        found = Watch()
+        for number, (inputs, targets) in enumerate(
+            _batches(example_inputs, example_targets, batches, steps, where), 1
+        ):
+            before = [tf.identity(v) for v in state]
+            stats = train.run(inputs, targets, number, batches is not None)
+            stats["step"] = number
+            found.history.append(stats)
+            if stats["nonfinite"]:
+                found.first_nonfinite_step = number
+                for v, value in zip(state, before):
+                    v.assign(value)
+                found.replay = tf_train.step_train(
+                    model,
+                    inputs,
+                    name=name,
+                    example_targets=targets,
+                    loss_fn=loss_fn,
+                    optimizer=optimizer,
+                    where=where,
+                )
+                found.replay.attach()
+                break
+    return found
+
+
+def watch_target(found: Any, *, steps: int) -> Watch:
+    """:func:`watch` on what the loader found in a model file (its optimizer, batches, ...)."""
+    return watch(
+        found.model,
+        found.example_inputs,
+        steps=steps,
+        name=found.name,
+        example_targets=found.example_targets,
+        loss_fn=found.loss_fn,
+        optimizer=found.optimizer,
+        batches=found.extras.get("batches"),
+        where=str(found.path),
+    )
+
+
+class _TrainStep:
+    """The compiled training step and its cheap numbers; the loss checked as ``trace --backward``
+    checks it (a scalar, targets that fit), once per trace."""
+
+    def __init__(
+        self, tf: Any, model: Any, variables: list[Any], optimizer: Any, loss_fn: Any, where: str
+    ) -> None:
+        self.tf, self.model, self.variables, self.optimizer = tf, model, variables, optimizer
+        self.loss_fn, self.where = loss_fn, where
+        self.layers = [_layer(v) for v in variables]
+        self.function = tf.function(self._step, reduce_retracing=True)
+        self.checks: Any = None
+
+    def _step(self, inputs: tuple[Any, ...], targets: tuple[Any, ...]) -> Any:
+        tf = self.tf
+        checks = self.checks
+        with tf.GradientTape() as tape:
+            output = self.model(*inputs, **checks.training)
+            loss = checks.loss(output, targets)
+        grads = tape.gradient(loss, self.variables)
+        zero = tf.constant(0.0, tf.float64)
+        squares = tf.stack(
+            [zero if g is None else tf.reduce_sum(tf.square(tf.cast(g, tf.float64))) for g in grads]
+        )
+        bad = tf.add_n([tf.constant(0, tf.int64)] + [_nonfinite(tf, g) for g in grads if g is not None])
+        pairs = [(g, v) for g, v in zip(grads, self.variables) if g is not None]
+        if not pairs:
+            checks.fail("the loss does not depend on any trainable variable")
+        self.optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        bad += tf.add_n([_nonfinite(tf, tf.convert_to_tensor(v)) for v in self.variables])
+        return tf.cast(loss, tf.float64), squares, bad, tf.constant([g is not None for g in grads])
+
+    def run(
+        self, inputs: tuple[Any, ...], targets: tuple[Any, ...], number: int, batched: bool
+    ) -> dict[str, Any]:
+        tf = self.tf
+        self.checks = tf_tape._TrainStep(
+            tf, self.model, self.variables, self.loss_fn, len(inputs), self.where
+        )
+        try:
+            loss, squares, bad, has = self.function(tuple(inputs), tuple(targets))
+        except GraphscopeError:
+            raise
+        except Exception as exc:
+            if self.checks.problem is not None:
+                raise GraphscopeError(self.checks.problem) from None
+            what = f"step {number} (a batch from batches())" if batched else f"step {number}"
+            raise GraphscopeError(
+                f"{self.where}: {what} failed: {tf_graph._run_error(exc, 'the training step', None).args[0]}"
+            ) from None
+        loss_value = float(loss)
+        squares = squares.numpy()
+        has = has.numpy()
+        layers: dict[str, float] = {}
+        total = 0.0
+        for layer, square, got in zip(self.layers, squares, has):
+            if not got:
+                continue
+            total += float(square)
+            layers[layer] = layers.get(layer, 0.0) + float(square)
+        nonfinite = int(bad) + (0 if math.isfinite(loss_value) else 1)
+        return {
+            "loss": loss_value if math.isfinite(loss_value) else str(loss_value),
+            "grad_norm": _number(math.sqrt(total)),
+            "module_grad_norms": {k: _number(math.sqrt(v)) for k, v in layers.items()},
+            "nonfinite": nonfinite,
+        }
+
+
+def _nonfinite(tf: Any, t: Any) -> Any:
+    if not t.dtype.is_floating:
+        return tf.constant(0, tf.int64)
+    return tf.reduce_sum(tf.cast(tf.logical_not(tf.math.is_finite(t)), tf.int64))
+
+
+def _layer(variable: Any) -> str:
+    """The layer a variable belongs to: its path without the last part (Keras ``mlp/hidden``)."""
+    return tf_tape._path(variable).rpartition("/")[0] or "(top level)"
+
+
+def _number(value: float) -> float | str:
+    """JSON has no NaN or infinity: those are written as strings ("nan", "inf")."""
+    return value if math.isfinite(value) else str(value)
