@@ -156,7 +156,10 @@ def test_an_optimizer_not_built_is_left_unbuilt(tmp_path: Path) -> None:
 
 
 def test_a_nan_stored_in_a_weight_has_that_variable_as_origin(tmp_path: Path) -> None:
-    path = write(tmp_path, extra="\nk = model.get_layer('out').kernel\nk.assign(tf.tensor_scatter_nd_update(k, [[2, 0]], [float('nan')]))\n")
+    path = write(
+        tmp_path,
+        extra="\nk = model.get_layer('out').kernel\nk.assign(tf.tensor_scatter_nd_update(k, [[2, 0]], [float('nan')]))\n",
+    )
     steps = stepping.step_train_target(loader.load_target(path, fw="tf"))
     doc = steps.as_dict()["first_nonfinite"]
     assert doc["phase"] == "forward" and doc["op"] == "ReadVariableOp" and doc["born"] is False
@@ -174,28 +177,36 @@ def test_step_train_cli_text_and_json(capsys: pytest.CaptureFixture[str]) -> Non
     out = " ".join(capsys.readouterr().out.split())
     assert "First non-finite value: gradient_tape/SqrtGrad (SqrtGrad) at examples/sqrt_grad_tf.py:18" in out
     assert "Phase: backward. It is the gradient of Sqrt (Sqrt) at examples/sqrt_grad_tf.py:18." in out
-    assert main(["step", "examples/sqrt_grad_tf.py", "--fw", "tf", "--train", "--json", "--until", "nonfinite"]) == 0
+    assert (
+        main(["step", "examples/sqrt_grad_tf.py", "--fw", "tf", "--train", "--json", "--until", "nonfinite"])
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["first_nonfinite"]["phase"] == "backward" and doc["steps"][-1]["op"] == "SqrtGrad"
 
 
 @pytest.mark.parametrize(
-    ("replace", "message"),
+    ("replace", "message", "expected"),
     [
-        ("optimizer = keras.optimizers.", "optimizer = 'sgd' or keras.optimizers."),
-        ("example_targets = (", "unused = ("),
-        ("def loss_fn(output, target):", "def loss_function(output, target):"),
+        (
+            "optimizer = keras.optimizers.",
+            "optimizer = 'sgd' or keras.optimizers.",
+            "must be a Keras optimizer",
+        ),
+        ("example_targets = (", "unused = (", "takes 1 target(s), and the file gives none"),
+        ("example_targets = (", "example_targets = None and (", "example_targets[0] is None"),
+        ("def loss_fn(output, target):", "def loss_function(output, target):", "not a scalar"),
     ],
-    ids=["not-keras", "no-targets", "no-loss"],
+    ids=["not-keras", "no-targets", "none-targets", "no-loss"],
 )
 def test_bad_training_files_are_one_sentence_and_change_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], replace: tuple[str, str], message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], replace: str, message: str, expected: str
 ) -> None:
     path = tmp_path / "model.py"
     path.write_text(STATEFUL.format(optimizer="SGD(0.1)").replace(replace, message))
     assert main(["step", str(path), "--fw", "tf", "--train"]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(path) in err
+    assert err.count("\n") == 1 and str(path) in err and expected in err
 
 
 def test_an_optimizer_over_other_variables_is_one_sentence(tmp_path: Path) -> None:
@@ -211,11 +222,15 @@ def test_the_python_api_steps_a_training_step_of_a_live_keras_model() -> None:
     import graphscope
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)]
+    )
     optimizer = keras.optimizers.Adam(1e-3)
     x, y = tf.random.normal((8, 3)), tf.random.normal((8, 1))
     weights = [v.numpy().copy() for v in model.variables]
-    steps = graphscope.step(model, (x,), targets=(y,), loss_fn=keras.losses.MeanSquaredError(), optimizer=optimizer)
+    steps = graphscope.step(
+        model, (x,), targets=(y,), loss_fn=keras.losses.MeanSquaredError(), optimizer=optimizer
+    )
     assert {phase(steps, r) for r in steps} == {"forward", "backward", "optimizer"}
     assert steps.first_nonfinite is None and not optimizer.built
     assert all((a == v.numpy()).all() for a, v in zip(weights, model.variables, strict=True))

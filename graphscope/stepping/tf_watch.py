@@ -16,6 +16,7 @@ copy of it). The history, JSON and text are the PyTorch watch's (:mod:`torch_wat
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ from graphscope.errors import GraphscopeError
 from graphscope.stepping import tf_graph, tf_train
 from graphscope.stepping.torch_watch import Watch, _batches
 from graphscope.tracers import _tf_common as common
-from graphscope.tracers import tf_tape
+from graphscope.tracers import tf_function, tf_tape
 
 __all__ = ["watch", "watch_target"]
 
@@ -145,15 +146,16 @@ class _TrainStep:
         )
         try:
             loss, squares, bad, has = self.function(tuple(inputs), tuple(targets))
-        except GraphscopeError:
-            raise
         except Exception as exc:
-            if self.checks.problem is not None:
+            if self.checks.problem is not None:  # said by the checks (autograph rewraps it)
                 raise GraphscopeError(self.checks.problem) from None
             what = f"step {number} (a batch from batches())" if batched else f"step {number}"
-            raise GraphscopeError(
-                f"{self.where}: {what} failed: {tf_graph._run_error(exc, 'the training step', None).args[0]}"
-            ) from None
+            if isinstance(exc, tf.errors.OpError):  # while running: the node and the user's line
+                said = tf_graph._run_error(exc, "", None).args[0]
+                reason = said.split("failed while running on its example inputs", 1)[-1]
+            else:  # while tracing: the user's exception
+                reason = ": " + _reason(exc)[:240]
+            raise GraphscopeError(f"{self.where}: {what} failed{reason}") from None
         loss_value = float(loss)
         squares = squares.numpy()
         has = has.numpy()
@@ -171,6 +173,18 @@ class _TrainStep:
             "module_grad_norms": {k: _number(math.sqrt(v)) for k, v in layers.items()},
             "nonfinite": nonfinite,
         }
+
+
+def _reason(exc: BaseException) -> str:
+    """The user's error in one line; for a Keras layer's, its reason, not the arguments it got."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # Keras bolds its messages
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if re.match(r"^\w+(Error|Exception): ", line):
+            if "Exception encountered when calling" in line and i + 1 < len(lines):
+                return lines[i + 1]
+            return line
+    return tf_function._trace_error(exc)
 
 
 def _nonfinite(tf: Any, t: Any) -> Any:

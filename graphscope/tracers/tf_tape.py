@@ -83,6 +83,7 @@ def trace_step(
     tf = common.require_tf()
     inputs = _as_tuple(example_inputs)
     targets = _as_tuple(example_targets)
+    _check_targets(loss_fn, targets, where)
     variables = list(getattr(model, "trainable_variables", None) or [])
     if not variables:
         raise GraphscopeError(
@@ -108,6 +109,29 @@ def trace_step(
     graph, ids = tf_function.convert(cf, model, name)
     _mark_phases(graph, ids, cf, step, calls, variables)
     return Traced(graph, ids, cf, [variables[i] for i in step.with_gradient])
+
+
+def _check_targets(loss_fn: Any, targets: tuple[Any, ...], where: str) -> None:
+    """Targets that loss_fn can be called with (autograph's own error names a generated function)."""
+    for i, t in enumerate(targets):
+        if t is None:
+            raise GraphscopeError(
+                f"{where}: example_targets[{i}] is None: give the values loss_fn compares with"
+            )
+    if loss_fn is None:
+        return
+    try:
+        params = list(inspect.signature(loss_fn).parameters.values())
+    except (TypeError, ValueError):
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p for p in positional if p.default is p.empty][1:]  # after the output
+    if len(required) > len(targets) and not any(p.kind == p.VAR_POSITIONAL for p in params):
+        given = f"only {len(targets)}" if targets else "none (define example_targets)"
+        raise GraphscopeError(
+            f"{where}: loss_fn(output, {', '.join(p.name for p in required)}) takes "
+            f"{len(required)} target(s), and the file gives {given}"
+        )
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:

@@ -1,0 +1,146 @@
+"""`graphscope watch --fw tf`: many Keras training steps in a compiled train step, the first one
+that went non-finite replayed in full with `step --train` from the state before it (issue 18)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from graphscope import loader
+from graphscope.cli import main
+from graphscope.errors import GraphscopeError
+from graphscope.stepping import tf_watch, torch_watch
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.tf
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _at_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def state(found: loader.Target) -> list:
+    values = [v.numpy().copy() for v in found.model.variables]
+    if found.optimizer.built:
+        values += [v.numpy().copy() for v in found.optimizer.variables]
+    return values
+
+
+def same(a: list, b: list) -> bool:
+    return len(a) == len(b) and all((x == y).all() for x, y in zip(a, b, strict=True))
+
+
+def test_a_diverging_learning_rate_is_found_at_its_step_and_replayed() -> None:
+    found = loader.load_target(Path("examples/diverge_tf.py"), fw="tf")
+    before = state(found)
+    result = tf_watch.watch_target(found, steps=100)
+    step = result.first_nonfinite_step
+    assert step is not None and 3 < step < 100
+    assert len(result.history) == step
+    assert all(row["nonfinite"] == 0 for row in result.history[:-1])
+    losses = [row["loss"] for row in result.history[:-1]]
+    assert all(isinstance(x, float) for x in losses) and losses == sorted(losses)
+    culprit = result.as_dict()["first_nonfinite"]
+    assert culprit["phase"] == "forward" and culprit["op"] == "Square" and culprit["born"] is True
+    assert culprit["source"] == {"file": "examples/diverge_tf.py", "line": 22}
+    assert same(before, state(found)) and not found.optimizer.built
+
+
+def test_the_history_is_kerass_own_training() -> None:
+    """Each step's loss and gradient norm are those of Keras training the same model by hand."""
+    found = loader.load_target(Path("examples/diverge_tf.py"), fw="tf")
+    result = tf_watch.watch_target(found, steps=5)
+    model, optimizer = found.model, found.optimizer
+    for row in result.history:
+        with tf.GradientTape() as tape:
+            loss = found.loss_fn(model(*found.example_inputs), *found.example_targets)
+        grads = tape.gradient(loss, model.trainable_variables)
+        assert row["loss"] == pytest.approx(float(loss), rel=1e-5)
+        assert row["grad_norm"] == pytest.approx(float(tf.linalg.global_norm(grads)), rel=1e-5)
+        assert set(row["module_grad_norms"]) == {"linear_model/linear"}
+        optimizer.apply(grads, model.trainable_variables)
+
+
+def test_a_built_optimizers_state_is_put_back(tmp_path: Path) -> None:
+    path = tmp_path / "calm.py"
+    path.write_text(
+        (ROOT / "examples" / "diverge_tf.py").read_text().replace("SGD(learning_rate=1.5)", "Adam(1e-3)")
+        + "\noptimizer.build(model.trainable_variables)\n"
+        + "\n\ndef batches():\n    for i in range(3):\n        yield example_inputs, example_targets\n"
+    )
+    found = loader.load_target(path, fw="tf")
+    before = state(found)
+    result = tf_watch.watch_target(found, steps=20)
+    assert result.first_nonfinite_step is None and len(result.history) == 3  # batches() ran out
+    assert same(before, state(found))
+
+
+BAD_BATCHES = {
+    "raises": (
+        "def batches():\n    raise RuntimeError('no data here')\n    yield\n",
+        "batches() raised RuntimeError",
+    ),
+    "targets-misfit": (
+        "def batches():\n    yield example_inputs, (tf.zeros((32, 1)),)\n",
+        "example_targets[0] has shape [32, 1], but the model's output has shape [64, 1]",
+    ),
+    "not-pairs": (
+        "def batches():\n    yield example_inputs\n",
+        "batches() must yield (inputs, targets) pairs",
+    ),
+    "wrong-shape": (
+        "def batches():\n    yield (tf.zeros((4, 5)),), example_targets\n",
+        "step 1 (a batch from batches()) failed: Input 0 with name 'None' of layer 'linear' is incompatible",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BATCHES))
+def test_a_bad_batches_is_one_sentence_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    code, expected = BAD_BATCHES[case]
+    path = tmp_path / "bad.py"
+    path.write_text((ROOT / "examples" / "diverge_tf.py").read_text() + "\n\n" + code)
+    assert main(["watch", str(path), "--fw", "tf", "--steps", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err and str(path) in err
+
+
+def test_watch_cli_json_and_refusals(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["watch", "examples/diverge_tf.py", "--fw", "tf", "--steps", "100", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["first_nonfinite_step"] == len(doc["history"]) and doc["first_nonfinite"]["op"] == "Square"
+    assert doc["history"][-1]["loss"] == "inf"
+    assert main(["watch", "examples/sqrt_grad_tf.py", "--fw", "tf", "--steps", "3"]) == 1
+    assert "defines no optimizer" in capsys.readouterr().err
+    assert main(["watch", "examples/diverge_tf.py", "--fw", "tf", "--steps", "0"]) == 2
+
+
+def test_the_python_api_watches_a_live_keras_model() -> None:
+    import graphscope
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    optimizer = keras.optimizers.SGD(learning_rate=1.5)
+    x, y = tf.random.normal((64, 8), seed=1) * 3, tf.random.normal((64, 1), seed=2)
+    weights = [v.numpy().copy() for v in model.variables]
+    result = graphscope.watch(
+        model,
+        (x,),
+        steps=100,
+        targets=(y,),
+        loss_fn=lambda out, t: tf.reduce_mean(tf.square(out - t)),
+        optimizer=optimizer,
+    )
+    assert isinstance(result, torch_watch.Watch)
+    assert result.first_nonfinite_step is not None and result.replay is not None
+    assert same(weights, [v.numpy() for v in model.variables]) and not optimizer.built
+    with pytest.raises(GraphscopeError, match=r"at least one step"):
+        graphscope.watch(model, (x,), steps=0, targets=(y,), optimizer=optimizer)
+    assert graphscope.watch("examples/diverge_tf.py", fw="tf", steps=100).first_nonfinite_step == 13
