@@ -157,7 +157,9 @@ def origin_worker(tool: str, fault: str, batch: int) -> dict[str, Any]:
             said += f", origin {bad['origin']['kind']} {bad['origin']['name']}"
         if bad.get("grad_of"):
             src = bad["grad_of"]["source"]
-            said += f", the gradient of {bad['grad_of']['op']}" + (f" at {src['file']}:{src['line']}" if src else "")
+            said += f", the gradient of {bad['grad_of']['op']}" + (
+                f" at {src['file']}:{src['line']}" if src else ""
+            )
         return {"said": said}
     try:
         loss = _plain_step(tf, model, optimizer, loss_fn)(x, y)
@@ -229,8 +231,10 @@ def main() -> None:
     for tool, row in med.items():
         later = f"{row['later']:.2f}" if row["later"] is not None else "(traces every call)"
         x_first = row["first"] / plain["first"] if plain else float("nan")
-        x_later = row["first"] / plain["later"] if plain and row["later"] is None else (
-            row["later"] / plain["later"] if plain and row["later"] else float("nan")
+        x_later = (
+            row["first"] / plain["later"]
+            if plain and row["later"] is None
+            else (row["later"] / plain["later"] if plain and row["later"] else float("nan"))
         )
         x_mem = row["above_mb"] / plain["above_mb"] if plain else float("nan")
         print(

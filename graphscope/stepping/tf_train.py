@@ -99,7 +99,10 @@ def _tf_variable(v: Any) -> Any:
 def restored(model: Any, optimizer: Any) -> Iterator[None]:
     """Put every variable of ``model`` and of a built ``optimizer`` back as it was on leaving
     (a training step assigns weights, batch-norm statistics, seed states, slots, iterations)."""
-    saved = [(v, v.numpy()) for v in _state_variables(model, optimizer)]
+    tf = common.require_tf()
+    # A read shares the variable's buffer, and TensorFlow copies it before an update writes to
+    # a shared one: the snapshot costs memory only for what the step changes.
+    saved = [(v, tf.identity(v)) for v in _state_variables(model, optimizer)]
     try:
         yield
     finally:
