@@ -497,7 +497,7 @@ def guess_framework(model: Any) -> str:
     mod = type(model).__module__ or ""
     if mod.startswith("torch") or any(c.__module__.startswith("torch.nn") for c in type(model).__mro__):
         return "torch"
-    if mod.startswith(("tensorflow", "keras", "tf_keras")):
+    if any(c.__module__.startswith(("tensorflow", "keras", "tf_keras")) for c in type(model).__mro__):
         return "tf"
     if mod.startswith("onnx"):
         return "onnx"

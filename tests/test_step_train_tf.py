@@ -236,3 +236,23 @@ def test_the_python_api_steps_a_training_step_of_a_live_keras_model() -> None:
     assert all((a == v.numpy()).all() for a, v in zip(weights, model.variables, strict=True))
     file_steps = graphscope.step("examples/sqrt_grad_tf.py", fw="tf", train=True)
     assert file_steps.first_nonfinite is not None and file_steps.first_nonfinite.op == "SqrtGrad"
+
+
+def test_the_python_api_tells_a_subclassed_keras_model_is_tensorflow() -> None:
+    import graphscope
+
+    class Net(keras.Model):  # defined here: its class's module is no framework's
+        def __init__(self) -> None:
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, x: tf.Tensor) -> tf.Tensor:
+            return self.dense(x)
+
+    model = Net()
+    x, y = tf.ones((2, 3)), tf.zeros((2, 1))
+    model(x)
+    steps = graphscope.step(
+        model, (x,), targets=(y,), loss_fn=lambda out, t: tf.reduce_mean(tf.square(out - t))
+    )
+    assert {phase(steps, r) for r in steps} == {"forward", "backward"}

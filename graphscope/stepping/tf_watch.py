@@ -58,10 +58,10 @@ def watch(
     with tf_train.restored(model, optimizer), common.tf_state_restored():
         if not optimizer.built:
             optimizer = tf_train._fresh(optimizer, where)  # the user's stays unbuilt
-        try:
-            optimizer.build(variables)
-        except Exception as exc:
-            raise GraphscopeError(f"{where}: the optimizer cannot be built: {exc}") from None
+            try:
+                optimizer.build(variables)
+            except Exception as exc:
+                raise GraphscopeError(f"{where}: the optimizer cannot be built: {exc}") from None
         state = tf_train._state_variables(model, optimizer)
         train = _TrainStep(tf, model, variables, optimizer, loss_fn, where)
         found = Watch()
