@@ -1,6 +1,7 @@
 """A TensorFlow training step, stepped, against a plain Keras train step and TF's numeric debuggers.
 
     .venv/bin/python bench/bench_step_train_tf.py [--rounds 2] [--repeat 2] [--batch 4]
+    .venv/bin/python bench/bench_step_train_tf.py --watch-steps 10 [--rounds 2] [--batch 4]
 
 On keras.applications.ResNet50(weights=None) at Nx224x224x3 with Adam (built before the
 baseline memory is read), each tool in a fresh process (their instrumentation is process-wide,
@@ -23,6 +24,9 @@ sqrt is +inf, and everything after it NaN), and a NaN stored in one weight of `c
 check_numerics' error (the op it stopped at); FULL_HEALTH's dump read back with
 `DebugDataReader` (the first op whose output had a NaN or Inf, in execution order); the plain
 step only shows a non-finite loss or weights.
+
+With ``--watch-steps N``: N training steps of the plain step's loop (the loss read back each
+step) against ``graphscope watch`` for N steps, each process's total, its first call included.
 """
 
 from __future__ import annotations
@@ -140,6 +144,32 @@ def timing_worker(tool: str, repeat: int, batch: int) -> dict[str, Any]:
     return row
 
 
+def watch_worker(tool: str, steps: int, batch: int) -> dict[str, Any]:
+    """``steps`` training steps, the first call (its trace) included: the plain step's loop, or
+    ``graphscope watch``'s (its numbers per step, the state kept before each)."""
+    tf, model, optimizer, x, y, loss_fn = _setup(batch, None)
+    base = _rss_mb()
+    start = time.perf_counter()
+    if tool == "graphscope watch":
+        from graphscope.stepping import tf_watch
+
+        found = tf_watch.watch(
+            model,
+            (x,),
+            steps=steps,
+            name="resnet50",
+            example_targets=(y,),
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+        )
+        assert len(found.history) == steps
+    else:
+        step = _plain_step(tf, model, optimizer, loss_fn)
+        for _ in range(steps):
+            float(step(x, y))  # the loss read back, as a training loop logging it does
+    return {"time": time.perf_counter() - start, "above_mb": _rss_mb() - base}
+
+
 def origin_worker(tool: str, fault: str, batch: int) -> dict[str, Any]:
     tf, model, optimizer, x, y, loss_fn = _setup(batch, fault)
     folder = _instrument(tf, tool)
@@ -200,7 +230,32 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--worker", metavar="TOOL")
     parser.add_argument("--fault")
+    parser.add_argument("--watch-steps", type=int, default=0, help="Only compare watch with plain steps.")
     args = parser.parse_args()
+    if args.watch_steps and args.worker:
+        print(json.dumps(watch_worker(args.worker, args.watch_steps, args.batch)))
+        return
+    if args.watch_steps:
+        print(f"ResNet50, Adam, batch {args.batch}: {args.watch_steps} training steps, first call included")
+        print()
+        got: dict[str, list[dict[str, Any]]] = {"plain steps": [], "graphscope watch": []}
+        for _ in range(args.rounds):
+            for tool in got:
+                one = _run(
+                    ["--batch", str(args.batch), "--watch-steps", str(args.watch_steps), "--worker", tool]
+                )
+                if isinstance(one, str):
+                    print(f"{tool}: {one}", file=sys.stderr)
+                else:
+                    got[tool].append(one)
+        print("| tool | time (s) | × plain | above model (MB) |")
+        print("|---|---:|---:|---:|")
+        plain_time = statistics.median(r["time"] for r in got["plain steps"])
+        for tool, rows in got.items():
+            t = statistics.median(r["time"] for r in rows)
+            mem = statistics.median(r["above_mb"] for r in rows)
+            print(f"| {tool} | {t:.1f} | {t / plain_time:.2f} | {mem:.0f} |")
+        return
     if args.worker and args.fault:
         print(json.dumps(origin_worker(args.worker, args.fault, args.batch)))
         return

@@ -31,7 +31,7 @@ from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _tf_common as common
 from graphscope.tracers import tf_tape
 
-__all__ = ["check_optimizer", "restored", "step_train"]
+__all__ = ["check_optimizer", "fresh_copy", "restored", "state_variables", "step_train"]
 
 
 def step_train(
@@ -50,20 +50,13 @@ def step_train(
     traced = tf_tape.trace_step(
         model, example_inputs, name=name, example_targets=example_targets, loss_fn=loss_fn, where=where
     )
-    cf, graph, ids = traced.cf, traced.graph, traced.ids
-    first = len(common.require_tf().nest.flatten(cf.structured_outputs[0])) + 1
-    gradients = list(cf.graph.outputs[first:])
-    args = (*tf_tape._as_tuple(example_inputs), *tf_tape._as_tuple(example_targets))
-    notes: list[str] = []
+    graph = traced.graph
+    notes = tf_graph._call_notes(graph)  # a cond or loop's body is stepped at its outputs
     with restored(model, optimizer), common.tf_state_restored():
-        run = tf_graph.run_summarised(cf, args, name, gradients)
-        records = _records(cf, graph, ids, run.summaries)
+        run = tf_graph.run_summarised(traced.cf, traced.args, name, traced.gradients)
+        records = _records(traced, run.summaries)
         if optimizer is not None:
-            variable_nodes = tf_tape._variable_nodes(cf, ids)
-            grad_nodes = [ids[t.op.name] for t in gradients]
-            _run_update(
-                graph, optimizer, traced.variables, run.outputs, variable_nodes, grad_nodes, records, where
-            )
+            _run_update(traced, optimizer, run.outputs, records, where)
         else:
             notes.append(
                 "no optimizer in the model file: forward, loss and backward are stepped, not an update"
@@ -102,7 +95,7 @@ def restored(model: Any, optimizer: Any) -> Iterator[None]:
     tf = common.require_tf()
     # A read shares the variable's buffer, and TensorFlow copies it before an update writes to
     # a shared one: the snapshot costs memory only for what the step changes.
-    saved = [(v, tf.identity(v)) for v in _state_variables(model, optimizer)]
+    saved = [(v, tf.identity(v)) for v in state_variables(model, optimizer)]
     try:
         yield
     finally:
@@ -110,7 +103,7 @@ def restored(model: Any, optimizer: Any) -> Iterator[None]:
             v.assign(value)
 
 
-def _state_variables(model: Any, optimizer: Any) -> list[Any]:
+def state_variables(model: Any, optimizer: Any) -> list[Any]:
     out: dict[int, Any] = {}
     for v in list(getattr(model, "variables", None) or []):
         out.setdefault(id(_tf_variable(v)), v)
@@ -120,13 +113,12 @@ def _state_variables(model: Any, optimizer: Any) -> list[Any]:
     return list(out.values())
 
 
-def _records(
-    cf: Any, graph: ir.Graph, ids: dict[str, str], summaries: dict[str, dict[int, dict[str, Any]]]
-) -> list[Record]:
+def _records(traced: tf_tape.Traced, summaries: dict[str, dict[int, dict[str, Any]]]) -> list[Record]:
     """One record per op with outputs, in the order the function's ops were built (forward and
     loss first, then the gradients as the tape made them), each with its inputs' summaries."""
+    graph, ids = traced.graph, traced.ids
     records: list[Record] = []
-    for op in cf.graph.get_operations():
+    for op in traced.cf.graph.get_operations():
         ports = summaries.get(op.name)
         if ports is None:
             continue
@@ -142,20 +134,14 @@ def _records(
 
 
 def _run_update(
-    graph: ir.Graph,
-    optimizer: Any,
-    variables: list[Any],
-    gradients: list[Any],
-    variable_nodes: dict[str, str],
-    grad_nodes: list[str],
-    records: list[Record],
-    where: str,
+    traced: tf_tape.Traced, optimizer: Any, gradients: list[Any], records: list[Record], where: str
 ) -> None:
     """``optimizer.apply`` on the fetched gradients: one ``optimizer`` node per variable, its
     output the new value, with the update-to-weight ratio (|new - old| / |old|, Frobenius norms)."""
     tf = common.require_tf()
+    graph, variables = traced.graph, traced.variables
     before = [tf.identity(v) for v in variables]
-    applied = optimizer if optimizer.built else _fresh(optimizer, where)
+    applied = optimizer if optimizer.built else fresh_copy(optimizer, where)
     try:
         applied.apply(gradients, variables)
     except Exception as exc:
@@ -164,10 +150,11 @@ def _run_update(
         ) from None
     by_node = {r.node: r for r in records}
     kind = type(optimizer).__name__
-    for v, old, grad_node in zip(variables, before, grad_nodes):
-        var_node = variable_nodes.get(tf_tape._path(v))
+    for v, old, grad in zip(variables, before, traced.gradients):
+        var_node = traced.variable_node(v)
         if var_node is None:
             continue
+        grad_node = traced.ids[grad.op.name]
         new = tf.convert_to_tensor(v)
         weight = float(tf.norm(tf.cast(old, tf.float64)))
         update = float(tf.norm(tf.cast(new, tf.float64) - tf.cast(old, tf.float64)))
@@ -205,7 +192,7 @@ def _run_update(
         )
 
 
-def _fresh(optimizer: Any, where: str) -> Any:
+def fresh_copy(optimizer: Any, where: str) -> Any:
     """A copy of an optimizer not yet built (no state to carry), so that the user's stays unbuilt."""
     try:
         return type(optimizer).from_config(optimizer.get_config())

@@ -57,12 +57,12 @@ def watch(
         )
     with tf_train.restored(model, optimizer), common.tf_state_restored():
         if not optimizer.built:
-            optimizer = tf_train._fresh(optimizer, where)  # the user's stays unbuilt
+            optimizer = tf_train.fresh_copy(optimizer, where)  # the user's stays unbuilt
             try:
                 optimizer.build(variables)
             except Exception as exc:
                 raise GraphscopeError(f"{where}: the optimizer cannot be built: {exc}") from None
-        state = tf_train._state_variables(model, optimizer)
+        state = tf_train.state_variables(model, optimizer)
         train = _TrainStep(tf, model, variables, optimizer, loss_fn, where)
         found = Watch()
         for number, (inputs, targets) in enumerate(
@@ -141,9 +141,7 @@ class _TrainStep:
         self, inputs: tuple[Any, ...], targets: tuple[Any, ...], number: int, batched: bool
     ) -> dict[str, Any]:
         tf = self.tf
-        self.checks = tf_tape._TrainStep(
-            tf, self.model, self.variables, self.loss_fn, len(inputs), self.where
-        )
+        self.checks = tf_tape.TrainStep(tf, self.model, self.variables, self.loss_fn, len(inputs), self.where)
         try:
             loss, squares, bad, has = self.function(tuple(inputs), tuple(targets))
         except Exception as exc:
@@ -195,7 +193,7 @@ def _nonfinite(tf: Any, t: Any) -> Any:
 
 def _layer(variable: Any) -> str:
     """The layer a variable belongs to: its path without the last part (Keras ``mlp/hidden``)."""
-    return tf_tape._path(variable).rpartition("/")[0] or "(top level)"
+    return tf_tape.variable_path(variable).rpartition("/")[0] or "(top level)"
 
 
 def _number(value: float) -> float | str:

@@ -39,7 +39,7 @@ from graphscope.tracers import _tf_common as common
 from graphscope.tracers import tf_function
 from graphscope.tracers._training import argument_names
 
-__all__ = ["Traced", "capture", "trace_step"]
+__all__ = ["Traced", "TrainStep", "capture", "trace_step", "variable_path"]
 
 _GRADIENT_SCOPE = "gradient_tape"
 _CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
@@ -62,12 +62,24 @@ def capture(
 
 
 class Traced:
-    """A traced training step: its IR (phases marked), the concrete function it came from,
-    op name -> IR node id, and the variables that got a gradient (the function returns
-    ``output, loss, [gradient per variable]``, in this order)."""
+    """A traced training step: its IR (phases marked), the concrete function it came from
+    (it returns ``output, loss, [gradient per variable]``), op name -> IR node id, the
+    arguments it takes (example inputs, then targets), the variables that got a gradient and,
+    in the same order, the function's gradient outputs (tensors of ``cf.graph``)."""
 
-    def __init__(self, graph: ir.Graph, ids: dict[str, str], cf: Any, variables: list[Any]) -> None:
-        self.graph, self.ids, self.cf, self.variables = graph, ids, cf, variables
+    def __init__(
+        self, graph: ir.Graph, ids: dict[str, str], cf: Any, args: tuple[Any, ...], variables: list[Any]
+    ) -> None:
+        self.graph, self.ids, self.cf, self.args, self.variables = graph, ids, cf, args, variables
+        tf = common.require_tf()
+        first = len(tf.nest.flatten(cf.structured_outputs[0])) + 1
+        self.gradients = list(cf.graph.outputs[first:])
+
+    def variable_node(self, variable: Any) -> str | None:
+        """The IR node that stands for ``variable`` (its first read)."""
+        if not hasattr(self, "_variable_nodes"):
+            self._variable_nodes = _variable_nodes(self.cf, self.ids)
+        return self._variable_nodes.get(variable_path(variable))
 
 
 def trace_step(
@@ -89,7 +101,7 @@ def trace_step(
         raise GraphscopeError(
             f"{where}: the model has no trainable variables, so training it computes no gradients"
         )
-    step = _TrainStep(tf, model, variables, loss_fn, len(inputs), where)
+    step = TrainStep(tf, model, variables, loss_fn, len(inputs), where)
     # Named placeholders: the model's own argument names, and loss_fn's after its output.
     names = argument_names(getattr(model, "call", model), len(inputs)) + argument_names(
         loss_fn, len(targets), skip=1, default="target"
@@ -108,7 +120,7 @@ def trace_step(
         raise GraphscopeError(step.problem)
     graph, ids = tf_function.convert(cf, model, name)
     _mark_phases(graph, ids, cf, step, calls, variables)
-    return Traced(graph, ids, cf, [variables[i] for i in step.with_gradient])
+    return Traced(graph, ids, cf, (*inputs, *targets), [variables[i] for i in step.with_gradient])
 
 
 def _check_targets(loss_fn: Any, targets: tuple[Any, ...], where: str) -> None:
@@ -146,7 +158,7 @@ def _spec(tf: Any, x: Any, name: str) -> Any:
     return tf.TensorSpec(x.shape, tf.as_dtype(x.dtype), name=name) if hasattr(x, "shape") else x
 
 
-class _TrainStep:
+class TrainStep:
     """The function traced: forward, loss, gradients; it notes where each part starts and ends
     (op counts of the graph being built) and what is wrong with the training conventions."""
 
@@ -298,7 +310,7 @@ def _mark_phases(
     graph: ir.Graph,
     ids: dict[str, str],
     cf: Any,
-    step: _TrainStep,
+    step: TrainStep,
     calls: list[tuple[str, str, list[Any], list[Any], list[str]]],
     variables: list[Any],
 ) -> None:
@@ -331,7 +343,7 @@ def _mark_phases(
     first = len(step.tf.nest.flatten(cf.structured_outputs[0])) + 1
     gradient_outputs = [t.op.name for t in cf.graph.outputs][first:]
     for op_name, i in zip(gradient_outputs, step.with_gradient):
-        grad_of[op_name] = variable_nodes.get(_path(variables[i]))
+        grad_of[op_name] = variable_nodes.get(variable_path(variables[i]))
     for op_name, forward in grad_of.items():
         node = graph.node(ids[op_name])
         node["phase"] = "backward"
@@ -347,7 +359,7 @@ def _mark_phases(
             node["source"] = fwd["source"]
 
 
-def _path(variable: Any) -> str:
+def variable_path(variable: Any) -> str:
     return str(getattr(variable, "path", None) or variable.name.removesuffix(":0"))
 
 
