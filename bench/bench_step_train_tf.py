@@ -194,9 +194,14 @@ def origin_worker(tool: str, fault: str, batch: int) -> dict[str, Any]:
     try:
         loss = _plain_step(tf, model, optimizer, loss_fn)(x, y)
     except Exception as exc:
-        op = re.search(r'graph op "?([\w/]+)"?', str(exc)) or re.search(r"op \"?([\w/]+)\"?", str(exc))
-        name = re.search(r'name: "?([^"\n]+)"?', str(exc))
-        return {"said": f"stopped at {op.group(1) if op else '?'} {name.group(1) if name else ''}".strip()}
+        text = str(exc)
+        op = re.search(r'graph op "([\w/]+)"', text)
+        node = re.search(r"Detected at node (\S+?)/CheckNumerics", text)
+        lines = re.findall(r'File "[^"]*bench_step_train_tf.py", line (\d+)', text)
+        return {
+            "said": f"stopped at {op.group(1) if op else '?'} {node.group(1) if node else '?'}"
+            + (f", created at bench_step_train_tf.py:{lines[-1]}" if lines else "")
+        }
     nonfinite_weights = sum(
         int(tf.reduce_sum(tf.cast(~tf.math.is_finite(v), tf.int32))) for v in model.trainable_variables
     )
@@ -230,6 +235,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--worker", metavar="TOOL")
     parser.add_argument("--fault")
+    parser.add_argument("--only-origins", action="store_true", help="Only the injected faults' table.")
     parser.add_argument("--watch-steps", type=int, default=0, help="Only compare watch with plain steps.")
     args = parser.parse_args()
     if args.watch_steps and args.worker:
@@ -261,6 +267,9 @@ def main() -> None:
         return
     if args.worker:
         print(json.dumps(timing_worker(args.worker, args.repeat, args.batch)))
+        return
+    if args.only_origins:
+        _origins()
         return
     print(f"ResNet50 (keras.applications, weights=None), Adam, batch {args.batch}, 224x224x3")
     print()
@@ -298,6 +307,10 @@ def main() -> None:
             flush=True,
         )
     print()
+    _origins()
+
+
+def _origins() -> None:
     print("| tool | " + " | ".join(FAULTS) + " |")
     print("|---|" + "---|" * len(FAULTS))
     for tool in TOOLS:
