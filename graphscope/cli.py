@@ -622,15 +622,27 @@ def step(
     help="Training steps to run.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: history and first_nonfinite.")
+@click.option(
+    "--svg",
+    type=_PathArg(path_type=Path),
+    help="Plot the loss and gradient norm per step (log scale), the first non-finite step marked.",
+)
 @_timeout_option
 def watch(
-    target: Path, fw: str | None, entry: str | None, n_steps: int, as_json: bool, timeout: float
+    target: Path,
+    fw: str | None,
+    entry: str | None,
+    n_steps: int,
+    as_json: bool,
+    svg: Path | None,
+    timeout: float,
 ) -> None:
     """Train TARGET for up to --steps steps, cheaply, and step in full the first that went NaN/Inf.
 
     \b
     graphscope watch examples/diverge_torch.py --fw torch --steps 50
     """
+    _refuse_writing_over([target], {"--svg": svg})
     found = _load(target, fw=fw, entry=entry, timeout=timeout)
     if found.graph is not None or found.model is None:
         _fail(f"{target} is not a model file: watch trains a model")
@@ -641,6 +653,16 @@ def watch(
 
     with progress.task(f"training {target.name}"), loader.running_user_code(found.path, timeout=timeout):
         result = torch_watch.watch_target(found, steps=n_steps)
+    if svg:
+        from graphscope.rendering import history_svg
+
+        history_svg.render(
+            result.history,
+            svg,
+            first_nonfinite_step=result.first_nonfinite_step,
+            title=f"watch: {found.name}",
+        )
+        _note(f"wrote {svg}")
     if as_json:
         import json
 
