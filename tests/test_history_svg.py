@@ -145,3 +145,13 @@ def test_watch_svg_writes_the_plot_of_its_own_history(
     # a folder is refused in one sentence, exit 1
     assert main([*args, "--steps", "2", "--svg", str(tmp_path)]) == 1
     assert re.fullmatch(r"graphscope: error: cannot write \S+: it is a directory\n", capsys.readouterr().err)
+
+
+def test_a_short_log_span_has_ticks_between_the_decades() -> None:
+    # a loss from 4.2 down to 3 (a tenth of a decade): ticks at 3, 4 and 5, not only 1 and 10
+    history = [{"step": i, "loss": 4.2 - 0.04 * i, "grad_norm": 1.2 + 0.8 / i} for i in range(1, 31)]
+    loss, grad = panels(history_svg.history_svg(history))
+    labels = [el.text for el in loss if el.tag == f"{NS}text" and el.get("text-anchor") == "end"]
+    assert labels == ["3", "4", "5"]
+    labels = [el.text for el in grad if el.tag == f"{NS}text" and el.get("text-anchor") == "end"]
+    assert labels == ["1", "1.5", "2"]

@@ -26,6 +26,8 @@ __all__ = ["history_svg", "render"]
 
 WIDTH = 720
 PANEL_HEIGHT = 190
+HEADROOM = 20  # above the scale, where the crosses of NaN/Inf steps go (never on the line)
+SCALE_HEIGHT = PANEL_HEIGHT - HEADROOM
 LEFT, RIGHT, TOP, GAP, BOTTOM = 78, 24, 72, 46, 44
 FONT = "Helvetica, Arial, sans-serif"
 LINE_COLOR = {"loss": "#1c7ed6", "grad_norm": "#7048e8"}
@@ -69,6 +71,16 @@ def _nice_step(span: float, count: int) -> float:
     return 10 * power
 
 
+# Tick mantissas on a log scale spanning under two decades (over two: one tick per decade).
+_LOG_TICKS = {1: (1.0, 2.0, 5.0), 0: (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0)}
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Values of the form m * 10**k (m from _LOG_TICKS) for a span of ``lo``..``hi`` (log10)."""
+    mantissas = _LOG_TICKS[0 if hi - lo < 1 else 1]
+    return [m * 10.0**k for k in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in mantissas]
+
+
 class _Scale:
     """Maps a panel's finite values to its height: log10 when all are above 0, else linear."""
 
@@ -82,7 +94,14 @@ class _Scale:
             lo, hi = min(values), max(values)
         if hi - lo < 1e-12:  # one value, or all equal: a band around it
             lo, hi = (lo - 1, hi + 1) if self.log else (lo - max(abs(lo), 1) / 2, hi + max(abs(hi), 1) / 2)
-        if self.log:  # whole decades at both ends
+        self.minor: list[float] = []  # a short log span: ticks at 1, 2, 5 (or finer) times 10**k
+        if self.log and hi - lo < 2:
+            ticks = _log_ticks(lo, hi)
+            below = [t for t in ticks if math.log10(t) <= lo + 1e-12]
+            above = [t for t in ticks if math.log10(t) >= hi - 1e-12]
+            lo, hi = math.log10(below[-1]), math.log10(above[0])
+            self.minor = [t for t in ticks if lo - 1e-12 <= math.log10(t) <= hi + 1e-12]
+        elif self.log:  # whole decades at both ends
             lo, hi = math.floor(lo), math.ceil(hi)
         else:
             step = _nice_step(hi - lo, 4)
@@ -96,6 +115,8 @@ class _Scale:
 
     def ticks(self) -> list[tuple[float, str]]:
         """(fraction, label) for each tick: every decade on a log scale (fewer when many)."""
+        if self.minor:
+            return [(self.fraction(t), _label(t)) for t in self.minor]
         if self.log:
             decades = int(self.hi - self.lo)
             every = max(1, math.ceil(decades / 6))
@@ -166,7 +187,7 @@ def history_svg(
             f'fill="none" stroke="{AXIS_COLOR}"/>'
         )
         for frac, label in scale.ticks():
-            y = bottom - frac * PANEL_HEIGHT
+            y = bottom - frac * SCALE_HEIGHT
             out.append(
                 f'<line x1="{LEFT}" y1="{_num(y)}" x2="{LEFT + plot_w}" y2="{_num(y)}" stroke="{GRID_COLOR}"/>'
             )
@@ -183,7 +204,7 @@ def history_svg(
             if v is None or not math.isfinite(v):
                 runs.append([])
                 continue
-            y = bottom - scale.fraction(v) * PANEL_HEIGHT
+            y = bottom - scale.fraction(v) * SCALE_HEIGHT
             runs[-1].append(f"{_num(x_of(s))},{_num(y)}")
         color = LINE_COLOR[key]
         for run in runs:
