@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from graphscope.stepping.records import Steps
 
-__all__ = ["HistoryPane", "PhaseStrip", "phase_strip", "phases_of", "sparkline"]
+__all__ = ["HistoryPane", "PhaseStrip", "bad_counts", "phase_runs", "phase_strip", "phases_of", "sparkline"]
 
 PHASES = ("forward", "backward", "optimizer")
 PHASE_STYLES = {"forward": "cyan", "backward": "magenta", "optimizer": "green"}
@@ -43,22 +43,45 @@ def _cells(n: int, width: int) -> list[range]:
     return [range(i * n // width, (i + 1) * n // width) for i in range(width)]
 
 
-def phase_strip(steps: Steps, position: int, width: int) -> Text:
-    """One line: each phase's name and its records as a bar, in the order the framework ran
-    them: ``━`` run, ``─`` not run yet, ``▶`` the current step, ``✗`` (red) a non-finite value
-    among the records run so far."""
-    phases = phases_of(steps)
-    runs: list[tuple[str, int, int]] = []  # (phase, first record, end) in run order
+def bad_counts(steps: Steps) -> list[int]:
+    """``[i]``: how many of the first ``i`` records hold a non-finite value (a cell of the strip
+    asks in constant time)."""
+    counts = [0]
+    for r in steps:
+        counts.append(counts[-1] + (not r.finite))
+    return counts
+
+
+def phase_runs(phases: Sequence[str]) -> list[tuple[str, int, int]]:
+    """(phase, first record, end) for each run of records in one phase, in run order."""
+    runs: list[tuple[str, int, int]] = []
     for i, phase in enumerate(phases):
         if runs and runs[-1][0] == phase:
             runs[-1] = (phase, runs[-1][1], i + 1)
         else:
             runs.append((phase, i, i + 1))
+    return runs
+
+
+def phase_strip(
+    steps: Steps,
+    position: int,
+    width: int,
+    *,
+    runs: list[tuple[str, int, int]] | None = None,
+    bad: Sequence[int] | None = None,
+) -> Text:
+    """One line: each phase's name and its records as a bar, in the order the framework ran
+    them: ``━`` run, ``─`` not run yet, ``▶`` the current step, ``✗`` (red) a non-finite value
+    among the records run so far. ``runs`` and ``bad`` (:func:`phase_runs` and
+    :func:`bad_counts` of ``steps``) when already known: each key press redraws the strip."""
+    runs = phase_runs(phases_of(steps)) if runs is None else runs
+    bad = bad_counts(steps) if bad is None else bad
     labels = sum(len(p) + 2 for p, _, _ in runs)
     room = max(len(runs), width - labels)
     line = Text()
     for k, (phase, start, end) in enumerate(runs):
-        share = max(1, room * (end - start) // max(1, len(phases)))
+        share = max(1, room * (end - start) // max(1, len(steps)))
         style = PHASE_STYLES.get(phase, "")
         current = start <= position < end
         line.append(phase, style=f"bold {style} reverse" if current else f"bold {style}")
@@ -69,7 +92,7 @@ def phase_strip(steps: Steps, position: int, width: int) -> Text:
                 line.append("▶", style="bold reverse")
             elif records.start > position:  # not run yet: its values are not shown either
                 line.append("─", style="dim")
-            elif any(not steps[i].finite for i in records):
+            elif bad[records.stop] > bad[records.start]:
                 line.append(BAD, style="bold red")
             else:
                 line.append("━", style=style)
@@ -121,9 +144,15 @@ class PhaseStrip(Static):
     the optimizer's update."""
 
     shown: RenderableType = ""  # what it shows (for tests)
+    # each record's phase and the non-finite counts, read once per run
+    _known: tuple[Steps, list[tuple[str, int, int]], list[int]] | None = None
 
     def show(self, steps: Steps, position: int) -> None:
-        self.shown = phase_strip(steps, position, max(20, self.content_region.width or 80))
+        if self._known is None or self._known[0] is not steps:
+            self._known = (steps, phase_runs(phases_of(steps)), bad_counts(steps))
+        width = max(20, self.content_region.width or 80)
+        _, runs, bad = self._known
+        self.shown = phase_strip(steps, position, width, runs=runs, bad=bad)
         self.update(self.shown)
 
 
