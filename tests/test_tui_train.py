@@ -224,3 +224,19 @@ def test_the_strip_of_a_big_run_reads_no_record_per_key(monkeypatch: pytest.Monk
     line = phase_strip(steps, 49_000, 100, runs=runs, bad=bad)
     assert line.plain.count("✗") == 1 and line.plain.index("✗") < line.plain.index("optimizer")
     assert line.plain.endswith("▶─") and len(line.plain) <= 100
+
+
+@pytest.mark.torch
+@pytest.mark.anyio
+async def test_on_a_small_screen_the_history_leaves_the_current_step_in_sight() -> None:
+    doc = json.loads((ROOT / "tests" / "golden" / "history" / "diverge_torch.history.json").read_text())
+    steps = train("diverge_torch.py")
+    steps.position = 3  # mse_loss: the 8th row, below the table's first rows
+    app = GraphscopeApp(steps.graph, steps=steps, history=doc["history"], first_nonfinite_step=13)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        table = app.query_one(NodeTable)
+        assert table.current is not None and table.current.id == "mse_loss"
+        top, height = int(table.scroll_offset.y), table.scrollable_content_region.height
+        assert top <= table.cursor < top + height
