@@ -240,3 +240,19 @@ async def test_on_a_small_screen_the_history_leaves_the_current_step_in_sight() 
         assert table.current is not None and table.current.id == "mse_loss"
         top, height = int(table.scroll_offset.y), table.scrollable_content_region.height
         assert top <= table.cursor < top + height
+
+
+def test_a_history_without_nan_says_which_step_is_shown() -> None:
+    import io
+
+    from rich.console import Console
+
+    from graphscope.tui.widgets.training import history_lines
+
+    history = [{"step": i, "loss": 1.0 / i, "grad_norm": 2.0} for i in range(1, 6)]
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(history_lines(history, None, 80))
+    lines = console.export_text().splitlines()
+    assert lines[0] == "watch: 5 steps, no NaN or Inf · below: a step on the example inputs"
+    assert lines[1] == "loss      █▅▃▂▁  1 → 0.2 (log)"  # log10: 0, -0.30, -0.48, -0.60, -0.70
+    assert lines[2] == "grad norm ▅▅▅▅▅  2 → 2 (log)"

@@ -158,7 +158,8 @@ class PhaseStrip(Static):
 
 class HistoryPane(Static):
     """A ``watch`` run: its loss and gradient norm per step as sparklines, and which step the
-    step mode below is (the replay of the first non-finite step, or the first step)."""
+    step mode below is (the replay of the first non-finite step, or, in a run without one, a
+    step on the example inputs from the model's state before training)."""
 
     shown: RenderableType = ""  # what it shows (for tests)
 
@@ -173,7 +174,9 @@ def history_lines(
 ) -> RenderableType:
     n = len(history)
     if first_nonfinite_step is None:
-        head = Text(f"watch: {n} step{'s' if n != 1 else ''}, no NaN or Inf · step 1 below")
+        head = Text(
+            f"watch: {n} step{'s' if n != 1 else ''}, no NaN or Inf · below: a step on the example inputs"
+        )
     else:
         head = Text(f"watch: {n} step{'s' if n != 1 else ''} · ")
         head.append(f"first non-finite at step {first_nonfinite_step}", style="bold red")
