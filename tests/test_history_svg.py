@@ -25,7 +25,7 @@ NS = "{http://www.w3.org/2000/svg}"
 
 
 def diverge() -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads((GOLDEN / "diverge_torch.history.json").read_text())
+    doc: dict[str, Any] = json.loads((ROOT / "tests" / "data" / "diverge_torch.history.json").read_text())
     return doc
 
 

@@ -149,7 +149,7 @@ async def test_f_lands_on_the_gradient_of_sqrt_with_its_forward_line_and_g_goes_
 @pytest.mark.torch
 @pytest.mark.anyio
 async def test_watch_history_is_drawn_above_the_replayed_step() -> None:
-    doc = json.loads((ROOT / "tests" / "golden" / "history" / "diverge_torch.history.json").read_text())
+    doc = json.loads((ROOT / "tests" / "data" / "diverge_torch.history.json").read_text())
     steps = train("sqrt_grad_torch.py")  # (any training step: the pane reads only the history)
     steps.position = steps.first_nonfinite.index  # type: ignore[union-attr]
     app = GraphscopeApp(
@@ -229,7 +229,7 @@ def test_the_strip_of_a_big_run_reads_no_record_per_key(monkeypatch: pytest.Monk
 @pytest.mark.torch
 @pytest.mark.anyio
 async def test_on_a_small_screen_the_history_leaves_the_current_step_in_sight() -> None:
-    doc = json.loads((ROOT / "tests" / "golden" / "history" / "diverge_torch.history.json").read_text())
+    doc = json.loads((ROOT / "tests" / "data" / "diverge_torch.history.json").read_text())
     steps = train("diverge_torch.py")
     steps.position = 3  # mse_loss: the 8th row, below the table's first rows
     app = GraphscopeApp(steps.graph, steps=steps, history=doc["history"], first_nonfinite_step=13)
