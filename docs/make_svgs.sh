@@ -18,6 +18,7 @@ gs trace examples/transformer_block_torch.py --fw torch --method export --svg do
 gs trace examples/resnet50_torch.py --fw torch -o "$tmp/resnet50.json"
 gs render "$tmp/resnet50.json" --collapse 1 -o docs/resnet50.collapse1.svg
 gs step examples/nan_torch.py --fw torch --until nonfinite --svg docs/step_nan_torch.svg
+gs watch examples/diverge_torch.py --fw torch --steps 100 --svg docs/watch_diverge.svg
 gs diff examples/edit_v1_torch.py examples/edit_v2_torch.py --fw torch --values --svg docs/diff_edit.svg
 gs trace examples/llama70b_meta_torch.py --fw torch -o "$tmp/llama70b.json"
 gs render "$tmp/llama70b.json" -o docs/llama70b.svg

@@ -69,8 +69,41 @@ async def diff_mode() -> None:
         app.save_screenshot(str(DOCS / "tui_diff.svg"))
 
 
+async def train_step() -> None:
+    """tui examples/sqrt_grad_torch.py --train, f: the gradient of sqrt, in the backward phase."""
+    steps = stepping.step_train_target(
+        loader.load_target(ROOT / "examples" / "sqrt_grad_torch.py", fw="torch")
+    )
+    app = GraphscopeApp(steps.graph, steps=steps)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f")
+        await pilot.pause()
+        app.save_screenshot(str(DOCS / "tui_train.svg"))
+
+
+async def watch() -> None:
+    """tui examples/diverge_torch.py --watch 100: the history above the replay of step 13."""
+    from graphscope.stepping import torch_watch
+
+    found = loader.load_target(ROOT / "examples" / "diverge_torch.py", fw="torch")
+    watched = torch_watch.watch_target(found, steps=100)
+    assert watched.replay is not None and watched.replay.first_nonfinite is not None
+    watched.replay.position = watched.replay.first_nonfinite.index
+    app = GraphscopeApp(
+        watched.replay.graph,
+        steps=watched.replay,
+        history=watched.history,
+        first_nonfinite_step=watched.first_nonfinite_step,
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.save_screenshot(str(DOCS / "tui_watch.svg"))
+
+
 if __name__ == "__main__":
     asyncio.run(browse())
     asyncio.run(small())
     asyncio.run(step())
     asyncio.run(diff_mode())
+    asyncio.run(train_step())
+    asyncio.run(watch())

@@ -622,23 +622,39 @@ def step(
     help="Training steps to run.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document: history and first_nonfinite.")
+@click.option(
+    "--svg",
+    type=_PathArg(path_type=Path),
+    help="Plot the loss and gradient norm per step (log scale), the first non-finite step marked.",
+)
 @_timeout_option
 def watch(
-    target: Path, fw: str | None, entry: str | None, n_steps: int, as_json: bool, timeout: float
+    target: Path,
+    fw: str | None,
+    entry: str | None,
+    n_steps: int,
+    as_json: bool,
+    svg: Path | None,
+    timeout: float,
 ) -> None:
     """Train TARGET for up to --steps steps, cheaply, and step in full the first that went NaN/Inf.
 
     \b
     graphscope watch examples/diverge_torch.py --fw torch --steps 50
     """
+    _refuse_writing_over([target], {"--svg": svg})
     found = _load(target, fw=fw, entry=entry, timeout=timeout)
-    if found.graph is not None or found.model is None:
-        _fail(f"{target} is not a model file: watch trains a model")
-    from graphscope import loader, stepping
+    result = _watch_run(found, target, n_steps, timeout=timeout)
+    if svg:
+        from graphscope.rendering import history_svg
 
-    watcher = stepping.watcher(found.fw)
-    with progress.task(f"training {target.name}"), loader.running_user_code(found.path, timeout=timeout):
-        result = watcher.watch_target(found, steps=n_steps)
+        history_svg.render(
+            result.history,
+            svg,
+            first_nonfinite_step=result.first_nonfinite_step,
+            title=f"watch: {found.name}",
+        )
+        _note(f"wrote {svg}")
     if as_json:
         import json
 
@@ -814,9 +830,32 @@ def _ignored_ops(spec: str | None) -> frozenset[str]:
 @click.option("--fw", type=click.Choice(FRAMEWORKS), help="Framework of a model.py target.")
 @click.option("--method", shell_complete=_complete_method, help="Capture method for a model file.")
 @click.option("--entry", help="Function in model.py returning (model, example_inputs).")
+@click.option(
+    "--train",
+    is_flag=True,
+    help="Step mode over one training step: forward, loss, backward and the optimizer's update (torch).",
+)
+@click.option(
+    "--watch",
+    "watch_steps",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Train up to N steps as `watch` does: the history as sparklines, the first NaN/Inf step replayed.",
+)
+@click.option(
+    "--until", metavar="nonfinite|NODE_ID", help="Step mode: open at the first NaN/Inf, or this node."
+)
 @_timeout_option
 def tui(
-    target: Path, b: Path | None, fw: str | None, method: str | None, entry: str | None, timeout: float
+    target: Path,
+    b: Path | None,
+    fw: str | None,
+    method: str | None,
+    entry: str | None,
+    train: bool,
+    watch_steps: int | None,
+    until: str | None,
+    timeout: float,
 ) -> None:
     """Browse a graph in the terminal: scopes, nodes, edges, values, subgraphs (? for the keys).
 
@@ -825,11 +864,16 @@ def tui(
     \b
     graphscope tui graph.json
     graphscope tui examples/nan_torch.py --fw torch
+    graphscope tui examples/sqrt_grad_torch.py --fw torch --train --until nonfinite
+    graphscope tui examples/diverge_torch.py --fw torch --watch 100
     graphscope tui v1.json v2.json
     """
     from graphscope import stepping
 
-    steps = result = None
+    steps = result = history = None
+    first_bad_step = None
+    if b is not None and (train or watch_steps or until):
+        raise click.UsageError("--train, --watch and --until step one model file, not a diff of two")
     if b is not None:  # diff mode: B shown, A a keypress away
         from graphscope import diffing
 
@@ -841,7 +885,20 @@ def tui(
             result = diffing.diff(graph_a, graph)
     else:
         found = _load(target, fw=fw, entry=entry, timeout=timeout)
-        if (
+        if watch_steps is not None:  # the replayed step in step mode, the history above it
+            watched = _watch_run(found, target, watch_steps, timeout=timeout)
+            history, first_bad_step = watched.history, watched.first_nonfinite_step
+            steps = watched.replay or _step_train(found, method, timeout=timeout)
+            until = until or ("nonfinite" if watched.replay is not None else None)
+            graph = steps.graph
+        elif train:
+            if found.graph is not None:
+                _fail(
+                    f"{target} is a saved graph, which holds no weights to train: --train steps a model file"
+                )
+            steps = _step_train(found, method, timeout=timeout)
+            graph = steps.graph
+        elif (
             found.graph is None
             and found.fw is not None
             and found.kind != "savedmodel"  # browsed as data: stepping would load it (and run it)
@@ -851,11 +908,36 @@ def tui(
             graph = steps.graph
         else:
             graph = _capture(found, method, timeout=timeout)
+    if until is not None:
+        if steps is None:
+            _fail(f"--until needs a model file to step, and {target} is a graph without values")
+        _start_at(steps, until)
     if not sys.stdout.isatty():
         _fail("graphscope tui needs a terminal (stdout is not one)")
     from graphscope.tui.app import GraphscopeApp
 
-    GraphscopeApp(graph, steps=steps, diff=result).run()
+    GraphscopeApp(graph, steps=steps, diff=result, history=history, first_nonfinite_step=first_bad_step).run()
+
+
+def _start_at(steps: Any, until: str) -> None:
+    """Put step mode's cursor at ``--until``: the first non-finite record (the last record when
+    there is none), or a node's record (a node that did not run is one sentence)."""
+    if until == "nonfinite":
+        bad = steps.first_nonfinite
+        steps.position = bad.index if bad is not None else max(len(steps) - 1, 0)
+    else:
+        steps.seek(until)
+
+
+def _watch_run(found: Any, target: Path, n_steps: int, *, timeout: float | None) -> Any:
+    """`watch` on a model file (watch, tui --watch): the history and the replay of the first NaN/Inf step."""
+    from graphscope import loader, stepping
+
+    if found.graph is not None or found.model is None:
+        _fail(f"{target} is not a model file: watch trains a model")
+    watcher = stepping.watcher(found.fw)
+    with progress.task(f"training {target.name}"), loader.running_user_code(found.path, timeout=timeout):
+        return watcher.watch_target(found, steps=n_steps)
 
 
 @cli.command()

@@ -103,3 +103,38 @@ def test_diff_mode(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     app = GraphscopeApp(b, diff=diff.diff(a, b))
     assert snap_compare(app, press=["right_square_bracket", "d"], terminal_size=SIZE)  # gelu, then A's relu_2
+
+
+@pytest.mark.torch
+def test_step_mode_training_at_the_inf(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tui examples/sqrt_grad_torch.py --train, then f: the gradient of sqrt, in the backward phase
+    from graphscope import loader, stepping
+
+    monkeypatch.chdir(ROOT)
+    steps = stepping.step_train_target(loader.load_target(Path("examples/sqrt_grad_torch.py"), fw="torch"))
+    assert snap_compare(GraphscopeApp(steps.graph, steps=steps), press=["f"], terminal_size=SIZE)
+
+
+@pytest.mark.torch
+def test_watch_history(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tui examples/diverge_torch.py --watch 100: the history above the replay of step 13
+    from graphscope.stepping import torch_watch
+
+    monkeypatch.chdir(ROOT)
+    found = loader_target("examples/diverge_torch.py")
+    watched = torch_watch.watch_target(found, steps=100)
+    assert watched.replay is not None and watched.replay.first_nonfinite is not None
+    watched.replay.position = watched.replay.first_nonfinite.index
+    app = GraphscopeApp(
+        watched.replay.graph,
+        steps=watched.replay,
+        history=watched.history,
+        first_nonfinite_step=watched.first_nonfinite_step,
+    )
+    assert snap_compare(app, terminal_size=SIZE)
+
+
+def loader_target(path: str) -> Any:
+    from graphscope import loader
+
+    return loader.load_target(Path(path), fw="torch")

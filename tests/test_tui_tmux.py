@@ -109,3 +109,32 @@ def test_tui_in_a_small_terminal_stacks_and_chooses_a_body() -> None:
         tmux("send-keys", "-t", session, "q")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@pytest.mark.torch
+def test_tui_train_opens_at_the_gradient_of_sqrt_and_g_goes_to_its_forward_node() -> None:
+    # `tui --train --until nonfinite` as a user runs it: the backward record where the inf was
+    # born, its phase in the title; g to sqrt and back; p / f step away and back.
+    session = f"gs-{uuid.uuid4().hex[:8]}"
+    command = (
+        f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -m graphscope tui "
+        "examples/sqrt_grad_torch.py --fw torch --train --until nonfinite"
+    )
+    tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "45", command)
+    try:
+        tmux("resize-window", "-t", session, "-x", "160", "-y", "45")
+        # (the title is cut on a narrow screen: the parts that fit 80 columns)
+        shown = screen_until(session, "step 6/8 · backward: sqrt_grad", timeout=60)
+        assert "forward ━━━━ backward ━━▶──" in shown
+        screen_until(session, "grad of  sqrt (aten.sqrt.default) at")  # (the details follow)
+        tmux("send-keys", "-t", session, "g")
+        screen_until(session, "▶ sqrt  (sqrt [3])")
+        tmux("send-keys", "-t", session, "g")
+        screen_until(session, "▶ sqrt_grad  (SqrtBackward0 [3])")
+        tmux("send-keys", "-t", session, "p")
+        screen_until(session, "step 5/8 · backward: sum_grad")
+        tmux("send-keys", "-t", session, "f")
+        screen_until(session, "step 6/8 · backward: sqrt_grad")
+        tmux("send-keys", "-t", session, "q")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,6 +23,7 @@ from graphscope.tui.screens.help import HelpScreen
 from graphscope.tui.widgets.node_table import COLUMNS, COLUMNS_WITHOUT_VALUES, NodeTable
 from graphscope.tui.widgets.panes import Details, Neighbourhood, diff_header
 from graphscope.tui.widgets.scope_tree import ScopeTree
+from graphscope.tui.widgets.training import HistoryPane, PhaseStrip, phases_of
 
 if TYPE_CHECKING:
     from graphscope.diffing import Diff
@@ -54,6 +56,7 @@ class GraphscopeApp(App[None]):
         Binding("p", "step(-1)", "prev"),
         Binding("c", "continue", "continue"),
         Binding("b", "breakpoint", "break"),
+        Binding("f", "first_nonfinite", "first NaN", show=False),  # in the help and the palette
         Binding("right_square_bracket", "change(1)", "next"),
         Binding("left_square_bracket", "change(-1)", "prev"),
         Binding("d", "swap_side", "other"),
@@ -67,6 +70,8 @@ class GraphscopeApp(App[None]):
         steps: Steps | None = None,
         diff: Diff | None = None,
         svg_dir: Path | None = None,
+        history: Sequence[dict[str, Any]] | None = None,
+        first_nonfinite_step: int | None = None,
     ) -> None:
         super().__init__()
         from graphscope.rendering.terminal import harden_text_stripping
@@ -77,7 +82,12 @@ class GraphscopeApp(App[None]):
         self.side = "b"
         self.diff_status: dict[str, str] = {}
         self.steps = steps  # step mode: the run's records, walked with n / p / c
-        self.step_pos = 0
+        self.step_pos = steps.position if steps is not None else 0  # (--until puts it there)
+        # A training step (phases beyond forward): the phase strip above the table.
+        self.training = steps is not None and any(p != "forward" for p in phases_of(steps))
+        self.history = history  # a `watch` run's per-step numbers, drawn as sparklines
+        self.first_nonfinite_step = first_nonfinite_step
+        self._jumped: tuple[str, str] | None = None  # `g`'s last jump (from, to): `g` again goes back
         self.breakpoints: set[str] = set()
         with _gc.paused():  # a row per node, all long-lived: nothing for the collector
             self.stack: list[Level] = [Level(graph)]
@@ -96,6 +106,12 @@ class GraphscopeApp(App[None]):
         with Horizontal(id="body"):
             yield ScopeTree("scopes", id="scopes")
             with Vertical(id="middle"):
+                history = HistoryPane("", id="history")
+                history.display = self.history is not None
+                yield history
+                phases = PhaseStrip("", id="phases")
+                phases.display = self.training
+                yield phases
                 yield Static("", id="where")
                 yield Input(placeholder="search: words, op:relu kind:param scope:layer1", id="search")
                 yield Static("", id="columns")
@@ -107,7 +123,7 @@ class GraphscopeApp(App[None]):
                     yield Details("", id="details")
         yield Footer()
 
-    _STEP_ACTIONS = frozenset({"step", "continue", "breakpoint"})
+    _STEP_ACTIONS = frozenset({"step", "continue", "breakpoint", "first_nonfinite"})
     _DIFF_ACTIONS = frozenset({"change", "swap_side"})
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -145,7 +161,10 @@ class GraphscopeApp(App[None]):
         table = self.query_one(NodeTable)
         if self.steps is not None and len(self.steps):
             table.step_of = {r.node: r.index for r in self.steps}
+            self.step_pos = max(0, min(self.step_pos, len(self.steps) - 1))
             self._show_step()
+        if self.history is not None:
+            self.call_after_refresh(self._draw_history)  # (its width is known once laid out)
         if self.diff is not None:
             self._show_diff_side()
         table.focus()
@@ -182,6 +201,8 @@ class GraphscopeApp(App[None]):
             tree.styles.width = "1fr"
             main.query_one("#right").styles.width = "1fr"
         main.query_one(Footer).compact = narrow  # more keys in the line
+        if self.training or self.history is not None:  # drawn to the new width
+            self.call_after_refresh(self._redraw_training)
         neighbourhood = main.query_one(Neighbourhood)
         compact = narrow or height < self.SHORT
         if neighbourhood.compact != compact:
@@ -319,11 +340,15 @@ class GraphscopeApp(App[None]):
         if row is None:
             self.bell()
             return
-        target = self.level.graph.node(row.id)["grad_of"] or self.level.gradients.get(row.id)
+        if self._jumped is not None and self._jumped[1] == row.id:
+            target: str | None = self._jumped[0]  # back where the last `g` came from
+        else:
+            target = self.level.graph.node(row.id)["grad_of"] or self.level.gradients.get(row.id)
         if target is None:
             self.bell()
             return
         self.go_to(target)
+        self._jumped = (row.id, target)
 
     def go_to(self, node_id: str) -> None:
         """Put the cursor on ``node_id``, clearing a filter that hides it."""
@@ -518,10 +543,27 @@ class GraphscopeApp(App[None]):
         table.glyphs = {b: BREAKPOINT for b in self.breakpoints}
         table.glyphs[rec.node] = CURRENT_STEP
         state = "non-finite!" if not rec.finite else "ok"
-        self.sub_title = f"{self.graph.name} · step {rec.index}/{len(self.steps) - 1}: {rec.node} ({state})"
+        phase = ""
+        if self.training:
+            node = self.graph.node(rec.node) if rec.node in self.graph else {}
+            phase = f" · {node.get('phase') or 'forward'}"
+            self.screen_stack[0].query_one(PhaseStrip).show(self.steps, self.step_pos)
+        self.sub_title = (
+            f"{self.graph.name} · step {rec.index}/{len(self.steps) - 1}{phase}: {rec.node} ({state})"
+        )
         if len(self.stack) == 1:
             self.go_to(rec.node)
         table.refresh()
+
+    def _redraw_training(self) -> None:
+        if self.training and self.steps is not None:
+            self.screen_stack[0].query_one(PhaseStrip).show(self.steps, self.step_pos)
+        if self.history is not None:
+            self._draw_history()
+
+    def _draw_history(self) -> None:
+        assert self.history is not None
+        self.screen_stack[0].query_one(HistoryPane).show(self.history, self.first_nonfinite_step)
 
     def action_step(self, delta: int) -> None:
         if self.steps is None:
@@ -547,6 +589,16 @@ class GraphscopeApp(App[None]):
         else:
             self.step_pos = len(self.steps) - 1
             self.notify("ran to the end: no breakpoint or non-finite value on the way")
+        self._show_step()
+
+    def action_first_nonfinite(self) -> None:
+        """To the first non-finite value of the run, wherever the current step is."""
+        assert self.steps is not None
+        bad = self.steps.first_nonfinite
+        if bad is None:
+            self.notify("no NaN or Inf in this run")
+            return
+        self.step_pos = bad.index
         self._show_step()
 
     def action_breakpoint(self) -> None:

@@ -65,6 +65,7 @@ class GraphscopeCommands(Provider):
             yield "next step", partial(app.action_step, 1), "(n)"
             yield "previous step", partial(app.action_step, -1), "(p)"
             yield "continue", app.action_continue, "to a breakpoint or the first NaN/Inf (c)"
+            yield "first non-finite value", app.action_first_nonfinite, "of the whole run (f)"
         if app.diff is not None:
             yield "next change", partial(app.action_change, 1), "(])"
             yield "previous change", partial(app.action_change, -1), "([)"

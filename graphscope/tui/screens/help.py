@@ -28,14 +28,15 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
             (">", "enter the node's subgraph; with several bodies, choose"),
             ("<", "back up to the enclosing graph"),
             ("s", "write the graph or scope as SVG (graphscope-*.svg)"),
-            ("g", "a node's gradient and back (trace --backward graphs)"),
+            ("g", "a node's gradient (or update) and back (training graphs)"),
         ],
     ),
     (
-        "step mode: graphscope tui model.py --fw FW",
+        "step mode: graphscope tui model.py --fw FW [--train]",
         [
             ("n p", "next / previous step: values appear as steps run"),
             ("c", "continue to a breakpoint or the first NaN/Inf"),
+            ("f", "the first NaN/Inf of the run, before or after this step"),
             ("b", "toggle a breakpoint: ● in the first column (▶ the step)"),
         ],
     ),

@@ -178,6 +178,10 @@ class NodeTable(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self.fit()
+        # Shorter now (a pane above took rows, the terminal shrank): the cursor stays in sight.
+        height, top = self.scrollable_content_region.height, int(self.scroll_offset.y)
+        if self.rows and height > 0 and not top <= self.cursor < top + height:
+            self.scroll_to(y=max(0, self.cursor - height + 1), animate=False)
 
     def set_rows(self, rows: list[Row], keep: str | None = None) -> None:
         """Show ``rows``; the cursor stays on ``keep`` when it is among them."""

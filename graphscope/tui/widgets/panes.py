@@ -124,8 +124,19 @@ def details(level: Level, node: dict[str, Any]) -> RenderableType:
         head.append(f" · {node['phase']}", style="not bold magenta")
     parts.append(head)
     gradient = level.gradients.get(node["id"])
-    if node["grad_of"] is not None:
-        parts.append(Text(f"grad of  {one_line(node['grad_of'])}   (g jumps there)", style="magenta"))
+    forward = level.graph.node(node["grad_of"]) if node["grad_of"] in level.index else None
+    source = node["source"] or (forward or {}).get("source")  # an AccumulateGrad: its parameter's
+    if node["grad_of"] is not None and node["phase"] == "optimizer":
+        parts.append(Text(f"update of {one_line(node['grad_of'])}   (g jumps there)", style="magenta"))
+        parts.append(_update_line(node["attrs"]))
+    elif node["grad_of"] is not None:
+        line = Text(f"grad of  {one_line(node['grad_of'])}", style="magenta")
+        if forward is not None:
+            line.append(one_line(f" ({forward['op']})"))
+            if forward["source"] and forward["source"].get("file"):
+                line.append(one_line(f" at {forward['source']['file']}:{forward['source'].get('line')}"))
+        line.append("   (g jumps there)", style="dim")
+        parts.append(line)
     elif gradient is not None:
         parts.append(Text(f"gradient {one_line(gradient)}   (g jumps there)", style="magenta"))
     if node["name"] != node["id"]:
@@ -164,10 +175,22 @@ def details(level: Level, node: dict[str, Any]) -> RenderableType:
         attrs = node["attrs"]
         lines = ["\n  " + one_line(f"{key} = {attrs[key]}")[:90] for key in list(attrs)[:20]]
         parts.append(Text.assemble(("attrs", "bold"), "".join(lines)))
-    source = node["source"]
     if source and source.get("file"):
         parts.append(_source_lines(source["file"], source.get("line")))
     return Group(*parts)
+
+
+def _update_line(attrs: dict[str, Any]) -> Text:
+    """An optimizer step's size: ‖new − old‖ / ‖old‖ (about 1e-3 is a usual step; near 1 or
+    above, the update rewrites the weight)."""
+    ratio = attrs.get("update_to_weight")
+    line = Text("update/weight ", style="bold")
+    line.append(format_number(ratio) if ratio is not None else "- (the weight was 0)")
+    line.append(
+        f"   ‖Δ‖ {format_number(attrs.get('update_norm'))}  ‖w‖ {format_number(attrs.get('weight_norm'))}",
+        style="dim",
+    )
+    return line
 
 
 def _source_lines(filename: str, line: int | None, around: int = 3) -> RenderableType:
