@@ -194,9 +194,11 @@ class _Converter:
         self.forward_of: dict[int, Any] = {}  # seq_nr -> the forward op that made that autograd node
         # Each flat user argument: (argument index, leaf index within it).
         self.leaves: list[tuple[int, int]] = []
+        self.needs_grad: list[bool] = []  # each flat user argument's requires_grad
         for i, value in enumerate(inputs + targets):
             leaves, _ = tree_flatten(value)
             self.leaves += [(i, j) for j in range(len(leaves))]
+            self.needs_grad += [bool(getattr(v, "requires_grad", False)) for v in leaves]
         self.n_inputs = len(inputs)
         self.arg_names = argument_names(getattr(model, "forward", model), len(inputs)) + argument_names(
             loss_fn, len(targets), skip=1, default="target"
@@ -224,6 +226,19 @@ class _Converter:
                 self.add_op(node)
         if output is not None:
             self.add_outputs(output)
+        self.drop_unused_gradients()
+
+    def drop_unused_gradients(self) -> None:
+        """Backward ops whose result nothing reads: what computed a gradient left out below."""
+        nx = self.graph.nx
+        dead = [i for i, d in nx.nodes(data=True) if d["phase"] == "backward" and d["kind"] == "op"]
+        while dead:
+            gone = [i for i in dead if i in nx and not nx._succ[i]]
+            if not gone:
+                return
+            preds = {p for i in gone for p in nx._pred[i]}
+            nx.remove_nodes_from(gone)
+            dead = [p for p in preds if nx.nodes[p]["phase"] == "backward" and nx.nodes[p]["kind"] == "op"]
 
     # -- placeholders ------------------------------------------------------------------------
 
@@ -379,6 +394,12 @@ class _Converter:
 
     def add_gradient(self, value: Any, of: Any) -> None:
         """The gradient the graph returns for a parameter (or an input that requires grad)."""
+        if type(of).__name__ == "PlainAOTInput" and not (
+            of.idx < len(self.needs_grad) and self.needs_grad[of.idx]
+        ):
+            # On the meta device AOTAutograd differentiates inputs that do not require grad
+            # (torch 2.13): a gradient nobody asked for is left out, with the ops computing it.
+            return
         of_node = next((n for n, d in self.placeholder_descs() if d == of), None)
         target = self.ids[of_node][0] if of_node is not None else None
         tgt = self.graph.node(target) if target is not None else None
