@@ -107,7 +107,8 @@ def test_mlp_joint_graph_is_what_aot_autograd_built() -> None:
     # the gradients are wired to the ops that compute them, shaped as torch's own .grad
     found = loader.load_target(Path("examples/mlp_train_torch.py"), fw="torch")
     model = found.model
-    loss = found.loss_fn(model(*found.example_inputs), *tuple(found.example_targets or ()))
+    inputs, targets = tuple(found.example_inputs or ()), tuple(found.example_targets or ())
+    loss = found.loss_fn(model(*inputs), *targets)
     grads = torch.autograd.grad(loss, list(model.parameters()))
     for (pname, _), grad in zip(model.named_parameters(), grads):
         node = g.node(pname.replace(".", "_") + "_grad")
