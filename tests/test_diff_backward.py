@@ -137,7 +137,7 @@ def pass_through_chain(joint: bool) -> ir.Graph:
     g.add_edge("x", "clone")
     g.add_edge("clone", "relu")
     g.add_node("seed", op="grad_seed", kind="const", phase="backward", outputs=shape)
-    backward = {"phase": "backward", "outputs": shape}
+    backward: dict[str, Any] = {"phase": "backward", "outputs": shape}
     if joint:
         g.add_node("detach_1", op="aten.detach.default", grad_of="relu", **backward)
         g.add_node("threshold_backward", op="aten.threshold_backward.default", grad_of="relu", **backward)
