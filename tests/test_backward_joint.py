@@ -54,8 +54,11 @@ def assert_well_linked(g: ir.Graph) -> None:
         if n["phase"] == "forward":
             assert n["grad_of"] is None
             continue
-        if n["op"] == "tangent":  # the one bookkeeping node: d loss / d loss
+        if n["op"] == "tangent":  # d loss / d loss, where the backward pass starts
             assert n["grad_of"] is None and n["canonical_op"] == "grad_seed" and n["id"] in g.inputs
+            continue
+        if n["grad_of"] is None:  # the sum of the gradients of a value used twice, value unknown
+            assert n["attrs"] == {"gradient_sum": True} and n["op"] == "aten.add.Tensor", n["id"]
             continue
         fwd = g.node(n["grad_of"])
         assert fwd["phase"] == "forward", n["id"]
@@ -68,7 +71,9 @@ def assert_well_linked(g: ir.Graph) -> None:
         param = g.node(n["grad_of"])
         assert n["outputs"] == param["outputs"] and n["scope"] == param["scope"]
         assert n["canonical_op"] == "accumulate_grad" and n["id"] in g.outputs
-    assert [n["op"] for n in g.nodes() if n["phase"] == "backward" and n["grad_of"] is None] == ["tangent"]
+    assert [n["op"] for n in g.nodes() if n["phase"] == "backward" and n["grad_of"] is None][:1] == [
+        "tangent"
+    ]
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -316,6 +321,33 @@ def test_a_loss_module_is_under_loss_and_no_stack_anchor_is_left_behind() -> Non
     assert set(proxy._STACK_TRACE_ANCHORS) == before
 
 
+def test_the_gradient_sum_of_a_value_used_twice_differentiates_that_value_s_op() -> None:
+    """A residual connection: the relu's output is used twice, and the engine sums the two
+    gradients it gets back (an add marked ``is_gradient_acc``, whose seq_nr is stale: it named
+    the loss). The sum is the gradient of the relu's output, read by threshold_backward."""
+    import torch
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = nn.Linear(4, 4)
+            self.inner = nn.Linear(4, 4)
+            self.out = nn.Linear(4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.first(x))
+            return self.out(self.inner(h) + h)
+
+    g = _live(Residual(), nn.functional.mse_loss, (2, 4))
+    (total,) = [n for n in g.nodes() if n["attrs"].get("gradient_sum")]
+    assert total["op"] == "aten.add.Tensor" and total["phase"] == "backward"
+    assert total["grad_of"] == "relu" and g.successors(total["id"]) == ["threshold_backward"]
+    assert total["scope"] == [] and total["source"] == g.node("relu")["source"]
+    assert [n["id"] for n in g.nodes() if n["grad_of"] == "mse_loss"] == ["mse_loss_backward"]
+    assert_well_linked(g)
+
+
 def test_batch_norm_statistics_and_grads_are_left_as_they_were() -> None:
     import torch
     from torch import nn
@@ -404,5 +436,14 @@ def test_gpt2_training_step_from_config(tmp_path: Path, capsys: pytest.CaptureFi
     assert all("graphscope" not in f.parts for f in files), files
     assert {f.name for f in files} >= {"modeling_gpt2.py", "gpt2_train.py"}
     assert joint.node("mse_loss")["source"]["file"].endswith("gpt2_train.py")
+    # residual connections: a gradient sum differentiates the op whose value was used twice, or
+    # (the residual stream itself, whose add passes gradients through) says it does not know
+    sums = [n for n in joint.nodes() if n["attrs"].get("gradient_sum")]
+    linked = [n for n in sums if n["grad_of"]]
+    assert len(linked) >= len(sums) / 2
+    assert all(len(joint.successors(n["grad_of"])) >= 2 for n in linked)
+    assert [n["op"] for n in joint.nodes() if n["grad_of"] == "mse_loss"] == [
+        "aten.mse_loss_backward.default"
+    ]
     assert {tuple(n["scope"][:2]) for n in ops if n["phase"] == "backward"} >= {("h", "0"), ("h", "1")}
     assert_same_forward_ops_differentiated(eager, joint)

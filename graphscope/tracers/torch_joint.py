@@ -18,6 +18,10 @@ What PyTorch 2.13 records on each FX node, and what graphscope makes of it:
   in ``torch/fx/proxy.py``), so the first forward node with a number is the op whose gradient
   it is: that is ``grad_of``. A forward op that makes no autograd node (``detach``) repeats
   the number of the op before it, after it;
+- ``is_gradient_acc``: the ``add`` the autograd engine makes to sum the gradients of a value
+  used twice (a residual connection); its ``seq_nr`` is stale (it named the loss), so its
+  ``grad_of`` is found from the graph instead (:meth:`_Converter.link_gradient_sums`), or left
+  null, with ``attrs.gradient_sum`` saying what it is;
 - ``nn_module_stack`` and ``stack_trace``: scopes and source lines of forward nodes, from the
   user's model (the ``model.`` prefix of the wrapper taken off; the loss under ``loss``, as
   ``--method eager`` puts it). A backward node takes its forward node's;
@@ -227,6 +231,56 @@ class _Converter:
         if output is not None:
             self.add_outputs(output)
         self.drop_unused_gradients()
+        self.link_gradient_sums()
+
+    def link_gradient_sums(self) -> None:
+        """A value used twice (a residual connection's input) gets the sum of the gradients
+        its users send back: an ``add`` the autograd engine makes (``is_gradient_acc``), whose
+        ``seq_nr`` is whatever ran last, not its value's. Its ``grad_of`` is the forward node
+        that made the value: the one forward input shared by the ops whose gradients it sums;
+        else the op whose backward reads the sum, when that op's value does have several users.
+        Otherwise it stays null, bookkeeping that says what it is (``attrs.gradient_sum``)."""
+        g = self.graph
+        for node_id in [n["id"] for n in g.nodes() if n["attrs"].get("gradient_sum")]:
+            fwd = self.shared_input(node_id) or self.read_by(node_id)
+            if fwd is None:
+                continue
+            node = g.node(node_id)
+            node["grad_of"] = fwd
+            node["scope"] = list(g.node(fwd)["scope"])
+            node["source"] = g.node(fwd)["source"]
+
+    def summed(self, node_id: str) -> list[str | None]:
+        """The forward ops whose gradients a gradient sum adds (through nested sums)."""
+        g = self.graph
+        out: list[str | None] = []
+        for p in g.predecessors(node_id):
+            if g.node(p)["phase"] != "backward":
+                continue
+            out.extend(self.summed(p) if g.node(p)["attrs"].get("gradient_sum") else [g.node(p)["grad_of"]])
+        return out
+
+    def shared_input(self, node_id: str) -> str | None:
+        g = self.graph
+        users = self.summed(node_id)
+        if len(users) < 2 or None in users:
+            return None
+        shared = set.intersection(*(set(g.predecessors(u)) for u in users if u is not None))
+        shared = {i for i in shared if g.node(i)["phase"] == "forward"}
+        return shared.pop() if len(shared) == 1 else None
+
+    def read_by(self, node_id: str) -> str | None:
+        g = self.graph
+        reader: str | None = node_id
+        seen = {node_id}
+        while reader is not None and g.node(reader)["attrs"].get("gradient_sum"):
+            nxt = [s for s in g.successors(reader) if s not in seen]
+            reader = nxt[0] if len(nxt) == 1 else None
+            seen.update(nxt)
+        fwd: str | None = g.node(reader)["grad_of"] if reader is not None else None
+        if fwd is None or sum(g.node(s)["phase"] == "forward" for s in g.successors(fwd)) < 2:
+            return None
+        return fwd
 
     def drop_unused_gradients(self) -> None:
         """Backward ops whose result nothing reads: what computed a gradient left out below."""
@@ -304,6 +358,9 @@ class _Converter:
         )
         seq_nr = node.meta.get("seq_nr")
         fwd = None
+        gradient_sum = backward and bool(node.meta.get("is_gradient_acc"))
+        if gradient_sum:
+            seq_nr = None  # the engine's, not a node's: its number is stale (see link_gradient_sums)
         if backward and seq_nr is not None:
             fwd_node = self.forward_of.get(seq_nr)
             fwd = self.graph.node(self.ids[fwd_node][0]) if fwd_node in self.ids else None
@@ -311,11 +368,13 @@ class _Converter:
             self.forward_of.setdefault(seq_nr, node)
         if fwd is not None:
             scope, source = fwd["scope"], fwd["source"]
+        elif gradient_sum:
+            scope, source = [], None  # its forward node's, once known (link_gradient_sums)
         else:
             stack = node.meta.get("fwd_nn_module_stack") if backward else node.meta.get("nn_module_stack")
             scope = _scope(stack)
             source = common.source_from_stack(node.meta.get("stack_trace"))
-        attrs: dict[str, Any] = {}
+        attrs: dict[str, Any] = {"gradient_sum": True} if gradient_sum else {}
         if node.op == "call_function":
             attrs.update(
                 {f"arg{i}": common.literal(a) for i, a in enumerate(node.args) if not common._has_node(a)}
