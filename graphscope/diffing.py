@@ -23,7 +23,9 @@ Backward nodes (``phase: backward``) take no part in the key passes: each pairs 
 backward node of the other side that differentiates its forward node's match (``grad_of``),
 with the same canonical op (``grad:linear``, ``accumulate_grad``), once the forward nodes are
 matched, and then, whatever its op, the one gradient of a forward node with the one gradient of
-its match (an activation swapped; ``ReluBackward0`` and TensorFlow's ``ReluGrad``). A fused bias
+its match (an activation swapped; ``ReluBackward0`` and TensorFlow's ``ReluGrad``). No pass
+pairs two gradients of different forward nodes, nor, with different ops, a gradient with one of
+several (eager's ``AddmmBackward0`` is none of the seven ATen ops of a joint graph's). A fused bias
 add stands for its matmul here too, and the edges between the phases (a forward value saved for
 the backward pass) are left out of matching, so that each phase's structure is matched as it is.
 Propagation and the last passes place what ``grad_of`` cannot (the gradient seed).
@@ -145,6 +147,7 @@ class _Side:
         self.grad_of = {
             i: alias.get(nodes[i]["grad_of"], nodes[i]["grad_of"]) for i in backward if nodes[i]["grad_of"]
         }
+        self.grads = Counter(self.grad_of.values())  # forward node -> how many gradient nodes
         for v in self.ids:
             for u, (src_port, dst_port) in data_in.get(v, ()):
                 for src, sp in kept_sources(u, src_port):
@@ -282,7 +285,12 @@ class _Matcher:
             return False
         if gx not in self.a.label or gy not in self.b.label:  # an ignored op's: nothing to check
             return True
-        return self.ab.get(gx) == gy
+        if self.ab.get(gx) != gy:
+            return False
+        # Two spellings of one gradient (ReluBackward0, ReluGrad) pair only when each is its
+        # op's one gradient: eager's AddmmBackward0 is not the view among the seven ATen ops
+        # that compute the same gradients in a joint graph.
+        return self.a.label[x] == self.b.label[y] or (self.a.grads[gx] == 1 and self.b.grads[gy] == 1)
 
     def unique_pass(self, key_a: Callable[[str], Hashable], key_b: Callable[[str], Hashable]) -> list[str]:
         """Pair the unmatched nodes whose key occurs exactly once on each side (and whose

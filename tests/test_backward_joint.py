@@ -194,6 +194,13 @@ def test_diff_command_between_the_two_methods(tmp_path: Path, capsys: pytest.Cap
     # no forward op is said to have changed: the two methods captured the same forward ops
     fwd_changes = [c for c in doc["changed"] if eager.node(c["a"])["phase"] == "forward"]
     assert {c["a"] for c in fwd_changes} <= {"x", "target", "hidden_weight", "out_weight"}, fwd_changes
+    # eager's AddmmBackward0 computes what seven ATen ops do: it is none of them
+    assert {"addmm_grad", "addmm_1_grad", "relu_grad"} <= set(doc["removed"])
+    for c in doc["changed"]:
+        x, y = c["a"], c["b"]
+        if eager.node(x)["phase"] == "backward" and eager.node(x)["grad_of"]:
+            siblings = [n for n in joint.nodes() if n["grad_of"] == joint.node(y)["grad_of"]]
+            assert len(siblings) == 1, (x, y)
     # the joint graph's own backward ops are added, each the gradient of a matched forward op
     for y in doc["added"]:
         node = joint.node(y)
