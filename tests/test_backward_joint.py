@@ -454,3 +454,21 @@ def test_gpt2_training_step_from_config(tmp_path: Path, capsys: pytest.CaptureFi
     ]
     assert {tuple(n["scope"][:2]) for n in ops if n["phase"] == "backward"} >= {("h", "0"), ("h", "1")}
     assert_same_forward_ops_differentiated(eager, joint)
+
+
+def test_a_plain_function_is_refused_naming_eager() -> None:
+    import torch
+
+    from graphscope.errors import GraphscopeError
+
+    w = torch.randn(3, 1, requires_grad=True)
+    with pytest.raises(
+        GraphscopeError, match=r"^export cannot capture the backward graph of a plain function"
+    ):
+        try:
+            tracers.capture_backward(
+                lambda x: (x @ w).sum(), (torch.randn(2, 3),), fw="torch", method="export", name="f"
+            )
+        except GraphscopeError as exc:
+            assert str(exc).endswith("; --method eager captures it")
+            raise
