@@ -89,7 +89,8 @@ def trace(
     ``export`` by default, ``fx``, ``jit-trace``, ``jit-script``, ``dynamo``, ``eager``; tf:
     ``tf-function``, ``onnx``); ``name`` replaces the graph's name.
 
-    ``backward=True`` captures a training step (torch, method ``eager``): the forward pass,
+    ``backward=True`` captures a training step (torch: method ``eager``, the autograd graph, or
+    ``export``, AOTAutograd's joint ATen graph): the forward pass,
     the loss ``loss_fn(output, *example_targets)`` (the output itself when it is a scalar) and
     the backward graph, whose nodes have ``phase="backward"`` and a ``grad_of``. A model file
     gives its own ``example_targets`` and ``loss_fn``; a live model takes them as arguments.

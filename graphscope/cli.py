@@ -307,7 +307,8 @@ def cli(debug: bool, quiet: bool) -> None:
     "--backward",
     is_flag=True,
     help=(
-        "Capture a training step: forward, loss and the backward graph (torch: eager; "
+        "Capture a training step: forward, loss and the backward graph (torch: eager, or "
+        "--method export for the joint ATen graph; "
         "tf: tf-function; tf1: a graph that holds its gradients)."
     ),
 )

@@ -23,7 +23,9 @@ Backward nodes (``phase: backward``) take no part in the key passes: each pairs 
 backward node of the other side that differentiates its forward node's match (``grad_of``),
 with the same canonical op (``grad:linear``, ``accumulate_grad``), once the forward nodes are
 matched, and then, whatever its op, the one gradient of a forward node with the one gradient of
-its match (an activation swapped; ``ReluBackward0`` and TensorFlow's ``ReluGrad``). A fused bias
+its match (an activation swapped; ``ReluBackward0`` and TensorFlow's ``ReluGrad``). No pass
+pairs two gradients of different forward nodes, nor, with different ops, a gradient with one of
+several (eager's ``AddmmBackward0`` is none of the seven ATen ops of a joint graph's). A fused bias
 add stands for its matmul here too, and the edges between the phases (a forward value saved for
 the backward pass) are left out of matching, so that each phase's structure is matched as it is.
 Propagation and the last passes place what ``grad_of`` cannot (the gradient seed).
@@ -145,6 +147,7 @@ class _Side:
         self.grad_of = {
             i: alias.get(nodes[i]["grad_of"], nodes[i]["grad_of"]) for i in backward if nodes[i]["grad_of"]
         }
+        self.grads = Counter(self.grad_of.values())  # forward node -> how many gradient nodes
         for v in self.ids:
             for u, (src_port, dst_port) in data_in.get(v, ()):
                 for src, sp in kept_sources(u, src_port):
@@ -259,11 +262,35 @@ class _Matcher:
     def compatible(self, x: str, y: str) -> bool:
         """Whether the scopes allow ``x`` and ``y`` to be one node: within one framework, the
         same scope, or scopes that are each missing on the other side (a renamed layer). A node
-        whose layer is still there is that layer's, never a look-alike in another layer."""
+        whose layer is still there is that layer's, never a look-alike in another layer.
+
+        In any diff, a forward node is never a backward one, and two gradients are one only
+        if what they differentiate is one: an ATen joint graph has several look-alike
+        backward ops per forward op (``mm``, ``t``, ``sum``), and propagation would otherwise
+        pair one with a gradient of a neighbour."""
+        if not self._same_gradient(x, y):
+            return False
         if not self.scoped:
             return True
         sx, sy = self.a.scope[x], self.b.scope[y]
         return sx == sy or (sx not in self.b.scopes and sy not in self.a.scopes)
+
+    def _same_gradient(self, x: str, y: str) -> bool:
+        if self.a.nodes[x]["phase"] != self.b.nodes[y]["phase"]:
+            return False
+        gx, gy = self.a.grad_of.get(x), self.b.grad_of.get(y)
+        if gx is None and gy is None:
+            return True
+        if gx is None or gy is None:  # bookkeeping (the seed) is no op's gradient
+            return False
+        if gx not in self.a.label or gy not in self.b.label:  # an ignored op's: nothing to check
+            return True
+        if self.ab.get(gx) != gy:
+            return False
+        # Two spellings of one gradient (ReluBackward0, ReluGrad) pair only when each is its
+        # op's one gradient: eager's AddmmBackward0 is not the view among the seven ATen ops
+        # that compute the same gradients in a joint graph.
+        return self.a.label[x] == self.b.label[y] or (self.a.grads[gx] == 1 and self.b.grads[gy] == 1)
 
     def unique_pass(self, key_a: Callable[[str], Hashable], key_b: Callable[[str], Hashable]) -> list[str]:
         """Pair the unmatched nodes whose key occurs exactly once on each side (and whose
@@ -459,8 +486,9 @@ class _Matcher:
             xs = sorted(xs, key=lambda x: (sorted(p for _, p in self.a.succs[x]), self.a.position[x]))
             ys = sorted(ys, key=lambda y: (sorted(p for _, p in self.b.succs[y]), self.b.position[y]))
             for x, y in zip(xs, ys):
-                self.pair(x, y)
-                new.append(x)
+                if self.compatible(x, y):
+                    self.pair(x, y)
+                    new.append(x)
         return new
 
 
@@ -556,6 +584,8 @@ def _match(sa: _Side, sb: _Side, *, cross: bool = False) -> _Matcher:
     m.propagate(m.through_grad_of())  # the gradients of forward nodes matched since
     m.propagate(m.align_rest())
     m.propagate(list(m.ab), same_label=False)  # an op swapped between matched neighbours
+    new = m.through_grad_of()  # the gradients of the ops swapped just now
+    m.propagate(new, same_label=False)
     return m
 
 

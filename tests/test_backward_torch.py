@@ -255,8 +255,8 @@ def test_entry_returning_three_things_says_what_it_must_return(tmp_path: Path) -
     ("args", "words"),
     [
         (
-            ["--method", "export"],
-            "--backward with --fw torch --method export is not supported; use --method eager",
+            ["--method", "fx"],
+            "--backward with --fw torch --method fx is not supported; use --method eager or --method export",
         ),
         (["--check-dynamic"], "cannot be used together"),
     ],

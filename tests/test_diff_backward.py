@@ -122,3 +122,43 @@ def test_torch_and_tf_training_steps_pair_a_gradient_through_its_forward_op() ->
     assert ab["relu"] == "mlp/hidden/Relu"
     assert ab["relu_grad"] == "gradient_tape/mlp/hidden/ReluGrad"  # ReluBackward0 is ReluGrad
     assert all(a.node(x)["phase"] == b.node(y)["phase"] for x, y in d.matched)
+
+
+def pass_through_chain(joint: bool) -> ir.Graph:
+    """x -> clone -> relu and its gradients: autograd makes one node per op (CloneBackward0,
+    ReluBackward0); AOTAutograd's joint graph none for the clone, whose gradient is the
+    incoming one, and two for the relu (threshold_backward, reading the relu's output through
+    a detach), so threshold_backward follows the seed directly."""
+    g = ir.Graph("chain", framework="torch", capture="export" if joint else "eager")
+    shape = [{"shape": [4], "dtype": "float32"}]
+    g.add_node("x", op="placeholder", kind="input", outputs=shape)
+    g.add_node("clone", op="aten.clone.default", outputs=shape)
+    g.add_node("relu", op="aten.relu.default", outputs=shape)
+    g.add_edge("x", "clone")
+    g.add_edge("clone", "relu")
+    g.add_node("seed", op="grad_seed", kind="const", phase="backward", outputs=shape)
+    backward: dict[str, Any] = {"phase": "backward", "outputs": shape}
+    if joint:
+        g.add_node("detach_1", op="aten.detach.default", grad_of="relu", **backward)
+        g.add_node("threshold_backward", op="aten.threshold_backward.default", grad_of="relu", **backward)
+        g.add_edge("seed", "threshold_backward")
+        g.add_edge("detach_1", "threshold_backward", dst_port=1)
+    else:
+        g.add_node(
+            "clone_grad", op="CloneBackward0", canonical_op="grad:identity", grad_of="clone", **backward
+        )
+        g.add_node("relu_grad", op="ReluBackward0", canonical_op="grad:relu", grad_of="relu", **backward)
+        g.add_edge("seed", "clone_grad")
+        g.add_edge("clone_grad", "relu_grad")
+    g.inputs, g.outputs = ["x"], ["relu"]
+    return g
+
+
+def test_a_gradient_is_never_paired_with_the_gradient_of_another_op() -> None:
+    """The seed's successor is the clone's gradient on one side and the relu's on the other:
+    neighbours, but not one gradient of one op."""
+    a, b = pass_through_chain(joint=False), pass_through_chain(joint=True)
+    d = diffing.diff(a, b)
+    assert d.ab_map().get("clone_grad") is None and "clone_grad" in d.removed
+    assert d.ab_map()["seed"] == "seed"
+    assert_gradients_follow_their_forward_nodes(d)

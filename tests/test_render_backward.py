@@ -18,7 +18,7 @@ GOLDEN = ROOT / "tests" / "golden"
 needs_dot = pytest.mark.skipif(
     shutil.which("dot") is None, reason="Graphviz's dot is not installed (./setup.sh)"
 )
-EXAMPLES = ["mlp_train.eager-backward", "sqrt_grad.eager-backward"]
+EXAMPLES = ["mlp_train.eager-backward", "sqrt_grad.eager-backward", "mlp_train.export-backward"]
 
 
 def load(name: str) -> ir.Graph:
@@ -70,6 +70,69 @@ def test_collapsed_scopes_draw_their_gradients_in_a_box_of_their_own() -> None:
     assert "box3d" in box and 'style="filled,dashed"' in box
 
 
+def clusters_of(source: str) -> dict[str, list[str]]:
+    """DOT node name -> the labels of the clusters it is drawn in, outermost first."""
+    stack: list[str] = []
+    found: dict[str, list[str]] = {}
+    for line in source.splitlines():
+        text = line.strip()
+        if text.startswith("subgraph cluster_"):
+            stack.append("")
+        elif text.startswith("label=<") and stack and not stack[-1]:
+            stack[-1] = re.sub(r"<[^>]*>|&#160;.*", "", text.removeprefix("label=<").split(">")[0])
+        elif text == "}" and stack:
+            stack.pop()
+        elif m := re.match(r"(n\d+) \[", text):
+            found[m.group(1)] = list(stack)
+    return found
+
+
+def nested_training_step() -> ir.Graph:
+    """Two layers under ``encoder.layer`` and their gradients, which flow the other way."""
+    g = ir.Graph("nested", framework="torch", capture="export")
+    shape = [{"shape": [4], "dtype": "float32"}]
+    g.add_node("x", op="placeholder", kind="input", outputs=shape)
+    g.add_node("seed", op="tangent", canonical_op="grad_seed", kind="input", phase="backward", outputs=shape)
+    prev, grad_prev = "x", "seed"
+    for i in ("0", "1"):
+        scope = ["encoder", "layer", i]
+        for op in ("mm", "relu"):
+            g.add_node(f"{op}_{i}", op=f"aten.{op}.default", scope=scope, outputs=shape)
+            g.add_edge(prev, f"{op}_{i}")
+            prev = f"{op}_{i}"
+    for i in ("1", "0"):
+        scope = ["encoder", "layer", i]
+        for op in ("relu", "mm"):
+            node_id = f"{op}_{i}_grad"
+            g.add_node(
+                node_id,
+                op="aten.mm.default",
+                scope=scope,
+                outputs=shape,
+                phase="backward",
+                grad_of=f"{op}_{i}",
+            )
+            g.add_edge(grad_prev, node_id)
+            grad_prev = node_id
+    g.inputs, g.outputs = ["x", "seed"], [prev]
+    return g
+
+
+def test_collapsed_gradients_are_drawn_in_a_tree_of_their_own_below_the_forward_one() -> None:
+    """A scope's gradient box sits in ``encoder ∇``, not in the forward ``encoder`` box: the
+    backward pass runs the other way, and in one box it stretched that box over the drawing."""
+    source = dot.to_dot(nested_training_step(), dot.DotOptions(collapse=2, legend=False)).source
+    lines, where = node_lines(source), clusters_of(source)
+    box = next(name for name, line in lines.items() if "<B>encoder.layer ∇</B>" in line)
+    forward = next(name for name, line in lines.items() if "<B>encoder.layer</B>" in line)
+    assert where[box] == ["encoder ∇"] and where[forward] == ["encoder"]
+    # uncollapsed, a gradient stays in its forward node's scope
+    where = clusters_of(dot.to_dot(nested_training_step(), dot.DotOptions(legend=False)).source)
+    assert sorted(map(tuple, where.values())) == sorted(
+        [()] * 2 + [("encoder", "layer", "0")] * 4 + [("encoder", "layer", "1")] * 4
+    )
+
+
 def test_legend_explains_gradients_only_in_a_training_step() -> None:
     words = ("a backward node: a gradient", "joins a gradient to the forward node")
     source = dot.to_dot(load("mlp_train.eager-backward")).source
@@ -82,7 +145,7 @@ def test_legend_explains_gradients_only_in_a_training_step() -> None:
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_backward_svg_renders(name: str, tmp_path: Path) -> None:
     out = svg.render(load(name), tmp_path / "g.svg", quiet=True)
-    assert "Backward0" in out.read_text()
+    assert ("threshold_backward" if "export" in name else "Backward0") in out.read_text()
 
 
 def test_optimizer_nodes_have_a_style_of_their_own() -> None:

@@ -3,9 +3,10 @@
 Backward nodes (``phase: backward``) are drawn in :data:`BACKWARD_STYLE`, a pink fill with a
 dashed outline (optimizer nodes in :data:`OPTIMIZER_STYLE`, cyan and dashed), inside the same
 scope cluster as the forward node they differentiate, and a dotted line without an arrowhead
-(:data:`GRAD_LINK`) joins each forward node to its (first) gradient (``grad_of``); a gradient accumulation, whose
-parameter is folded away, names the parameter in its label. Collapsed, a scope's backward nodes
-make a box of their own beside the forward one (``hidden ∇``).
+(:data:`GRAD_LINK`) joins each forward node to its (first) gradient (``grad_of``); a gradient
+accumulation, whose parameter is folded away, names the parameter in its label. Collapsed, a
+scope's backward nodes make a box of their own (``hidden ∇``, ``encoder.layer ∇``), in a tree
+of clusters that mirrors the forward one (``encoder ∇`` > ``layer``), below it.
 
 Everything that comes from the model (names, ops, attrs, scopes) reaches Graphviz only inside
 HTML-like labels, escaped with :func:`html.escape`; DOT node names are generated (``n12``), so
@@ -327,6 +328,18 @@ def _visible_nodes(graph: Graph, opts: DotOptions) -> set[str]:
     return set(graph.nx.nodes) - hidden
 
 
+def _phase_path(node: dict[str, Any], path: tuple[str, ...], collapse: int | None) -> tuple[str, ...]:
+    """The cluster path a node is drawn under: its scope's; collapsed, for a backward node the
+    same path in a tree of its own, whose top scope is marked (``encoder ∇`` > ``layer``).
+    Backward runs from the loss back to the inputs: in its forward node's box a gradient
+    stretches every enclosing box from the forward pass down to the backward one (a collapsed
+    BERT's embeddings box spanned the drawing: twice as wide). Uncollapsed, the mirrored tree
+    costs dot minutes on a BERT where one box costs seconds: gradients stay with their scope."""
+    if path and collapse and node["phase"] == "backward":
+        return (f"{path[0]} {GRAD_MARK}", *path[1:])
+    return path
+
+
 def _group_key(
     node: dict[str, Any], collapse: int | None, folded: tuple[str, ...] | None = None
 ) -> tuple[str, ...] | None:
@@ -334,9 +347,7 @@ def _group_key(
     is shallower (a collapsed scope holds its folds), or None: drawn on its own."""
     if collapse is None or collapse < 1 or len(node["scope"]) < collapse:
         return folded
-    key = tuple(node["scope"][:collapse])
-    if node["phase"] == "backward":  # the scope's gradients: a box of their own beside it
-        key = (*key[:-1], f"{key[-1]} {GRAD_MARK}")
+    key = _phase_path(node, tuple(node["scope"][:collapse]), collapse)
     # At the collapse depth each instance is one box already: folding them says less.
     return folded if folded is not None and len(folded) < len(key) else key
 
@@ -504,7 +515,7 @@ def _draw_graph(
     folded = _folded_inputs(graph, visible)
     highlight = set(opts.highlight)
     tree: dict[tuple[str, ...], list[str]] = defaultdict(list)  # cluster path -> node lines
-    lone = _lone_scopes(singles, groups)
+    lone = _lone_scopes(singles, groups, collapse)
 
     for n in singles:
         name = w.new_name()
@@ -547,7 +558,7 @@ def _draw_graph(
         if n["grad_of"] is not None and n["grad_of"] not in visible:  # AccumulateGrad's parameter
             target = _esc(_clip(graph.node(n["grad_of"])["name"], 40))
             extra = f"∂ {target}" + (f", {extra}" if extra else "")
-        path = tuple(n["scope"][:MAX_CLUSTER_DEPTH])
+        path = _phase_path(n, tuple(n["scope"][:MAX_CLUSTER_DEPTH]), collapse)
         leaf = None
         if path in lone:
             path, leaf = path[:-1], path[-1]
@@ -579,6 +590,8 @@ def _draw_graph(
         if last is not None and last["outputs"] and last["outputs"][0]["shape"] is not None:
             shape = "&#160;·&#160;" + _esc(_clip(format_shape(last["outputs"][0]["shape"]), 60))
         title = key[-1] if key[0] == "#" else ".".join(key)
+        if key[0].endswith(f" {GRAD_MARK}"):  # a backward tree's box: hidden.fc ∇
+            title = ".".join((key[0].removesuffix(f" {GRAD_MARK}"), *key[1:])) + f" {GRAD_MARK}"
         fold = folds.by_rest.get(key)
         what = f"{ops} op{'s' if ops != 1 else ''}"
         if fold is not None:  # the instances after the first of a run of identical blocks
@@ -686,12 +699,14 @@ def _badge(badges: dict[tuple[str, ...], str] | None, path: tuple[str, ...]) -> 
 
 
 def _lone_scopes(
-    singles: list[dict[str, Any]], groups: dict[tuple[str, ...], list[dict[str, Any]]]
+    singles: list[dict[str, Any]], groups: dict[tuple[str, ...], list[dict[str, Any]]], collapse: int | None
 ) -> set[tuple[str, ...]]:
     """Scope paths that would make a cluster around one node and nothing else (every
     ``Conv2d`` of a ResNet in its own box): that node is drawn in the parent cluster with
     the scope's name in its label. A third of the clusters of a ResNet, and of dot's time."""
-    count: Counter[tuple[str, ...]] = Counter(tuple(n["scope"][:MAX_CLUSTER_DEPTH]) for n in singles)
+    count: Counter[tuple[str, ...]] = Counter(
+        _phase_path(n, tuple(n["scope"][:MAX_CLUSTER_DEPTH]), collapse) for n in singles
+    )
     occupied = {key[:-1] for key in groups if key[0] != "#"}  # where group boxes are drawn
     for path in [*count, *occupied]:
         occupied.update(path[:i] for i in range(len(path)))  # enclosing clusters

@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from graphscope import _gc
-from graphscope.errors import GraphscopeError
+from graphscope.errors import CaptureError, GraphscopeError
 
 if TYPE_CHECKING:
     from graphscope.ir import Graph
@@ -47,6 +47,7 @@ DEFAULT_METHOD = {"torch": "export", "tf": "tf-function", "tf1": "tf1", "onnx": 
 # Each exposes ``capture(model, example_inputs, *, name, method, example_targets, loss_fn, where)``.
 BACKWARD_REGISTRY: dict[tuple[str, str], str] = {
     ("torch", "eager"): "torch_autograd",
+    ("torch", "export"): "torch_joint",
     ("tf", "tf-function"): "tf_tape",
     ("tf1", "tf1"): "tf1_gradients",
 }
@@ -124,22 +125,34 @@ def capture_backward(
     method = method or BACKWARD_DEFAULT_METHOD.get(fw, "")
     module_name = BACKWARD_REGISTRY.get((fw, method))
     if module_name is None:
-        known = ", ".join(m for f, m in BACKWARD_REGISTRY if f == fw)
-        which = f"--method {known}" if known else "no method in this version"
+        known = " or ".join(f"--method {m}" for f, m in BACKWARD_REGISTRY if f == fw)
+        which = known or "no method in this version"
         raise GraphscopeError(f"--backward with --fw {fw} --method {method} is not supported; use {which}")
-    module = importlib.import_module(f"graphscope.tracers.{module_name}")
-    with _gc.paused():
-        graph: Graph = module.capture(
-            model,
-            example_inputs,
-            name=name,
-            method=method,
-            example_targets=example_targets,
-            loss_fn=loss_fn,
-            where=where,
-        )
-        graph.validate()
-    return graph
+
+    def with_method(m: str) -> Graph:
+        other = importlib.import_module(f"graphscope.tracers.{BACKWARD_REGISTRY[(fw, m)]}")
+        with _gc.paused():
+            graph: Graph = other.capture(
+                model,
+                example_inputs,
+                name=name,
+                method=m,
+                example_targets=example_targets,
+                loss_fn=loss_fn,
+                where=where,
+            )
+            graph.validate()
+        return graph
+
+    try:
+        return with_method(method)
+    except CaptureError as exc:
+        refusal = exc  # the name bound by `except` is cleared when the block ends
+    # A refusal names a method that does capture the model, as a forward capture's does.
+    from graphscope.tracers import choice
+
+    others = tuple(m for f, m in BACKWARD_REGISTRY if f == fw and m != method)
+    raise choice.hint(refusal, with_method, others) from None
 
 
 def capture_target(

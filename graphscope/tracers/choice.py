@@ -12,7 +12,7 @@ said as the model's error, at its line, not as a capture method's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from graphscope.errors import CaptureError, GraphscopeError
@@ -20,7 +20,7 @@ from graphscope.errors import CaptureError, GraphscopeError
 if TYPE_CHECKING:
     from graphscope.ir import Graph
 
-__all__ = ["FALLBACK_ORDER", "capture_with_fallback", "check_model_runs"]
+__all__ = ["FALLBACK_ORDER", "capture_with_fallback", "check_model_runs", "hint"]
 
 # The default first; eager last, since it keeps only what one run executed.
 FALLBACK_ORDER = ("export", "dynamo", "jit-trace", "eager")
@@ -71,13 +71,16 @@ def check_model_runs(model: Any, example_inputs: Any) -> None:
 
 
 def _with_hint(refusal: CaptureError, capture: Capture, failed: dict[str, CaptureError]) -> GraphscopeError:
-    for candidate in FALLBACK_ORDER:
-        if candidate in failed:
-            continue
+    return hint(refusal, capture, [m for m in FALLBACK_ORDER if m not in failed])
+
+
+def hint(refusal: CaptureError, capture: Capture, candidates: Iterable[str]) -> GraphscopeError:
+    """``refusal`` with the first of ``candidates`` that captures the model (tried in order),
+    or with the news that none could."""
+    for candidate in candidates:
         try:
             capture(candidate)
-        except CaptureError as exc:
-            failed[candidate] = exc
+        except CaptureError:
             continue
         return GraphscopeError(f"{_without_period(refusal)}; --method {candidate} captures it")
     return GraphscopeError(f"{_without_period(refusal)}; no other method could capture it either")
