@@ -232,7 +232,6 @@ def _grad_recorder_class() -> Any:
     global _grad_recorder
     if _grad_recorder is not None:
         return _grad_recorder
-    import torch
     from torch.utils._pytree import tree_flatten
 
     base = torch_eager.recorder_class()
@@ -240,25 +239,25 @@ def _grad_recorder_class() -> Any:
     class GradRecorder(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.pending: list[tuple[Any, tuple[str, int]]] = []
+            self.pending: tuple[str, list[Any]] | None = None  # the last op's id and outputs
             self.grad_fns: dict[Any, str] = {}  # autograd node -> the forward node it differentiates
 
-        def record_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
+        def record_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> tuple[str, list[Any]]:
             # Autograd sets an op's grad_fn after the op returns: the previous op's is set now.
             self.see_outputs()
-            super().record_op(func, args, kwargs, out)
-            # Ops return a tensor or a flat tuple/list of them: no second tree_flatten.
-            leaves = out if isinstance(out, (tuple, list)) else (out,)
-            self.pending = [
-                (t, self.producer[t]) for t in leaves if isinstance(t, torch.Tensor) and t in self.producer
-            ]
+            node_id, out_tensors = super().record_op(func, args, kwargs, out)
+            self.pending = (node_id, out_tensors)
+            return node_id, out_tensors
 
         def see_outputs(self) -> None:
-            for t, (node_id, _port) in self.pending:
-                fn = getattr(t, "grad_fn", None)
+            if self.pending is None:
+                return
+            node_id, tensors = self.pending
+            for t in tensors:
+                fn = t.grad_fn
                 if fn is not None:
                     self.grad_fns[fn] = node_id  # the object itself: its id could be reused
-            self.pending = []
+            self.pending = None
 
         def add_targets(self, targets: tuple[Any, ...], loss_fn: Any) -> None:
             names = argument_names(loss_fn, len(targets), skip=1, default="target")
