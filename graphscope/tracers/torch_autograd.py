@@ -365,7 +365,7 @@ class _Backward:
     def add_node(self, fn: Any) -> None:
         cls = type(fn).__name__
         forward = self.forward_node(fn)
-        fwd = self.graph.node(forward) if forward is not None else None
+        fwd = self.graph.nx._node[forward] if forward is not None else None
         if forward is None:
             node_id = self.recorder.fresh_id(_snake(cls))
             canonical = _snake(cls)
@@ -415,14 +415,12 @@ class _Backward:
         if found is not None:
             return found
         out = []
-        for attr in dir(fn):
-            if not attr.startswith(_SAVED) or _SAVED_NOISE.search(attr):
-                continue
+        for attr, key in _saved_names(type(fn)):
             try:
                 value = getattr(fn, attr)
             except Exception:  # a saved tensor already freed, or one that cannot be unpacked
                 continue
-            out.append((attr[len(_SAVED) :], value))
+            out.append((key, value))
         self._saved[fn] = out
         return out
 
@@ -445,7 +443,7 @@ class _Backward:
     def add_saved_edges(self, fn: Any) -> None:
         """An edge from the forward node that produced each saved tensor, when it is known."""
         node_id = self.ids[fn]
-        port = sum(1 for _ in self.graph.nx.in_edges(node_id))
+        port = sum(len(keys) for keys in self.graph.nx._pred[node_id].values())  # its in-edges
         port = max(port, 1)
         for _key, value in self.saved(fn):
             values = value if isinstance(value, (tuple, list)) else (value,)
@@ -456,6 +454,22 @@ class _Backward:
                 if src is not None and src[0] in self.graph:  # (not a dropped autograd detach)
                     self.graph.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
                 port += 1
+
+
+_SAVED_NAMES: dict[type, list[tuple[str, str]]] = {}
+
+
+def _saved_names(cls: type) -> list[tuple[str, str]]:
+    """An autograd class's ``_saved_*`` attributes (sizes and strides left out) and the keys
+    they are shown under: ``dir`` once per class, not once per node."""
+    names = _SAVED_NAMES.get(cls)
+    if names is None:
+        names = _SAVED_NAMES[cls] = [
+            (attr, attr[len(_SAVED) :])
+            for attr in dir(cls)
+            if attr.startswith(_SAVED) and not _SAVED_NOISE.search(attr)
+        ]
+    return names
 
 
 def _input_metadata(fn: Any, nr: int) -> Any:
