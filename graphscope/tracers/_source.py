@@ -98,7 +98,7 @@ def model_source(frame: Any) -> dict[str, Any] | None:
     kinds = _FRAME_KINDS
     while frame is not None and (kinds.get(frame.f_code.co_filename) or _frame_kind(frame)) == _GRAPHSCOPE:
         frame = frame.f_back
-    library = None
+    library = None  # the innermost torch.nn layer's frame, named only if no better one comes
     while frame is not None:
         filename = frame.f_code.co_filename
         kind = kinds.get(filename) or _frame_kind(frame)
@@ -107,9 +107,9 @@ def model_source(frame: Any) -> dict[str, Any] | None:
         if kind == _MODEL:
             return {"file": relative(filename), "line": frame.f_lineno}
         if library is None and kind == _LAYER:
-            library = {"file": relative(filename), "line": frame.f_lineno}
+            library = (filename, frame.f_lineno)
         frame = frame.f_back
-    return library
+    return None if library is None else {"file": relative(library[0]), "line": library[1]}
 
 
 # What a frame's file is to model_source, decided once per file: it walks some twenty frames

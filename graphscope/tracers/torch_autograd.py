@@ -405,8 +405,11 @@ class _Backward:
             if meta is None:
                 outputs.append({"shape": None, "dtype": None})
             else:
-                shape = [common.dim(d) for d in meta.shape]
-                outputs.append({"shape": shape, "dtype": common.dtype_name(meta.dtype)})
+                shape = [d if d.__class__ is int else common.dim(d) for d in meta.shape]
+                dtype = _DTYPE_NAMES.get(meta.dtype) or _DTYPE_NAMES.setdefault(
+                    meta.dtype, common.dtype_name(meta.dtype)
+                )
+                outputs.append({"shape": shape, "dtype": dtype})
         return outputs
 
     def saved(self, fn: Any) -> list[tuple[str, Any]]:
@@ -457,6 +460,7 @@ class _Backward:
 
 
 _SAVED_NAMES: dict[type, list[tuple[str, str]]] = {}
+_DTYPE_NAMES: dict[Any, str] = {}  # torch dtype -> its name, for a gradient per autograd edge
 
 
 def _saved_names(cls: type) -> list[tuple[str, str]]:
