@@ -527,3 +527,38 @@ def test_a_traced_tuple_output_has_its_items_shapes() -> None:
         {"shape": [], "dtype": "float32"},
         {"shape": [3, 2], "dtype": "float32"},
     ]
+
+
+def test_eager_wires_list_arguments_and_tuple_results_port_by_port() -> None:
+    """The eager recorder walks an op's arguments itself (not with pytree): a list of tensors
+    (``cat``), a tensor repeated in it, a tuple result (``max`` along a dim, ``split``) and
+    non-tensor arguments must still land on the ports and attributes pytree would give them."""
+    import torch
+
+    class Mixed(torch.nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            c = torch.cat([a, b, a], dim=1)
+            values, indices = torch.max(c, 1)
+            first, second = torch.split(c, [2, 4], dim=1)
+            return values * 2, indices, second - first.sum()
+
+    a, b = torch.randn(3, 2), torch.randn(3, 2)
+    g = tracers.capture(Mixed(), (a, b), fw="torch", method="eager")
+
+    def into(node_id: str) -> list[tuple[str, int, int]]:
+        return sorted((e.src, e.src_port, e.dst_port) for e in g.edges() if e.dst == node_id)
+
+    assert into("cat") == [("a", 0, 0), ("a", 0, 2), ("b", 0, 1)]
+    assert g.node("cat")["attrs"] == {"arg1": 1}
+    assert g.node("cat")["outputs"] == [{"shape": [3, 6], "dtype": "float32"}]
+    assert g.node("max")["outputs"] == [
+        {"shape": [3], "dtype": "float32"},
+        {"shape": [3], "dtype": "int64"},
+    ]
+    assert into("mul") == [("max", 0, 0)]
+    assert g.node("mul")["attrs"] == {"arg1": 2}
+    (out,) = g.outputs
+    assert into(out) == [("max", 1, 1), ("mul", 0, 0), ("sub", 0, 2)]
+    assert g.node("split_with_sizes")["attrs"] == {"arg1": [2, 4], "arg2": 1}
+    assert into("sum") == [("split_with_sizes", 0, 0)]
+    assert into("sub") == [("split_with_sizes", 1, 0), ("sum", 0, 1)]

@@ -108,8 +108,42 @@ def _make_recorder_class() -> Any:
     """The recorder class, made on first use so that importing this module does not import torch."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten
+    from torch.utils._pytree import SUPPORTED_NODES, tree_flatten
     from torch.utils.weak import WeakTensorKeyDictionary
+
+    from graphscope.ops import canonical
+
+    tensor_class = torch.Tensor
+    op_info: dict[Any, tuple[str, str, str]] = {}  # op -> (packet name, op, canonical op)
+    scope_lists: dict[str, list[str]] = {}  # module path -> scope
+    dtype_names: dict[Any, str] = {}
+
+    def _scan(value: Any, found: list[Any]) -> bool:
+        """Append the tensors in ``value`` to ``found`` in tree_flatten's order; whether
+        ``value`` is or holds a tensor (within lists and tuples, as _holds_tensor says)."""
+        cls = value.__class__
+        if cls is tuple or cls is list:
+            holds = False
+            for v in value:
+                holds = _scan(v, found) or holds
+            return holds
+        if isinstance(value, tensor_class):
+            found.append(value)
+            return True
+        if cls in SUPPORTED_NODES or isinstance(value, (tuple, list, dict)):
+            # torch.Size, a namedtuple, a dict: rare in an op's arguments; pytree knows them
+            leaves, _ = tree_flatten(value)
+            found.extend(t for t in leaves if isinstance(t, tensor_class))
+            return _holds_tensor(value)
+        return False
+
+    def _tensor_output(t: Any) -> dict[str, Any]:
+        """``common.tensor_outputs(t)[0]`` for a tensor, faster."""
+        dtype = t.dtype
+        name = dtype_names.get(dtype)
+        if name is None:
+            name = dtype_names[dtype] = common.dtype_name(dtype)
+        return {"shape": [d if d.__class__ is int else common.dim(d) for d in t.shape], "dtype": name}
 
     class Recorder(TorchDispatchMode):
         def __init__(self, graph: ir.Graph, model: Any, *, summaries: bool, keep: frozenset[str]) -> None:
@@ -138,7 +172,8 @@ def _make_recorder_class() -> Any:
             n = self.names.get(base, 0)
             self.names[base] = n + 1
             node_id = base if n == 0 else f"{base}_{n}"
-            while node_id in self.graph:
+            taken = self.graph.nx._node
+            while node_id in taken:
                 n += 1
                 self.names[base] = n + 1
                 node_id = f"{base}_{n}"
@@ -219,24 +254,38 @@ def _make_recorder_class() -> Any:
             self.record_op(func, args, kwargs, out)
             return out
 
-        def record_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
-            packet = func.overloadpacket.__name__
+        def record_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> tuple[str, list[Any]]:
+            """Add the node of one op that ran; returns its id and its output tensors."""
+            # Runs for every op (a thousand in a small transformer): what depends only on the
+            # op is computed once per op, and the arguments are walked without pytree.
+            info = op_info.get(func)
+            if info is None:
+                op = str(func)
+                info = op_info[func] = (func.overloadpacket.__name__, op, canonical(op))
+            packet, op, canonical_op = info
             node_id = self.fresh_id(packet)
-            in_leaves, _ = tree_flatten((args, kwargs))
-            in_tensors = [t for t in in_leaves if isinstance(t, torch.Tensor)]
+            in_tensors: list[Any] = []
+            attrs: dict[str, Any] = {}
+            for i, a in enumerate(args):
+                if not _scan(a, in_tensors):
+                    attrs[f"arg{i}"] = common.literal(a)
+            for k, v in kwargs.items():
+                if not _scan(v, in_tensors):
+                    attrs[k] = common.literal(v)
             sources = [self.source_of_tensor(t) for t in in_tensors]
-            attrs: dict[str, Any] = {
-                f"arg{i}": common.literal(a) for i, a in enumerate(args) if not _holds_tensor(a)
-            }
-            attrs.update({k: common.literal(v) for k, v in kwargs.items() if not _holds_tensor(v)})
-            out_leaves, _ = tree_flatten(out)
-            out_tensors = [t for t in out_leaves if isinstance(t, torch.Tensor)]
+            out_tensors: list[Any] = []
+            _scan(out, out_tensors)
+            scope = self.scope[-1] if self.scope else ""
+            scope_list = scope_lists.get(scope)
+            if scope_list is None:
+                scope_list = scope_lists[scope] = scope.split(".") if scope else []
             self.graph.add_node(
                 node_id,
-                op=str(func),
+                op=op,
+                canonical_op=canonical_op,
                 kind="op",
-                scope=self.scope[-1].split(".") if self.scope and self.scope[-1] else [],
-                outputs=[common.tensor_outputs(t)[0] for t in out_tensors],
+                scope=scope_list,
+                outputs=[_tensor_output(t) for t in out_tensors],
                 attrs=attrs,
                 source=_user_source(),
             )
@@ -248,7 +297,7 @@ def _make_recorder_class() -> Any:
             if node_id in self.keep:
                 self.kept[node_id] = [t.detach().clone() for t in out_tensors]
             if not self.summaries:
-                return
+                return node_id, out_tensors
             summaries: list[dict[str, Any] | None] = [
                 self.output_summary(packet, t, in_tensors, sources) for t in out_tensors
             ]
@@ -256,6 +305,7 @@ def _make_recorder_class() -> Any:
             self.add_record(
                 node_id, node["op"], node["scope"], node["source"], summaries, in_tensors, sources
             )
+            return node_id, out_tensors
 
         def output_summary(
             self, packet: str, t: Any, in_tensors: list[Any], sources: list[tuple[str, int] | None]

@@ -56,7 +56,7 @@ def is_user_file(filename: str) -> bool:
 
 def relative(filename: str) -> str:
     """A path relative to the working directory when it lies below it (portable goldens)."""
-    return _relative(filename, str(Path.cwd()))
+    return _relative(filename, os.getcwd())  # (Path.cwd() costs 4x: once per recorded op)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -95,19 +95,41 @@ def model_source(frame: Any) -> dict[str, Any] | None:
     frames, the innermost frame of the user's code or of a model library such as transformers,
     else of torch.nn's layers (see :func:`is_library_model_file`). The walk stops at the graphscope frame that called the
     model: what lies beyond (graphscope, click, the console script) is not the model's."""
-    while frame is not None and frame.f_code.co_filename.startswith(_GRAPHSCOPE_DIR):
+    kinds = _FRAME_KINDS
+    while frame is not None and (kinds.get(frame.f_code.co_filename) or _frame_kind(frame)) == _GRAPHSCOPE:
         frame = frame.f_back
-    library = None
+    library = None  # the innermost torch.nn layer's frame, named only if no better one comes
     while frame is not None:
         filename = frame.f_code.co_filename
-        if filename.startswith(_GRAPHSCOPE_DIR):
+        kind = kinds.get(filename) or _frame_kind(frame)
+        if kind == _GRAPHSCOPE:
             break
-        if is_user_file(filename) or _is_model_library(filename):
+        if kind == _MODEL:
             return {"file": relative(filename), "line": frame.f_lineno}
-        if library is None and is_library_model_file(filename):
-            library = {"file": relative(filename), "line": frame.f_lineno}
+        if library is None and kind == _LAYER:
+            library = (filename, frame.f_lineno)
         frame = frame.f_back
-    return library
+    return None if library is None else {"file": relative(library[0]), "line": library[1]}
+
+
+# What a frame's file is to model_source, decided once per file: it walks some twenty frames
+# for every op an eager capture records.
+_GRAPHSCOPE, _MODEL, _LAYER, _OTHER = 1, 2, 3, 4
+_FRAME_KINDS: dict[str, int] = {}
+
+
+def _frame_kind(frame: Any) -> int:
+    filename = frame.f_code.co_filename
+    if filename.startswith(_GRAPHSCOPE_DIR):
+        kind = _GRAPHSCOPE
+    elif is_user_file(filename) or _is_model_library(filename):
+        kind = _MODEL
+    elif is_library_model_file(filename):
+        kind = _LAYER
+    else:
+        kind = _OTHER
+    _FRAME_KINDS[filename] = kind
+    return kind
 
 
 def _is_model_library(filename: str) -> bool:

@@ -232,7 +232,6 @@ def _grad_recorder_class() -> Any:
     global _grad_recorder
     if _grad_recorder is not None:
         return _grad_recorder
-    import torch
     from torch.utils._pytree import tree_flatten
 
     base = torch_eager.recorder_class()
@@ -240,25 +239,25 @@ def _grad_recorder_class() -> Any:
     class GradRecorder(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.pending: list[tuple[Any, tuple[str, int]]] = []
+            self.pending: tuple[str, list[Any]] | None = None  # the last op's id and outputs
             self.grad_fns: dict[Any, str] = {}  # autograd node -> the forward node it differentiates
 
-        def record_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
+        def record_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> tuple[str, list[Any]]:
             # Autograd sets an op's grad_fn after the op returns: the previous op's is set now.
             self.see_outputs()
-            super().record_op(func, args, kwargs, out)
-            # Ops return a tensor or a flat tuple/list of them: no second tree_flatten.
-            leaves = out if isinstance(out, (tuple, list)) else (out,)
-            self.pending = [
-                (t, self.producer[t]) for t in leaves if isinstance(t, torch.Tensor) and t in self.producer
-            ]
+            node_id, out_tensors = super().record_op(func, args, kwargs, out)
+            self.pending = (node_id, out_tensors)
+            return node_id, out_tensors
 
         def see_outputs(self) -> None:
-            for t, (node_id, _port) in self.pending:
-                fn = getattr(t, "grad_fn", None)
+            if self.pending is None:
+                return
+            node_id, tensors = self.pending
+            for t in tensors:
+                fn = t.grad_fn
                 if fn is not None:
                     self.grad_fns[fn] = node_id  # the object itself: its id could be reused
-            self.pending = []
+            self.pending = None
 
         def add_targets(self, targets: tuple[Any, ...], loss_fn: Any) -> None:
             names = argument_names(loss_fn, len(targets), skip=1, default="target")
@@ -366,7 +365,7 @@ class _Backward:
     def add_node(self, fn: Any) -> None:
         cls = type(fn).__name__
         forward = self.forward_node(fn)
-        fwd = self.graph.node(forward) if forward is not None else None
+        fwd = self.graph.nx._node[forward] if forward is not None else None
         if forward is None:
             node_id = self.recorder.fresh_id(_snake(cls))
             canonical = _snake(cls)
@@ -406,8 +405,11 @@ class _Backward:
             if meta is None:
                 outputs.append({"shape": None, "dtype": None})
             else:
-                shape = [common.dim(d) for d in meta.shape]
-                outputs.append({"shape": shape, "dtype": common.dtype_name(meta.dtype)})
+                shape = [d if d.__class__ is int else common.dim(d) for d in meta.shape]
+                dtype = _DTYPE_NAMES.get(meta.dtype) or _DTYPE_NAMES.setdefault(
+                    meta.dtype, common.dtype_name(meta.dtype)
+                )
+                outputs.append({"shape": shape, "dtype": dtype})
         return outputs
 
     def saved(self, fn: Any) -> list[tuple[str, Any]]:
@@ -416,14 +418,12 @@ class _Backward:
         if found is not None:
             return found
         out = []
-        for attr in dir(fn):
-            if not attr.startswith(_SAVED) or _SAVED_NOISE.search(attr):
-                continue
+        for attr, key in _saved_names(type(fn)):
             try:
                 value = getattr(fn, attr)
             except Exception:  # a saved tensor already freed, or one that cannot be unpacked
                 continue
-            out.append((attr[len(_SAVED) :], value))
+            out.append((key, value))
         self._saved[fn] = out
         return out
 
@@ -446,7 +446,7 @@ class _Backward:
     def add_saved_edges(self, fn: Any) -> None:
         """An edge from the forward node that produced each saved tensor, when it is known."""
         node_id = self.ids[fn]
-        port = sum(1 for _ in self.graph.nx.in_edges(node_id))
+        port = sum(len(keys) for keys in self.graph.nx._pred[node_id].values())  # its in-edges
         port = max(port, 1)
         for _key, value in self.saved(fn):
             values = value if isinstance(value, (tuple, list)) else (value,)
@@ -457,6 +457,23 @@ class _Backward:
                 if src is not None and src[0] in self.graph:  # (not a dropped autograd detach)
                     self.graph.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
                 port += 1
+
+
+_SAVED_NAMES: dict[type, list[tuple[str, str]]] = {}
+_DTYPE_NAMES: dict[Any, str] = {}  # torch dtype -> its name, for a gradient per autograd edge
+
+
+def _saved_names(cls: type) -> list[tuple[str, str]]:
+    """An autograd class's ``_saved_*`` attributes (sizes and strides left out) and the keys
+    they are shown under: ``dir`` once per class, not once per node."""
+    names = _SAVED_NAMES.get(cls)
+    if names is None:
+        names = _SAVED_NAMES[cls] = [
+            (attr, attr[len(_SAVED) :])
+            for attr in dir(cls)
+            if attr.startswith(_SAVED) and not _SAVED_NOISE.search(attr)
+        ]
+    return names
 
 
 def _input_metadata(fn: Any, nr: int) -> Any:
