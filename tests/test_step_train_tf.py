@@ -256,3 +256,27 @@ def test_the_python_api_tells_a_subclassed_keras_model_is_tensorflow() -> None:
         model, (x,), targets=(y,), loss_fn=lambda out, t: tf.reduce_mean(tf.square(out - t))
     )
     assert {phase(steps, r) for r in steps} == {"forward", "backward"}
+
+
+def test_a_keras_loss_object_is_called_as_keras_calls_it_targets_first() -> None:
+    import graphscope
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    x = tf.reshape(tf.linspace(-1.0, 1.0, 8), (2, 4))
+    y = tf.constant([0, 2], tf.int64)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    # loss_fn(output, target) would refuse: Keras' Loss objects take (y_true, y_pred)
+    steps = graphscope.step(model, (x,), targets=(y,), loss_fn=loss_fn)
+    losses = [
+        r
+        for r in steps
+        if phase(steps, r) == "forward"
+        and r.node.startswith("loss/")
+        and r.summary
+        and r.summary["shape"] == []
+    ]
+    assert losses
+    expected = float(loss_fn(y, model(x, training=True)))
+    assert losses[-1].summary is not None
+    assert losses[-1].summary["mean"] == pytest.approx(expected, rel=1e-6)

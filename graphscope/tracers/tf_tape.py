@@ -209,7 +209,11 @@ class TrainStep:
                 )
         with self.tf.name_scope("loss"):
             try:
-                loss = self.loss_fn(output, *targets)
+                if _is_keras_loss(self.loss_fn) and len(targets) == 1:
+                    # Keras' Loss objects take (y_true, y_pred): the convention's order, swapped.
+                    loss = self.loss_fn(targets[0], output)
+                else:
+                    loss = self.loss_fn(output, *targets)
             except GraphscopeError:
                 raise
             except Exception as exc:
@@ -229,6 +233,11 @@ def _takes_training(model: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return "training" in params
+
+
+def _is_keras_loss(loss_fn: Any) -> bool:
+    """A ``keras.losses.Loss`` object (``MeanSquaredError()``, ``SparseCategoricalCrossentropy()``)."""
+    return any(c.__name__ == "Loss" and c.__module__.startswith("keras") for c in type(loss_fn).__mro__)
 
 
 def _is_scalar(value: Any) -> bool:
