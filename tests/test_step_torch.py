@@ -395,3 +395,44 @@ def test_step_inputs_that_are_not_arrays_are_one_sentence(
     out, err = capsys.readouterr()
     assert code == 1 and out == "" and "Traceback" not in err
     assert message in err and err.count("\n") == 1
+
+
+def test_memory_allocated_but_not_written_is_not_a_value() -> None:
+    """Dropout in training runs empty_like, then bernoulli_ over it: whatever the fresh memory
+    held (NaN, once, on GPT-2) was named the first non-finite value."""
+    import torch
+
+    import graphscope
+
+    class Drop(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            scratch = torch.empty_like(x)
+            return torch.nn.functional.dropout(x, 0.5, training=True) + scratch.fill_(1.0)
+
+    steps = graphscope.step(Drop(), (torch.ones(64),))
+    empties = [r for r in steps if r.op.startswith("aten.empty")]
+    assert len(empties) >= 2  # the model's own, and dropout's
+    for rec in empties:
+        assert rec.summary is not None and rec.summary["uninitialised"] is True
+        assert rec.summary["min"] is None and rec.summary["nan"] == 0 and rec.finite
+    assert steps.first_nonfinite is None
+
+
+def test_an_in_place_op_is_judged_on_its_input_as_it_came_in() -> None:
+    """log_ writes over its input: read afterwards, the input was already -inf, and the infinity
+    was wrongly said to have come in rather than to be born at the log_."""
+    import torch
+
+    import graphscope
+
+    class InPlace(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            y = x * 0.0
+            y.log_()
+            return y.sum()
+
+    steps = graphscope.step(InPlace(), (torch.ones(4),))
+    bad = steps.first_nonfinite
+    assert bad is not None and bad.op == "aten.log_.default"
+    assert bad.born is True
+    assert bad.inputs is not None and bad.inputs[0] is not None and bad.inputs[0]["neginf"] == 0

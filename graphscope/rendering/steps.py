@@ -90,6 +90,8 @@ def steps_renderable(steps: Steps, *, max_rows: int | None = None, width: int = 
         cells = {"#": str(rec.index), "node": rec.node, "op": short_op(rec.op), "value": value}
         cells["nan/inf"] = nonfinite_text(s)
         cells.update({k: format_number(s.get(k)) for k in stats})
+        if s.get("uninitialised"):
+            cells[stats[0]] = "unset"  # allocated, not yet written (empty_like): no values to show
         style = "bold red" if bad is not None and rec is bad else ("red" if not rec.finite else None)
         rows.append((cells, style))
 

@@ -23,6 +23,11 @@ from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _torch_common as common
 from graphscope.tracers._source import model_source
 
+# Ops whose output is allocated, not written: no summary of its values is one of the model's.
+_UNINITIALISED = frozenset(
+    {"empty", "empty_like", "empty_strided", "empty_permuted", "new_empty", "new_empty_strided"}
+)
+
 # Ops whose output holds exactly the input's values (same count, rearranged or aliased): their
 # summary is the input's, with the new shape, instead of another pass over memory.
 _SAME_VALUES = frozenset(
@@ -310,6 +315,13 @@ def _make_recorder_class() -> Any:
         def output_summary(
             self, packet: str, t: Any, in_tensors: list[Any], sources: list[tuple[str, int] | None]
         ) -> dict[str, Any]:
+            if packet in _UNINITIALISED:
+                # Memory nobody wrote yet (dropout's empty_like before its bernoulli_): whatever
+                # it holds, NaN included, is no value of the model's.
+                return {
+                    **numerics.make(list(t.shape), str(t.dtype).removeprefix("torch.")),
+                    "uninitialised": True,
+                }
             if packet in _SAME_VALUES and in_tensors and sources[0] is not None:
                 src_id, src_port = sources[0]
                 prev = self.summary_of(src_id, src_port)
@@ -342,7 +354,12 @@ def _make_recorder_class() -> Any:
             if not self.culprit_found and not rec.finite:
                 # The first non-finite value: keep what went in, to tell born from inherited.
                 self.culprit_found = True
-                rec.inputs = [self.summarize(t) for t in in_tensors]
+                # Each input as it was when it came in (the record of the op that made it): an
+                # in-place op (log_) has already written over its input by now.
+                rec.inputs = [
+                    (self.summary_of(*src) if src is not None else None) or self.summarize(t)
+                    for t, src in zip(in_tensors, sources)
+                ]
                 rec.input_nodes = [s[0] if s else "?" for s in sources]
             self.record_index[node_id] = rec.index
             self.records.append(rec)
