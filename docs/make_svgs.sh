@@ -17,6 +17,7 @@ gs trace examples/control_flow_tf.py --fw tf --svg docs/control_flow_tf.tf-funct
 gs trace examples/transformer_block_torch.py --fw torch --method export --svg docs/transformer_block.export.svg
 gs trace examples/resnet50_torch.py --fw torch -o "$tmp/resnet50.json"
 gs render "$tmp/resnet50.json" --collapse 1 -o docs/resnet50.collapse1.svg
+gs trace examples/mlp_train_torch.py --fw torch --backward --svg docs/mlp_train.backward.svg
 gs step examples/nan_torch.py --fw torch --until nonfinite --svg docs/step_nan_torch.svg
 gs watch examples/diverge_torch.py --fw torch --steps 100 --svg docs/watch_diverge.svg
 gs diff examples/edit_v1_torch.py examples/edit_v2_torch.py --fw torch --values --svg docs/diff_edit.svg
