@@ -113,9 +113,12 @@ def _step_function(
     tf = common.require_tf()
     from tensorflow.core.framework import function_pb2
 
-    from graphscope.tracers import tf_function
+    from graphscope.tracers import tf_function, tf_savedmodel
 
     _, cf = tf_function.concrete_function(model, example_inputs, signature)
+    if cf is model and tf_savedmodel.calls_functions(cf):
+        # A SavedModel's signature calls the function it serves: step inside the call.
+        cf = model = tf_savedmodel.inlined(cf)
     graph = ids = None
     if keep:
         graph, ids = tf_function.convert(cf, model, name)
