@@ -447,3 +447,21 @@ def test_a_tf1_graph_with_a_v2_while_has_only_its_real_output(tmp_path: Path) ->
     graph = tracers.capture_target(found)
     assert graph.outputs == ["y"]
     assert any(n["op"] in ("While", "StatelessWhile") for n in graph.nodes())
+
+
+def test_tf2onnx_converts_a_model_that_takes_a_dict() -> None:
+    """keras-hub's backbones take a dict of tensors: tf2onnx feeds the flat tensors positionally,
+    which the model refused ('expects 2 named input(s) ... but it received 1 input tensors')."""
+    pytest.importorskip("tf2onnx")
+    import keras
+    import numpy as np
+
+    import graphscope
+
+    keras.utils.set_random_seed(0)
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    model = keras.Model({"a": a, "b": b}, keras.layers.Dense(2)(keras.layers.Add()([a, b * 2.0])))
+    x = {"a": np.ones((2, 4), np.float32), "b": np.full((2, 4), 3.0, np.float32)}
+    g = graphscope.trace(model, (x,), fw="tf", method="onnx")
+    assert len(g.inputs) == 2
+    assert [g.node(i)["outputs"][0]["shape"] for i in g.inputs] == [[2, 4], [2, 4]]
