@@ -527,3 +527,44 @@ def test_a_traced_tuple_output_has_its_items_shapes() -> None:
         {"shape": [], "dtype": "float32"},
         {"shape": [3, 2], "dtype": "float32"},
     ]
+
+
+def test_jit_script_tensors_get_the_shapes_and_dtypes_one_run_saw() -> None:
+    """torch.jit.script types every tensor as plain Tensor. One run of the scripted graph on the
+    example inputs gives each tensor it computed its shape and dtype: the same as export's for
+    the same ops; a loop body's value (one per iteration) included; the model left as it was
+    (a BatchNorm in training mode keeps its running statistics)."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+            self.bn = torch.nn.BatchNorm2d(4)
+            self.fc = torch.nn.Linear(4, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.fc(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
+            for _ in range(x.shape[0]):
+                h = torch.tanh(h) * 2
+            return h.to(torch.float64)
+
+    torch.manual_seed(0)
+    model = Net().train()
+    x = torch.randn(2, 3, 8, 8)
+    stats = model.bn.running_mean.clone()
+    scripted = tracers.capture(model, (x,), fw="torch", method="jit-script")
+    exported = tracers.capture(model, (x,), fw="torch", method="export")
+    assert torch.equal(model.bn.running_mean, stats)
+
+    def shapes(g: ir.Graph, ops: tuple[str, ...]) -> dict[str, list[dict[str, object]]]:
+        nodes = [n for _, sub in [("", g), *g.walk_subgraphs()] for n in sub.nodes()]
+        return {op: [o for n in nodes if n["canonical_op"] == op for o in n["outputs"]] for op in ops}
+
+    ops = ("conv2d", "relu", "mean", "linear", "tanh", "cast")
+    got, want = shapes(scripted, ops), shapes(exported, ops)
+    assert got["conv2d"] == [{"shape": [2, 4, 6, 6], "dtype": "float32"}] == want["conv2d"]
+    for op in ("relu", "mean", "linear"):
+        assert got[op] == want[op], op
+    assert got["tanh"] == [{"shape": [2, 5], "dtype": "float32"}]  # inside the prim::Loop body
+    assert got["cast"][-1] == {"shape": [2, 5], "dtype": "float64"}
