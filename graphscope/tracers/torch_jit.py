@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError, first_line
-from graphscope.tracers import _meta, _torchscript_shapes
+from graphscope.tracers import _meta
 from graphscope.tracers import _torch_common as common
 from graphscope.tracers._source import source_of_frames
 
@@ -85,8 +85,7 @@ def capture(
         notes.extend(_tracer_notes(caught))
 
     # `inlined_graph` is computed on each access (hasattr would compute it too): read it once.
-    inlined = getattr(scripted, "inlined_graph", None)
-    ts_graph = inlined or scripted.graph
+    ts_graph = getattr(scripted, "inlined_graph", None) or scripted.graph
     graph = ir.Graph(
         name,
         framework="torch",
@@ -105,8 +104,6 @@ def capture(
     with _gc.paused():
         try:
             read, module_inputs = _read(ts_graph, traced=method == "jit-trace", scopes=modules)
-            if method == "jit-script" and example_inputs and inlined is not None and hasattr(scripted, "_c"):
-                _fill_types(read, _torchscript_shapes.observed(scripted, ts_graph, tuple(example_inputs)))
             _Converter(graph, tensors=tensors).convert(read, module_inputs)
         except (RuntimeError, UnicodeDecodeError, MemoryError) as exc:
             # A damaged archive can load, then fail in torch's C++ when the graph's debug
@@ -502,19 +499,6 @@ class _Reader:
             self.nodes(block),
             [returns.inputsAt(i).debugName() for i in range(returns.inputsSize())],
         )
-
-
-def _fill_types(block: _BlockOf, seen: dict[str, dict[str, Any]]) -> None:
-    """Give the tensors TorchScript left untyped the shape and dtype one run saw them with."""
-    if not seen:
-        return
-    for values in (block.params, *(node.outputs for node in block.nodes)):
-        for i, value in enumerate(values):
-            if value.meta.get("shape") is None and value.name in seen:
-                values[i] = _Value(value.name, seen[value.name])
-    for node in block.nodes:
-        for inner in node.blocks:
-            _fill_types(inner, seen)
 
 
 def _graph_inputs(ts_graph: Any) -> tuple[list[_Value], list[str]]:
