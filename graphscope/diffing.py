@@ -275,9 +275,14 @@ class _Matcher:
         sx, sy = self.a.scope[x], self.b.scope[y]
         return sx == sy or (sx not in self.b.scopes and sy not in self.a.scopes)
 
-    def unique_pass(self, key_a: Callable[[str], Hashable], key_b: Callable[[str], Hashable]) -> list[str]:
+    def unique_pass(
+        self,
+        key_a: Callable[[str], Hashable],
+        key_b: Callable[[str], Hashable],
+        fits: Callable[[str, str], bool] | None = None,
+    ) -> list[str]:
         """Pair the unmatched nodes whose key occurs exactly once on each side (and whose
-        scopes are compatible)."""
+        scopes are compatible, and which ``fits`` allows)."""
         groups_a: dict[Hashable, list[str]] = defaultdict(list)
         for x in self.a.ids:
             if x not in self.ab:
@@ -293,7 +298,13 @@ class _Matcher:
         new = []
         for k, xs in groups_a.items():
             ys = groups_b.get(k)
-            if len(xs) == 1 and ys is not None and len(ys) == 1 and self.compatible(xs[0], ys[0]):
+            if (
+                len(xs) == 1
+                and ys is not None
+                and len(ys) == 1
+                and self.compatible(xs[0], ys[0])
+                and (fits is None or fits(xs[0], ys[0]))
+            ):
                 self.pair(xs[0], ys[0])
                 new.append(xs[0])
         return new
@@ -550,11 +561,10 @@ def _key(
     wl: dict[str, int] | None = None,
     attr: str | None = None,
     shaped: bool = False,
-    dims: bool = False,
     among: set[str] | None = None,
 ) -> Any:
-    """A matching key: canonical op, and the scope, a WL hash, the output shapes (``shaped``;
-    ``dims``: in any order) or a node field; None (no key) for the nodes not ``among`` those given."""
+    """A matching key: canonical op, and the scope, a WL hash, the output shapes or a node
+    field; None (no key) for the nodes not ``among`` those given."""
 
     def key(x: str) -> Hashable:
         if among is not None and x not in among:
@@ -565,7 +575,6 @@ def _key(
             wl[x] if wl is not None else None,
             side.nodes[x][attr] if attr else None,
             side.sig[x] if shaped else None,
-            _dims(side.nodes[x]) if dims else None,
         )
 
     return key
@@ -609,12 +618,15 @@ def _match(sa: _Side, sb: _Side, *, cross: bool = False) -> _Matcher:
         m.propagate(new)
     # Two captures of one model compute the same values: a look-alike of another shape is
     # another node (export's no-op float cast is not eager's cast of the mask to bool).
-    dims = cross and m.scoped
-    m.propagate(
-        m.unique_pass(
-            _key(sa, scoped=True, dims=dims, among=fwd_a), _key(sb, scoped=True, dims=dims, among=fwd_b)
-        )
-    )
+    # (A capture without shapes, TorchScript's, says nothing against a pair.)
+    fits = None
+    if cross and m.scoped:
+
+        def fits(x: str, y: str) -> bool:
+            da, db = _dims(sa.nodes[x]), _dims(sb.nodes[y])
+            return da is None or db is None or da == db
+
+    m.propagate(m.unique_pass(_key(sa, scoped=True, among=fwd_a), _key(sb, scoped=True, among=fwd_b), fits))
     # Ids and names say which node is which within one capture, and across TF and ONNX (the
     # user's layer names); across torch captures they are counters (export's view_2 is k, eager's
     # is q) and would pair unrelated nodes.
