@@ -22,6 +22,14 @@ tf-function, onnx; a file: the method its kind has), all through graphscope's Py
 - render: default options, under 10 s.
 - source: no node's source points at graphscope's own files or its console script (the
   figures: op nodes with a source / all op nodes, and how many distinct lines they name).
+- check-dynamic: the model captured a second time with other inputs (token ids: a sequence two
+  shorter; anything else: a batch one larger), ``dynamic.compare``'s verdict (static,
+  shape-specialised, input-dependent); where EXPECTED gives the right verdict, another one is
+  a graphscope FAILURE.
+
+keras-hub's backbones need ``keras-hub``, installed without its dependencies (it requires
+tensorflow-text, which pulls the full ``tensorflow`` distribution over ``tensorflow-cpu``):
+``pip install --no-deps keras-hub==0.32.0``. Without it, their rows say so.
 """
 
 from __future__ import annotations
@@ -52,6 +60,21 @@ TORCH_METHODS = ["export", "fx", "jit-trace", "jit-script", "dynamo", "eager"]
 TF_METHODS = ["tf-function", "onnx"]
 STEPPING = {("torch", "eager"), ("torch", "fx"), ("torch", "export"), ("tf", "tf-function")}
 GRAPHSCOPE_DIR = str(ROOT / "graphscope")
+
+# The --check-dynamic verdicts known from how each model and method work (dynamic.py's three):
+# - a transformer under export, with another sequence length: the same ops and edges, the
+#   length baked into view shapes and arange ends: shape-specialised;
+# - the loop whose trip count is the input's length: export, jit-trace, eager and Dynamo unroll
+#   it (one op per step: input-dependent); TorchScript compiles it to one prim::Loop (static);
+# - a model whose ops take no sizes (linear layers, a custom autograd Function, elementwise
+#   ops), with a batch one larger: static under every method.
+_TEXT_LMS = ["llama", "mistral", "qwen2", "gpt2", "bert", "roberta", "distilbert", "t5", "bart"]
+EXPECTED: dict[tuple[str, str], str] = {
+    **{(m, "export"): "shape-specialised" for m in _TEXT_LMS},
+    **{("loop_over_length", m): "input-dependent" for m in ("export", "jit-trace", "eager", "dynamo")},
+    ("loop_over_length", "jit-script"): "static",
+    **{("custom_autograd", m): "static" for m in ("export", "fx", "jit-trace", "jit-script", "eager")},
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -630,6 +653,7 @@ for _name, _cls, _kw in [
     ("keras_mobilenetv3small", "MobileNetV3Small", {"alpha": 0.75}),
     ("keras_efficientnetb0", "EfficientNetB0", {}),
     ("keras_densenet121", "DenseNet121", {}),
+    ("keras_convnext_tiny", "ConvNeXtTiny", {}),
 ]:
     model(_name, "tf", "keras")(_keras_app(_cls, **_kw))
 
@@ -660,6 +684,36 @@ def _keras_norm(_tmp: Path) -> Any:
         [keras.Input((8,)), norm, keras.layers.Dense(32, activation="relu"), keras.layers.Dense(4)]
     )
     return m, (np.random.default_rng(0).standard_normal((2, 8)).astype("float32"),)
+
+
+def _keras_hub(cls: str, **kw: Any) -> Callable[[Path], Any]:
+    def build(_tmp: Path) -> Any:
+        import keras
+        import keras_hub  # pip install --no-deps keras-hub (see the module docstring)
+        import numpy as np
+
+        keras.utils.set_random_seed(0)
+        m = getattr(keras_hub.models, cls)(
+            vocabulary_size=100,
+            num_layers=2,
+            num_heads=2,
+            hidden_dim=32,
+            intermediate_dim=64,
+            max_sequence_length=16,
+            **kw,
+        )
+        ids = np.random.default_rng(0).integers(1, 100, (2, 8)).astype("int32")
+        x = {"token_ids": ids, "padding_mask": np.ones((2, 8), "int32")}
+        x["padding_mask"][1, 6:] = 0  # a shorter second sequence
+        if "segment_ids" in m.input:
+            x["segment_ids"] = np.zeros((2, 8), "int32")
+        return m, (x,)
+
+    return build
+
+
+model("keras_hub_bert", "tf", "keras")(_keras_hub("BertBackbone"))
+model("keras_hub_gpt2", "tf", "keras")(_keras_hub("GPT2Backbone"))
 
 
 # ---- files -----------------------------------------------------------------------------------
@@ -717,6 +771,7 @@ def _tf1_while_v1(tmp: Path) -> Any:
 
 @model("savedmodel", "file", "files")
 def _savedmodel(tmp: Path) -> Any:
+    import numpy as np
     import tensorflow as tf
 
     class Dense(tf.Module):
@@ -730,7 +785,27 @@ def _savedmodel(tmp: Path) -> Any:
             return tf.nn.softmax(tf.nn.relu(x @ self.w + self.b))
 
     tf.saved_model.save(Dense(), str(tmp / "saved"))
-    return tmp / "saved"
+    x = np.random.default_rng(0).standard_normal((2, 8)).astype("float32")
+    return tmp / "saved", (x,)  # stepped inside its calls on x
+
+
+@model("keras_export_savedmodel", "file", "files")
+def _keras_export(tmp: Path) -> Any:
+    """A Keras model written by ``model.export``: stepped inside its StatefulPartitionedCall."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    m = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.LayerNormalization(),
+            keras.layers.Dense(4),
+        ]
+    )
+    m.export(str(tmp / "exported"), verbose=False)
+    return tmp / "exported", (np.random.default_rng(0).standard_normal((2, 8)).astype("float32"),)
 
 
 def _small_torch() -> Any:
@@ -818,6 +893,7 @@ class Row:
     diff: str = ""
     render: str = ""
     source: str = ""
+    dynamic: str = ""
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -835,8 +911,8 @@ def _flat(out: Any) -> list[Any]:
         return []
     if isinstance(out, (list, tuple)):
         return [t for o in out for t in _flat(o)]
-    if isinstance(out, dict):
-        return [t for o in out.values() for t in _flat(o)]
+    if isinstance(out, dict):  # in key order, as tf.nest flattens a dict (a graph's outputs)
+        return [t for k in sorted(out) for t in _flat(out[k])]
     if hasattr(out, "detach"):
         return [out.detach().cpu().numpy()]
     if hasattr(out, "numpy"):
@@ -944,14 +1020,19 @@ def _coverage(g: Any) -> str:
     return f"{len(full)}/{len(ops)}"
 
 
-def run_model(name: str, tmp: Path) -> list[Row]:
-    """Every method of one model through every check; one Row per method."""
+def run_model(name: str, tmp: Path, *, dynamic: str = "all") -> list[Row]:
+    """Every method of one model through every check; one Row per method. ``dynamic``:
+    ``all`` checks every method's --check-dynamic verdict, ``expected`` only those EXPECTED
+    knows (tests/test_zoo.py: a second capture of each method would double its time)."""
     import graphscope
     from graphscope import diffing, stepping
     from graphscope.errors import GraphscopeError
 
     entry = REGISTRY[name]
     built = entry.build(tmp)
+    file_inputs = None
+    if entry.fw == "file" and isinstance(built, tuple):  # a file, and the inputs to step it on
+        built, file_inputs = built
     ref = None if entry.fw == "file" else _reference(entry, built)
     rows: list[Row] = []
     stepped: dict[str, Any] = {}
@@ -1010,8 +1091,12 @@ def run_model(name: str, tmp: Path) -> list[Row]:
             except Exception as e:
                 row.render = f"✗ {type(e).__name__}"
                 row.fail(f"render: internal error {type(e).__name__}: {e} | {_where(e)}")
+        if entry.fw != "file" and (dynamic == "all" or (name, method) in EXPECTED):
+            _check_dynamic(row, entry, built, g)
         fw = entry.fw
-        if (fw, method) in STEPPING:
+        if fw == "file" and file_inputs is not None and g.capture == "savedmodel":
+            row.step = _step_saved_model(row, built, file_inputs)
+        elif (fw, method) in STEPPING:
             try:
                 steps = stepping.step(
                     built[0], built[1], fw=fw, method=method, name=name, keep=stepping.KEEP_ALL
@@ -1054,6 +1139,76 @@ def run_model(name: str, tmp: Path) -> list[Row]:
                 row.fail(f"diff vs {a}: internal error {type(e).__name__}: {str(e)[:300]} | {_where(e)}")
             row.diff = f"{row.diff}; {text}" if row.diff else text
     return rows
+
+
+def _step_saved_model(row: Row, path: Path, inputs: tuple[Any, ...]) -> str:
+    """``graphscope step`` of a SavedModel (it loads it): its outputs against the signature's own."""
+    import tensorflow as tf
+
+    from graphscope import loader, stepping
+    from graphscope.errors import GraphscopeError
+
+    try:
+        found = loader.load_target(path)
+        found.example_inputs = inputs
+        steps = stepping.step_target(found, keep=stepping.KEEP_ALL)
+        signature = tf.saved_model.load(str(path)).signatures[found.extras["signature_key"]]
+        ref = _flat(signature(*[tf.constant(x) for x in inputs]))
+        wrong = _compare(ref, _graph_outputs(steps))
+    except GraphscopeError as e:
+        row.fail(f"step: {str(e)[:300]}")
+        return f"✗ {str(e).strip()[:200]}"
+    except Exception as e:
+        row.fail(f"step: internal error {type(e).__name__}: {str(e)[:300]} | {_where(e)}")
+        return f"✗ {type(e).__name__}"
+    if wrong:
+        row.fail(f"step: {wrong}")
+        return f"✗ {wrong}"
+    inside = sum(1 for r in steps.records if "/" in r.node)
+    return f"✓ ({inside} values inside the calls)"
+
+
+def _alternative_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Token ids ([batch, seq] integers) two shorter; anything else a batch one larger."""
+    from graphscope import dynamic
+
+    out = []
+    for x in inputs:
+        dtype = str(getattr(x, "dtype", ""))
+        if len(getattr(x, "shape", ())) == 2 and "int" in dtype and x.shape[1] > 3:
+            out.append(x[:, :-2])
+        elif isinstance(x, dict):  # keras-hub: a dict of [batch, seq] arrays
+            out.append({k: v[:, :-2] for k, v in x.items()})
+        else:
+            out.append(dynamic.alternative_inputs((x,))[0])
+    return tuple(out)
+
+
+def _check_dynamic(row: Row, entry: Entry, built: Any, g: Any) -> None:
+    """``--check-dynamic``: capture again with other inputs, and the verdict."""
+    import graphscope
+    from graphscope import dynamic
+    from graphscope.errors import GraphscopeError
+
+    expected = EXPECTED.get((entry.name, row.method))
+    try:
+        alt = _alternative_inputs(tuple(built[1]))
+        second = graphscope.trace(built[0], alt, fw=entry.fw, method=row.method, name=entry.name)
+        verdict = dynamic.compare(g, second, method=row.method).verdict
+    except GraphscopeError as e:  # the second input is one the model refuses (a sorted length)
+        row.dynamic = f"second capture refused: {str(e).strip()[:120]}"
+        if expected:
+            row.fail(f"check-dynamic: the second capture was refused, expected {expected}")
+        return
+    except Exception as e:
+        row.dynamic = f"✗ {type(e).__name__}"
+        row.fail(f"check-dynamic: internal error {type(e).__name__}: {str(e)[:300]} | {_where(e)}")
+        return
+    if expected and verdict != expected:
+        row.dynamic = f"✗ {verdict} (expected {expected})"
+        row.fail(f"check-dynamic: {verdict}, expected {expected}")
+    else:
+        row.dynamic = f"{'✓ ' if expected else ''}{verdict}"
 
 
 def _where(e: BaseException) -> str:
@@ -1104,6 +1259,9 @@ def _child(name: str, out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             rows = run_model(name, Path(tmp))
+        except ModuleNotFoundError as e:  # an optional library (keras-hub) is not installed
+            entry = REGISTRY[name]
+            rows = [Row(name, entry.group, entry.fw, "*", status="not installed", capture=str(e))]
         except Exception as e:  # the model itself failed to build: the zoo's fault, say so
             entry = REGISTRY[name]
             row = Row(
@@ -1122,6 +1280,7 @@ def versions() -> dict[str, str]:
         "torch",
         "tensorflow-cpu",
         "keras",
+        "keras-hub",
         "transformers",
         "diffusers",
         "onnx",
@@ -1174,11 +1333,14 @@ def markdown(rows: list[Row], command: str, seconds: float) -> str:
         "the figures are op nodes with a source line / all op nodes, and how many distinct lines they "
         "name (a library model wrapped in the user's module points into the library, not at the "
         "wrapper's one line).",
+        "- **check-dynamic**: the verdict of a second capture with other inputs (token ids: a sequence two "
+        "shorter; else a batch one larger): static, shape-specialised or input-dependent; ✓ where the "
+        "right verdict is known (bench/zoo.py's EXPECTED), and another verdict there is a FAILURE.",
         "",
         "Summary: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v or k in ("ok", "FAILURE")) + ".",
         "",
-        "| model | group | method | status | capture | nodes | shape/dtype | step | diff --values | render | source |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | group | method | status | capture | nodes | shape/dtype | step | diff --values | render | source | check-dynamic |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         capture = "✓" if r.capture == "ok" else _cell(r.capture)
@@ -1198,6 +1360,7 @@ def markdown(rows: list[Row], command: str, seconds: float) -> str:
                     r.diff,
                     r.render,
                     r.source,
+                    r.dynamic,
                 ]
             )
             + " |"

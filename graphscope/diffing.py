@@ -10,6 +10,8 @@ pass pairs the nodes whose key is unique on both sides, and keys go from strict 
 2. propagation along edges: from a matched pair, the unmatched inputs (and outputs) with the
    same op and port on both sides are the same node, told apart by their output shapes when
    op and port are not enough — this walks through repeated blocks whose hashes are all alike;
+   between two captures of one framework, an op's look-alike inputs (attention's q, k and v)
+   are told apart by the input port they feed;
 3. identity: the same id or name with the same op, for what structure could not tell apart
    (within one capture, or across TF and ONNX, whose names are the user's);
 4. what is left: an op inserted (or deleted) before a matched node's input is looked through
@@ -17,7 +19,8 @@ pass pairs the nodes whose key is unique on both sides, and keys go from strict 
    each side, paired in the order of the ports they feed, then of execution (nothing else
    tells a deleted batch norm's four orphaned [C] weights apart); the rest aligned by canonical
    op in execution order; and last, a node sitting alone between matched neighbours on both
-   sides is the same node changed (an activation swapped).
+   sides (each matched neighbour of one is, through layout ops, a neighbour of the other) is
+   the same node changed (an activation swapped).
 
 Backward nodes (``phase: backward``) take no part in the key passes: each pairs with the
 backward node of the other side that differentiates its forward node's match (``grad_of``),
@@ -107,11 +110,13 @@ class _Side:
         self.preds: dict[str, list[tuple[str, Port]]] = {i: [] for i in self.ids}
         self.succs: dict[str, list[tuple[str, Port]]] = {i: [] for i in self.ids}
         data_in: dict[str, list[tuple[str, Port]]] = defaultdict(list)
+        real_port: dict[tuple[str, str], int] = {}
         for u, v, d in graph.nx.edges(data=True):
             if not d["control"] and v not in picked:
                 src, src_port = picked.get(u, (u, d["src_port"]))
                 # Frameworks order an op's inputs differently (addmm(bias, x, w) vs MatMul(x, w)).
                 data_in[v].append((src, (src_port, 0 if cross else d["dst_port"])))
+                real_port[(src, v)] = min(real_port.get((src, v), d["dst_port"]), d["dst_port"])
         # A bias add is its matmul ...
         memo: dict[str, list[tuple[str, int]]] = {add: [(mm, 0)] for mm, add in fused.items()}
         for mm, add in fused.items():  # ... and the bias is the matmul's input
@@ -148,11 +153,16 @@ class _Side:
             i: alias.get(nodes[i]["grad_of"], nodes[i]["grad_of"]) for i in backward if nodes[i]["grad_of"]
         }
         self.grads = Counter(self.grad_of.values())  # forward node -> how many gradient nodes
+        # The input port each kept predecessor feeds, even where ``cross`` leaves ports out of the
+        # keys: within one framework it still orders an op's look-alike inputs (q, k, v).
+        self.fed_port: dict[tuple[str, str], int] = {}
         for v in self.ids:
             for u, (src_port, dst_port) in data_in.get(v, ()):
                 for src, sp in kept_sources(u, src_port):
                     if backward and (src in backward) != (v in backward):
                         continue
+                    port = real_port.get((u, v), dst_port)
+                    self.fed_port[(src, v)] = min(self.fed_port.get((src, v), port), port)
                     self.preds[v].append((src, (sp, dst_port)))
                     self.succs[src].append((v, (sp, dst_port)))
 
@@ -292,9 +302,14 @@ class _Matcher:
         # that compute the same gradients in a joint graph.
         return self.a.label[x] == self.b.label[y] or (self.a.grads[gx] == 1 and self.b.grads[gy] == 1)
 
-    def unique_pass(self, key_a: Callable[[str], Hashable], key_b: Callable[[str], Hashable]) -> list[str]:
+    def unique_pass(
+        self,
+        key_a: Callable[[str], Hashable],
+        key_b: Callable[[str], Hashable],
+        fits: Callable[[str, str], bool] | None = None,
+    ) -> list[str]:
         """Pair the unmatched nodes whose key occurs exactly once on each side (and whose
-        scopes are compatible)."""
+        scopes are compatible, and which ``fits`` allows)."""
         groups_a: dict[Hashable, list[str]] = defaultdict(list)
         for x in self.a.ids:
             if x not in self.ab:
@@ -310,7 +325,13 @@ class _Matcher:
         new = []
         for k, xs in groups_a.items():
             ys = groups_b.get(k)
-            if len(xs) == 1 and ys is not None and len(ys) == 1 and self.compatible(xs[0], ys[0]):
+            if (
+                len(xs) == 1
+                and ys is not None
+                and len(ys) == 1
+                and self.compatible(xs[0], ys[0])
+                and (fits is None or fits(xs[0], ys[0]))
+            ):
                 self.pair(xs[0], ys[0])
                 new.append(xs[0])
         return new
@@ -336,12 +357,34 @@ class _Matcher:
                     ys = cand_b.get(k)
                     if ys is None:
                         continue
-                    for x1, y1 in self._unique_pairs(xs, ys, tiebreak=same_label and not self.cross):
+                    pairs = self._unique_pairs(xs, ys, tiebreak=same_label and not self.cross)
+                    if not pairs and same_label and nbrs_a is self.a.preds:
+                        pairs = self._by_input_port(x, y, xs, ys)
+                    for x1, y1 in pairs:
                         if (
-                            same_label or self.a.nodes[x1]["kind"] == self.b.nodes[y1]["kind"]
+                            same_label
+                            or (
+                                self.a.nodes[x1]["kind"] == self.b.nodes[y1]["kind"]
+                                and self._same_neighbours(x1, y1)
+                            )
                         ) and self.compatible(x1, y1):
                             self.pair(x1, y1)
                             queue.append(x1)
+
+    def _same_neighbours(self, x: str, y: str) -> bool:
+        """Whether ``x`` and ``y`` sit between the same matched nodes: each matched input and
+        user of one is (the match of) an input and a user of the other, or is reached through
+        unmatched layout ops (eager's view and transpose around addmm). Export's linear is not
+        eager's transpose of its weight, though both read that weight: the linear reads the
+        activation too, and the transpose feeds the mm."""
+        for nbrs_a, nbrs_b in ((self.a.preds, self.b.preds), (self.a.succs, self.b.succs)):
+            of_x = _through_layout(self.a, nbrs_a, x, self.ab)
+            of_y = _through_layout(self.b, nbrs_b, y, self.ba)
+            if any(self.ab[n] not in of_y for n in of_x if n in self.ab):
+                return False
+            if any(self.ba[n] not in of_x for n in of_y if n in self.ba):
+                return False
+        return True
 
     def _unique_pairs(self, xs: list[str], ys: list[str], *, tiebreak: bool) -> list[tuple[str, str]]:
         """The one candidate on each side; or, with ``tiebreak``, the candidates that are alone
@@ -358,6 +401,26 @@ class _Matcher:
         for y in distinct_b:
             by_b[self.b.sig[y]].append(y)
         return [(x1[0], by_b[s][0]) for s, x1 in by_a.items() if len(x1) == 1 and len(by_b.get(s, ())) == 1]
+
+    def _by_input_port(self, x: str, y: str, xs: list[str], ys: list[str]) -> list[tuple[str, str]]:
+        """Look-alike inputs of ``x`` and of its match ``y`` (attention's q, k and v: one op,
+        one shape) paired in the order of the input ports they feed, between two captures of one
+        framework, whose ops take their arguments in one order (export's and eager's attention
+        read q, k, v at ports 0, 1, 2). Across frameworks the orders differ, and nothing is
+        paired here. Only when every candidate feeds one port of its own on both sides."""
+        if not (self.cross and self.scoped and self.a.graph.framework == self.b.graph.framework):
+            return []
+        xs, ys = list(dict.fromkeys(xs)), list(dict.fromkeys(ys))
+        if len(xs) != len(ys):
+            return []
+        ports_a = [self.a.fed_port.get((n, x)) for n in xs]
+        ports_b = [self.b.fed_port.get((n, y)) for n in ys]
+        for ports in (ports_a, ports_b):
+            if None in ports or len(set(ports)) != len(ports):
+                return []
+        in_a = [n for _, n in sorted(zip(ports_a, xs))]
+        in_b = [n for _, n in sorted(zip(ports_b, ys))]
+        return list(zip(in_a, in_b))
 
     def _near_key(self, side: _Side, n: str, port: Port, same_label: bool) -> Hashable:
         """How a neighbour is told apart from its siblings: op and port; across frameworks,
@@ -492,6 +555,22 @@ class _Matcher:
         return new
 
 
+def _through_layout(
+    side: _Side, nbrs: dict[str, list[tuple[str, Port]]], x: str, matched: dict[str, str]
+) -> set[str]:
+    """``x``'s neighbours in ``nbrs``' direction, and the neighbours behind unmatched layout ops."""
+    found: set[str] = set()
+    stack = [n for n, _ in nbrs[x]]
+    while stack and len(found) < 64:
+        n = stack.pop()
+        if n in found:
+            continue
+        found.add(n)
+        if n not in matched and side.label[n] in LAYOUT_OPS:
+            stack.extend(m for m, _ in nbrs[n])
+    return found
+
+
 def match(a: Graph, b: Graph, *, ignore: Iterable[str] = ()) -> dict[str, str]:
     """Node ids of ``a`` mapped to node ids of ``b`` (see the module docstring)."""
     cross = (a.framework, a.capture) != (b.framework, b.capture)
@@ -565,7 +644,17 @@ def _match(sa: _Side, sb: _Side, *, cross: bool = False) -> _Matcher:
             _key(sa, scoped=False, wl=wa[r], among=among_a), _key(sb, scoped=False, wl=wb[r], among=among_b)
         )
         m.propagate(new)
-    m.propagate(m.unique_pass(_key(sa, scoped=True, among=fwd_a), _key(sb, scoped=True, among=fwd_b)))
+    # Two captures of one model compute the same values: a look-alike of another shape is
+    # another node (export's no-op float cast is not eager's cast of the mask to bool).
+    # (A capture without shapes, TorchScript's, says nothing against a pair.)
+    fits = None
+    if cross and m.scoped:
+
+        def fits(x: str, y: str) -> bool:
+            da, db = _dims(sa.nodes[x]), _dims(sb.nodes[y])
+            return da is None or db is None or da == db
+
+    m.propagate(m.unique_pass(_key(sa, scoped=True, among=fwd_a), _key(sb, scoped=True, among=fwd_b), fits))
     # Ids and names say which node is which within one capture, and across TF and ONNX (the
     # user's layer names); across torch captures they are counters (export's view_2 is k, eager's
     # is q) and would pair unrelated nodes.

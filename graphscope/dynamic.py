@@ -171,10 +171,12 @@ def alternative_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _is_size(value: Any) -> bool:
-    """An int, or a (nested) list of ints and None: a size or shape an attribute holds."""
+    """An int, or a (nested) list of ints and None: a size or shape an attribute holds. A whole
+    float counts too: keras-hub's GPT-2 computes positions with ``tf.range`` over a float32
+    length, a Const of 8.0 for 8 tokens."""
     if isinstance(value, bool):
         return False
-    if isinstance(value, int):
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         return True
     return isinstance(value, (list, tuple)) and all(v is None or _is_size(v) for v in value)
 

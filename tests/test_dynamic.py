@@ -60,3 +60,16 @@ def test_other_attributes_ops_or_edges_are_input_dependent() -> None:
     report = dynamic.compare(capture(2), capture(3, extra=True), method="jit-trace")
     assert report.verdict == "input-dependent" and report.added == ["relu"]
     assert str(report.renderable()).startswith("input-dependent:")
+
+
+def test_a_length_baked_into_a_float_constant_is_shape_specialised() -> None:
+    """keras-hub's GPT-2 builds positions with tf.range over the length as a float32 Const
+    (8.0 for 8 tokens): with 6 tokens that Const is 6.0, and nothing else changed. A float that
+    is no whole number (a value, not a size) still makes the graph input-dependent."""
+    a = capture(2, attrs={"dtype": "float32", "value": 8.0})
+    b = capture(2, attrs={"dtype": "float32", "value": 6.0})
+    report = dynamic.compare(a, b, method="tf-function")
+    assert report.verdict == "shape-specialised"
+    assert report.specialised == [{"node": "flat", "attr": "value", "a": 8.0, "b": 6.0}]
+    c = capture(2, attrs={"dtype": "float32", "value": 0.125})
+    assert dynamic.compare(a, c, method="tf-function").verdict == "input-dependent"

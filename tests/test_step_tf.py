@@ -506,3 +506,50 @@ def test_a_saved_model_is_stepped_on_the_arrays_given_with_inputs(
     np.savez(given, np.zeros((2, 4), dtype=np.float32))
     assert main(["step", str(saved), "--inputs", str(given)]) == 1
     assert "input 1 of doubler has shape [2, 4], but the model takes [None, 3]" in capsys.readouterr().err
+
+
+def test_a_saved_model_is_stepped_inside_its_call(tmp_path: Path) -> None:
+    """A SavedModel's signature is one StatefulPartitionedCall of the function it serves: each
+    op of that function's body gets its own record (not only the call's outputs), and the last
+    values are the signature's own output. A Keras model written by ``model.export``."""
+    import keras
+    import tensorflow as tf
+
+    import graphscope
+    from graphscope.stepping.values import to_numpy
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.LayerNormalization(),
+            keras.layers.Dense(4),
+        ]
+    )
+    saved = tmp_path / "exported"
+    model.export(str(saved), verbose=False)
+    x = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
+    read = graphscope.trace(saved)  # as data: the served function's body is a subgraph
+    body = {
+        n["name"]
+        for _, sub in read.walk_subgraphs()
+        for n in sub.nodes()
+        if n["kind"] == "op" and n["op"] not in ("NoOp", "StatefulPartitionedCall", "PartitionedCall")
+    }
+    assert {"MatMul", "BiasAdd", "Relu", "Rsqrt", "SquaredDifference"} <= {
+        n["op"] for _, sub in read.walk_subgraphs() for n in sub.nodes()
+    }
+    found = loader.load_target(saved)
+    found.example_inputs = (x,)
+    steps = stepping.step_target(found, keep=stepping.KEEP_ALL)
+    stepped = {r.node.partition("/")[2] for r in steps.records if r.outputs and r.outputs[0] is not None}
+    assert body and body - stepped == set()  # every op of the body, below the call's name
+    assert "values inside the function call" not in " ".join(steps.notes)
+    out = steps.graph.outputs[0]
+    (src,) = [e.src for e in steps.graph.edges() if e.dst == out and not e.control]
+    got = to_numpy(steps.values[src][0])
+    signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    (want,) = signature(tf.constant(x)).values()
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got, model(x, training=False).numpy(), rtol=1e-5, atol=1e-6)

@@ -110,9 +110,12 @@ def _step_function(
     summary nodes (and returns them instead of the model's outputs) and is run once. The IR is
     built after the run (when its memory is free again), unless values are kept: ``keep``
     names IR nodes."""
-    from graphscope.tracers import tf_function
+    from graphscope.tracers import tf_function, tf_savedmodel
 
     _, cf = tf_function.concrete_function(model, example_inputs, signature)
+    if cf is model and tf_savedmodel.calls_functions(cf):
+        # A SavedModel's signature calls the function it serves: step inside the call.
+        cf = model = tf_savedmodel.inlined(cf)
     graph = ids = None
     kept: list[tuple[str, int]] = []
     if keep:

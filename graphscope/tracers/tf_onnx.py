@@ -28,6 +28,12 @@ def convert(model: Any, example_inputs: tuple[Any, ...] | None, signature: Any =
         # (variables' handles, and constants such as a Normalization layer's mean).
         given = [s for s in tf.nest.flatten(cf.structured_input_signature) if isinstance(s, tf.TensorSpec)]
         specs = [tf.TensorSpec(s.shape, s.dtype, name=f"input_{i}") for i, s in enumerate(given)]
+        args = cf.structured_input_signature[0]
+        if len(tf.nest.flatten(args)) == len(given) and any(isinstance(a, (dict, list, tuple)) for a in args):
+            # tf2onnx feeds the flat tensors positionally: a model taking a dict (keras-hub's
+            # backbones) gets them packed back into its structure.
+            nested = fn
+            fn = tf.function(lambda *flat: nested(*tf.nest.pack_sequence_as(args, list(flat))))
         try:
             proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=OPSET)
         except Exception as exc:
