@@ -9,15 +9,17 @@ come in autograd's own order. A backward record's inputs are the gradients it re
 an infinity is *born* at the autograd node that made it from finite gradients (the gradient of
 ``sqrt`` at 0), and its ``grad_of`` names the forward op, with that op's source line.
 
-The step runs on a deep copy of the model: the user's model, its parameters and their ``.grad``
-are left as they were. With an ``optimizer`` in the model file (a copy of it, over the copy's
-parameters, its state included), ``optimizer.step()`` follows: one ``optimizer`` record per
-parameter, the new value, with the update-to-weight ratio in the node's attributes.
+The step is taken on the user's model and undone (:class:`TrainingState`): its parameters,
+buffers and the optimizer's state are copied before and written back after, and their
+``.grad`` set aside, so the step starts from no gradients, as training's ``zero_grad()`` does,
+and the model is left as it was found. (A deep copy of model and optimizer would also copy the
+gradients, and keep two models alive during the step.) With an ``optimizer`` in the model file,
+``optimizer.step()`` follows: one ``optimizer`` record per parameter, the new value, with the
+update-to-weight ratio in the node's attributes.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from graphscope import ir
@@ -28,7 +30,7 @@ from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _torch_common as common
 from graphscope.tracers import torch_autograd as autograd
 
-__all__ = ["step_train"]
+__all__ = ["TrainingState", "step_train"]
 
 
 def step_train(
@@ -45,23 +47,103 @@ def step_train(
     common.check_module(model, example_inputs, "step --train")
     if optimizer is not None:
         check_optimizer(torch, model, optimizer, where)
-    # The step's gradients and update land on copies, made together so that the optimizer's
-    # copy updates the model's copy (and its state, momentum and all, is the user's too).
-    model, optimizer = copy.deepcopy((model, optimizer))
-    with common.quiet_torch_logs(), torch.enable_grad():
-        graph, recorder, loss, backward = autograd.record_step(
-            torch, model, example_inputs, example_targets, loss_fn, name=name, summaries=True, where=where
-        )
-        records = [r for r in recorder.records if r.node in graph]
-        _run_backward(torch, graph, backward, loss, records)
+    state = TrainingState(torch, model, optimizer)
+    state.save()
     notes = []
-    if optimizer is not None:
-        _run_update(torch, graph, recorder, model, optimizer, records)
-    else:
-        notes.append("no optimizer in the model file: forward, loss and backward are stepped, not an update")
+    try:
+        state.clear_grads()
+        with common.quiet_torch_logs(), torch.enable_grad():
+            graph, recorder, loss, backward = autograd.record_step(
+                torch, model, example_inputs, example_targets, loss_fn, name=name, summaries=True, where=where
+            )
+            records = [r for r in recorder.records if r.node in graph]
+            _run_backward(torch, graph, backward, loss, records)
+        if optimizer is not None:
+            _run_update(torch, graph, recorder, model, optimizer, records, state)
+        else:
+            notes.append(
+                "no optimizer in the model file: forward, loss and backward are stepped, not an update"
+            )
+    finally:
+        state.restore()
     for i, rec in enumerate(records):
         rec.index = i
     return Steps(graph, records, notes=notes)
+
+
+class TrainingState:
+    """What a training step changes in a model and its optimizer, kept to be written back:
+    the values of the parameters, the buffers (BatchNorm's running statistics) and the
+    optimizer's state tensors, in copies made once and refreshed in place on every
+    :meth:`save` (``torch._foreach_copy_``: one call, no allocation) while the tensors keep
+    their shapes; the optimizer's state entries and hyperparameters; the ``.grad`` of each
+    parameter (set aside, not copied)."""
+
+    def __init__(self, torch: Any, model: Any, optimizer: Any) -> None:
+        self.torch = torch
+        self.model = model
+        self.optimizer = optimizer
+        self.params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
+        if optimizer is not None:  # a plain function's parameters are the optimizer's
+            known = {id(p) for p in self.params}
+            for group in optimizer.param_groups:
+                self.params += [p for p in group["params"] if id(p) not in known]
+                known.update(id(p) for p in group["params"])
+        self.copies: list[Any] = []
+        self.layout: list[tuple[Any, ...]] = []
+        self.live: list[Any] = []
+        self.grads: list[Any] = []
+        self.entries: dict[Any, dict[Any, Any]] = {}
+        self.groups: list[dict[str, Any]] = []
+
+    def _tensors(self) -> list[Any]:
+        torch = self.torch
+        tensors = list(self.params)
+        if isinstance(self.model, torch.nn.Module):
+            tensors += [b for b in self.model.buffers()]
+        if self.optimizer is not None:
+            for entry in self.optimizer.state.values():
+                tensors += [v for v in entry.values() if isinstance(v, torch.Tensor)]
+        return tensors
+
+    def save(self) -> None:
+        torch = self.torch
+        self.live = self._tensors()
+        layout = [(t.shape, t.dtype, t.device) for t in self.live]
+        with torch.no_grad():
+            if layout == self.layout:
+                if self.live:
+                    torch._foreach_copy_(self.copies, self.live)
+            else:  # the first save, or the optimizer made its state (its first step)
+                self.copies = [t.detach().clone() for t in self.live]
+                self.layout = layout
+        self.grads = [p.grad for p in self.params]
+        if self.optimizer is not None:
+            self.entries = {p: dict(entry) for p, entry in self.optimizer.state.items()}
+            self.groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+
+    def saved_params(self) -> dict[int, Any]:
+        """id(parameter) -> its value when last saved."""
+        return {id(p): copy for p, copy in zip(self.params, self.copies, strict=False)}
+
+    def clear_grads(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def restore(self) -> None:
+        """Write the saved values back into the same tensors (the optimizer's state tensors made
+        since are dropped) and put the gradients back."""
+        torch = self.torch
+        with torch.no_grad():
+            if self.live:
+                torch._foreach_copy_(self.live, self.copies)
+        for p, grad in zip(self.params, self.grads, strict=True):
+            p.grad = grad
+        if self.optimizer is not None:
+            self.optimizer.state.clear()
+            self.optimizer.state.update({p: dict(entry) for p, entry in self.entries.items()})
+            for group, saved in zip(self.optimizer.param_groups, self.groups, strict=True):
+                group.update(saved)
 
 
 def check_optimizer(torch: Any, model: Any, optimizer: Any, where: str) -> None:
@@ -79,13 +161,19 @@ def check_optimizer(torch: Any, model: Any, optimizer: Any, where: str) -> None:
 
 
 def _run_update(
-    torch: Any, graph: ir.Graph, recorder: Any, model: Any, optimizer: Any, records: list[Record]
+    torch: Any,
+    graph: ir.Graph,
+    recorder: Any,
+    model: Any,
+    optimizer: Any,
+    records: list[Record],
+    state: TrainingState,
 ) -> None:
     """``optimizer.step()`` on the copies: one ``optimizer`` node per parameter it changed, its
     output the new value, with the update-to-weight ratio (|new - old| / |old|, Frobenius norms)."""
     names = {id(p): name for name, p in model.named_parameters()}
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    before = {id(p): p.detach().clone() for p in params}
+    before = state.saved_params()
     try:
         optimizer.step()
     except Exception as exc:
