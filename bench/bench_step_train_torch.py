@@ -21,6 +21,7 @@ Memory: the process's peak RSS over its RSS once the model, inputs and optimizer
 one plain step taken (gradients and optimizer state exist, as in training) and the tool's modules
 imported (on a tiny model); measured on the tool's first timed call, before the interleaved runs.
 
+``--small`` runs the step rows on watch's smaller inputs too (for a busy machine).
 ``--origin`` instead runs each tool on ``examples/sqrt_grad_torch.py`` (the gradient of ``sqrt``
 at 0 is inf) and prints what each says about where the non-finite value came from.
 """
@@ -198,6 +199,9 @@ def main() -> None:
     parser.add_argument("--models", default="", help="comma-separated words that pick models (gpt,resnet)")
     parser.add_argument("--tools", default="", help="comma-separated tools to run (default: all)")
     parser.add_argument("--origin", action="store_true")
+    parser.add_argument(
+        "--small", action="store_true", help="the step rows on watch's smaller inputs (a busy machine)"
+    )
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "TOOL"))
     args = parser.parse_args()
     if args.origin:
@@ -213,7 +217,7 @@ def main() -> None:
         "| peak RSS (MB) | above model (MB) | × plain (above) |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for models, tools in ((MODELS, TOOLS), (WATCH_MODELS, WATCH_TOOLS)):
+    for models, tools in ((WATCH_MODELS if args.small else MODELS, TOOLS), (WATCH_MODELS, WATCH_TOOLS)):
         for model_key in models:
             if picked and not any(w in model_key.lower() for w in picked):
                 continue

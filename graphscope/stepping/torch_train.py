@@ -221,14 +221,30 @@ def _run_backward(torch: Any, graph: ir.Graph, backward: Any, loss: Any, records
         if graph.node(v)["phase"] == "backward" and graph.node(u)["phase"] == "backward":
             senders.setdefault(v, {}).setdefault(d["dst_port"], u)
     handles = []
+    # A gradient one node passes on is, unless autograd summed several, the very tensor the next
+    # node receives (AccumulateGrad's are its own): summarised once, found again by identity,
+    # while its version counter says it was not changed in place since.
+    from torch.utils.weak import WeakTensorKeyDictionary
+
+    known: Any = WeakTensorKeyDictionary()
+
+    def summary(g: Any) -> dict[str, Any] | None:
+        if g is None:
+            return None
+        seen = known.get(g)
+        if seen is not None and seen[0] == g._version:
+            return dict(seen[1])
+        out = summarize_torch(g)
+        known[g] = (g._version, out)
+        return out
 
     def hook_for(fn: Any, node_id: str) -> Any:
         accumulates = type(fn).__name__ == "AccumulateGrad"
 
         def hook(grad_inputs: Any, grad_outputs: Any) -> None:
             passed = grad_outputs if accumulates else grad_inputs
-            received = [summarize_torch(g) if g is not None else None for g in grad_outputs]
-            outputs = [summarize_torch(g) if g is not None else None for g in passed]
+            received = [summary(g) for g in grad_outputs]
+            outputs = [summary(g) for g in passed]
             ports = senders.get(node_id, {})
             records.append(
                 _record(graph, node_id, outputs, received, [ports.get(i, "") for i in range(len(received))])
