@@ -48,7 +48,9 @@ def step_train(
     if optimizer is not None:
         check_optimizer(torch, model, optimizer, where)
     state = TrainingState(torch, model, optimizer)
-    state.save()
+    # Parameters and optimizer state change only in the update: copied just before it, once
+    # backward has freed the activations, so the copies do not add to the peak of the step.
+    state.save(weights=False)
     notes = []
     try:
         state.clear_grads()
@@ -59,6 +61,7 @@ def step_train(
             records = [r for r in recorder.records if r.node in graph]
             _run_backward(torch, graph, backward, loss, records)
         if optimizer is not None:
+            state.save_weights()
             _run_update(torch, graph, recorder, model, optimizer, records, state)
         else:
             notes.append(
@@ -77,7 +80,8 @@ class TrainingState:
     optimizer's state tensors, in copies made once and refreshed in place on every
     :meth:`save` (``torch._foreach_copy_``: one call, no allocation) while the tensors keep
     their shapes; the optimizer's state entries and hyperparameters; the ``.grad`` of each
-    parameter (set aside, not copied)."""
+    parameter (set aside, not copied). ``save(weights=False)`` keeps the buffers alone, and
+    :meth:`save_weights` adds the parameters and the optimizer's state later."""
 
     def __init__(self, torch: Any, model: Any, optimizer: Any) -> None:
         self.torch = torch
@@ -94,21 +98,24 @@ class TrainingState:
         self.live: list[Any] = []
         self.grads: list[Any] = []
         self.entries: dict[Any, dict[Any, Any]] = {}
+        self.weights_at = -1  # where the parameters start in ``live``; -1: not saved
         self.groups: list[dict[str, Any]] = []
 
-    def _tensors(self) -> list[Any]:
-        torch = self.torch
+    def _buffers(self) -> list[Any]:
+        if isinstance(self.model, self.torch.nn.Module):
+            return list(self.model.buffers())
+        return []
+
+    def _weights(self) -> list[Any]:
         tensors = list(self.params)
-        if isinstance(self.model, torch.nn.Module):
-            tensors += [b for b in self.model.buffers()]
         if self.optimizer is not None:
             for entry in self.optimizer.state.values():
-                tensors += [v for v in entry.values() if isinstance(v, torch.Tensor)]
+                tensors += [v for v in entry.values() if isinstance(v, self.torch.Tensor)]
         return tensors
 
-    def save(self) -> None:
+    def save(self, *, weights: bool = True) -> None:
         torch = self.torch
-        self.live = self._tensors()
+        self.live = self._buffers() + (self._weights() if weights else [])
         layout = [(t.shape, t.dtype, t.device) for t in self.live]
         with torch.no_grad():
             if layout == self.layout:
@@ -118,13 +125,31 @@ class TrainingState:
                 self.copies = [t.detach().clone() for t in self.live]
                 self.layout = layout
         self.grads = [p.grad for p in self.params]
+        self.weights_at = len(self._buffers()) if weights else -1
+        if weights:
+            self._save_entries()
+
+    def save_weights(self) -> None:
+        """Add the parameters and the optimizer's state to a ``save(weights=False)``."""
+        torch = self.torch
+        weights = self._weights()
+        self.weights_at = len(self.live)
+        with torch.no_grad():
+            self.copies += [t.detach().clone() for t in weights]
+        self.live += weights
+        self.layout = []  # not the layout of a full save
+        self._save_entries()
+
+    def _save_entries(self) -> None:
         if self.optimizer is not None:
             self.entries = {p: dict(entry) for p, entry in self.optimizer.state.items()}
             self.groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
 
     def saved_params(self) -> dict[int, Any]:
         """id(parameter) -> its value when last saved."""
-        return {id(p): copy for p, copy in zip(self.params, self.copies, strict=False)}
+        if self.weights_at < 0:
+            return {}
+        return {id(p): copy for p, copy in zip(self.params, self.copies[self.weights_at :], strict=False)}
 
     def clear_grads(self) -> None:
         for p in self.params:
@@ -139,7 +164,7 @@ class TrainingState:
                 torch._foreach_copy_(self.live, self.copies)
         for p, grad in zip(self.params, self.grads, strict=True):
             p.grad = grad
-        if self.optimizer is not None:
+        if self.optimizer is not None and self.weights_at >= 0:
             self.optimizer.state.clear()
             self.optimizer.state.update({p: dict(entry) for p, entry in self.entries.items()})
             for group, saved in zip(self.optimizer.param_groups, self.groups, strict=True):
