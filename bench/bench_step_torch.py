@@ -8,7 +8,9 @@ summarised), graphscope step --method fx, and torchlens.trace (torchlens 2's nam
 log_forward_pass) keeping every activation, as it does by default. Times are the median of
 --repeat runs after one warm-up; "peak" is the process's peak RSS, "above" what it added over
 the process after the model and inputs were built and the tool's modules imported (on a tiny
-model).
+model). "× forward, interleaved" is measured inside the tool's process: the tool and a plain
+forward pass run alternately (A B A B ...), the ratio of their medians, so that a busy spell on a
+shared machine lands on both.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ def worker(model_key: str, tool: str, repeat: int) -> dict[str, Any]:
             return torchlens.trace(model, inputs[0])
         raise ValueError(tool)
 
+    def forward() -> Any:
+        with torch.no_grad():
+            return model(*inputs)
+
     times = []
     records = None
     for i in range(repeat + 1):
@@ -86,12 +92,19 @@ def worker(model_key: str, tool: str, repeat: int) -> dict[str, Any]:
         if tool.startswith("graphscope"):
             records = len(result)
         del result
+    interleaved = float("nan")
+    if tool != "forward":
+        from _timing import timed_pair
+
+        tool_s, forward_s = timed_pair(run, forward, repeat)
+        interleaved = tool_s / forward_s
     return {
         "steps": records,
         "seconds": statistics.median(times),
         "peak_mb": _rss_mb(),
         "above_mb": _rss_mb() - base,
         "records": records,
+        "interleaved": interleaved,
     }
 
 
@@ -99,17 +112,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "TOOL"))
+    parser.add_argument("--models", default="", help="comma-separated words that pick models (gpt2,resnet)")
+    parser.add_argument(
+        "--tools", default="", help="comma-separated tool names to run (forward is always run)"
+    )
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker[0], args.worker[1], args.repeat)))
         return
     print(
-        "| model | tool | steps | time (s) | × forward | peak RSS (MB) | above model (MB) | × forward (above) |"
+        "| model | tool | steps | time (s) | × forward | × forward, interleaved | peak RSS (MB) "
+        "| above model (MB) | × forward (above) |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    picked = [w.lower() for w in args.models.split(",") if w]
+    tools = [t for t in TOOLS if t == "forward" or not args.tools or t in args.tools.split(",")]
     for model_key in MODELS:
+        if picked and not any(w in model_key.lower().replace("-", "") for w in picked):
+            continue
         plain: dict[str, Any] = {}
-        for tool in TOOLS:
+        for tool in tools:
             proc = subprocess.run(
                 [sys.executable, __file__, "--repeat", str(args.repeat), "--worker", model_key, tool],
                 capture_output=True,
@@ -118,7 +140,7 @@ def main() -> None:
             )
             if proc.returncode != 0:
                 last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-                print(f"| {model_key} | {tool} | | failed: {last[:80]} | | | | |")
+                print(f"| {model_key} | {tool} | | failed: {last[:80]} | | | | | |")
                 continue
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             if tool == "forward":
@@ -128,7 +150,8 @@ def main() -> None:
                 row["above_mb"] / plain["above_mb"] if plain and plain["above_mb"] > 0 else float("nan")
             )
             print(
-                f"| {model_key} | {tool} | {row['steps'] or ''} | {row['seconds']:.3f} | {ratio:.2f} | {row['peak_mb']:.0f} "
+                f"| {model_key} | {tool} | {row['steps'] or ''} | {row['seconds']:.3f} | {ratio:.2f} "
+                f"| {'' if tool == 'forward' else format(row['interleaved'], '.2f')} | {row['peak_mb']:.0f} "
                 f"| {row['above_mb']:.0f} | {mem_ratio:.2f} |",
                 flush=True,
             )

@@ -70,6 +70,44 @@ def test_torch_and_numpy_summaries_agree(array: np.ndarray) -> None:
         assert _close(ours[key], ref[key]), (key, ours, ref)
 
 
+# Values where the summary's shortcuts live: zeros of both signs (counted over the values' bits),
+# all-positive or all-negative tensors (no zero count), sizes past numpy's SIMD blocks.
+SIGNED_ZEROS = st.one_of(
+    st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, float("nan"), float("inf"), -float("inf")]),
+    st.floats(allow_nan=True, allow_infinity=True, width=16),  # fits every dtype drawn below
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    hnp.arrays(
+        st.sampled_from([np.float32, np.float64, np.float16]),
+        hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=70),
+        elements=SIGNED_ZEROS,
+    ),
+    st.sampled_from(["as is", "positive", "negative", "transposed"]),
+)
+def test_summaries_of_zeros_of_either_sign_agree_with_numpy(array: np.ndarray, form: str) -> None:
+    import torch
+
+    if form == "positive":
+        array = np.abs(array) + np.asarray(1, array.dtype)
+    elif form == "negative":
+        array = -np.abs(array) - np.asarray(1, array.dtype)
+    t = torch.from_numpy(array.copy())
+    if form == "transposed":
+        t, array = t.permute(*reversed(range(t.ndim))), array.transpose()  # not contiguous
+    ours = numerics.summarize_torch(t)
+    ref = numerics.summarize_numpy(array)
+    assert ours["dtype"] == ref["dtype"] and ours["shape"] == list(array.shape)
+    for key in ("nan", "posinf", "neginf", "zeros"):
+        assert ours[key] == ref[key], (key, ours, ref)
+    for key in ("min", "max", "mean", "std"):
+        if key in ("mean", "std") and ref["max"] is not None and abs(ref["max"]) > 1e30:
+            continue  # float32 sums of huge values overflow differently in torch and numpy
+        assert _close(ours[key], ref[key]), (key, ours, ref)
+
+
 def test_summary_of_mixed_non_finite_values_describes_the_finite_rest() -> None:
     import torch
 

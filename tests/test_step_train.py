@@ -156,3 +156,48 @@ def test_the_python_api_steps_a_training_step_of_a_live_model() -> None:
     # a model file gives its own targets and loss
     file_steps = graphscope.step("examples/sqrt_grad_torch.py", fw="torch", train=True)
     assert file_steps.first_nonfinite is not None and file_steps.first_nonfinite.op == "SqrtBackward0"
+
+
+def test_the_update_starts_from_no_gradients_and_the_model_is_left_as_found() -> None:
+    """A model with gradients and optimizer state from an earlier step: the stepped update is
+    the one training takes after zero_grad() (not one on the stale gradients added to the new),
+    and model, gradients and optimizer are as they were afterwards."""
+    import copy
+
+    from graphscope.stepping import torch_train
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+
+    def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(out, target)
+
+    loss_fn(model(x), y).backward()
+    optimizer.step()  # momentum buffers, and gradients left on the parameters
+    saved = copy.deepcopy((model.state_dict(), optimizer.state_dict(), [p.grad for p in model.parameters()]))
+    reference, ref_optimizer = copy.deepcopy((model, optimizer))
+    ref_optimizer.zero_grad(set_to_none=True)
+    loss_fn(reference(x), y).backward()
+    ref_optimizer.step()
+
+    steps = torch_train.step_train(
+        model, (x,), name="m", example_targets=(y,), loss_fn=loss_fn, optimizer=optimizer
+    )
+    updates = {steps.graph.node(r.node)["name"]: r for r in steps if r.op.startswith("optimizer:")}
+    assert set(updates) == {name for name, _ in reference.named_parameters()}
+    for name, param in reference.named_parameters():
+        summary = updates[name].summary
+        assert summary is not None
+        assert (summary["min"], summary["max"]) == pytest.approx(
+            (float(param.min()), float(param.max())), rel=1e-6
+        )
+    states, opt_state, grads = saved
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in states.items())
+    assert all(torch.equal(a, b) for a, b in zip(grads, [p.grad for p in model.parameters()], strict=True))
+    now = optimizer.state_dict()
+    assert all(
+        torch.equal(opt_state["state"][i]["momentum_buffer"], now["state"][i]["momentum_buffer"])
+        for i in opt_state["state"]
+    )

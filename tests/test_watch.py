@@ -95,3 +95,22 @@ def test_the_python_api_watches_a_live_model() -> None:
         graphscope.watch("examples/diverge_torch.py", steps=100).first_nonfinite_step
         == result.first_nonfinite_step
     )
+
+
+def test_gradients_too_large_for_a_float32_norm_are_finite_and_measured() -> None:
+    """watch reads the norms from one float32 torch._foreach_norm; values whose squares
+    overflow float32 (a norm of inf while every value is finite) are measured in float64."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1, bias=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-30)
+    x = torch.ones(2, 4)
+
+    def loss_fn(out: torch.Tensor) -> torch.Tensor:
+        return (out * 1e20).sum()  # d loss / d weight = 2e20 in each of 4 places
+
+    result = torch_watch.watch(model, (x,), steps=3, name="m", loss_fn=loss_fn, optimizer=optimizer)
+    assert result.first_nonfinite_step is None and len(result.history) == 3
+    first = result.history[0]
+    assert first["nonfinite"] == 0
+    assert first["grad_norm"] == pytest.approx(4e20, rel=1e-6)
+    assert first["module_grad_norms"] == {"(top level)": pytest.approx(4e20, rel=1e-6)}

@@ -9,15 +9,17 @@ come in autograd's own order. A backward record's inputs are the gradients it re
 an infinity is *born* at the autograd node that made it from finite gradients (the gradient of
 ``sqrt`` at 0), and its ``grad_of`` names the forward op, with that op's source line.
 
-The step runs on a deep copy of the model: the user's model, its parameters and their ``.grad``
-are left as they were. With an ``optimizer`` in the model file (a copy of it, over the copy's
-parameters, its state included), ``optimizer.step()`` follows: one ``optimizer`` record per
-parameter, the new value, with the update-to-weight ratio in the node's attributes.
+The step is taken on the user's model and undone (:class:`TrainingState`): its parameters,
+buffers and the optimizer's state are copied before and written back after, and their
+``.grad`` set aside, so the step starts from no gradients, as training's ``zero_grad()`` does,
+and the model is left as it was found. (A deep copy of model and optimizer would also copy the
+gradients, and keep two models alive during the step.) With an ``optimizer`` in the model file,
+``optimizer.step()`` follows: one ``optimizer`` record per parameter, the new value, with the
+update-to-weight ratio in the node's attributes.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from graphscope import ir
@@ -28,7 +30,7 @@ from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _torch_common as common
 from graphscope.tracers import torch_autograd as autograd
 
-__all__ = ["step_train"]
+__all__ = ["TrainingState", "step_train"]
 
 
 def step_train(
@@ -45,23 +47,128 @@ def step_train(
     common.check_module(model, example_inputs, "step --train")
     if optimizer is not None:
         check_optimizer(torch, model, optimizer, where)
-    # The step's gradients and update land on copies, made together so that the optimizer's
-    # copy updates the model's copy (and its state, momentum and all, is the user's too).
-    model, optimizer = copy.deepcopy((model, optimizer))
-    with common.quiet_torch_logs(), torch.enable_grad():
-        graph, recorder, loss, backward = autograd.record_step(
-            torch, model, example_inputs, example_targets, loss_fn, name=name, summaries=True, where=where
-        )
-        records = [r for r in recorder.records if r.node in graph]
-        _run_backward(torch, graph, backward, loss, records)
+    state = TrainingState(torch, model, optimizer)
+    # Parameters and optimizer state change only in the update: copied just before it, once
+    # backward has freed the activations, so the copies do not add to the peak of the step.
+    state.save(weights=False)
     notes = []
-    if optimizer is not None:
-        _run_update(torch, graph, recorder, model, optimizer, records)
-    else:
-        notes.append("no optimizer in the model file: forward, loss and backward are stepped, not an update")
+    try:
+        state.clear_grads()
+        with common.quiet_torch_logs(), torch.enable_grad():
+            graph, recorder, loss, backward = autograd.record_step(
+                torch, model, example_inputs, example_targets, loss_fn, name=name, summaries=True, where=where
+            )
+            records = [r for r in recorder.records if r.node in graph]
+            _run_backward(torch, graph, backward, loss, records)
+        if optimizer is not None:
+            state.save_weights()
+            _run_update(torch, graph, recorder, model, optimizer, records, state)
+        else:
+            notes.append(
+                "no optimizer in the model file: forward, loss and backward are stepped, not an update"
+            )
+    finally:
+        state.restore()
     for i, rec in enumerate(records):
         rec.index = i
     return Steps(graph, records, notes=notes)
+
+
+class TrainingState:
+    """What a training step changes in a model and its optimizer, kept to be written back:
+    the values of the parameters, the buffers (BatchNorm's running statistics) and the
+    optimizer's state tensors, in copies made once and refreshed in place on every
+    :meth:`save` (``torch._foreach_copy_``: one call, no allocation) while the tensors keep
+    their shapes; the optimizer's state entries and hyperparameters; the ``.grad`` of each
+    parameter (set aside, not copied). ``save(weights=False)`` keeps the buffers alone, and
+    :meth:`save_weights` adds the parameters and the optimizer's state later."""
+
+    def __init__(self, torch: Any, model: Any, optimizer: Any) -> None:
+        self.torch = torch
+        self.model = model
+        self.optimizer = optimizer
+        self.params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
+        if optimizer is not None:  # a plain function's parameters are the optimizer's
+            known = {id(p) for p in self.params}
+            for group in optimizer.param_groups:
+                self.params += [p for p in group["params"] if id(p) not in known]
+                known.update(id(p) for p in group["params"])
+        self.copies: list[Any] = []
+        self.layout: list[tuple[Any, ...]] = []
+        self.live: list[Any] = []
+        self.grads: list[Any] = []
+        self.entries: dict[Any, dict[Any, Any]] = {}
+        self.weights_at = -1  # where the parameters start in ``live``; -1: not saved
+        self.groups: list[dict[str, Any]] = []
+
+    def _buffers(self) -> list[Any]:
+        if isinstance(self.model, self.torch.nn.Module):
+            return list(self.model.buffers())
+        return []
+
+    def _weights(self) -> list[Any]:
+        tensors = list(self.params)
+        if self.optimizer is not None:
+            for entry in self.optimizer.state.values():
+                tensors += [v for v in entry.values() if isinstance(v, self.torch.Tensor)]
+        return tensors
+
+    def save(self, *, weights: bool = True) -> None:
+        torch = self.torch
+        self.live = self._buffers() + (self._weights() if weights else [])
+        layout = [(t.shape, t.dtype, t.device) for t in self.live]
+        with torch.no_grad():
+            if layout == self.layout:
+                if self.live:
+                    torch._foreach_copy_(self.copies, self.live)
+            else:  # the first save, or the optimizer made its state (its first step)
+                self.copies = [t.detach().clone() for t in self.live]
+                self.layout = layout
+        self.grads = [p.grad for p in self.params]
+        self.weights_at = len(self._buffers()) if weights else -1
+        if weights:
+            self._save_entries()
+
+    def save_weights(self) -> None:
+        """Add the parameters and the optimizer's state to a ``save(weights=False)``."""
+        torch = self.torch
+        weights = self._weights()
+        self.weights_at = len(self.live)
+        with torch.no_grad():
+            self.copies += [t.detach().clone() for t in weights]
+        self.live += weights
+        self.layout = []  # not the layout of a full save
+        self._save_entries()
+
+    def _save_entries(self) -> None:
+        if self.optimizer is not None:
+            self.entries = {p: dict(entry) for p, entry in self.optimizer.state.items()}
+            self.groups = [{k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups]
+
+    def saved_params(self) -> dict[int, Any]:
+        """id(parameter) -> its value when last saved."""
+        if self.weights_at < 0:
+            return {}
+        return {id(p): copy for p, copy in zip(self.params, self.copies[self.weights_at :], strict=False)}
+
+    def clear_grads(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def restore(self) -> None:
+        """Write the saved values back into the same tensors (the optimizer's state tensors made
+        since are dropped) and put the gradients back."""
+        torch = self.torch
+        with torch.no_grad():
+            if self.live:
+                torch._foreach_copy_(self.live, self.copies)
+        for p, grad in zip(self.params, self.grads, strict=True):
+            p.grad = grad
+        if self.optimizer is not None and self.weights_at >= 0:
+            self.optimizer.state.clear()
+            self.optimizer.state.update({p: dict(entry) for p, entry in self.entries.items()})
+            for group, saved in zip(self.optimizer.param_groups, self.groups, strict=True):
+                group.update(saved)
 
 
 def check_optimizer(torch: Any, model: Any, optimizer: Any, where: str) -> None:
@@ -79,13 +186,19 @@ def check_optimizer(torch: Any, model: Any, optimizer: Any, where: str) -> None:
 
 
 def _run_update(
-    torch: Any, graph: ir.Graph, recorder: Any, model: Any, optimizer: Any, records: list[Record]
+    torch: Any,
+    graph: ir.Graph,
+    recorder: Any,
+    model: Any,
+    optimizer: Any,
+    records: list[Record],
+    state: TrainingState,
 ) -> None:
     """``optimizer.step()`` on the copies: one ``optimizer`` node per parameter it changed, its
     output the new value, with the update-to-weight ratio (|new - old| / |old|, Frobenius norms)."""
     names = {id(p): name for name, p in model.named_parameters()}
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    before = {id(p): p.detach().clone() for p in params}
+    before = state.saved_params()
     try:
         optimizer.step()
     except Exception as exc:
@@ -133,14 +246,30 @@ def _run_backward(torch: Any, graph: ir.Graph, backward: Any, loss: Any, records
         if graph.node(v)["phase"] == "backward" and graph.node(u)["phase"] == "backward":
             senders.setdefault(v, {}).setdefault(d["dst_port"], u)
     handles = []
+    # A gradient one node passes on is, unless autograd summed several, the very tensor the next
+    # node receives (AccumulateGrad's are its own): summarised once, found again by identity,
+    # while its version counter says it was not changed in place since.
+    from torch.utils.weak import WeakTensorKeyDictionary
+
+    known: Any = WeakTensorKeyDictionary()
+
+    def summary(g: Any) -> dict[str, Any] | None:
+        if g is None:
+            return None
+        seen = known.get(g)
+        if seen is not None and seen[0] == g._version:
+            return dict(seen[1])
+        out = summarize_torch(g)
+        known[g] = (g._version, out)
+        return out
 
     def hook_for(fn: Any, node_id: str) -> Any:
         accumulates = type(fn).__name__ == "AccumulateGrad"
 
         def hook(grad_inputs: Any, grad_outputs: Any) -> None:
             passed = grad_outputs if accumulates else grad_inputs
-            received = [summarize_torch(g) if g is not None else None for g in grad_outputs]
-            outputs = [summarize_torch(g) if g is not None else None for g in passed]
+            received = [summary(g) for g in grad_outputs]
+            outputs = [summary(g) for g in passed]
             ports = senders.get(node_id, {})
             records.append(
                 _record(graph, node_id, outputs, received, [ports.get(i, "") for i in range(len(received))])

@@ -8,6 +8,13 @@ gradients and the updated parameters are NaN or infinite. Before each step the c
 is kept in memory; at the first step in which any of those values is non-finite, that state is
 restored and the step replayed with ``step --train`` (:mod:`graphscope.stepping.torch_train`)
 to name where the value was born. The user's model and optimizer are left as they were.
+
+What watch adds to a plain step is kept off the per-parameter path: the state before each step
+is written into copies made once (:class:`~graphscope.stepping.torch_train.TrainingState`, one
+``torch._foreach_copy_``), the norms come from one ``torch._foreach_norm`` over the gradients and
+one over the updated parameters, and the host reads them once; values are counted one by one
+only when a norm is not finite (an infinity or a NaN makes the norm so; a norm that overflowed
+float32 is recomputed in float64).
 """
 
 from __future__ import annotations
@@ -69,23 +76,25 @@ def watch(
     torch_train.check_optimizer(torch, model, optimizer, where)
     model, optimizer = copy.deepcopy((model, optimizer))  # the user's are left as they were
     found = Watch()
+    before = torch_train.TrainingState(torch, model, optimizer)
+    named = list(model.named_parameters())
     for number, (inputs, targets) in enumerate(
         _batches(example_inputs, example_targets, batches, steps, where), 1
     ):
-        before = copy.deepcopy((model, optimizer))
-        stats = _one_step(torch, model, optimizer, inputs, targets, loss_fn, where)
+        before.save()
+        stats = _one_step(torch, model, named, optimizer, inputs, targets, loss_fn, where)
         stats["step"] = number
         found.history.append(stats)
         if stats["nonfinite"]:
             found.first_nonfinite_step = number
-            replay_model, replay_optimizer = before
+            before.restore()
             found.replay = torch_train.step_train(
-                replay_model,
+                model,
                 inputs,
                 name=name,
                 example_targets=targets,
                 loss_fn=loss_fn,
-                optimizer=replay_optimizer,
+                optimizer=optimizer,
                 where=where,
             )
             found.replay.attach()
@@ -147,6 +156,7 @@ def _as_tuple(value: Any) -> tuple[Any, ...]:
 def _one_step(
     torch: Any,
     model: Any,
+    named: list[tuple[str, Any]],
     optimizer: Any,
     inputs: tuple[Any, ...],
     targets: tuple[Any, ...],
@@ -166,16 +176,16 @@ def _one_step(
     except Exception as exc:
         raise torch_eager.run_error(exc) from None
     with torch.no_grad():
+        with_grad = [(name, p.grad.detach()) for name, p in named if p.grad is not None]
+        grads = [g for _, g in with_grad]
+        grad_norms = _norms(torch, grads)
         loss_value = float(loss)
         bad = 0 if math.isfinite(loss_value) else 1
+        bad += _nonfinite(torch, grads, grad_norms)
         modules: dict[str, float] = {}
         total = 0.0
-        for name, p in model.named_parameters():
-            if p.grad is None:
-                continue
-            g = p.grad.detach()
-            bad += int((~torch.isfinite(g)).sum())
-            square = float(torch.linalg.vector_norm(g.double())) ** 2
+        for (name, _), norm in zip(with_grad, grad_norms, strict=True):
+            square = norm * norm
             total += square
             module = name.rpartition(".")[0] or "(top level)"
             modules[module] = modules.get(module, 0.0) + square
@@ -183,13 +193,36 @@ def _one_step(
             optimizer.step()
         except Exception as exc:
             raise torch_eager.run_error(exc) from None
-        bad += sum(int((~torch.isfinite(p)).sum()) for p in model.parameters())
+        params = [p.detach() for _, p in named]
+        bad += _nonfinite(torch, params, _norms(torch, params))
     return {
         "loss": loss_value if math.isfinite(loss_value) else str(loss_value),
         "grad_norm": _number(math.sqrt(total)),
         "module_grad_norms": {k: _number(math.sqrt(v)) for k, v in modules.items()},
         "nonfinite": bad,
     }
+
+
+def _norms(torch: Any, tensors: list[Any]) -> list[float]:
+    """The 2-norm of each tensor, read by the host at once; a float32 norm that overflowed
+    while every value is finite is recomputed in float64 (as an infinity or a NaN would be)."""
+    if not tensors:
+        return []
+    norms: list[float] = torch.stack(torch._foreach_norm(tensors)).tolist()
+    for i, norm in enumerate(norms):
+        if not math.isfinite(norm):
+            norms[i] = float(torch.linalg.vector_norm(tensors[i].double()))
+    return norms
+
+
+def _nonfinite(torch: Any, tensors: list[Any], norms: list[float]) -> int:
+    """How many values of ``tensors`` are NaN or infinite: counted only in those whose norm
+    (from :func:`_norms`, float64 where float32 overflowed) is not finite."""
+    return sum(
+        int((~torch.isfinite(t)).sum())
+        for t, norm in zip(tensors, norms, strict=True)
+        if not math.isfinite(norm)
+    )
 
 
 def _number(value: float) -> float | str:
