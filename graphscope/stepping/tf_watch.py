@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from graphscope.errors import GraphscopeError
-from graphscope.stepping import tf_graph, tf_train
-from graphscope.stepping.torch_watch import Watch, _batches
+from graphscope.stepping import tf_graph, tf_train, watching
+from graphscope.stepping.watching import Watch
 from graphscope.tracers import _tf_common as common
 from graphscope.tracers import tf_function, tf_tape
 
@@ -66,7 +66,7 @@ def watch(
         train = _TrainStep(tf, model, variables, optimizer, loss_fn, where)
         found = Watch()
         for number, (inputs, targets) in enumerate(
-            _batches(example_inputs, example_targets, batches, steps, where), 1
+            watching.batches(example_inputs, example_targets, batches, steps, where), 1
         ):
             before = [tf.identity(v) for v in state]
             stats = train.run(inputs, targets, number, batches is not None)
@@ -167,8 +167,8 @@ class _TrainStep:
         nonfinite = int(bad) + (0 if math.isfinite(loss_value) else 1)
         return {
             "loss": loss_value if math.isfinite(loss_value) else str(loss_value),
-            "grad_norm": _number(math.sqrt(total)),
-            "module_grad_norms": {k: _number(math.sqrt(v)) for k, v in layers.items()},
+            "grad_norm": watching.number(math.sqrt(total)),
+            "module_grad_norms": {k: watching.number(math.sqrt(v)) for k, v in layers.items()},
             "nonfinite": nonfinite,
         }
 
@@ -194,8 +194,3 @@ def _nonfinite(tf: Any, t: Any) -> Any:
 def _layer(variable: Any) -> str:
     """The layer a variable belongs to: its path without the last part (Keras ``mlp/hidden``)."""
     return tf_tape.variable_path(variable).rpartition("/")[0] or "(top level)"
-
-
-def _number(value: float) -> float | str:
-    """JSON has no NaN or infinity: those are written as strings ("nan", "inf")."""
-    return value if math.isfinite(value) else str(value)

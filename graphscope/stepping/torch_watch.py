@@ -21,33 +21,14 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from graphscope.errors import GraphscopeError
-from graphscope.stepping import torch_eager
-from graphscope.stepping.records import Steps
+from graphscope.stepping import torch_eager, watching
+from graphscope.stepping.watching import Watch
 
 __all__ = ["Watch", "watch", "watch_target"]
-
-
-@dataclass
-class Watch:
-    """What ``watch`` found: the per-step history and, if any, the first non-finite step."""
-
-    history: list[dict[str, Any]] = field(default_factory=list)
-    first_nonfinite_step: int | None = None  # counted from 1
-    replay: Steps | None = None  # that step, stepped in full
-
-    def as_dict(self) -> dict[str, Any]:
-        replayed = self.replay.as_dict() if self.replay is not None else None
-        return {
-            "steps": len(self.history),
-            "first_nonfinite_step": self.first_nonfinite_step,
-            "first_nonfinite": replayed["first_nonfinite"] if replayed else None,
-            "history": self.history,
-        }
 
 
 def watch(
@@ -79,7 +60,7 @@ def watch(
     before = torch_train.TrainingState(torch, model, optimizer)
     named = list(model.named_parameters())
     for number, (inputs, targets) in enumerate(
-        _batches(example_inputs, example_targets, batches, steps, where), 1
+        watching.batches(example_inputs, example_targets, batches, steps, where), 1
     ):
         before.save()
         stats = _one_step(torch, model, named, optimizer, inputs, targets, loss_fn, where)
@@ -115,42 +96,6 @@ def watch_target(found: Any, *, steps: int) -> Watch:
         batches=found.extras.get("batches"),
         where=str(found.path),
     )
-
-
-def _batches(
-    example_inputs: Any, example_targets: Any, batches: Callable[[], Any] | None, steps: int, where: str
-) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
-    """``steps`` pairs of (inputs, targets): from ``batches()`` when the file defines it (fewer
-    when it runs out), else the example inputs and targets, repeated."""
-    if batches is None:
-        inputs = _as_tuple(example_inputs)
-        targets = _as_tuple(example_targets)
-        for _ in range(steps):
-            yield inputs, targets
-        return
-    try:
-        source = iter(batches())
-    except Exception as exc:
-        raise GraphscopeError(f"{where}: batches() raised {type(exc).__name__}: {exc}") from None
-    for _ in range(steps):
-        try:
-            item = next(source)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise GraphscopeError(f"{where}: batches() raised {type(exc).__name__}: {exc}") from None
-        if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise GraphscopeError(
-                f"{where}: batches() must yield (inputs, targets) pairs, and yielded a {type(item).__name__}"
-                + (f" of {len(item)}" if isinstance(item, (tuple, list)) else "")
-            )
-        yield _as_tuple(item[0]), _as_tuple(item[1])
-
-
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
 def _one_step(
@@ -197,8 +142,8 @@ def _one_step(
         bad += _nonfinite(torch, params, _norms(torch, params))
     return {
         "loss": loss_value if math.isfinite(loss_value) else str(loss_value),
-        "grad_norm": _number(math.sqrt(total)),
-        "module_grad_norms": {k: _number(math.sqrt(v)) for k, v in modules.items()},
+        "grad_norm": watching.number(math.sqrt(total)),
+        "module_grad_norms": {k: watching.number(math.sqrt(v)) for k, v in modules.items()},
         "nonfinite": bad,
     }
 
@@ -223,8 +168,3 @@ def _nonfinite(torch: Any, tensors: list[Any], norms: list[float]) -> int:
         for t, norm in zip(tensors, norms, strict=True)
         if not math.isfinite(norm)
     )
-
-
-def _number(value: float) -> float | str:
-    """JSON has no NaN or infinity: those are written as strings ("nan", "inf")."""
-    return value if math.isfinite(value) else str(value)
