@@ -465,3 +465,26 @@ def test_tf2onnx_converts_a_model_that_takes_a_dict() -> None:
     g = graphscope.trace(model, (x,), fw="tf", method="onnx")
     assert len(g.inputs) == 2
     assert [g.node(i)["outputs"][0]["shape"] for i in g.inputs] == [[2, 4], [2, 4]]
+
+
+@pytest.mark.onnx
+def test_check_dynamic_of_tf2onnx_finds_a_static_keras_model_static() -> None:
+    """tf2onnx numbers the nodes it adds (``Relu6_min__5``) from one counter per process: the
+    second conversion of --check-dynamic named them anew, and a static model was reported
+    input-dependent."""
+    import keras
+    import numpy as np
+
+    import graphscope
+    from graphscope import dynamic
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu6"), keras.layers.Reshape((4, 4)),
+         keras.layers.Flatten(), keras.layers.Dense(4), keras.layers.Softmax()]
+    )  # fmt: skip
+    x = np.ones((2, 8), np.float32)
+    first = graphscope.trace(model, (x,), fw="tf", method="onnx")
+    assert any("__" in n["name"] for n in first.nodes())  # nodes tf2onnx named
+    second = graphscope.trace(model, dynamic.alternative_inputs((x,)), fw="tf", method="onnx")
+    assert dynamic.compare(first, second, method="onnx").verdict == "static"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from graphscope import ir
@@ -35,11 +37,30 @@ def convert(model: Any, example_inputs: tuple[Any, ...] | None, signature: Any =
             nested = fn
             fn = tf.function(lambda *flat: nested(*tf.nest.pack_sequence_as(args, list(flat))))
         try:
-            proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=OPSET)
+            with _names_numbered_afresh():
+                proto, _ = tf2onnx.convert.from_function(fn, input_signature=specs, opset=OPSET)
         except Exception as exc:
             raise GraphscopeError(f"tf2onnx cannot convert this model: {tf_reason(exc)}") from None
         _captured_constants_as_initializers(proto, cf, len(given))
     return proto
+
+
+@contextlib.contextmanager
+def _names_numbered_afresh() -> Iterator[None]:
+    """tf2onnx names the nodes it adds from one counter per process (``new_shape__272``): a
+    second conversion of the same model would name them anew (``new_shape__543``), and
+    --check-dynamic would see other nodes. Each conversion counts from the start, as in a
+    fresh process; the names only need to be unique within one graph. The numbers also decide
+    which of several equal constants tf2onnx keeps (it sorts nodes by name), so the converter is
+    imported first: importing it takes a number too."""
+    from tf2onnx import convert, utils  # noqa: F401
+
+    before = utils.INTERNAL_NAME
+    utils.INTERNAL_NAME = 1
+    try:
+        yield
+    finally:
+        utils.INTERNAL_NAME = max(before, utils.INTERNAL_NAME)
 
 
 def _captured_constants_as_initializers(proto: Any, cf: Any, n_given: int) -> None:
