@@ -23,15 +23,18 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True, timeout=20).stdout
 
 
-def screen_until(session: str, text: str, timeout: float = 30.0) -> str:
+def screen_until(session: str, text: str, *more: str, timeout: float = 30.0) -> str:
+    """The screen once it shows ``text`` and every one of ``more`` (panes draw one by one)."""
     deadline = time.monotonic() + timeout
     shown = ""
+    wanted = (text, *more)
     while time.monotonic() < deadline:
         shown = tmux("capture-pane", "-p", "-t", session)
-        if text in shown:
+        if all(t in shown for t in wanted):
             return shown
         time.sleep(0.2)
-    raise AssertionError(f"{text!r} never appeared; the screen was:\n{shown}")
+    missing = [t for t in wanted if t not in shown]
+    raise AssertionError(f"{missing!r} never appeared; the screen was:\n{shown}")
 
 
 def test_tui_in_tmux_moves_searches_follows_and_quits() -> None:
@@ -91,8 +94,8 @@ def test_tui_in_a_small_terminal_stacks_and_chooses_a_body() -> None:
     )
     try:
         tmux("resize-window", "-t", session, "-x", "80", "-y", "24")
-        shown = screen_until(session, "12 of 12 nodes")
-        assert "kind" in shown and "↑ x" in shown and "Sum · Sum → sum · op" in shown, shown
+        # the table, the neighbours and the details, each drawn when it is ready
+        screen_until(session, "12 of 12 nodes", "kind", "↑ x", "Sum · Sum → sum · op")
         tmux("send-keys", "-t", session, "/")
         screen_until(session, "search: words")  # the box is open (and focused) before typing
         tmux("send-keys", "-t", session, "op:while")
