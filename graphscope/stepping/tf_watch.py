@@ -42,13 +42,7 @@ def watch(
     where: str = "the model",
 ) -> Watch:
     tf = common.require_tf()
-    if steps < 1:
-        raise GraphscopeError(f"watch needs at least one step (--steps {steps})")
-    if optimizer is None:
-        raise GraphscopeError(
-            f"{where}: watch trains the model, and the file defines no optimizer "
-            "(a Keras optimizer over the model's trainable_variables)"
-        )
+    watching.check(steps, optimizer, where, "a Keras optimizer over the model's trainable_variables")
     tf_train.check_optimizer(model, optimizer, where)
     variables = list(getattr(model, "trainable_variables", None) or [])
     if not variables:
@@ -64,45 +58,36 @@ def watch(
                 raise GraphscopeError(f"{where}: the optimizer cannot be built: {exc}") from None
         state = tf_train.state_variables(model, optimizer)
         train = _TrainStep(tf, model, variables, optimizer, loss_fn, where)
-        found = Watch()
-        for number, (inputs, targets) in enumerate(
-            watching.batches(example_inputs, example_targets, batches, steps, where), 1
-        ):
-            before = [tf.identity(v) for v in state]
-            stats = train.run(inputs, targets, number, batches is not None)
-            stats["step"] = number
-            found.history.append(stats)
-            if stats["nonfinite"]:
-                found.first_nonfinite_step = number
-                for v, value in zip(state, before):
+
+        def snapshot() -> Callable[[], None]:
+            values = [tf.identity(v) for v in state]
+
+            def restore() -> None:
+                for v, value in zip(state, values):
                     v.assign(value)
-                found.replay = tf_train.step_train(
-                    model,
-                    inputs,
-                    name=name,
-                    example_targets=targets,
-                    loss_fn=loss_fn,
-                    optimizer=optimizer,
-                    where=where,
-                )
-                found.replay.attach()
-                break
+
+            return restore
+
+        found = watching.run(
+            watching.batches(example_inputs, example_targets, batches, steps, where),
+            snapshot=snapshot,
+            take_step=lambda inputs, targets, number: train.run(inputs, targets, number, batches is not None),
+            replay=lambda inputs, targets: tf_train.step_train(
+                model,
+                inputs,
+                name=name,
+                example_targets=targets,
+                loss_fn=loss_fn,
+                optimizer=optimizer,
+                where=where,
+            ),
+        )
     return found
 
 
 def watch_target(found: Any, *, steps: int) -> Watch:
     """:func:`watch` on what the loader found in a model file (its optimizer, batches, ...)."""
-    return watch(
-        found.model,
-        found.example_inputs,
-        steps=steps,
-        name=found.name,
-        example_targets=found.example_targets,
-        loss_fn=found.loss_fn,
-        optimizer=found.optimizer,
-        batches=found.extras.get("batches"),
-        where=str(found.path),
-    )
+    return watch(found.model, found.example_inputs, steps=steps, **watching.file_arguments(found))
 
 
 class _TrainStep:

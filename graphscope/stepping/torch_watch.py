@@ -47,55 +47,37 @@ def watch(
 
     from graphscope.stepping import torch_train
 
-    if steps < 1:
-        raise GraphscopeError(f"watch needs at least one step (--steps {steps})")
-    if optimizer is None:
-        raise GraphscopeError(
-            f"{where}: watch trains the model, and the file defines no optimizer "
-            "(a torch.optim optimizer over the model's parameters)"
-        )
+    watching.check(steps, optimizer, where, "a torch.optim optimizer over the model's parameters")
     torch_train.check_optimizer(torch, model, optimizer, where)
     model, optimizer = copy.deepcopy((model, optimizer))  # the user's are left as they were
-    found = Watch()
     before = torch_train.TrainingState(torch, model, optimizer)
     named = list(model.named_parameters())
-    for number, (inputs, targets) in enumerate(
-        watching.batches(example_inputs, example_targets, batches, steps, where), 1
-    ):
+
+    def snapshot() -> Callable[[], None]:
         before.save()
-        stats = _one_step(torch, model, named, optimizer, inputs, targets, loss_fn, where)
-        stats["step"] = number
-        found.history.append(stats)
-        if stats["nonfinite"]:
-            found.first_nonfinite_step = number
-            before.restore()
-            found.replay = torch_train.step_train(
-                model,
-                inputs,
-                name=name,
-                example_targets=targets,
-                loss_fn=loss_fn,
-                optimizer=optimizer,
-                where=where,
-            )
-            found.replay.attach()
-            break
-    return found
+        return before.restore
+
+    return watching.run(
+        watching.batches(example_inputs, example_targets, batches, steps, where),
+        snapshot=snapshot,
+        take_step=lambda inputs, targets, _: _one_step(
+            torch, model, named, optimizer, inputs, targets, loss_fn, where
+        ),
+        replay=lambda inputs, targets: torch_train.step_train(
+            model,
+            inputs,
+            name=name,
+            example_targets=targets,
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            where=where,
+        ),
+    )
 
 
 def watch_target(found: Any, *, steps: int) -> Watch:
     """:func:`watch` on what the loader found in a model file (its optimizer, batches, ...)."""
-    return watch(
-        found.model,
-        found.example_inputs,
-        steps=steps,
-        name=found.name,
-        example_targets=found.example_targets,
-        loss_fn=found.loss_fn,
-        optimizer=found.optimizer,
-        batches=found.extras.get("batches"),
-        where=str(found.path),
-    )
+    return watch(found.model, found.example_inputs, steps=steps, **watching.file_arguments(found))
 
 
 def _one_step(

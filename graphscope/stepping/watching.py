@@ -4,14 +4,14 @@ the per-step numbers are written."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from graphscope.errors import GraphscopeError
 from graphscope.stepping.records import Steps
 
-__all__ = ["Watch", "batches", "number"]
+__all__ = ["Watch", "batches", "check", "file_arguments", "number", "run"]
 
 
 @dataclass
@@ -30,6 +30,51 @@ class Watch:
             "first_nonfinite": replayed["first_nonfinite"] if replayed else None,
             "history": self.history,
         }
+
+
+def check(steps: int, optimizer: Any, where: str, kind: str) -> None:
+    """What every watch needs: a step to take, and an optimizer (``kind`` says which) to take it."""
+    if steps < 1:
+        raise GraphscopeError(f"watch needs at least one step (--steps {steps})")
+    if optimizer is None:
+        raise GraphscopeError(f"{where}: watch trains the model, and the file defines no optimizer ({kind})")
+
+
+def run(
+    pairs: Iterable[tuple[tuple[Any, ...], tuple[Any, ...]]],
+    *,
+    snapshot: Callable[[], Callable[[], None]],
+    take_step: Callable[[tuple[Any, ...], tuple[Any, ...], int], dict[str, Any]],
+    replay: Callable[[tuple[Any, ...], tuple[Any, ...]], Steps],
+) -> Watch:
+    """The loop both frameworks run: before each step ``snapshot()`` keeps the state (and returns
+    how to put it back); ``take_step`` trains on one batch and returns its numbers; at the first
+    step with a non-finite value the state is put back and ``replay`` steps that batch in full."""
+    found = Watch()
+    for number, (inputs, targets) in enumerate(pairs, 1):
+        restore = snapshot()
+        stats = take_step(inputs, targets, number)
+        stats["step"] = number
+        found.history.append(stats)
+        if stats["nonfinite"]:
+            found.first_nonfinite_step = number
+            restore()
+            found.replay = replay(inputs, targets)
+            found.replay.attach()
+            break
+    return found
+
+
+def file_arguments(found: Any) -> dict[str, Any]:
+    """A watch's keyword arguments from what the loader found in a model file."""
+    return {
+        "name": found.name,
+        "example_targets": found.example_targets,
+        "loss_fn": found.loss_fn,
+        "optimizer": found.optimizer,
+        "batches": found.extras.get("batches"),
+        "where": str(found.path),
+    }
 
 
 def batches(
