@@ -10,6 +10,7 @@ from typing import Any
 
 from graphscope.errors import GraphscopeError
 from graphscope.stepping.records import Steps
+from graphscope.tracers._training import as_tuple
 
 __all__ = ["Watch", "batches", "check", "file_arguments", "number", "run"]
 
@@ -105,12 +106,6 @@ def batches(
                 + (f" of {len(item)}" if isinstance(item, (tuple, list)) else "")
             )
         yield as_tuple(item[0]), as_tuple(item[1])
-
-
-def as_tuple(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,)
 
 
 def number(value: float) -> float | str:

@@ -1,11 +1,12 @@
-"""What the backward tracers share: the names of a training step's inputs and targets."""
+"""What the backward tracers and the training steppers share: a training step's inputs and
+targets as tuples, and their names."""
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
-__all__ = ["argument_names"]
+__all__ = ["argument_names", "as_tuple"]
 
 
 def argument_names(fn: Any, count: int, *, skip: int = 0, default: str = "input") -> list[str]:
@@ -26,3 +27,12 @@ def argument_names(fn: Any, count: int, *, skip: int = 0, default: str = "input"
             name += "_"
         names.append(name)
     return names
+
+
+def as_tuple(value: Any) -> tuple[Any, ...]:
+    """``example_inputs`` or ``example_targets`` as a tuple: None is none, a list or one value too."""
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        return tuple(value)
+    return value if isinstance(value, tuple) else (value,)

@@ -37,7 +37,7 @@ from graphscope import ir
 from graphscope.errors import GraphscopeError
 from graphscope.tracers import _tf_common as common
 from graphscope.tracers import tf_function
-from graphscope.tracers._training import argument_names
+from graphscope.tracers._training import argument_names, as_tuple
 
 __all__ = ["Traced", "TrainStep", "capture", "trace_step", "variable_path"]
 
@@ -93,8 +93,8 @@ def trace_step(
 ) -> Traced:
     """:func:`capture`, keeping what a stepper needs to run the same function (``step --train``)."""
     tf = common.require_tf()
-    inputs = _as_tuple(example_inputs)
-    targets = _as_tuple(example_targets)
+    inputs = as_tuple(example_inputs)
+    targets = as_tuple(example_targets)
     _check_targets(loss_fn, targets, where)
     variables = list(getattr(model, "trainable_variables", None) or [])
     if not variables:
@@ -144,14 +144,6 @@ def _check_targets(loss_fn: Any, targets: tuple[Any, ...], where: str) -> None:
             f"{where}: loss_fn(output, {', '.join(p.name for p in required)}) takes "
             f"{len(required)} target(s), and the file gives {given}"
         )
-
-
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, list):
-        return tuple(value)
-    return value if isinstance(value, tuple) else (value,)
 
 
 def _spec(tf: Any, x: Any, name: str) -> Any:

@@ -44,7 +44,7 @@ from graphscope import ir
 from graphscope.errors import GraphscopeError
 from graphscope.stepping import torch_eager
 from graphscope.tracers import _torch_common as common
-from graphscope.tracers._training import argument_names
+from graphscope.tracers._training import argument_names, as_tuple
 
 __all__ = ["capture"]
 
@@ -91,7 +91,7 @@ def record_step(
     graph read from the loss: ``(graph, recorder, loss, backward)``. Runs the model once; call
     it with autograd enabled. ``summaries``: each forward value summarised (``step --train``)."""
     inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    targets = _as_tuple(example_targets)
+    targets = as_tuple(example_targets)
     _check_trainable(torch, model, where)
     graph = ir.Graph(
         name,
@@ -137,14 +137,6 @@ def _drop_autograd_detaches(graph: ir.Graph) -> None:
         n["id"] for n in graph.nodes() if n["op"] == "aten.detach.default" and not graph.nx._succ[n["id"]]
     ]
     graph.nx.remove_nodes_from(unused)
-
-
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, list):
-        return tuple(value)
-    return value if isinstance(value, tuple) else (value,)
 
 
 def _check_trainable(torch: Any, model: Any, where: str) -> None:

@@ -47,7 +47,7 @@ from typing import Any
 from graphscope import ir
 from graphscope.errors import CaptureError, GraphscopeError
 from graphscope.tracers import _torch_common as common
-from graphscope.tracers._training import argument_names
+from graphscope.tracers._training import argument_names, as_tuple
 
 __all__ = ["capture"]
 
@@ -69,7 +69,7 @@ def capture(
     torch = common.require_torch()
     common.check_module(model, example_inputs, "--backward")
     inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    targets = _as_tuple(example_targets)
+    targets = as_tuple(example_targets)
     if not isinstance(model, torch.nn.Module):
         raise CaptureError(
             "export cannot capture the backward graph of a plain function: the tensors it "
@@ -87,14 +87,6 @@ def capture(
     )
     _Converter(graph, gm, model, loss_fn, inputs, targets).convert()
     return graph
-
-
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, list):
-        return tuple(value)
-    return value if isinstance(value, tuple) else (value,)
 
 
 def _check_step(
