@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from graphscope.ir import write_atomic
+from graphscope.stepping.watching import read_number
 
 __all__ = ["history_svg", "render"]
 
@@ -38,16 +39,6 @@ TEXT_COLOR = "#343a40"
 
 # (history key, the chart's title)
 PANELS = (("loss", "loss"), ("grad_norm", "global gradient norm"))
-
-
-def _value(v: Any) -> float | None:
-    """A number from the history (floats, or "inf" / "nan" strings); None where there is none."""
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
 
 
 def _num(x: float) -> str:
@@ -174,7 +165,7 @@ def history_svg(
         top = TOP + p * (PANEL_HEIGHT + GAP)
         bottom = top + PANEL_HEIGHT
         bottom_of_last = bottom
-        values = [_value(row.get(key)) for row in history]
+        values = [read_number(row.get(key)) for row in history]
         finite = [v for v in values if v is not None and math.isfinite(v)]
         scale = _Scale(finite)
         out.append(

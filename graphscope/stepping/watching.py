@@ -12,7 +12,7 @@ from graphscope.errors import GraphscopeError
 from graphscope.stepping.records import Steps
 from graphscope.tracers._training import as_tuple
 
-__all__ = ["Watch", "batches", "check", "file_arguments", "number", "run"]
+__all__ = ["Watch", "batches", "check", "file_arguments", "number", "read_number", "run"]
 
 
 @dataclass
@@ -111,3 +111,14 @@ def batches(
 def number(value: float) -> float | str:
     """JSON has no NaN or infinity: those are written as strings ("nan", "inf")."""
     return value if math.isfinite(value) else str(value)
+
+
+def read_number(value: Any) -> float | None:
+    """A number of the history back (a float, or "inf" / "nan" as :func:`number` wrote it); None
+    where there is none."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

@@ -17,6 +17,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from graphscope.rendering.steps import format_number
+from graphscope.stepping.watching import read_number
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -102,20 +103,11 @@ def phase_strip(
     return line
 
 
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def sparkline(values: Sequence[Any], width: int) -> tuple[Text, bool]:
     """``▁▂▃█`` for ``values`` in ``width`` cells at most (a cell shows the largest of the values
     it stands for, so a spike is never averaged away); a non-finite value is a red ``✗``. On a
     log scale when every finite value is above 0. Returns the line and whether it is log."""
-    numbers = [_number(v) for v in values]
+    numbers = [read_number(v) for v in values]
     finite = [v for v in numbers if v is not None and math.isfinite(v)]
     log = bool(finite) and min(finite) > 0
 
@@ -197,5 +189,5 @@ def history_lines(
 
 
 def _short(value: Any) -> str:
-    number = _number(value)
+    number = read_number(value)
     return str(value) if number is None else format_number(number)
