@@ -46,7 +46,7 @@ from graphscope.stepping import torch_eager
 from graphscope.tracers import _torch_common as common
 from graphscope.tracers._training import argument_names, as_tuple
 
-__all__ = ["capture"]
+__all__ = ["capture", "check_trainable", "record_step", "training_loss"]
 
 _SAVED = "_saved_"
 # Saved sizes and strides repeat the shapes the saved tensors already show.
@@ -92,7 +92,7 @@ def record_step(
     it with autograd enabled. ``summaries``: each forward value summarised (``step --train``)."""
     inputs = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     targets = as_tuple(example_targets)
-    _check_trainable(torch, model, where)
+    check_trainable(torch, model, where)
     graph = ir.Graph(
         name,
         framework="torch",
@@ -109,7 +109,7 @@ def record_step(
             recorder.see_outputs()
             recorder.add_output(output)
             recorder.add_targets(targets, loss_fn)
-            loss = _loss(torch, recorder, output, targets, loss_fn, where)
+            loss = training_loss(torch, recorder, output, targets, loss_fn, where)
             recorder.see_outputs()
     except GraphscopeError:
         raise
@@ -139,7 +139,7 @@ def _drop_autograd_detaches(graph: ir.Graph) -> None:
     graph.nx.remove_nodes_from(unused)
 
 
-def _check_trainable(torch: Any, model: Any, where: str) -> None:
+def check_trainable(torch: Any, model: Any, where: str) -> None:
     if not isinstance(model, torch.nn.Module):
         return  # a plain function: whatever requires grad is in its inputs or closure
     if not any(p.requires_grad for p in model.parameters()):
@@ -148,7 +148,9 @@ def _check_trainable(torch: Any, model: Any, where: str) -> None:
         )
 
 
-def _loss(torch: Any, recorder: Any, output: Any, targets: tuple[Any, ...], loss_fn: Any, where: str) -> Any:
+def training_loss(
+    torch: Any, recorder: Any, output: Any, targets: tuple[Any, ...], loss_fn: Any, where: str
+) -> Any:
     """``loss_fn(output, *targets)`` recorded under the scope ``loss``, checked to be a scalar;
     the output itself when there is no ``loss_fn``."""
     if loss_fn is None:

@@ -97,13 +97,15 @@ def _check_step(
     from graphscope.stepping import torch_eager
     from graphscope.tracers import torch_autograd
 
-    torch_autograd._check_trainable(torch, model, where)
+    torch_autograd.check_trainable(torch, model, where)
     with torch.enable_grad():
         try:
             output = model(*inputs)
         except Exception as exc:
             raise torch_eager.run_error(exc) from None
-        loss = torch_autograd._loss(torch, types.SimpleNamespace(scope=[]), output, targets, loss_fn, where)
+        loss = torch_autograd.training_loss(
+            torch, types.SimpleNamespace(scope=[]), output, targets, loss_fn, where
+        )
     if loss.grad_fn is None:
         raise GraphscopeError(
             f"{where}: the loss does not depend on any parameter that requires grad "
