@@ -315,30 +315,29 @@ def _title_label(title: str) -> str:
 def _visible_nodes(graph: Graph, opts: DotOptions) -> set[str]:
     """Params and consts are folded into their consumers' labels (unused ones, such as
     BatchNorm's ``num_batches_tracked`` in eval mode, are left out), and TF1 variable
-    initialisers are left out, unless asked for (``show_params``)."""
+    initialisers are left out, unless asked for (``show_params``). So is an op that reads
+    nothing and that nothing reads (BatchNorm's ``empty`` reserve tensor, 53 of them in a
+    ResNet-50 training step): it says nothing, and each sat on the top rank, stretching its
+    scope's box over the whole drawing."""
     if opts.show_params:
         return set(graph.nx.nodes)
-    hidden = {
-        n["id"]
-        for n in graph.nodes()
-        if (n["kind"] in ("param", "const") or n["attrs"].get("initializer") is True)
-        and n["id"] not in opts.highlight
-        and n["id"] not in graph.outputs
-    }
-    # An op that reads nothing and that nothing reads (BatchNorm's `empty` reserve tensor, 53 of
-    # them in a ResNet-50 training step) says nothing, and each sat on the top rank, stretching
-    # its scope's box over the whole drawing.
-    hidden |= {
-        n["id"]
-        for n in (graph.nodes() if graph.nx.number_of_edges() else ())
-        if n["kind"] == "op"
-        and not n["subgraphs"]
-        and graph.nx.in_degree(n["id"]) == 0
-        and graph.nx.out_degree(n["id"]) == 0
-        and n["id"] not in opts.highlight
-        and n["id"] not in graph.outputs
-    }
-    return set(graph.nx.nodes) - hidden
+    nx = graph.nx
+    has_edges = nx.number_of_edges() > 0  # a graph of lone nodes is drawn as it is
+
+    def hidden(n: dict[str, Any]) -> bool:
+        if n["id"] in opts.highlight or n["id"] in graph.outputs:
+            return False
+        if n["kind"] in ("param", "const") or n["attrs"].get("initializer") is True:
+            return True
+        return (
+            has_edges
+            and n["kind"] == "op"
+            and not n["subgraphs"]
+            and nx.in_degree(n["id"]) == 0
+            and nx.out_degree(n["id"]) == 0
+        )
+
+    return {n["id"] for n in graph.nodes() if not hidden(n)}
 
 
 def _phase_path(node: dict[str, Any], path: tuple[str, ...], collapse: int | None) -> tuple[str, ...]:
