@@ -12,11 +12,14 @@ Three verdicts:
   sequence length, or recording the branch one input took).
 
 Per-trace counters are not differences: TensorFlow's ``_gradient_op_type`` (``CustomGradient-N``
-for each ``tf.custom_gradient`` trace, Keras' swish among them) is numbered anew every trace.
+for each ``tf.custom_gradient`` trace, Keras' swish among them) is numbered anew every trace, and
+tf2onnx names what it makes from one running counter (``const_fold_opt__10``), so the same
+constant of a static model can be ``const_fold_opt__9`` in the second conversion.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +38,8 @@ _PER_TRACE = frozenset({"_gradient_op_type"})
 # Attributes that record the shapes of the values (a placeholder's, TF's declared output shapes
 # of an If or While): they follow the input, as the IR's own output shapes do.
 _SHAPES = frozenset({"shape", "_output_shapes", "output_shapes"})
+# tf2onnx's made-up names: a stem and its counter (utils.make_name).
+_COUNTED_NAME = re.compile(r"^(.*)__\d+$")
 
 
 @dataclass
@@ -181,6 +186,12 @@ def _is_size(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(v is None or _is_size(v) for v in value)
 
 
+def _stem(name: str) -> str:
+    """A name without a converter's counter: ``const_fold_opt__10`` is ``const_fold_opt``."""
+    counted = _COUNTED_NAME.match(name)
+    return counted.group(1) if counted else name
+
+
 def _attr_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Of the attributes that differ: those holding sizes (ints) on both sides, and the others.
     Recorded shapes follow the input, and per-trace counters say nothing: neither."""
@@ -208,7 +219,9 @@ def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_input
     changes = {c["a"]: c for c in d.changed}
     for x, y in d.matched:
         found = changes.get(x, {}).get("fields", {})
-        fields = sorted(k for k in found if k not in ("shape", "attrs"))
+        fields = sorted(k for k in found if k not in ("shape", "attrs", "name"))
+        if "name" in found and _stem(a.node(x)["name"]) != _stem(b.node(y)["name"]):
+            fields.append("name")
         if "attrs" in found:
             before, after = a.node(x)["attrs"], b.node(y)["attrs"]
             sizes, others = _attr_changes(before, after)

@@ -73,3 +73,24 @@ def test_a_length_baked_into_a_float_constant_is_shape_specialised() -> None:
     assert report.specialised == [{"node": "flat", "attr": "value", "a": 8.0, "b": 6.0}]
     c = capture(2, attrs={"dtype": "float32", "value": 0.125})
     assert dynamic.compare(a, c, method="tf-function").verdict == "input-dependent"
+
+
+def with_constant(name: str) -> ir.Graph:
+    """capture(2) with a constant, named as a converter names the nodes it makes, read by flat."""
+    g = capture(2)
+    g.add_node(name, op="Constant", kind="const", outputs=[{"shape": [2], "dtype": "int64"}])
+    g.add_edge(name, "flat")
+    return g
+
+
+def test_a_converters_counter_in_a_name_is_no_difference() -> None:
+    """tf2onnx names what it makes from one counter (``const_fold_opt__10``); two conversions of
+    a static model can take different numbers of names on the way (some rewrites depend on the
+    batch size), so the same constant is ``const_fold_opt__9`` the second time. Another name is
+    still another node."""
+    report = dynamic.compare(
+        with_constant("const_fold_opt__10"), with_constant("const_fold_opt__9"), method="onnx"
+    )
+    assert report.verdict == "static", report
+    report = dynamic.compare(with_constant("shape_a"), with_constant("shape_b"), method="onnx")
+    assert report.verdict == "input-dependent"
