@@ -57,7 +57,8 @@ def test_each_backward_node_is_linked_to_its_drawn_forward_node() -> None:
     assert len(links) == len(drawn_forward_ops) == 6
     for a, b in links:
         assert "Backward0" not in lines[a] and "Backward0" in lines[b]
-    assert 'arrowhead="none"' in source and 'constraint="false"' in source
+    # minlen=0: a link may join two nodes of one rank (constraint=false made dot lose such edges)
+    assert 'arrowhead="none"' in source and 'minlen="0"' in source
     # an AccumulateGrad's parameter is folded away: its label names it instead
     assert re.search(r"AccumulateGrad.*∂ hidden\.weight", source)
 
@@ -155,3 +156,61 @@ def test_optimizer_nodes_have_a_style_of_their_own() -> None:
     assert len(updates) == 4
     assert all(dot.OPTIMIZER_STYLE["fillcolor"] in line for line in updates)
     assert "an optimizer node: a parameter update" in source and "a backward node: a gradient" in source
+
+
+def _width(graph: ir.Graph) -> float:
+    text = svg.svg_text(dot.to_dot(graph, dot.DotOptions(legend=False)))
+    found = re.search(r'<svg width="([\d.]+)pt"', text)
+    assert found is not None
+    return float(found.group(1))
+
+
+@needs_dot
+@pytest.mark.slow
+@pytest.mark.torch
+def test_a_resnets_training_step_is_drawn_as_a_ladder_not_a_diagonal() -> None:
+    """ResNet-50's training step was 31,000 pt wide (21x its forward pass): each gradient ranked
+    below the value it saved, and each AccumulateGrad above its conv's gradient, so every block's
+    box took a rank of the next one and dot placed the blocks beside each other, stair by stair.
+    A gradient now ranks beside its op and a stored gradient hangs below: about twice as wide as
+    the forward pass (op and gradient side by side)."""
+    import sys
+
+    import torch
+
+    import graphscope
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    try:
+        import resnet50_torch as example
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
+    forward = graphscope.trace(example.model, example.example_inputs, fw="torch")
+    step = graphscope.trace(
+        example.model, example.example_inputs, fw="torch", backward=True,
+        example_targets=(torch.zeros(1, 1000),), loss_fn=lambda out, t: ((out - t) ** 2).mean(),
+    )  # fmt: skip
+    assert _width(step) < 3 * _width(forward)
+
+
+def test_batchnorms_counter_update_in_train_mode_is_not_drawn() -> None:
+    """``num_batches_tracked += 1`` reads only a buffer and nothing reads it: drawn, it sat alone
+    on the top rank of its block's box and stretched the box over the whole drawing."""
+    g = ir.Graph("bn", framework="torch", capture="eager")
+    g.add_node("x", op="placeholder", kind="input", outputs=[{"shape": [2, 4], "dtype": "float32"}])
+    g.add_node("counter", op="buffer", kind="param", scope=["bn"], outputs=[{"shape": [], "dtype": "int64"}])
+    g.add_node("add_", op="aten.add_.Tensor", scope=["bn"], outputs=[{"shape": [], "dtype": "int64"}])
+    g.add_node(
+        "norm",
+        op="aten.native_batch_norm.default",
+        scope=["bn"],
+        outputs=[{"shape": [2, 4], "dtype": "float32"}],
+    )
+    g.add_node("out", op="output", kind="output")
+    g.add_edge("counter", "add_")
+    g.add_edge("x", "norm")
+    g.add_edge("norm", "out")
+    g.inputs, g.outputs = ["x"], ["out"]
+    source = dot.to_dot(g, dot.DotOptions(legend=False)).source
+    assert "aten.native_batch_norm.default" in source and "add_ (aten.add_.Tensor)" not in source
+    assert "add_ (aten.add_.Tensor)" in dot.to_dot(g, dot.DotOptions(legend=False, show_params=True)).source

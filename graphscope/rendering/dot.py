@@ -50,7 +50,9 @@ STYLE = {
 # Backward nodes, whatever their kind: the fill tells the phase, the dashed outline says it
 # again in greyscale print.
 BACKWARD_STYLE = {"fillcolor": "#ffdeeb", "color": "#a61e4d", "style": "rounded,filled,dashed"}
-GRAD_LINK = {"style": "dotted", "color": "#a61e4d", "arrowhead": "none", "constraint": "false"}
+# minlen=0, not constraint=false: the link may join two nodes on one rank, and dot loses
+# a non-constraining edge between nodes of one rank in a cluster ("lost edge").
+GRAD_LINK = {"style": "dotted", "color": "#a61e4d", "arrowhead": "none", "minlen": "0"}
 # Parameter updates (phase optimizer, a TF1 training graph's GradientDescent/...).
 OPTIMIZER_STYLE = {"fillcolor": "#c5f6fa", "color": "#0b7285", "style": "rounded,filled,dashed"}
 GRAD_MARK = "∇"  # after a collapsed scope's name: that scope's backward nodes
@@ -316,9 +318,9 @@ def _visible_nodes(graph: Graph, opts: DotOptions) -> set[str]:
     """Params and consts are folded into their consumers' labels (unused ones, such as
     BatchNorm's ``num_batches_tracked`` in eval mode, are left out), and TF1 variable
     initialisers are left out, unless asked for (``show_params``). So is an op that reads
-    nothing and that nothing reads (BatchNorm's ``empty`` reserve tensor, 53 of them in a
-    ResNet-50 training step): it says nothing, and each sat on the top rank, stretching its
-    scope's box over the whole drawing."""
+    nothing but those and that nothing reads (BatchNorm's ``empty`` reserve tensor, 53 of them
+    in a ResNet-50 training step; its ``num_batches_tracked += 1`` in train mode): drawn with no
+    edge, each sat on the top rank, stretching its scope's box over the whole drawing."""
     if opts.show_params:
         return set(graph.nx.nodes)
     nx = graph.nx
@@ -333,8 +335,8 @@ def _visible_nodes(graph: Graph, opts: DotOptions) -> set[str]:
             has_edges
             and n["kind"] == "op"
             and not n["subgraphs"]
-            and nx.in_degree(n["id"]) == 0
             and nx.out_degree(n["id"]) == 0
+            and all(graph.node(p)["kind"] in ("param", "const") for p in nx.predecessors(n["id"]))
         )
 
     return {n["id"] for n in graph.nodes() if not hidden(n)}
@@ -649,11 +651,23 @@ def _draw_graph(
             if out is not None and out["shape"] is not None:
                 attrs["label"] = f"<{_esc(_clip(str(e.src_port) + ': ' + format_shape(out['shape']), 60))}>"
                 w.used.add("port-label")
-        if graph.node(e.src)["phase"] == "backward" and graph.node(e.dst)["phase"] == "backward":
+        dst_node = graph.node(e.dst)
+        phases = (src_node["phase"], dst_node["phase"])
+        stored = dst_node["grad_of"] is not None and dst_node["grad_of"] not in visible
+        if phases == ("backward", "backward") and not stored:
             # The backward pass runs from the loss back to the inputs: drawn upwards, so that a
             # layer's gradients rank beside the layer (a ladder), not below the whole forward pass.
+            # A gradient stored into a weight (AccumulateGrad) hangs below what made it: drawn
+            # above, the first conv's would rank beside the previous block's last op, and every
+            # block's box would be pushed beside the one before (ResNet-50: 31,000 pt wide).
             attrs["dir"] = "back"
             a, b = b, a
+        elif phases == ("forward", "backward"):
+            # A value saved for the gradient: the gradient may rank beside what it read. A rank
+            # below, ResNet-50's gradients each took a rank of the next block, and each block's
+            # box was pushed beside the one before. (Not constraint=false: dot then loses edges
+            # between clusters.)
+            attrs["minlen"] = "0"
         w.lines.append(f"{indent}{a} -> {b}{' ' + _attrs(attrs) if attrs else ''}")
     _grad_links(graph, names, w, indent)
 
