@@ -144,3 +144,43 @@ def test_the_python_api_watches_a_live_keras_model() -> None:
     with pytest.raises(GraphscopeError, match=r"at least one step"):
         graphscope.watch(model, (x,), steps=0, targets=(y,), optimizer=optimizer)
     assert graphscope.watch("examples/diverge_tf.py", fw="tf", steps=100).first_nonfinite_step == 13
+
+
+class _Elementwise(keras.layers.Layer):
+    """out = f(w) * x, one weight per input feature."""
+
+    def __init__(self, f: object, start: list[float]) -> None:
+        super().__init__()
+        self.f, self.start = f, start
+
+    def build(self, shape: object) -> None:
+        self.w = self.add_weight(shape=(len(self.start),), initializer="ones")
+        self.w.assign(self.start)
+
+    def call(self, x: object) -> object:
+        return self.f(self.w) * x  # type: ignore[operator]
+
+
+def _watch_one(f: object, start: list[float], lr: float) -> dict:
+    model = keras.Sequential([keras.Input((len(start),)), _Elementwise(f, start)])
+    x = tf.ones((1, len(start)))
+    result = tf_watch.watch(
+        model, (x,), steps=1, name="m", example_targets=(), loss_fn=lambda out: tf.reduce_sum(out),
+        optimizer=keras.optimizers.SGD(learning_rate=lr),
+    )  # fmt: skip
+    return result.history[0]
+
+
+def test_a_huge_finite_gradient_has_its_norm_and_no_nonfinite_count() -> None:
+    """Gradients of 1e20: their float32 squares overflow, the values do not. The norm is the
+    float64 one, and nothing is counted non-finite."""
+    row = _watch_one(lambda w: w * 1e20, [1.0] * 8, lr=1e-30)
+    assert row["nonfinite"] == 0
+    assert row["grad_norm"] == pytest.approx(8**0.5 * 1e20, rel=1e-6)
+
+
+def test_nonfinite_gradients_and_weights_are_counted_exactly() -> None:
+    """The gradient of sqrt at three zeros is +inf three times, and SGD then makes those three
+    weights -inf: six values, counted one by one."""
+    row = _watch_one(tf.sqrt, [0.0, 0.0, 0.0, 1.0, 4.0], lr=0.1)
+    assert row["nonfinite"] == 6 and row["grad_norm"] == "inf"
