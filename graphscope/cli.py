@@ -688,6 +688,8 @@ def watch(
     )
     assert result.replay is not None
     console.print(report.verdict(result.replay), soft_wrap=True)
+    for note in result.notes:
+        console.print(Text(f"note: {note}", style="dim"))
 
 
 def _short_number(value: Any) -> str:

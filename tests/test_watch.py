@@ -114,3 +114,74 @@ def test_gradients_too_large_for_a_float32_norm_are_finite_and_measured() -> Non
     assert first["nonfinite"] == 0
     assert first["grad_norm"] == pytest.approx(4e20, rel=1e-6)
     assert first["module_grad_norms"] == {"(top level)": pytest.approx(4e20, rel=1e-6)}
+
+
+DROPOUT = """
+import random
+import torch
+from torch import nn
+
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.5), nn.Linear(16, 1))
+optimizer = torch.optim.SGD(model.parameters(), lr={lr})
+example_inputs = (torch.randn(64, 8) * 3,)
+example_targets = (torch.randn(64, 1),)
+
+
+def loss_fn(output, target):
+    return nn.functional.mse_loss(output * {scale}, target)
+"""
+
+
+def watch_keeping_every(
+    monkeypatch: pytest.MonkeyPatch, path: Path, every: int, steps: int = 100
+) -> tuple[torch_watch.Watch, int]:
+    """watch with the state kept every ``every`` steps; and how many times it was kept."""
+    from graphscope.stepping import torch_train, watching
+
+    monkeypatch.setattr(watching, "_every", lambda *_: every)
+    saved = []
+    real_save = torch_train.TrainingState.save
+    monkeypatch.setattr(
+        torch_train.TrainingState, "save", lambda self, **kw: (saved.append(1), real_save(self, **kw))[1]
+    )
+    result = run(loader.load_target(path, fw="torch"), steps)
+    return result, len(saved)
+
+
+def test_the_state_kept_steps_before_is_rebuilt_by_taking_those_steps_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state is kept every few steps, not before each (copying a ResNet-50's weights and
+    moments took a fifth of a step). At the non-finite step, the kept state and the steps
+    since it, taken again with the same dropout masks, give the state before that step: the
+    same history and the same replay as keeping it before every step."""
+    path = tmp_path / "dropout.py"
+    path.write_text(DROPOUT.format(lr=0.07, scale="1.0"))
+    each, kept_each = watch_keeping_every(monkeypatch, path, 1)
+    sparse, kept_sparse = watch_keeping_every(monkeypatch, path, 3)
+    step = each.first_nonfinite_step
+    assert step is not None and step > 4 and step % 3 != 1, (
+        "the example must diverge steps after a kept state"
+    )
+    # (and once more each by the replay's step --train)
+    assert kept_each == step + 1 and kept_sparse == -(-step // 3) + 1
+    assert sparse.first_nonfinite_step == step and sparse.history == each.history
+    assert sparse.notes == []
+    assert each.replay is not None and sparse.replay is not None
+    assert sparse.as_dict()["first_nonfinite"] == each.as_dict()["first_nonfinite"]
+    assert [r.summary for r in sparse.replay] == [r.summary for r in each.replay]
+
+
+def test_a_model_that_is_not_deterministic_gets_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's own random numbers are not kept with the state: a step taken again differs, and
+    the replay says it may start from a state the run did not have."""
+    path = tmp_path / "noisy.py"
+    path.write_text(DROPOUT.format(lr=0.07, scale="(1 + random.random())"))
+    result, _ = watch_keeping_every(monkeypatch, path, 100)
+    assert result.first_nonfinite_step is not None
+    [note] = result.notes
+    assert "taken again gave loss" in note and "not deterministic" in note
+    assert result.as_dict()["notes"] == [note]

@@ -184,3 +184,50 @@ def test_nonfinite_gradients_and_weights_are_counted_exactly() -> None:
     weights -inf: six values, counted one by one."""
     row = _watch_one(tf.sqrt, [0.0, 0.0, 0.0, 1.0, 4.0], lr=0.1)
     assert row["nonfinite"] == 6 and row["grad_norm"] == "inf"
+
+
+DROPOUT = """
+import keras
+import tensorflow as tf
+
+keras.utils.set_random_seed(0)
+model = keras.Sequential(
+    [keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dropout(0.5), keras.layers.Dense(1)]
+)
+optimizer = keras.optimizers.SGD(learning_rate={lr})
+example_inputs = (tf.random.normal((64, 8), seed=1) * 3,)
+example_targets = (tf.random.normal((64, 1), seed=2),)
+
+
+def loss_fn(output, target):
+    return tf.reduce_mean(tf.square(output - target))
+"""
+
+
+def test_the_state_kept_steps_before_is_rebuilt_by_taking_those_steps_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in PyTorch: the state kept every few steps (Keras' dropout seed among the variables put
+    back) and the steps since it taken again give the same history and the same replay."""
+    from graphscope.stepping import watching
+
+    path = tmp_path / "dropout.py"
+    path.write_text(DROPOUT.format(lr=0.07))
+    results = []
+    for every in (1, 3):
+        monkeypatch.setattr(watching, "_every", lambda *_, every=every: every)
+        results.append(tf_watch.watch_target(loader.load_target(path, fw="tf"), steps=100))
+    each, sparse = results
+    step = each.first_nonfinite_step
+    assert step is not None and step > 4 and step % 3 != 1, (
+        "the example must diverge steps after a kept state"
+    )
+    # (Keras names the layers of a second load dense_2, dense_3: the numbers are compared)
+    numbers = [[(r["loss"], r["grad_norm"], r["nonfinite"]) for r in w.history] for w in results]
+    assert sparse.first_nonfinite_step == step and numbers[0] == numbers[1] and sparse.notes == []
+    culprits = [w.as_dict()["first_nonfinite"] for w in results]
+    assert [(c["op"], c["phase"], c["born"], c["source"]) for c in culprits] == [
+        (culprits[0]["op"], culprits[0]["phase"], culprits[0]["born"], culprits[0]["source"])
+    ] * 2
+    assert each.replay is not None and sparse.replay is not None
+    assert [r.summary for r in sparse.replay] == [r.summary for r in each.replay]

@@ -4,13 +4,13 @@ non-finite stepped in full.
 Each step runs as plain training does (forward, ``loss_fn``, ``loss.backward()``, the
 optimizer's ``step()``), on copies of the model and the optimizer, keeping a few numbers per
 step: the loss, the global and per-module gradient norms, and how many values of the loss, the
-gradients and the updated parameters are NaN or infinite. Before each step the copies' state
-is kept in memory; at the first step in which any of those values is non-finite, that state is
-restored and the step replayed with ``step --train`` (:mod:`graphscope.stepping.torch_train`)
+gradients and the updated parameters are NaN or infinite. Every few steps the copies' state and
+the random generator's are kept in memory (:func:`watching.run`); at the first step in which any
+of those values is non-finite, the state before it is rebuilt and the step replayed with ``step --train`` (:mod:`graphscope.stepping.torch_train`)
 to name where the value was born. The user's model and optimizer are left as they were.
 
-What watch adds to a plain step is kept off the per-parameter path: the state before each step
-is written into copies made once (:class:`~graphscope.stepping.torch_train.TrainingState`, one
+What watch adds to a plain step is kept off the per-parameter path: the state is written into
+copies made once (:class:`~graphscope.stepping.torch_train.TrainingState`, one
 ``torch._foreach_copy_``), the norms come from one ``torch._foreach_norm`` over the gradients and
 one over the updated parameters, and the host reads them once; values are counted one by one
 only when a norm is not finite (an infinity or a NaN makes the norm so; a norm that overflowed
@@ -55,7 +55,13 @@ def watch(
 
     def snapshot() -> Callable[[], None]:
         before.save()
-        return before.restore
+        rng = torch.get_rng_state()  # dropout's masks: a step taken again takes the same ones
+
+        def restore() -> None:
+            before.restore()
+            torch.set_rng_state(rng)
+
+        return restore
 
     return watching.run(
         watching.batches(example_inputs, example_targets, batches, steps, where),

@@ -4,6 +4,7 @@ the per-step numbers are written."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ class Watch:
     history: list[dict[str, Any]] = field(default_factory=list)
     first_nonfinite_step: int | None = None  # counted from 1
     replay: Steps | None = None  # that step, stepped in full
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         replayed = self.replay.as_dict() if self.replay is not None else None
@@ -30,6 +32,7 @@ class Watch:
             "first_nonfinite_step": self.first_nonfinite_step,
             "first_nonfinite": replayed["first_nonfinite"] if replayed else None,
             "history": self.history,
+            "notes": self.notes,
         }
 
 
@@ -41,29 +44,86 @@ def check(steps: int, optimizer: Any, where: str, kind: str) -> None:
         raise GraphscopeError(f"{where}: watch trains the model, and the file defines no optimizer ({kind})")
 
 
+# A step's state is kept once every few steps, not before each: copying a ResNet-50's weights
+# and AdamW's moments (300 MB) took a fifth of a plain step's time. At a non-finite step the
+# state kept last is put back and the steps since it are taken again, to reach the state before
+# that step. How often: so that keeping costs at most this share of the steps' time.
+KEEP_SHARE = 0.02
+MAX_EVERY = 64  # at most this many steps taken again (and batches held) at a non-finite step
+
+
 def run(
     pairs: Iterable[tuple[tuple[Any, ...], tuple[Any, ...]]],
     *,
     snapshot: Callable[[], Callable[[], None]],
     take_step: Callable[[tuple[Any, ...], tuple[Any, ...], int], dict[str, Any]],
     replay: Callable[[tuple[Any, ...], tuple[Any, ...]], Steps],
+    every: int | None = None,
 ) -> Watch:
-    """The loop both frameworks run: before each step ``snapshot()`` keeps the state (and returns
-    how to put it back); ``take_step`` trains on one batch and returns its numbers; at the first
-    step with a non-finite value the state is put back and ``replay`` steps that batch in full."""
+    """The loop both frameworks run: ``snapshot()`` keeps the state (the model's, the
+    optimizer's, the random generator's) and returns how to put it back; ``take_step`` trains
+    on one batch and returns its numbers; at the first step with a non-finite value the state
+    before that step is rebuilt and ``replay`` steps that batch in full.
+
+    The state is kept every ``every`` steps (by default as often as :data:`KEEP_SHARE` of the
+    time allows, measured as the run goes), with the batches taken since: the state before a
+    step is the kept one with those steps taken again. Taken again, a step must give the loss it
+    gave (the model is deterministic once its random generator is put back): a note says so
+    when it does not."""
     found = Watch()
+    kept: Callable[[], None] | None = None
+    since: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []  # the batches taken since `kept`
+    keep_time = step_time = 0.0
     for number, (inputs, targets) in enumerate(pairs, 1):
-        restore = snapshot()
+        if kept is None or len(since) >= (every or _every(keep_time, step_time)):
+            start = time.perf_counter()
+            kept = snapshot()
+            keep_time = time.perf_counter() - start
+            since = []
+        since.append((inputs, targets))
+        start = time.perf_counter()
         stats = take_step(inputs, targets, number)
+        step_time = time.perf_counter() - start
         stats["step"] = number
         found.history.append(stats)
         if stats["nonfinite"]:
             found.first_nonfinite_step = number
-            restore()
+            kept()
+            inputs, targets = _retake(found, since, number, take_step)
             found.replay = replay(inputs, targets)
             found.replay.attach()
             break
     return found
+
+
+def _every(keep_time: float, step_time: float) -> int:
+    """How many steps apart to keep the state, from the last keep's and the last step's time."""
+    if step_time <= 0:
+        return 1
+    return max(1, min(MAX_EVERY, math.ceil(keep_time / (KEEP_SHARE * step_time))))
+
+
+def _retake(
+    found: Watch,
+    since: list[tuple[tuple[Any, ...], tuple[Any, ...]]],
+    number: int,
+    take_step: Callable[[tuple[Any, ...], tuple[Any, ...], int], dict[str, Any]],
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """Take again the steps between the state kept last and the non-finite step ``number``;
+    returns that step's batch. A step that does not give its loss again is said in a note."""
+    first = number - len(since) + 1
+    for offset, (inputs, targets) in enumerate(since[:-1]):
+        again = take_step(inputs, targets, first + offset)
+        before = found.history[first + offset - 1]
+        if again["loss"] != before["loss"] or again["nonfinite"]:
+            found.notes.append(
+                f"the state before step {number} was rebuilt from the one kept before step {first}, "
+                f"and step {first + offset} taken again gave loss {again['loss']} where it gave "
+                f"{before['loss']}: the model is not deterministic, and the replayed step starts "
+                "from a state the run may not have had"
+            )
+            break
+    return since[-1]
 
 
 def file_arguments(found: Any) -> dict[str, Any]:
