@@ -5,9 +5,10 @@ Each step is one call of a compiled ``tf.function``: the model (``training=True`
 under a ``GradientTape``, ``tape.gradient``, the Keras optimizer's ``apply``, and a few numbers
 computed in the same graph: the loss, each variable's squared gradient norm (summed per layer
 and overall outside), and how many values of the gradients and of the updated variables are NaN
-or infinite. Before each step the variables' and the optimizer's values are copied (on the
-device, no trip through numpy); at the first step in which any of those numbers is non-finite,
-that state is put back and the step replayed with ``step --train``
+or infinite. Every few steps the variables' and the optimizer's values are copied (on the
+device, no trip through numpy; :func:`watching.run` says how often); at the first step in which
+any of those numbers is non-finite, that state is put back, the steps since taken again, and the
+step replayed with ``step --train``
 (:mod:`graphscope.stepping.tf_train`) to name where the value was born. The user's variables and
 optimizer are left as they were: an optimizer not built yet stays unbuilt (the run trains a fresh
 copy of it). The history, JSON and text are the PyTorch watch's (:mod:`torch_watch`).
@@ -60,7 +61,9 @@ def watch(
         train = _TrainStep(tf, model, variables, optimizer, loss_fn, where)
 
         def snapshot() -> Callable[[], None]:
-            values = [tf.identity(v) for v in state]
+            # A copy now, not a read the update then copies on write: the time it takes is the
+            # keeping's, which decides how often the run keeps the state (watching.run).
+            values = [tf.raw_ops.DeepCopy(x=tf.convert_to_tensor(v)) for v in state]
 
             def restore() -> None:
                 for v, value in zip(state, values):
