@@ -50,9 +50,9 @@ STYLE = {
 # Backward nodes, whatever their kind: the fill tells the phase, the dashed outline says it
 # again in greyscale print.
 BACKWARD_STYLE = {"fillcolor": "#ffdeeb", "color": "#a61e4d", "style": "rounded,filled,dashed"}
-# minlen=0, not constraint=false: the link may join two nodes on one rank, and dot loses
-# a non-constraining edge between nodes of one rank in a cluster ("lost edge").
-GRAD_LINK = {"style": "dotted", "color": "#a61e4d", "arrowhead": "none", "minlen": "0"}
+# constraint=false: a link says which gradient is whose; it does not rank either (minlen=0
+# links, beside edge xlabels, made dot lose some of them: "lost edge", and the render fail).
+GRAD_LINK = {"style": "dotted", "color": "#a61e4d", "arrowhead": "none", "constraint": "false"}
 # Parameter updates (phase optimizer, a TF1 training graph's GradientDescent/...).
 OPTIMIZER_STYLE = {"fillcolor": "#c5f6fa", "color": "#0b7285", "style": "rounded,filled,dashed"}
 GRAD_MARK = "∇"  # after a collapsed scope's name: that scope's backward nodes
@@ -492,6 +492,7 @@ def _draw_graph(
     enclosing = enclosing or []
     drawn_bodies = set() if drawn_bodies is None else drawn_bodies  # a body shared by callers is drawn once
     names: dict[str, str] = {}  # IR node id (or group key) -> DOT name
+    boxed: dict[str, tuple[str, ...]] = {}  # DOT name -> the path of the box it is drawn in
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     singles: list[dict[str, Any]] = []
     for n in graph.nodes():
@@ -579,6 +580,7 @@ def _draw_graph(
         style["label"] = _label(n, extra, leaf, highlighted=n["id"] in highlight)
         style["tooltip"] = _printable(_clip(f"{n['id']} ({n['op']})", 120))
         tree[path].append(f"{name} {_attrs(style)}")
+        boxed[name] = path
 
     for key in sorted(groups, key=lambda k: (k[0] == "#", k)):
         members = groups[key]
@@ -621,6 +623,7 @@ def _draw_graph(
         style["tooltip"] = _printable(_clip(title, 120))
         parent = key[:-1] if key[0] != "#" else ()
         tree[parent].append(f"{name} {_attrs(style)}")
+        boxed[name] = key  # a box of its own: a collapsed scope's gradients are another box
 
     _emit_clusters(tree, w, indent, prefix, badges={f.first: f"×{f.count}" for f in folds.folds})
 
@@ -669,7 +672,7 @@ def _draw_graph(
             # between clusters.)
             attrs["minlen"] = "0"
         w.lines.append(f"{indent}{a} -> {b}{' ' + _attrs(attrs) if attrs else ''}")
-    _grad_links(graph, names, w, indent)
+    _grad_links(graph, names, boxed, w, indent)
 
     drawn = len(singles) + len(groups)
     # Control-flow bodies: a cluster per subgraph, linked from the node that runs it
@@ -707,16 +710,21 @@ def _draw_graph(
     return drawn
 
 
-def _grad_links(graph: Graph, names: dict[str, str], w: _Writer, indent: str) -> None:
+def _grad_links(
+    graph: Graph, names: dict[str, str], boxed: dict[str, tuple[str, ...]], w: _Writer, indent: str
+) -> None:
     """A dotted line from each drawn forward box to the first drawn box of its gradient (TF
-    builds several ops for one gradient: a line to each would hide the drawing)."""
+    builds several ops for one gradient: a line to each would hide the drawing), where the two
+    are drawn in different boxes (a collapsed scope's gradients, in the ``∇`` tree). In one box
+    the gradient is drawn beside its op already, and dot fails to route some of those lines
+    ("lost edge": the whole render failed on ResNet-50's training step)."""
     linked: set[str] = set()
     for n in graph.nodes():
         grad_of = n["grad_of"]
         if grad_of is None:
             continue
         a, b = names.get(grad_of), names.get(n["id"])
-        if a is None or b is None or a == b or a in linked:
+        if a is None or b is None or a == b or a in linked or boxed.get(a) == boxed.get(b):
             continue
         linked.add(a)
         w.lines.append(f"{indent}{a} -> {b} {_attrs(dict(GRAD_LINK))}")
