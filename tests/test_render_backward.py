@@ -179,8 +179,9 @@ def test_a_resnets_training_step_is_drawn_as_a_ladder_not_a_diagonal() -> None:
     """ResNet-50's training step was 31,000 pt wide (21x its forward pass): each gradient ranked
     below the value it saved, and each AccumulateGrad above its conv's gradient, so every block's
     box took a rank of the next one and dot placed the blocks beside each other, stair by stair.
-    A gradient now ranks beside its op and a stored gradient hangs below: about twice as wide as
-    the forward pass (op and gradient side by side)."""
+    A gradient now ranks beside its op and a stored gradient hangs below: 2.4x (3.8x with port
+    shapes as xlabels, which spare dot doubling every rank) the forward pass's width, op and
+    gradient side by side."""
     import sys
 
     import torch
@@ -197,7 +198,7 @@ def test_a_resnets_training_step_is_drawn_as_a_ladder_not_a_diagonal() -> None:
         example.model, example.example_inputs, fw="torch", backward=True,
         example_targets=(torch.zeros(1, 1000),), loss_fn=lambda out, t: ((out - t) ** 2).mean(),
     )  # fmt: skip
-    assert _width(step) < 3 * _width(forward)
+    assert _width(step) < 4 * _width(forward)
 
 
 def test_batchnorms_counter_update_in_train_mode_is_not_drawn() -> None:
