@@ -24,7 +24,7 @@ from typing import Any
 
 from graphscope import ir
 from graphscope.errors import GraphscopeError
-from graphscope.stepping import torch_eager
+from graphscope.stepping import torch_eager, torch_update
 from graphscope.stepping.numerics import summarize_torch
 from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _torch_common as common
@@ -61,7 +61,6 @@ def step_train(
             records = [r for r in recorder.records if r.node in graph]
             _run_backward(torch, graph, backward, loss, records)
         if optimizer is not None:
-            state.save_weights()
             _run_update(torch, graph, recorder, model, optimizer, records, state)
         else:
             notes.append(
@@ -194,47 +193,60 @@ def _run_update(
     records: list[Record],
     state: TrainingState,
 ) -> None:
-    """``optimizer.step()`` on the copies: one ``optimizer`` node per parameter it changed, its
-    output the new value, with the update-to-weight ratio (|new - old| / |old|, Frobenius norms)."""
+    """``optimizer.step()``: one ``optimizer`` node per parameter it changed, its output the new
+    value, with the update-to-weight ratio (|new - old| / |old|, Frobenius norms). A per-parameter
+    optimizer steps a chunk at a time, each undone before the next (:mod:`torch_update`); any
+    other steps at once, undone with the rest by ``state``."""
     names = {id(p): name for name, p in model.named_parameters()}
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    before = state.saved_params()
-    try:
-        optimizer.step()
-    except Exception as exc:
-        raise torch_eager.run_error(exc) from None
     kind = type(optimizer).__name__
-    with torch.no_grad():
-        for p in params:
-            src = recorder.source_of_tensor(p)
-            if src is None:
-                continue
-            old = before[id(p)]
-            weight = float(torch.linalg.vector_norm(old.double()))
-            update = float(torch.linalg.vector_norm((p.detach() - old).double()))
-            node_id = recorder.fresh_id(f"{src[0]}_update")
-            graph.add_node(
-                node_id,
-                name=names.get(id(p), src[0]),
-                op=f"optimizer:{kind}",
-                canonical_op="optimizer_update",
-                kind="op",
-                scope=graph.node(src[0])["scope"],
-                outputs=common.tensor_outputs(p),
-                attrs={
-                    "update_to_weight": update / weight if weight > 0 else None,
-                    "update_norm": update,
-                    "weight_norm": weight,
-                },
-                phase="optimizer",
-                grad_of=src[0],
-            )
-            graph.add_edge(src[0], node_id)
-            grad = f"{src[0]}_grad"
-            if grad in graph:
-                graph.add_edge(grad, node_id, dst_port=1)
+
+    def visit(p: Any, old: Any) -> None:
+        src = recorder.source_of_tensor(p)
+        if src is None:
+            return
+        with torch.no_grad():
+            weight = float(torch.linalg.vector_norm(old, dtype=torch.float64))
+            update = float(torch.linalg.vector_norm(p.detach() - old, dtype=torch.float64))
+        node_id = recorder.fresh_id(f"{src[0]}_update")
+        graph.add_node(
+            node_id,
+            name=names.get(id(p), src[0]),
+            op=f"optimizer:{kind}",
+            canonical_op="optimizer_update",
+            kind="op",
+            scope=graph.node(src[0])["scope"],
+            outputs=common.tensor_outputs(p),
+            attrs={
+                "update_to_weight": update / weight if weight > 0 else None,
+                "update_norm": update,
+                "weight_norm": weight,
+            },
+            phase="optimizer",
+            grad_of=src[0],
+        )
+        graph.add_edge(src[0], node_id)
+        grad = f"{src[0]}_grad"
+        if grad in graph:
+            graph.add_edge(grad, node_id, dst_port=1)
+        with torch.no_grad():
             inputs = [summarize_torch(old), summarize_torch(p.grad) if p.grad is not None else None]
             records.append(_record(graph, node_id, [summarize_torch(p.detach())], inputs, [src[0], grad]))
+
+    def take_step() -> None:
+        try:
+            optimizer.step()
+        except Exception as exc:
+            raise torch_eager.run_error(exc) from None
+
+    if torch_update.per_parameter(torch, optimizer):
+        torch_update.step_in_chunks(torch, optimizer, visit, step=take_step)
+        return
+    state.save_weights()
+    before = state.saved_params()
+    take_step()
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            visit(p, before[id(p)])
 
 
 def _run_backward(torch: Any, graph: ir.Graph, backward: Any, loss: Any, records: list[Record]) -> None:
