@@ -260,3 +260,25 @@ def test_step_train_chunked_update_values_are_a_real_steps(
         assert ratio == pytest.approx(want, rel=1e-12)
     assert _equal(model.state_dict(), before)
     assert not optimizer.state and all(p.grad is None for p in model.parameters())
+
+
+def test_the_activations_are_freed_by_backward_before_the_update() -> None:
+    """Backward releases the forward's saved activations as it goes, as in plain training: the
+    update (and its copies) does not stack on them. The backward graph read them for its saved
+    edges and once kept every one of them until the step ended."""
+    import weakref
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
+    seen: list[Any] = []
+    model[1].register_forward_hook(lambda module, args, out: seen.append(weakref.ref(out)))
+    alive_at_update: list[bool] = []
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer.register_step_pre_hook(lambda *_: alive_at_update.append(seen[0]() is not None))
+
+    def loss_fn(out: Any, target: Any) -> Any:
+        return torch.nn.functional.mse_loss(out, target)
+
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+    torch_train.step_train(model, (x,), name="m", example_targets=(y,), loss_fn=loss_fn, optimizer=optimizer)
+    assert alive_at_update == [False]
