@@ -97,8 +97,10 @@ def test_a_chunked_update_is_a_real_step_bit_for_bit_and_is_undone(
     ref_optimizer.step()
     params_before = [p.detach().clone() for p in model.parameters()]
     [values], entries, groups = _state(optimizer)
+    versions = [t._version for t in model.parameters()]
+    versions += [v._version for e in entries.values() for v in e.values() if isinstance(v, torch.Tensor)]
 
-    seen: dict[int, tuple[Any, Any]] = {}
+    seen: dict[int, Any] = {}
     calls = 0
 
     def step() -> None:
@@ -106,8 +108,8 @@ def test_a_chunked_update_is_a_real_step_bit_for_bit_and_is_undone(
         calls += 1
         optimizer.step()
 
-    def visit(p: Any, old: Any) -> None:
-        seen[id(p)] = (p.detach().clone(), old.clone())
+    def visit(p: Any, new: Any) -> None:
+        seen[id(p)] = new.clone()
 
     torch_update.step_in_chunks(torch, optimizer, visit, step=step, chunk_values=chunk_values)
 
@@ -115,10 +117,12 @@ def test_a_chunked_update_is_a_real_step_bit_for_bit_and_is_undone(
     assert calls == (len(params) if chunk_values == 1 else 3)
     assert list(seen) == [id(p) for p in params]  # every parameter, in the groups' order
     for p, want, before in zip(params, reference.parameters(), params_before, strict=True):
-        new, old = seen[id(p)]
-        assert _equal(new, want.detach()), name
-        assert _equal(old, before)
-        assert _equal(p.detach(), before)  # and put back
+        assert _equal(seen[id(p)], want.detach()), name
+        assert _equal(p.detach(), before)
+    # the user's parameters and state tensors were not even written
+    now = [t._version for t in model.parameters()]
+    now += [v._version for e in entries.values() for v in e.values() if isinstance(v, torch.Tensor)]
+    assert now == versions
     # the optimizer as it was: no entry made by a first step, the same state tensors, same values
     assert {id(p) for p in optimizer.state} == {id(p) for p in entries}
     for p, entry in entries.items():
@@ -282,3 +286,29 @@ def test_the_activations_are_freed_by_backward_before_the_update() -> None:
     x, y = torch.randn(8, 3), torch.randn(8, 1)
     torch_train.step_train(model, (x,), name="m", example_targets=(y,), loss_fn=loss_fn, optimizer=optimizer)
     assert alive_at_update == [False]
+
+
+def test_the_update_is_taken_during_backward_and_frees_each_gradient_it_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A parameter's gradient, once final, is used by its chunk's update and freed while
+    backward goes on, as training's next zero_grad() would: the step does not hold every new
+    gradient beside the user's own, set aside. Records still come forward, backward, update."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*[torch.nn.Linear(8, 8) for _ in range(4)])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    monkeypatch.setattr(torch_update, "CHUNK_VALUES", 1)
+    held: list[int] = []
+
+    def first_layer_backward(module: Any, grad_in: Any, grad_out: Any) -> None:
+        held.append(sum(p.grad is not None for p in model[1:].parameters()))
+
+    model[0].register_full_backward_hook(first_layer_backward)
+    x = torch.randn(4, 8, requires_grad=True)
+    steps = torch_train.step_train(
+        model, (x,), name="m", loss_fn=lambda out: out.square().mean(), optimizer=optimizer
+    )
+    assert held == [0]  # the later layers' six gradients, used and freed
+    phases = [steps.graph.node(r.node)["phase"] for r in steps]
+    assert phases == sorted(phases, key=["forward", "backward", "optimizer"].index)
+    assert phases.count("optimizer") == 8
