@@ -233,6 +233,7 @@ def test_step_train_chunked_update_values_are_a_real_steps(
     model = torch.nn.Sequential(
         torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.Linear(16, 1)
     )
+    model[2].bias.requires_grad_(False)  # a frozen parameter in the optimizer: no hook, no update
     options = {"lr": 0.05, "momentum": 0.9} if name == "SGD" else {"lr": 1e-2}
     optimizer = getattr(torch.optim, name)(model.parameters(), **options)
     x, y = torch.randn(8, 6), torch.randn(8, 1)

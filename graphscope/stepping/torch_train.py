@@ -325,7 +325,11 @@ def _run_backward(
             handles.append(fn.register_hook(hook_for(fn, node_id)))
         if update is not None and update.chunked is not None:
             for group in update.optimizer.param_groups:
-                handles += [p.register_post_accumulate_grad_hook(update.on_grad) for p in group["params"]]
+                handles += [
+                    p.register_post_accumulate_grad_hook(update.on_grad)
+                    for p in group["params"]
+                    if p.requires_grad
+                ]
         loss.backward()
     except GraphscopeError:
         raise
