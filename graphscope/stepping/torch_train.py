@@ -9,13 +9,18 @@ come in autograd's own order. A backward record's inputs are the gradients it re
 an infinity is *born* at the autograd node that made it from finite gradients (the gradient of
 ``sqrt`` at 0), and its ``grad_of`` names the forward op, with that op's source line.
 
-The step is taken on the user's model and undone (:class:`TrainingState`): its parameters,
-buffers and the optimizer's state are copied before and written back after, and their
-``.grad`` set aside, so the step starts from no gradients, as training's ``zero_grad()`` does,
-and the model is left as it was found. (A deep copy of model and optimizer would also copy the
-gradients, and keep two models alive during the step.) With an ``optimizer`` in the model file,
-``optimizer.step()`` follows: one ``optimizer`` record per parameter, the new value, with the
-update-to-weight ratio in the node's attributes.
+The step is taken on the user's model and undone (:class:`TrainingState`): its buffers are
+copied before and written back after, and the parameters' ``.grad`` set aside, so the step
+starts from no gradients, as training's ``zero_grad()`` does, and the model is left as it was
+found. (A deep copy of model and optimizer would also copy the gradients, and keep two models
+alive during the step.) With an ``optimizer`` in the model file, its update follows: one
+``optimizer`` record per parameter, the new value, with the update-to-weight ratio in the
+node's attributes. An optimizer of ``torch.optim`` that updates each parameter on its own
+(:mod:`graphscope.stepping.torch_update`) is stepped during backward, a few parameters at a time
+as their gradients are final, on clones of them and of their state, and each gradient is freed
+once used: the step holds one chunk's copies, and not all the new gradients beside the user's.
+Any other optimizer steps after backward on the parameters themselves, and the parameters and
+its state are copied before and written back after.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 from graphscope import ir
 from graphscope.errors import GraphscopeError
-from graphscope.stepping import torch_eager
+from graphscope.stepping import torch_eager, torch_update
 from graphscope.stepping.numerics import summarize_torch
 from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _torch_common as common
@@ -48,10 +53,12 @@ def step_train(
     if optimizer is not None:
         check_optimizer(torch, model, optimizer, where)
     state = TrainingState(torch, model, optimizer)
-    # Parameters and optimizer state change only in the update: copied just before it, once
-    # backward has freed the activations, so the copies do not add to the peak of the step.
+    # Parameters and optimizer state: a per-parameter optimizer steps stand-ins and never writes
+    # them (torch_update); another's are copied just before its update, once backward has freed
+    # the activations, so the copies do not add to the peak of the step.
     state.save(weights=False)
     notes = []
+    update: _Update | None = None
     try:
         state.clear_grads()
         with common.quiet_torch_logs(), torch.enable_grad():
@@ -59,10 +66,12 @@ def step_train(
                 torch, model, example_inputs, example_targets, loss_fn, name=name, summaries=True, where=where
             )
             records = [r for r in recorder.records if r.node in graph]
-            _run_backward(torch, graph, backward, loss, records)
-        if optimizer is not None:
-            state.save_weights()
-            _run_update(torch, graph, recorder, model, optimizer, records, state)
+            update = (
+                _Update(torch, graph, recorder, model, optimizer, state) if optimizer is not None else None
+            )
+            _run_backward(torch, graph, backward, loss, records, update)
+        if update is not None:
+            update.finish(records)
         else:
             notes.append(
                 "no optimizer in the model file: forward, loss and backward are stepped, not an update"
@@ -185,37 +194,69 @@ def check_optimizer(torch: Any, model: Any, optimizer: Any, where: str) -> None:
         )
 
 
-def _run_update(
-    torch: Any,
-    graph: ir.Graph,
-    recorder: Any,
-    model: Any,
-    optimizer: Any,
-    records: list[Record],
-    state: TrainingState,
-) -> None:
-    """``optimizer.step()`` on the copies: one ``optimizer`` node per parameter it changed, its
-    output the new value, with the update-to-weight ratio (|new - old| / |old|, Frobenius norms)."""
-    names = {id(p): name for name, p in model.named_parameters()}
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    before = state.saved_params()
-    try:
-        optimizer.step()
-    except Exception as exc:
-        raise torch_eager.run_error(exc) from None
-    kind = type(optimizer).__name__
-    with torch.no_grad():
+class _Update:
+    """``optimizer.step()``: one ``optimizer`` node per parameter, its output the new value, with
+    the update-to-weight ratio (|new - old| / |old|, Frobenius norms). A per-parameter optimizer
+    (:mod:`torch_update`) is stepped on stand-ins a chunk at a time, during backward: :meth:`on_grad`
+    is each parameter's post-accumulate-grad hook. Any other steps at once after backward, on
+    the parameters themselves, undone with the rest by ``state``. Nodes and records are added by
+    :meth:`finish`, in the order of the optimizer's groups."""
+
+    def __init__(
+        self, torch: Any, graph: ir.Graph, recorder: Any, model: Any, optimizer: Any, state: TrainingState
+    ) -> None:
+        self.torch, self.graph, self.recorder = torch, graph, recorder
+        self.optimizer, self.state = optimizer, state
+        self.names = {id(p): name for name, p in model.named_parameters()}
+        # id(parameter) -> (outputs, inputs) summaries and the norms, until finish() adds the node
+        self.seen: dict[int, tuple[list[Any], list[Any], float, float]] = {}
+        self.chunked = (
+            torch_update.ChunkedUpdate(torch, optimizer, self.visit, step=self.take_step)
+            if torch_update.per_parameter(torch, optimizer)
+            else None
+        )
+
+    def take_step(self) -> None:
+        try:
+            self.optimizer.step()
+        except Exception as exc:
+            raise torch_eager.run_error(exc) from None
+
+    def on_grad(self, p: Any) -> None:
+        if self.chunked is not None:
+            self.chunked.add(p)
+
+    def visit(self, p: Any, new: Any, old: Any = None) -> None:
+        """Summarise the update of ``p`` to ``new`` (from ``old``: ``p`` itself by default)."""
+        torch = self.torch
+        old = p.detach() if old is None else old
+        with torch.no_grad():
+            weight = float(torch.linalg.vector_norm(old, dtype=torch.float64))
+            update = float(torch.linalg.vector_norm(new - old, dtype=torch.float64))
+            inputs = [summarize_torch(old), summarize_torch(p.grad) if p.grad is not None else None]
+            self.seen[id(p)] = ([summarize_torch(new)], inputs, weight, update)
+
+    def finish(self, records: list[Record]) -> None:
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        if self.chunked is not None:
+            self.chunked.finish()
+        else:
+            self.state.save_weights()
+            before = self.state.saved_params()
+            self.take_step()
+            for p in params:
+                self.visit(p, p.detach(), before[id(p)])
+        kind = type(self.optimizer).__name__
+        graph = self.graph
         for p in params:
-            src = recorder.source_of_tensor(p)
+            src = self.recorder.source_of_tensor(p)
             if src is None:
                 continue
-            old = before[id(p)]
-            weight = float(torch.linalg.vector_norm(old.double()))
-            update = float(torch.linalg.vector_norm((p.detach() - old).double()))
-            node_id = recorder.fresh_id(f"{src[0]}_update")
+            outputs, inputs, weight, update = self.seen[id(p)]
+            node_id = self.recorder.fresh_id(f"{src[0]}_update")
             graph.add_node(
                 node_id,
-                name=names.get(id(p), src[0]),
+                name=self.names.get(id(p), src[0]),
                 op=f"optimizer:{kind}",
                 canonical_op="optimizer_update",
                 kind="op",
@@ -233,12 +274,14 @@ def _run_update(
             grad = f"{src[0]}_grad"
             if grad in graph:
                 graph.add_edge(grad, node_id, dst_port=1)
-            inputs = [summarize_torch(old), summarize_torch(p.grad) if p.grad is not None else None]
-            records.append(_record(graph, node_id, [summarize_torch(p.detach())], inputs, [src[0], grad]))
+            records.append(_record(graph, node_id, outputs, inputs, [src[0], grad]))
 
 
-def _run_backward(torch: Any, graph: ir.Graph, backward: Any, loss: Any, records: list[Record]) -> None:
-    """``loss.backward()`` with a hook on every autograd node: one record per node, as it fires."""
+def _run_backward(
+    torch: Any, graph: ir.Graph, backward: Any, loss: Any, records: list[Record], update: _Update | None
+) -> None:
+    """``loss.backward()`` with a hook on every autograd node: one record per node, as it fires;
+    and ``update.on_grad`` on each of the optimizer's parameters once its gradient is final."""
     seed = next(n for n in graph.nx if graph.node(n)["op"] == "grad_seed")
     records.append(_record(graph, seed, [summarize_torch(torch.ones_like(loss))], None, []))
     senders: dict[str, dict[int, str]] = {}  # node -> dst_port -> the node that sends it a gradient
@@ -280,7 +323,16 @@ def _run_backward(torch: Any, graph: ir.Graph, backward: Any, loss: Any, records
     try:
         for fn, node_id in backward.ids.items():
             handles.append(fn.register_hook(hook_for(fn, node_id)))
+        if update is not None and update.chunked is not None:
+            for group in update.optimizer.param_groups:
+                handles += [
+                    p.register_post_accumulate_grad_hook(update.on_grad)
+                    for p in group["params"]
+                    if p.requires_grad
+                ]
         loss.backward()
+    except GraphscopeError:
+        raise
     except Exception as exc:
         raise torch_eager.run_error(exc) from None
     finally:

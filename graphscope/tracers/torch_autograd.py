@@ -309,6 +309,9 @@ class _Backward:
             self.graph.add_edge(self.ids[fn], self.ids[nxt], src_port=port, dst_port=nr)
         for fn in fns:
             self.add_saved_edges(fn)
+        # The saved tensors read for the graph are the forward's activations: held here, they
+        # would outlive their release by backward (step --train runs it next) until the step ends.
+        self._saved.clear()
 
     def walk(self, root: Any) -> tuple[list[Any], list[tuple[Any, int, Any, int]]]:
         """Every autograd node reachable from ``root``, in an order where each comes after
