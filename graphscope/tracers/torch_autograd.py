@@ -36,6 +36,7 @@ value is read, a model on PyTorch's ``meta`` device (no weights) has its backwar
 from __future__ import annotations
 
 import heapq
+import math
 import re
 import warnings
 from typing import Any
@@ -369,29 +370,35 @@ class _Backward:
                 "accumulate_grad" if cls == "AccumulateGrad" else f"grad:{fwd['canonical_op'] if fwd else ''}"
             )
         self.ids[fn] = node_id
-        self.graph.add_node(
-            node_id,
-            name=cls,
-            op=cls,
-            canonical_op=canonical,
-            kind="op",
-            scope=fwd["scope"] if fwd else [],
-            outputs=self.gradient_outputs(fn),
-            attrs=self.saved_attrs(fn),
-            source=fwd["source"] if fwd else None,
-            phase="backward",
-            grad_of=forward,
+        attrs = self.saved_attrs(fn)
+        source = fwd["source"] if fwd else None
+        # The dict add_node would build (a thousand autograd nodes in a small transformer).
+        self.graph.add_node_dict(
+            {
+                "id": node_id,
+                "name": cls,
+                "op": cls,
+                "canonical_op": canonical,
+                "kind": "op",
+                "scope": list(fwd["scope"]) if fwd else [],
+                "outputs": self.gradient_outputs(fn),
+                "attrs": attrs if _plain_attrs(attrs) else ir.json_safe(attrs),
+                "source": None if source is None else dict(source),
+                "subgraphs": [],
+                "phase": "backward",
+                "grad_of": forward,
+            }
         )
 
     def forward_node(self, fn: Any) -> str | None:
-        if hasattr(fn, "variable"):  # AccumulateGrad: the parameter (or input) it accumulates into
+        if _accumulates(type(fn), fn):  # AccumulateGrad: the parameter (or input) it fills
             src = self.recorder.source_of_tensor(fn.variable)
             return src[0] if src is not None else None
         found: str | None = self.recorder.grad_fns.get(fn)
         return found
 
     def gradient_outputs(self, fn: Any) -> list[dict[str, Any]]:
-        if hasattr(fn, "variable"):
+        if _accumulates(type(fn), fn):
             return common.tensor_outputs(fn.variable)
         outputs: list[dict[str, Any]] = []
         for nxt, nr in fn.next_functions:
@@ -468,6 +475,30 @@ def _saved_names(cls: type) -> list[tuple[str, str]]:
             if attr.startswith(_SAVED) and not _SAVED_NOISE.search(attr)
         ]
     return names
+
+
+_ACCUMULATES: dict[type, bool] = {}
+
+
+def _accumulates(cls: type, fn: Any) -> bool:
+    """Whether autograd nodes of class ``cls`` fill a tensor's ``.grad`` (``AccumulateGrad``,
+    which has a ``variable``): asked once per class, not once per node."""
+    found = _ACCUMULATES.get(cls)
+    if found is None:
+        found = _ACCUMULATES[cls] = hasattr(fn, "variable")
+    return found
+
+
+def _plain_attrs(attrs: dict[str, Any]) -> bool:
+    """Whether ``ir.json_safe`` would return ``attrs`` as it is: flat, of ints, strings, finite
+    floats and None (most autograd nodes' saved values; not ``saved`` tensor shapes)."""
+    for value in attrs.values():
+        cls = value.__class__
+        if not (cls is int or cls is str or cls is bool or value is None) and not (
+            cls is float and math.isfinite(value)
+        ):
+            return False
+    return True
 
 
 def _input_metadata(fn: Any, nr: int) -> Any:
