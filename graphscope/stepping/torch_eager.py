@@ -278,10 +278,10 @@ def _make_recorder_class() -> Any:
             attrs: dict[str, Any] = {}
             for i, a in enumerate(args):
                 if not _scan(a, in_tensors):
-                    attrs[_ARG_NAMES[i] if i < len(_ARG_NAMES) else f"arg{i}"] = _attr(a)
+                    attrs[_ARG_NAMES[i] if i < len(_ARG_NAMES) else f"arg{i}"] = attr_value(a)
             for k, v in kwargs.items():
                 if not _scan(v, in_tensors):
-                    attrs[k] = _attr(v)
+                    attrs[k] = attr_value(v)
             producer = self.producer
             sources = [producer.get(t) or self.source_of_tensor(t) for t in in_tensors]
             out_tensors: list[Any] = []
@@ -459,7 +459,7 @@ _ARG_NAMES = tuple(f"arg{i}" for i in range(16))
 _SIMPLE = frozenset({int, bool, str, type(None)})
 
 
-def _attr(value: Any) -> Any:
+def attr_value(value: Any) -> Any:
     """A non-tensor argument as a node's attribute: ``common.literal`` made JSON-safe, as
     ``add_node`` would store it; the common cases (ints, finite floats, int lists) directly."""
     cls = value.__class__

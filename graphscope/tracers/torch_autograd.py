@@ -36,7 +36,6 @@ value is read, a model on PyTorch's ``meta`` device (no weights) has its backwar
 from __future__ import annotations
 
 import heapq
-import math
 import re
 import warnings
 from typing import Any
@@ -317,11 +316,13 @@ class _Backward:
         found: list[Any] = [root]
         index = {root: 0}
         edges: list[tuple[Any, int, Any, int]] = []
+        nexts: list[Any] = []  # each node's next_functions (a new tuple on every read)
         i = 0
         while i < len(found):
             fn = found[i]
             i += 1
-            for port, (nxt, nr) in enumerate(fn.next_functions):
+            nexts.append(fn.next_functions)
+            for port, (nxt, nr) in enumerate(nexts[-1]):
                 if nxt is None:
                     continue
                 if nxt not in index:
@@ -334,9 +335,9 @@ class _Backward:
         ready = [index[root]]
         order = []
         while ready:
-            fn = found[heapq.heappop(ready)]
-            order.append(fn)
-            for nxt, _ in fn.next_functions:
+            at = heapq.heappop(ready)
+            order.append(found[at])
+            for nxt, _ in nexts[at]:
                 if nxt is None:
                     continue
                 waiting[nxt] -= 1
@@ -382,7 +383,7 @@ class _Backward:
                 "kind": "op",
                 "scope": list(fwd["scope"]) if fwd else [],
                 "outputs": self.gradient_outputs(fn),
-                "attrs": attrs if _plain_attrs(attrs) else ir.json_safe(attrs),
+                "attrs": attrs,
                 "source": None if source is None else dict(source),
                 "subgraphs": [],
                 "phase": "backward",
@@ -429,17 +430,18 @@ class _Backward:
         return out
 
     def saved_attrs(self, fn: Any) -> dict[str, Any]:
+        """The node's attributes, JSON-safe as ``add_node`` would make them."""
         attrs: dict[str, Any] = {}
         tensors: dict[str, Any] = {}
         for key, value in self.saved(fn):
             if isinstance(value, self.torch.Tensor):
                 tensors[key] = common.tensor_outputs(value)[0]
             elif isinstance(value, (tuple, list)) and any(isinstance(v, self.torch.Tensor) for v in value):
-                tensors[key] = [
-                    common.tensor_outputs(v)[0] for v in value if isinstance(v, self.torch.Tensor)
-                ]
+                shapes = [common.tensor_outputs(v)[0] for v in value if isinstance(v, self.torch.Tensor)]
+                # (a long list summarised, as json_safe does at this depth)
+                tensors[key] = shapes if len(shapes) <= _MAX_ITEMS else ir.json_safe(shapes, _depth=2)
             elif value is not None:  # None: a tensor not saved, since no gradient needs it
-                attrs[key] = common.literal(value)
+                attrs[key] = torch_eager.attr_value(value)
         if tensors:
             attrs["saved"] = tensors
         return attrs
@@ -478,6 +480,7 @@ def _saved_names(cls: type) -> list[tuple[str, str]]:
 
 
 _ACCUMULATES: dict[type, bool] = {}
+_MAX_ITEMS = 64  # ir.json_safe's longest list kept whole
 
 
 def _accumulates(cls: type, fn: Any) -> bool:
@@ -487,18 +490,6 @@ def _accumulates(cls: type, fn: Any) -> bool:
     if found is None:
         found = _ACCUMULATES[cls] = hasattr(fn, "variable")
     return found
-
-
-def _plain_attrs(attrs: dict[str, Any]) -> bool:
-    """Whether ``ir.json_safe`` would return ``attrs`` as it is: flat, of ints, strings, finite
-    floats and None (most autograd nodes' saved values; not ``saved`` tensor shapes)."""
-    for value in attrs.values():
-        cls = value.__class__
-        if not (cls is int or cls is str or cls is bool or value is None) and not (
-            cls is float and math.isfinite(value)
-        ):
-            return False
-    return True
 
 
 def _input_metadata(fn: Any, nr: int) -> Any:
