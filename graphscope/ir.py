@@ -285,6 +285,22 @@ class Graph:
         _forget_nx_cache(self.nx)
         return data  # the live dict
 
+    def add_node_dict(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Add a node whose attribute dict the caller built itself, as :meth:`add_node` would
+        have: every key of :data:`NODE_KEYS`, in its order, values JSON-safe and lists its own.
+        The dict is taken, not copied, and returned. For the eager recorder, which adds a node per
+        op as the model runs: add_node's conversions cost as much as the rest of its work per op.
+        :meth:`validate` checks these nodes like any other."""
+        node_id = data["id"]
+        table = self.nx._node
+        if node_id in table:
+            raise ValueError(f"node id {node_id!r} is already in graph {self.name!r}")
+        table[node_id] = data
+        self.nx._succ[node_id] = {}
+        self.nx._pred[node_id] = {}
+        _forget_nx_cache(self.nx)
+        return data
+
     def add_edge(
         self,
         src: str,

@@ -135,6 +135,41 @@ def test_summary_edge_cases(values: list[object], dtype: str, expected: dict[str
     assert {k: s[k] for k in expected} == expected
 
 
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [3.0, 0.5, 2.0],  # one sign: the bits' integer order is the floats'
+        [-3.0, -0.5, -2.0],  # negatives: reversed
+        [-3.0, 0.5, -0.0, 2.0],  # mixed signs, a -0.0
+        [-0.0, -0.0],
+        [-0.0, -2.0, -1e-30],
+        [0.0, -0.0, 7.0],
+        [1.5, NAN, 2.0],
+        [-1.5, -NAN, -2.0],  # a NaN with its sign bit set
+        [-1.5, -INF],
+        [1.5, INF, 0.0],
+        [-1.5, 2.0, -NAN],
+        [1e-45, 5e-324],  # the smallest subnormals (5e-324 is 0 in float32)
+    ],
+)
+def test_summary_min_max_and_counts_are_exactly_numpys(values: list[float], dtype: str) -> None:
+    """The min and max are read from the values' bits as integers (and numpy's min when signs
+    are mixed): they must be the float min and max exactly, a NaN or infinity of either sign
+    must still be counted, and a -0.0 still be a zero."""
+    import torch
+
+    array = np.array(values, dtype=dtype)
+    ours = numerics.summarize_torch(torch.from_numpy(array.copy()))
+    ref = numerics.summarize_numpy(array)
+    assert {k: ours[k] for k in ("min", "max", "nan", "posinf", "neginf", "zeros")} == {
+        k: ref[k] for k in ("min", "max", "nan", "posinf", "neginf", "zeros")
+    }
+
+
 # -- where the NaN was born --------------------------------------------------------------------
 
 

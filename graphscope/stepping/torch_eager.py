@@ -13,7 +13,10 @@ The same recorder, without summaries, is the capture method ``eager``.
 from __future__ import annotations
 
 import inspect
+import math
+import os
 import sys
+import weakref
 from typing import Any
 
 from graphscope import ir
@@ -21,7 +24,7 @@ from graphscope.errors import GraphscopeError
 from graphscope.stepping import numerics
 from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _torch_common as common
-from graphscope.tracers._source import model_source
+from graphscope.tracers._source import model_frame, relative
 
 # Ops whose output is allocated, not written: no summary of its values is one of the model's.
 _UNINITIALISED = frozenset(
@@ -114,7 +117,6 @@ def _make_recorder_class() -> Any:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import SUPPORTED_NODES, tree_flatten
-    from torch.utils.weak import WeakTensorKeyDictionary
 
     from graphscope.ops import canonical
 
@@ -159,7 +161,9 @@ def _make_recorder_class() -> Any:
             self.kept: dict[str, list[Any]] = {}
             self.records: list[Record] = []
             self.record_index: dict[str, int] = {}
-            self.producer: Any = WeakTensorKeyDictionary()  # tensor -> (node id, port)
+            self.producer = TensorMap()  # tensor -> (node id, port)
+            self.cwd = os.getcwd()
+            self.file_names: dict[str, str] = {}  # a frame's file -> as a node's source names it
             self.scope: list[str] = []
             self.names: dict[str, int] = {}
             self.culprit_found = False
@@ -262,7 +266,8 @@ def _make_recorder_class() -> Any:
         def record_op(self, func: Any, args: Any, kwargs: Any, out: Any) -> tuple[str, list[Any]]:
             """Add the node of one op that ran; returns its id and its output tensors."""
             # Runs for every op (a thousand in a small transformer): what depends only on the
-            # op is computed once per op, and the arguments are walked without pytree.
+            # op is computed once per op, the arguments are walked without pytree, and the
+            # node's dict is built here, final, rather than converted again by add_node.
             info = op_info.get(func)
             if info is None:
                 op = str(func)
@@ -273,32 +278,48 @@ def _make_recorder_class() -> Any:
             attrs: dict[str, Any] = {}
             for i, a in enumerate(args):
                 if not _scan(a, in_tensors):
-                    attrs[f"arg{i}"] = common.literal(a)
+                    attrs[_ARG_NAMES[i] if i < len(_ARG_NAMES) else f"arg{i}"] = attr_value(a)
             for k, v in kwargs.items():
                 if not _scan(v, in_tensors):
-                    attrs[k] = common.literal(v)
-            sources = [self.source_of_tensor(t) for t in in_tensors]
+                    attrs[k] = attr_value(v)
+            producer = self.producer
+            sources = [producer.get(t) or self.source_of_tensor(t) for t in in_tensors]
             out_tensors: list[Any] = []
             _scan(out, out_tensors)
             scope = self.scope[-1] if self.scope else ""
             scope_list = scope_lists.get(scope)
             if scope_list is None:
                 scope_list = scope_lists[scope] = scope.split(".") if scope else []
-            self.graph.add_node(
-                node_id,
-                op=op,
-                canonical_op=canonical_op,
-                kind="op",
-                scope=scope_list,
-                outputs=[_tensor_output(t) for t in out_tensors],
-                attrs=attrs,
-                source=_user_source(),
+            where = model_frame(sys._getframe(1))
+            if where is None:
+                source = None
+            else:
+                file = self.file_names.get(where[0])
+                if file is None:
+                    file = self.file_names[where[0]] = relative(where[0], self.cwd)
+                source = {"file": file, "line": where[1]}
+            node = self.graph.add_node_dict(
+                {
+                    "id": node_id,
+                    "name": node_id,
+                    "op": op,
+                    "canonical_op": canonical_op,
+                    "kind": "op",
+                    "scope": list(scope_list),
+                    "outputs": [_tensor_output(t) for t in out_tensors],
+                    "attrs": attrs,
+                    "source": source,
+                    "subgraphs": [],
+                    "phase": "forward",
+                    "grad_of": None,
+                }
             )
+            graph = self.graph
             for port, src in enumerate(sources):
                 if src is not None:
-                    self.graph.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
+                    graph.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
             for port, t in enumerate(out_tensors):
-                self.producer[t] = (node_id, port)  # an in-place op now owns its input tensor
+                producer[t] = (node_id, port)  # an in-place op now owns its input tensor
             if node_id in self.keep:
                 self.kept[node_id] = [t.detach().clone() for t in out_tensors]
             if not self.summaries:
@@ -306,10 +327,7 @@ def _make_recorder_class() -> Any:
             summaries: list[dict[str, Any] | None] = [
                 self.output_summary(packet, t, in_tensors, sources) for t in out_tensors
             ]
-            node = self.graph.node(node_id)
-            self.add_record(
-                node_id, node["op"], node["scope"], node["source"], summaries, in_tensors, sources
-            )
+            self.add_record(node_id, op, node["scope"], source, summaries, in_tensors, sources)
             return node_id, out_tensors
 
         def output_summary(
@@ -410,6 +428,50 @@ def run_error(exc: BaseException) -> GraphscopeError:
     return common.model_raised(exc)
 
 
+class TensorMap:
+    """tensor -> value by the tensor's identity, holding no tensor alive (what torch's
+    ``WeakTensorKeyDictionary`` does, at a fraction of its cost: it makes a Python ``WeakIdRef``
+    and compares two of them on every lookup, a few microseconds on every op recorded).
+
+    An entry is the tensor's id and a weak reference to it: a lookup matches only the very tensor
+    that was stored, so a new tensor that reuses a freed one's id is not taken for it. Entries of
+    freed tensors stay until their id is reused (one small tuple per op's output)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[Any, Any]] = {}
+
+    def get(self, t: Any) -> Any:
+        entry = self._entries.get(id(t))
+        if entry is not None and entry[0]() is t:
+            return entry[1]
+        return None
+
+    def __setitem__(self, t: Any, value: Any) -> None:
+        self._entries[id(t)] = (weakref.ref(t), value)
+
+    def __contains__(self, t: Any) -> bool:
+        return self.get(t) is not None
+
+
+_ARG_NAMES = tuple(f"arg{i}" for i in range(16))
+_SIMPLE = frozenset({int, bool, str, type(None)})
+
+
+def attr_value(value: Any) -> Any:
+    """A non-tensor argument as a node's attribute: ``common.literal`` made JSON-safe, as
+    ``add_node`` would store it; the common cases (ints, finite floats, int lists) directly."""
+    cls = value.__class__
+    if cls in _SIMPLE:
+        return value
+    if cls is float and math.isfinite(value):
+        return value
+    if (cls is list or cls is tuple) and len(value) <= 64 and all(v.__class__ is int for v in value):
+        return list(value)
+    return ir.json_safe(common.literal(value), _depth=1)
+
+
 def _holds_tensor(value: Any) -> bool:
     import torch
 
@@ -432,9 +494,3 @@ def _argument_names(model: Any, count: int) -> list[str]:
     except (TypeError, ValueError):
         params = []
     return [params[i] if i < len(params) else f"input_{i}" for i in range(count)]
-
-
-def _user_source() -> dict[str, Any] | None:
-    """Where the op being recorded ran: the user's line, or a model library's (see
-    :func:`graphscope.tracers._source.model_source`)."""
-    return model_source(sys._getframe(1))

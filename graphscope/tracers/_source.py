@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["is_library_model_file", "is_user_file", "model_source", "relative", "source_of_frames"]
+__all__ = [
+    "is_library_model_file",
+    "is_user_file",
+    "model_frame",
+    "model_source",
+    "relative",
+    "source_of_frames",
+]
 
 
 @functools.cache
@@ -54,9 +61,10 @@ def is_user_file(filename: str) -> bool:
     return not resolved.startswith(_library_dirs())
 
 
-def relative(filename: str) -> str:
-    """A path relative to the working directory when it lies below it (portable goldens)."""
-    return _relative(filename, os.getcwd())  # (Path.cwd() costs 4x: once per recorded op)
+def relative(filename: str, cwd: str | None = None) -> str:
+    """A path relative to the working directory (``cwd``, else the current one) when it lies
+    below it (portable goldens)."""
+    return _relative(filename, os.getcwd() if cwd is None else cwd)  # (Path.cwd() costs 4x)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -95,6 +103,13 @@ def model_source(frame: Any) -> dict[str, Any] | None:
     frames, the innermost frame of the user's code or of a model library such as transformers,
     else of torch.nn's layers (see :func:`is_library_model_file`). The walk stops at the graphscope frame that called the
     model: what lies beyond (graphscope, click, the console script) is not the model's."""
+    found = model_frame(frame)
+    return None if found is None else {"file": relative(found[0]), "line": found[1]}
+
+
+def model_frame(frame: Any) -> tuple[str, int] | None:
+    """:func:`model_source`'s ``(file, line)``, the file as the frame names it (not made relative:
+    a recorder of thousands of ops names each file once)."""
     kinds = _FRAME_KINDS
     while frame is not None and (kinds.get(frame.f_code.co_filename) or _frame_kind(frame)) == _GRAPHSCOPE:
         frame = frame.f_back
@@ -105,11 +120,11 @@ def model_source(frame: Any) -> dict[str, Any] | None:
         if kind == _GRAPHSCOPE:
             break
         if kind == _MODEL:
-            return {"file": relative(filename), "line": frame.f_lineno}
+            return filename, frame.f_lineno
         if library is None and kind == _LAYER:
             library = (filename, frame.f_lineno)
         frame = frame.f_back
-    return None if library is None else {"file": relative(library[0]), "line": library[1]}
+    return library
 
 
 # What a frame's file is to model_source, decided once per file: it walks some twenty frames

@@ -319,11 +319,13 @@ class _Backward:
         found: list[Any] = [root]
         index = {root: 0}
         edges: list[tuple[Any, int, Any, int]] = []
+        nexts: list[Any] = []  # each node's next_functions (a new tuple on every read)
         i = 0
         while i < len(found):
             fn = found[i]
             i += 1
-            for port, (nxt, nr) in enumerate(fn.next_functions):
+            nexts.append(fn.next_functions)
+            for port, (nxt, nr) in enumerate(nexts[-1]):
                 if nxt is None:
                     continue
                 if nxt not in index:
@@ -336,9 +338,9 @@ class _Backward:
         ready = [index[root]]
         order = []
         while ready:
-            fn = found[heapq.heappop(ready)]
-            order.append(fn)
-            for nxt, _ in fn.next_functions:
+            at = heapq.heappop(ready)
+            order.append(found[at])
+            for nxt, _ in nexts[at]:
                 if nxt is None:
                     continue
                 waiting[nxt] -= 1
@@ -372,29 +374,35 @@ class _Backward:
                 "accumulate_grad" if cls == "AccumulateGrad" else f"grad:{fwd['canonical_op'] if fwd else ''}"
             )
         self.ids[fn] = node_id
-        self.graph.add_node(
-            node_id,
-            name=cls,
-            op=cls,
-            canonical_op=canonical,
-            kind="op",
-            scope=fwd["scope"] if fwd else [],
-            outputs=self.gradient_outputs(fn),
-            attrs=self.saved_attrs(fn),
-            source=fwd["source"] if fwd else None,
-            phase="backward",
-            grad_of=forward,
+        attrs = self.saved_attrs(fn)
+        source = fwd["source"] if fwd else None
+        # The dict add_node would build (a thousand autograd nodes in a small transformer).
+        self.graph.add_node_dict(
+            {
+                "id": node_id,
+                "name": cls,
+                "op": cls,
+                "canonical_op": canonical,
+                "kind": "op",
+                "scope": list(fwd["scope"]) if fwd else [],
+                "outputs": self.gradient_outputs(fn),
+                "attrs": attrs,
+                "source": None if source is None else dict(source),
+                "subgraphs": [],
+                "phase": "backward",
+                "grad_of": forward,
+            }
         )
 
     def forward_node(self, fn: Any) -> str | None:
-        if hasattr(fn, "variable"):  # AccumulateGrad: the parameter (or input) it accumulates into
+        if _accumulates(type(fn), fn):  # AccumulateGrad: the parameter (or input) it fills
             src = self.recorder.source_of_tensor(fn.variable)
             return src[0] if src is not None else None
         found: str | None = self.recorder.grad_fns.get(fn)
         return found
 
     def gradient_outputs(self, fn: Any) -> list[dict[str, Any]]:
-        if hasattr(fn, "variable"):
+        if _accumulates(type(fn), fn):
             return common.tensor_outputs(fn.variable)
         outputs: list[dict[str, Any]] = []
         for nxt, nr in fn.next_functions:
@@ -425,17 +433,18 @@ class _Backward:
         return out
 
     def saved_attrs(self, fn: Any) -> dict[str, Any]:
+        """The node's attributes, JSON-safe as ``add_node`` would make them."""
         attrs: dict[str, Any] = {}
         tensors: dict[str, Any] = {}
         for key, value in self.saved(fn):
             if isinstance(value, self.torch.Tensor):
                 tensors[key] = common.tensor_outputs(value)[0]
             elif isinstance(value, (tuple, list)) and any(isinstance(v, self.torch.Tensor) for v in value):
-                tensors[key] = [
-                    common.tensor_outputs(v)[0] for v in value if isinstance(v, self.torch.Tensor)
-                ]
+                shapes = [common.tensor_outputs(v)[0] for v in value if isinstance(v, self.torch.Tensor)]
+                # (a long list summarised, as json_safe does at this depth)
+                tensors[key] = shapes if len(shapes) <= _MAX_ITEMS else ir.json_safe(shapes, _depth=2)
             elif value is not None:  # None: a tensor not saved, since no gradient needs it
-                attrs[key] = common.literal(value)
+                attrs[key] = torch_eager.attr_value(value)
         if tensors:
             attrs["saved"] = tensors
         return attrs
@@ -471,6 +480,19 @@ def _saved_names(cls: type) -> list[tuple[str, str]]:
             if attr.startswith(_SAVED) and not _SAVED_NOISE.search(attr)
         ]
     return names
+
+
+_ACCUMULATES: dict[type, bool] = {}
+_MAX_ITEMS = 64  # ir.json_safe's longest list kept whole
+
+
+def _accumulates(cls: type, fn: Any) -> bool:
+    """Whether autograd nodes of class ``cls`` fill a tensor's ``.grad`` (``AccumulateGrad``,
+    which has a ``variable``): asked once per class, not once per node."""
+    found = _ACCUMULATES.get(cls)
+    if found is None:
+        found = _ACCUMULATES[cls] = hasattr(fn, "variable")
+    return found
 
 
 def _input_metadata(fn: Any, nr: int) -> Any:
