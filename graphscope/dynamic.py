@@ -14,7 +14,12 @@ Three verdicts:
 Per-trace counters are not differences: TensorFlow's ``_gradient_op_type`` (``CustomGradient-N``
 for each ``tf.custom_gradient`` trace, Keras' swish among them) is numbered anew every trace, and
 tf2onnx names what it makes from one running counter (``const_fold_opt__10``), so the same
-constant of a static model can be ``const_fold_opt__9`` in the second conversion.
+constant of a static model can be ``const_fold_opt__9`` in the second conversion. Nor is a
+constant's name: tf2onnx keeps one of several equal constants (MobileNetV2's batch-norm scales
+of equal width), and which one's name survives varies between conversions. A constant or
+weight that reads nothing is the same node in both captures when it has the same op, kind and
+outputs and the same readers at the same ports; its value, where recorded, is compared as any
+attribute is.
 """
 
 from __future__ import annotations
@@ -178,9 +183,12 @@ def alternative_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
 def _is_size(value: Any) -> bool:
     """An int, or a (nested) list of ints and None: a size or shape an attribute holds. A whole
     float counts too: keras-hub's GPT-2 computes positions with ``tf.range`` over a float32
-    length, a Const of 8.0 for 8 tokens."""
+    length, a Const of 8.0 for 8 tokens. A slice's bounds too (the IR's ``{"slice": [start,
+    stop, step]}``: Dynamo's ``position_ids[:, 0:8]`` for 8 tokens)."""
     if isinstance(value, bool):
         return False
+    if isinstance(value, dict):
+        return value.keys() == {"slice"} and _is_size(value["slice"])
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         return True
     return isinstance(value, (list, tuple)) and all(v is None or _is_size(v) for v in value)
@@ -205,6 +213,57 @@ def _attr_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[s
     return sizes, others
 
 
+def _sourceless(g: Graph) -> dict[str, frozenset[tuple[str, int, int]]]:
+    """The constants and weights of ``g`` that read nothing, each with its readers (reader,
+    source port, reader's port)."""
+    candidates = {n["id"] for n in g.nodes() if n["kind"] in ("const", "param")}
+    readers: dict[str, set[tuple[str, int, int]]] = {n: set() for n in candidates}
+    for u, v, attrs in g.edge_data():
+        readers.pop(v, None)  # reads something
+        if u in readers:
+            readers[u].add((v, attrs["src_port"], attrs["dst_port"]))
+    return {n: frozenset(r) for n, r in readers.items()}
+
+
+def _signature(g: Graph, node: str) -> tuple[str, str, str]:
+    n = g.node(node)
+    return n["op"], n["kind"], repr(n["outputs"])
+
+
+def _read_alike(
+    x: frozenset[tuple[str, int, int]] | None, y: frozenset[tuple[str, int, int]] | None, ab: dict[str, str]
+) -> bool:
+    """Readers ``x`` (in ``a``) and ``y`` (in ``b``) are the same matched nodes at the same ports."""
+    return bool(x) and y is not None and {(ab.get(v), sp, dp) for v, sp, dp in x or ()} == y
+
+
+def _paired_by_readers(
+    a: Graph,
+    b: Graph,
+    readers: tuple[dict[str, frozenset[tuple[str, int, int]]], dict[str, frozenset[tuple[str, int, int]]]],
+    removed: list[str],
+    added: list[str],
+    ab: dict[str, str],
+) -> dict[str, str]:
+    """Of the nodes the diff left unmatched, the constants and weights that read nothing and
+    that the same matched nodes read at the same ports, with the same op, kind and outputs:
+    one node under another name (which of several equal constants tf2onnx kept)."""
+    ra, rb = readers
+    by_key: dict[Any, list[str]] = {}
+    for y in added:
+        if rb.get(y):
+            by_key.setdefault((_signature(b, y), rb[y]), []).append(y)
+    pairs: dict[str, str] = {}
+    for x in removed:
+        if not ra.get(x) or any(v not in ab for v, _, _ in ra[x]):
+            continue
+        key = (_signature(a, x), frozenset((ab[v], sp, dp) for v, sp, dp in ra[x]))
+        found = by_key.get(key)
+        if found and len(found) == 1:
+            pairs[x] = found.pop()
+    return pairs
+
+
 def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_inputs_alt") -> DynamicReport:
     """Compare two captures of one model with :mod:`graphscope.diffing`: nodes added, removed,
     changed (op, attributes or inputs), those with sizes baked into their attributes, and those
@@ -213,14 +272,23 @@ def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_input
 
     report = DynamicReport(method=method, alt_source=alt_source)
     d = diff.diff(a, b, cross=False)
-    report.added = list(d.added)
-    report.removed = list(d.removed)
+    ab = dict(d.matched)
+    readers = _sourceless(a), _sourceless(b)
+    paired = _paired_by_readers(a, b, readers, d.removed, d.added, ab)
+    kept = set(paired.values())
+    report.added = [y for y in d.added if y not in kept]
+    report.removed = [x for x in d.removed if x not in paired]
     rewired = {v for _, v in d.removed_edges} | {d.ba_map()[v] for _, v in d.added_edges}
     changes = {c["a"]: c for c in d.changed}
-    for x, y in d.matched:
+    renamed = {x for x, y in d.matched if _read_alike(readers[0].get(x), readers[1].get(y), ab)}
+    for x, y in [*d.matched, *paired.items()]:
         found = changes.get(x, {}).get("fields", {})
+        if x in paired:  # unmatched by the diff: compare what the pairing did not
+            found = {"attrs": 1} if a.node(x)["attrs"] != b.node(y)["attrs"] else {}
         fields = sorted(k for k in found if k not in ("shape", "attrs", "name"))
-        if "name" in found and _stem(a.node(x)["name"]) != _stem(b.node(y)["name"]):
+        if x in renamed or x in paired:  # a kept constant's name, and the scope read from it
+            fields = [k for k in fields if k != "scope"]
+        elif "name" in found and _stem(a.node(x)["name"]) != _stem(b.node(y)["name"]):
             fields.append("name")
         if "attrs" in found:
             before, after = a.node(x)["attrs"], b.node(y)["attrs"]
