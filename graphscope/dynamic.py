@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["VERDICTS", "DynamicReport", "alternative_inputs", "compare"]
 
 SHOWN = 8  # how many changed nodes a report names
+ROUNDS = 8  # of pairing unmatched nodes by their place (see _paired_by_place)
 VERDICTS = ("static", "shape-specialised", "input-dependent")
 
 # Attributes a framework numbers per trace: two traces of one graph differ in them.
@@ -213,54 +214,65 @@ def _attr_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[s
     return sizes, others
 
 
-def _sourceless(g: Graph) -> dict[str, frozenset[tuple[str, int, int]]]:
-    """The constants and weights of ``g`` that read nothing, each with its readers (reader,
-    source port, reader's port)."""
-    candidates = {n["id"] for n in g.nodes() if n["kind"] in ("const", "param")}
-    readers: dict[str, set[tuple[str, int, int]]] = {n: set() for n in candidates}
+Edges = tuple[dict[str, set[tuple[str, int, int]]], dict[str, set[tuple[str, int, int]]]]
+
+
+def _edges_of(g: Graph) -> Edges:
+    """Each node's inputs (source, ports) and readers (target, ports)."""
+    ins: dict[str, set[tuple[str, int, int]]] = {n["id"]: set() for n in g.nodes()}
+    outs: dict[str, set[tuple[str, int, int]]] = {n["id"]: set() for n in g.nodes()}
     for u, v, attrs in g.edge_data():
-        readers.pop(v, None)  # reads something
-        if u in readers:
-            readers[u].add((v, attrs["src_port"], attrs["dst_port"]))
-    return {n: frozenset(r) for n, r in readers.items()}
+        ins[v].add((u, attrs["src_port"], attrs["dst_port"]))
+        outs[u].add((v, attrs["src_port"], attrs["dst_port"]))
+    return ins, outs
 
 
-def _signature(g: Graph, node: str) -> tuple[str, str, str]:
+def _signature(g: Graph, node: str) -> tuple[str, str, tuple[Any, ...]]:
+    """What a node is, its place aside: op, kind and output dtypes (shapes follow the input)."""
     n = g.node(node)
-    return n["op"], n["kind"], repr(n["outputs"])
+    return n["op"], n["kind"], tuple(o.get("dtype") for o in n["outputs"])
 
 
-def _read_alike(
-    x: frozenset[tuple[str, int, int]] | None, y: frozenset[tuple[str, int, int]] | None, ab: dict[str, str]
-) -> bool:
-    """Readers ``x`` (in ``a``) and ``y`` (in ``b``) are the same matched nodes at the same ports."""
-    return bool(x) and y is not None and {(ab.get(v), sp, dp) for v, sp, dp in x or ()} == y
+def _alike(x: set[tuple[str, int, int]], y: set[tuple[str, int, int]], ab: dict[str, str]) -> bool:
+    """Neighbours ``x`` (in ``a``) and ``y`` (in ``b``) are the same matched nodes at the same ports."""
+    return {(ab.get(v), sp, dp) for v, sp, dp in x} == y
 
 
-def _paired_by_readers(
-    a: Graph,
-    b: Graph,
-    readers: tuple[dict[str, frozenset[tuple[str, int, int]]], dict[str, frozenset[tuple[str, int, int]]]],
-    removed: list[str],
-    added: list[str],
-    ab: dict[str, str],
+def _paired_by_place(
+    a: Graph, b: Graph, edges: tuple[Edges, Edges], removed: list[str], added: list[str], ab: dict[str, str]
 ) -> dict[str, str]:
-    """Of the nodes the diff left unmatched, the constants and weights that read nothing and
-    that the same matched nodes read at the same ports, with the same op, kind and outputs:
-    one node under another name (which of several equal constants tf2onnx kept)."""
-    ra, rb = readers
-    by_key: dict[Any, list[str]] = {}
-    for y in added:
-        if rb.get(y):
-            by_key.setdefault((_signature(b, y), rb[y]), []).append(y)
+    """Of the nodes the diff left unmatched, pairs in the same place: the same op, kind and
+    dtypes, reading the same (matched) nodes and read by the same, at the same ports. One node
+    under another name: which of several equal constants tf2onnx kept, or the name tf2onnx gave
+    a Reshape it made of a Transpose (ResNet-50's ``Transpose__164`` one time, ``mul_1__102``
+    the next). Pairs found make their neighbours' places known: repeated until none is found
+    (a few rounds: a run of renamed nodes longer than that is no naming accident)."""
+    (ins_a, outs_a), (ins_b, outs_b) = edges
     pairs: dict[str, str] = {}
-    for x in removed:
-        if not ra.get(x) or any(v not in ab for v, _, _ in ra[x]):
-            continue
-        key = (_signature(a, x), frozenset((ab[v], sp, dp) for v, sp, dp in ra[x]))
-        found = by_key.get(key)
-        if found and len(found) == 1:
-            pairs[x] = found.pop()
+    left = set(added)
+    for _ in range(ROUNDS):
+        known = {**ab, **pairs}
+        by_key: dict[Any, list[str]] = {}
+        for y in sorted(left):
+            key = (_signature(b, y), frozenset(ins_b[y]), frozenset(outs_b[y]))
+            by_key.setdefault(key, []).append(y)
+        found = False
+        for x in removed:
+            near = ins_a[x] | outs_a[x]
+            if x in pairs or not near or any(n not in known for n, _, _ in near):
+                continue
+            key = (
+                _signature(a, x),
+                frozenset((known[u], sp, dp) for u, sp, dp in ins_a[x]),
+                frozenset((known[v], sp, dp) for v, sp, dp in outs_a[x]),
+            )
+            same = by_key.get(key)
+            if same is not None and len(same) == 1:
+                pairs[x] = same.pop()
+                left.discard(pairs[x])
+                found = True
+        if not found:
+            break
     return pairs
 
 
@@ -273,20 +285,25 @@ def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_input
     report = DynamicReport(method=method, alt_source=alt_source)
     d = diff.diff(a, b, cross=False)
     ab = dict(d.matched)
-    readers = _sourceless(a), _sourceless(b)
-    paired = _paired_by_readers(a, b, readers, d.removed, d.added, ab)
+    edges = _edges_of(a), _edges_of(b)
+    paired = _paired_by_place(a, b, edges, d.removed, d.added, ab)
     kept = set(paired.values())
     report.added = [y for y in d.added if y not in kept]
     report.removed = [x for x in d.removed if x not in paired]
     rewired = {v for _, v in d.removed_edges} | {d.ba_map()[v] for _, v in d.added_edges}
     changes = {c["a"]: c for c in d.changed}
-    renamed = {x for x, y in d.matched if _read_alike(readers[0].get(x), readers[1].get(y), ab)}
+    (ins_a, outs_a), (ins_b, outs_b) = edges
+    renamed = {  # in the same place: between the same nodes, at the same ports
+        x
+        for x, y in d.matched
+        if (ins_a[x] or outs_a[x]) and _alike(ins_a[x], ins_b[y], ab) and _alike(outs_a[x], outs_b[y], ab)
+    }
     for x, y in [*d.matched, *paired.items()]:
         found = changes.get(x, {}).get("fields", {})
         if x in paired:  # unmatched by the diff: compare what the pairing did not
             found = {"attrs": 1} if a.node(x)["attrs"] != b.node(y)["attrs"] else {}
         fields = sorted(k for k in found if k not in ("shape", "attrs", "name"))
-        if x in renamed or x in paired:  # a kept constant's name, and the scope read from it
+        if x in renamed or x in paired:  # a name a converter gave, and the scope read from it
             fields = [k for k in fields if k != "scope"]
         elif "name" in found and _stem(a.node(x)["name"]) != _stem(b.node(y)["name"]):
             fields.append("name")

@@ -161,3 +161,30 @@ def test_a_length_baked_into_a_slice_is_shape_specialised() -> None:
     assert report.verdict == "shape-specialised", report
     assert report.specialised[0]["attr"] == "arg1"
     assert dynamic.compare(sliced(8), sliced(8, "x"), method="dynamo").verdict == "input-dependent"
+
+
+def reshape_conv(batch: int, reshape: str, conv: str) -> ir.Graph:
+    """x -> Reshape -> Conv -> Relu, the Reshape and Conv under the ids tf2onnx's names gave."""
+    g = ir.Graph("m", framework="onnx", capture="onnx")
+    f32 = [{"shape": [batch, 8, 1, 1], "dtype": "float32"}]
+    g.add_node("x", op="Input", kind="input", outputs=f32)
+    g.add_node(reshape, op="Reshape", outputs=f32)
+    g.add_node(conv, op="Conv", outputs=f32, attrs={"auto_pad": "NOTSET", "kernel_shape": [1, 1]})
+    g.add_node("relu", op="Relu", outputs=f32)
+    g.add_edge("x", reshape)
+    g.add_edge(reshape, conv)
+    g.add_edge(conv, "relu")
+    g.inputs, g.outputs = ["x"], ["relu"]
+    return g
+
+
+def test_a_node_renamed_by_the_converter_in_the_same_place_is_the_same_node() -> None:
+    """tf2onnx named ResNet-50's Reshape (made of a Transpose) ``Transpose__164`` in one
+    conversion and ``conv5_block2_1_bn/mul_1__102`` in the next, the name of the Conv it feeds
+    (which then became ``mul_1_2``): the same op between the same nodes is the same node."""
+    a = reshape_conv(2, "Transpose", "bn/mul_1")
+    b = reshape_conv(3, "bn/mul_1", "bn/mul_1_2")
+    assert dynamic.compare(a, b, method="onnx").verdict == "static"
+    other = reshape_conv(3, "bn/mul_1", "bn/mul_1_2")
+    other.node("bn/mul_1_2")["attrs"]["auto_pad"] = "SAME_UPPER"
+    assert dynamic.compare(a, other, method="onnx").verdict == "input-dependent"
