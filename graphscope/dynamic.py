@@ -39,8 +39,9 @@ SHOWN = 8  # how many changed nodes a report names
 ROUNDS = 8  # of pairing unmatched nodes by their place (see _paired_by_place)
 VERDICTS = ("static", "shape-specialised", "input-dependent")
 
-# Attributes a framework numbers per trace: two traces of one graph differ in them.
-_PER_TRACE = frozenset({"_gradient_op_type"})
+# Attributes a framework numbers per trace: two traces of one graph differ in them (the name
+# TensorFlow gives a call's argument is a number when the user gave none: 1804, then 3343).
+_PER_TRACE = frozenset({"_gradient_op_type", "_user_specified_name"})
 # Attributes that record the shapes of the values (a placeholder's, TF's declared output shapes
 # of an If or While): they follow the input, as the IR's own output shapes do.
 _SHAPES = frozenset({"shape", "_output_shapes", "output_shapes"})
@@ -184,15 +185,26 @@ def alternative_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
 def _is_size(value: Any) -> bool:
     """An int, or a (nested) list of ints and None: a size or shape an attribute holds. A whole
     float counts too: keras-hub's GPT-2 computes positions with ``tf.range`` over a float32
-    length, a Const of 8.0 for 8 tokens. A slice's bounds too (the IR's ``{"slice": [start,
-    stop, step]}``: Dynamo's ``position_ids[:, 0:8]`` for 8 tokens)."""
+    length, a Const of 8.0 for 8 tokens."""
     if isinstance(value, bool):
         return False
-    if isinstance(value, dict):
-        return value.keys() == {"slice"} and _is_size(value["slice"])
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         return True
     return isinstance(value, (list, tuple)) and all(v is None or _is_size(v) for v in value)
+
+
+def _sizes_differ(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` differ only in sizes: both sizes, or dicts (lists) alike but for sizes. A
+    slice's bounds (the IR's ``{"slice": [0, 8, None]}``: Dynamo's ``position_ids[:, 0:8]`` for
+    8 tokens), a constant too big to record summarised by its shape (Keras' LSTM starts from
+    zeros of ``{"shape": [batch, 32], "dtype": "float32"}``)."""
+    if _is_size(a) and _is_size(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(a[k] == b[k] or _sizes_differ(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(x == y or _sizes_differ(x, y) for x, y in zip(a, b))
+    return False
 
 
 def _stem(name: str) -> str:
@@ -210,7 +222,7 @@ def _attr_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[s
         a, b = before.get(key), after.get(key)
         if a == b or key in _PER_TRACE or key in _SHAPES:
             continue
-        (sizes if _is_size(a) and _is_size(b) else others).append(key)
+        (sizes if _sizes_differ(a, b) else others).append(key)
     return sizes, others
 
 

@@ -188,3 +188,21 @@ def test_a_node_renamed_by_the_converter_in_the_same_place_is_the_same_node() ->
     other = reshape_conv(3, "bn/mul_1", "bn/mul_1_2")
     other.node("bn/mul_1_2")["attrs"]["auto_pad"] = "SAME_UPPER"
     assert dynamic.compare(a, other, method="onnx").verdict == "input-dependent"
+
+
+def test_a_batch_in_a_summarised_constant_is_shape_specialised() -> None:
+    """Keras' LSTM starts from a zeros constant of the batch's size, too big to record: its
+    summary's shape ([3, 32], then [4, 32]) is a size baked in, as a Reshape target is."""
+    a = capture(2, attrs={"value": {"dtype": "float32", "shape": [3, 32]}})
+    b = capture(2, attrs={"value": {"dtype": "float32", "shape": [4, 32]}})
+    assert dynamic.compare(a, b, method="tf-function").verdict == "shape-specialised"
+    c = capture(2, attrs={"value": {"dtype": "int32", "shape": [3, 32]}})
+    assert dynamic.compare(a, c, method="tf-function").verdict == "input-dependent"
+
+
+def test_a_call_arguments_numbered_name_is_no_difference() -> None:
+    """TensorFlow numbers the names it gives a call's arguments per trace (ConvNeXt's
+    ``_user_specified_name``: 1804, then 3343)."""
+    a = capture(2, attrs={"_user_specified_name": "1804"})
+    b = capture(2, attrs={"_user_specified_name": "3343"})
+    assert dynamic.compare(a, b, method="tf-function").verdict == "static"
