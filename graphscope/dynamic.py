@@ -14,7 +14,12 @@ Three verdicts:
 Per-trace counters are not differences: TensorFlow's ``_gradient_op_type`` (``CustomGradient-N``
 for each ``tf.custom_gradient`` trace, Keras' swish among them) is numbered anew every trace, and
 tf2onnx names what it makes from one running counter (``const_fold_opt__10``), so the same
-constant of a static model can be ``const_fold_opt__9`` in the second conversion.
+constant of a static model can be ``const_fold_opt__9`` in the second conversion. Nor is a
+constant's name: tf2onnx keeps one of several equal constants (MobileNetV2's batch-norm scales
+of equal width), and which one's name survives varies between conversions. A constant or
+weight that reads nothing is the same node in both captures when it has the same op, kind and
+outputs and the same readers at the same ports; its value, where recorded, is compared as any
+attribute is.
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ if TYPE_CHECKING:
 __all__ = ["VERDICTS", "DynamicReport", "alternative_inputs", "compare"]
 
 SHOWN = 8  # how many changed nodes a report names
+ROUNDS = 8  # of pairing unmatched nodes by their place (see _paired_by_place)
 VERDICTS = ("static", "shape-specialised", "input-dependent")
 
-# Attributes a framework numbers per trace: two traces of one graph differ in them.
-_PER_TRACE = frozenset({"_gradient_op_type"})
+# Attributes a framework numbers per trace: two traces of one graph differ in them (the name
+# TensorFlow gives a call's argument is a number when the user gave none: 1804, then 3343).
+_PER_TRACE = frozenset({"_gradient_op_type", "_user_specified_name"})
 # Attributes that record the shapes of the values (a placeholder's, TF's declared output shapes
 # of an If or While): they follow the input, as the IR's own output shapes do.
 _SHAPES = frozenset({"shape", "_output_shapes", "output_shapes"})
@@ -186,6 +193,20 @@ def _is_size(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(v is None or _is_size(v) for v in value)
 
 
+def _sizes_differ(a: Any, b: Any) -> bool:
+    """``a`` and ``b`` differ only in sizes: both sizes, or dicts (lists) alike but for sizes. A
+    slice's bounds (the IR's ``{"slice": [0, 8, None]}``: Dynamo's ``position_ids[:, 0:8]`` for
+    8 tokens), a constant too big to record summarised by its shape (Keras' LSTM starts from
+    zeros of ``{"shape": [batch, 32], "dtype": "float32"}``)."""
+    if _is_size(a) and _is_size(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(a[k] == b[k] or _sizes_differ(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(x == y or _sizes_differ(x, y) for x, y in zip(a, b))
+    return False
+
+
 def _stem(name: str) -> str:
     """A name without a converter's counter: ``const_fold_opt__10`` is ``const_fold_opt``."""
     counted = _COUNTED_NAME.match(name)
@@ -201,8 +222,70 @@ def _attr_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[s
         a, b = before.get(key), after.get(key)
         if a == b or key in _PER_TRACE or key in _SHAPES:
             continue
-        (sizes if _is_size(a) and _is_size(b) else others).append(key)
+        (sizes if _sizes_differ(a, b) else others).append(key)
     return sizes, others
+
+
+Edges = tuple[dict[str, set[tuple[str, int, int]]], dict[str, set[tuple[str, int, int]]]]
+
+
+def _edges_of(g: Graph) -> Edges:
+    """Each node's inputs (source, ports) and readers (target, ports)."""
+    ins: dict[str, set[tuple[str, int, int]]] = {n["id"]: set() for n in g.nodes()}
+    outs: dict[str, set[tuple[str, int, int]]] = {n["id"]: set() for n in g.nodes()}
+    for u, v, attrs in g.edge_data():
+        ins[v].add((u, attrs["src_port"], attrs["dst_port"]))
+        outs[u].add((v, attrs["src_port"], attrs["dst_port"]))
+    return ins, outs
+
+
+def _signature(g: Graph, node: str) -> tuple[str, str, tuple[Any, ...]]:
+    """What a node is, its place aside: op, kind and output dtypes (shapes follow the input)."""
+    n = g.node(node)
+    return n["op"], n["kind"], tuple(o.get("dtype") for o in n["outputs"])
+
+
+def _alike(x: set[tuple[str, int, int]], y: set[tuple[str, int, int]], ab: dict[str, str]) -> bool:
+    """Neighbours ``x`` (in ``a``) and ``y`` (in ``b``) are the same matched nodes at the same ports."""
+    return {(ab.get(v), sp, dp) for v, sp, dp in x} == y
+
+
+def _paired_by_place(
+    a: Graph, b: Graph, edges: tuple[Edges, Edges], removed: list[str], added: list[str], ab: dict[str, str]
+) -> dict[str, str]:
+    """Of the nodes the diff left unmatched, pairs in the same place: the same op, kind and
+    dtypes, reading the same (matched) nodes and read by the same, at the same ports. One node
+    under another name: which of several equal constants tf2onnx kept, or the name tf2onnx gave
+    a Reshape it made of a Transpose (ResNet-50's ``Transpose__164`` one time, ``mul_1__102``
+    the next). Pairs found make their neighbours' places known: repeated until none is found
+    (a few rounds: a run of renamed nodes longer than that is no naming accident)."""
+    (ins_a, outs_a), (ins_b, outs_b) = edges
+    pairs: dict[str, str] = {}
+    left = set(added)
+    for _ in range(ROUNDS):
+        known = {**ab, **pairs}
+        by_key: dict[Any, list[str]] = {}
+        for y in sorted(left):
+            key = (_signature(b, y), frozenset(ins_b[y]), frozenset(outs_b[y]))
+            by_key.setdefault(key, []).append(y)
+        found = False
+        for x in removed:
+            near = ins_a[x] | outs_a[x]
+            if x in pairs or not near or any(n not in known for n, _, _ in near):
+                continue
+            key = (
+                _signature(a, x),
+                frozenset((known[u], sp, dp) for u, sp, dp in ins_a[x]),
+                frozenset((known[v], sp, dp) for v, sp, dp in outs_a[x]),
+            )
+            same = by_key.get(key)
+            if same is not None and len(same) == 1:
+                pairs[x] = same.pop()
+                left.discard(pairs[x])
+                found = True
+        if not found:
+            break
+    return pairs
 
 
 def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_inputs_alt") -> DynamicReport:
@@ -213,14 +296,28 @@ def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_input
 
     report = DynamicReport(method=method, alt_source=alt_source)
     d = diff.diff(a, b, cross=False)
-    report.added = list(d.added)
-    report.removed = list(d.removed)
+    ab = dict(d.matched)
+    edges = _edges_of(a), _edges_of(b)
+    paired = _paired_by_place(a, b, edges, d.removed, d.added, ab)
+    kept = set(paired.values())
+    report.added = [y for y in d.added if y not in kept]
+    report.removed = [x for x in d.removed if x not in paired]
     rewired = {v for _, v in d.removed_edges} | {d.ba_map()[v] for _, v in d.added_edges}
     changes = {c["a"]: c for c in d.changed}
-    for x, y in d.matched:
+    (ins_a, outs_a), (ins_b, outs_b) = edges
+    renamed = {  # in the same place: between the same nodes, at the same ports
+        x
+        for x, y in d.matched
+        if (ins_a[x] or outs_a[x]) and _alike(ins_a[x], ins_b[y], ab) and _alike(outs_a[x], outs_b[y], ab)
+    }
+    for x, y in [*d.matched, *paired.items()]:
         found = changes.get(x, {}).get("fields", {})
+        if x in paired:  # unmatched by the diff: compare what the pairing did not
+            found = {"attrs": 1} if a.node(x)["attrs"] != b.node(y)["attrs"] else {}
         fields = sorted(k for k in found if k not in ("shape", "attrs", "name"))
-        if "name" in found and _stem(a.node(x)["name"]) != _stem(b.node(y)["name"]):
+        if x in renamed or x in paired:  # a name a converter gave, and the scope read from it
+            fields = [k for k in fields if k != "scope"]
+        elif "name" in found and _stem(a.node(x)["name"]) != _stem(b.node(y)["name"]):
             fields.append("name")
         if "attrs" in found:
             before, after = a.node(x)["attrs"], b.node(y)["attrs"]

@@ -237,3 +237,34 @@ def test_a_refusal_inside_a_library_model_says_where_in_the_library(tmp_path: Pa
         graphscope.trace(model, inputs, fw="torch", method="fx")
     said = str(refused.value)
     assert "transformers" in said and ", called from bench/zoo.py:" in said, said
+
+
+def test_update_replaces_only_the_rows_of_the_models_run() -> None:
+    zoo = _zoo()
+    rows = [
+        zoo.Row("a", "g", "torch", "export", capture="ok", nodes=3, render="✓ 0.1s"),
+        zoo.Row("b", "g", "torch", "export", status="FAILURE", capture="ok", problems=["render: 11.0 s"]),
+        zoo.Row("b", "g", "torch", "eager", status="refusal", capture="no | way"),
+        zoo.Row("c", "g", "torch", "export", capture="ok"),
+    ]
+    text = zoo.markdown(rows, "bench/zoo.py --markdown docs/ZOO.md", 10.0)
+    assert "Summary: 2 ok, 1 refusal, 1 FAILURE." in text
+    again = [
+        zoo.Row("b", "g", "torch", "export", capture="ok", render="✓ 1.4s"),
+        zoo.Row("b", "g", "torch", "eager", status="refusal", capture="still | no"),
+        zoo.Row("d", "g", "torch", "export", capture="ok"),
+    ]
+    new = zoo.update_markdown(text, again, "bench/zoo.py --models b,d --update docs/ZOO.md", 5.0)
+    table = [ln for ln in new.splitlines() if ln.startswith("| ") and not ln.startswith("| model")]
+    assert [zoo._cells(ln)[:3] for ln in table] == [
+        ["a", "g", "export"],
+        ["b", "g", "export"],
+        ["b", "g", "eager"],
+        ["c", "g", "export"],
+        ["d", "g", "export"],
+    ]
+    assert zoo._cells(table[2])[4] == "still \\| no" and "✓ 1.4s" in table[1]
+    assert "Summary: 4 ok, 1 refusal, 0 FAILURE." in new
+    assert "Command: `bench/zoo.py --markdown docs/ZOO.md`" in new
+    assert "Rows re-run: b, d by `bench/zoo.py --models b,d --update docs/ZOO.md`" in new
+    assert "render: 11.0 s" not in new and "## Problems" not in new

@@ -134,6 +134,20 @@ def _tensor_value(tensor: Any) -> Any:
     return array.tolist() if array.size <= 8 else {"shape": list(array.shape), "dtype": array.dtype.name}
 
 
+def _size_value(tensor: Any) -> dict[str, Any]:
+    """A small integer initializer is a size, not a weight (a Reshape's target, axes, pads): its
+    value, which tf2onnx bakes the batch into (check-dynamic lists it). Weights stay out."""
+    from onnx import TensorProto
+
+    integer = (TensorProto.INT64, TensorProto.INT32, TensorProto.INT16, TensorProto.INT8, TensorProto.UINT8)
+    count = 1
+    for d in tensor.dims:
+        count *= d
+    if tensor.data_type not in integer or count > 8 or has_external_data(tensor):
+        return {}
+    return {"value": _tensor_value(tensor)}
+
+
 def _count_external(graph: Any) -> int:
     """Tensors in ``graph`` (initializers, tensor attributes, bodies) whose data is external."""
     count = sum(has_external_data(t) for t in graph.initializer)
@@ -185,6 +199,7 @@ def _convert(graph: Any, g: ir.Graph, *, root: ir.Graph, prefix: str) -> None:
             kind="param",
             scope=_weight_scope(init.name),
             outputs=[{"shape": list(init.dims), "dtype": _dtype_name(init.data_type)}],
+            attrs=_size_value(init),
         )
         producers[init.name] = (node_id, 0)
     for inp in graph.input:
