@@ -123,7 +123,9 @@ example_inputs = (torch.ones(1, 4, 2),)
 """
 
 
-def test_a_masks_inf_that_reaches_the_output_is_reported_with_the_mask_as_origin(tmp_path: Path) -> None:
+def test_a_masks_inf_that_reaches_the_output_is_reported_with_the_mask_as_origin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "scores.py"
     path.write_text(MASKED_SCORES)
     steps = stepping.step_target(loader.load_target(path, fw="torch"))
@@ -133,6 +135,11 @@ def test_a_masks_inf_that_reaches_the_output_is_reported_with_the_mask_as_origin
     assert origin is not None and origin["node"] == "full" and origin["mask"] is True
     assert origin["source"] == {"file": str(path), "line": 6} and origin["chain"] == ["full", "triu"]
     assert stats(bad)["neginf"] == 6  # torch's own: the strict upper triangle of 4 x 4
+    assert main(["step", str(path), "--fw", "torch"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        f"Not born here: the -inf of a mask (full at {path}:6, through triu) reaches the output here." in out
+    )
 
 
 def test_step_train_skips_the_mask_and_still_finds_a_nan_made_from_it(
@@ -252,3 +259,29 @@ def test_a_nan_weight_after_the_mask_is_still_the_culprit(attn: str) -> None:
     assert bad is next(r for r in steps if any(s and s["nan"] for s in r.outputs))
     with torch.no_grad():
         assert bool(wrapped(*inputs).isnan().any())
+
+
+@pytest.mark.onnx
+def test_the_onnx_stepper_shares_the_rule(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    counted = {}
+    for entry in (None, "left_padded"):
+        found = loader.load_target(Path(EXAMPLE), fw="torch", entry=entry)
+        path = tmp_path / f"{entry}.onnx"
+        torch.onnx.export(
+            found.model, found.example_inputs, str(path), dynamo=False, input_names=["x", "keep"]
+        )
+        onnx = loader.load_target(path)
+        onnx.example_inputs = tuple(t.numpy() for t in found.example_inputs)
+        steps = stepping.step_target(onnx, keep={"/Softmax"})
+        masked = steps.masked()
+        assert masked is not None and masked["first"]["op"] == "Constant"  # the exporter folded full(-inf)
+        counted[entry] = steps.first_nonfinite
+        if entry == "left_padded":  # onnxruntime's own softmax holds the NaN the summary counts
+            assert int(np.isnan(steps.values["/Softmax"][0]).sum()) == stats(counted[entry])["nan"] == 10
+            origin = steps.origin(counted[entry])
+            assert origin is not None and origin["mask"] is True and origin["kind"] == "const"
+    assert counted[None] is None
+    assert counted["left_padded"] is not None and counted["left_padded"].op == "Softmax"

@@ -178,9 +178,7 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
         if any(s and s.get("nan") for s in bad.outputs):
             out.append(f"Made here from {mask}: the mask's -inf became NaN.\n", style="bold")
         else:
-            out.append(
-                f"Not born here: {mask[0].upper() + mask[1:]} reaches the output here.\n", style="bold"
-            )
+            out.append(f"Not born here: {mask} reaches the output here.\n", style="bold")
     elif bad.kind == "input":
         out.append("It is one of the model's inputs: the value was given, not made.\n", style="bold")
     elif bad.given:
