@@ -285,3 +285,46 @@ def test_the_onnx_stepper_shares_the_rule(tmp_path: Path) -> None:
             assert origin is not None and origin["mask"] is True and origin["kind"] == "const"
     assert counted[None] is None
     assert counted["left_padded"] is not None and counted["left_padded"].op == "Softmax"
+
+
+@pytest.mark.parametrize("method", ["export", "fx"])
+def test_the_static_captures_skip_the_mask_too(method: str) -> None:
+    found = loader.load_target(Path(EXAMPLE), fw="torch")
+    steps = stepping.step_target(found, method=method)
+    assert steps.first_nonfinite is None
+    masked = steps.masked()
+    assert masked is not None and masked["nodes"] == 4 and masked["values"] == 78
+    assert masked["first"]["source"] == {"file": EXAMPLE, "line": 35}
+
+
+TORCH_ENCODER = """
+import torch
+from torch import nn
+torch.manual_seed(0)
+class Causal(nn.Module):
+    def __init__(self):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2)
+    def forward(self, x):
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1])
+        return self.enc(x, mask=mask, is_causal=True)
+model = Causal().eval()
+example_inputs = (torch.randn(2, 6, 16),)
+example_targets = (torch.zeros(2, 6, 16),)
+def loss_fn(out, target):
+    return ((out - target) ** 2).mean()
+"""
+
+
+def test_torchs_own_square_subsequent_mask_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "encoder.py"
+    path.write_text(TORCH_ENCODER)
+    found = loader.load_target(path, fw="torch")
+    for steps in (stepping.step_target(found), stepping.step_train_target(found)):
+        assert steps.first_nonfinite is None
+        masked = steps.masked()
+        assert masked is not None and masked["first"]["node"] == "full"
+        assert masked["first"]["source"] == {"file": str(path), "line": 11}  # the user's call
+    with torch.no_grad():
+        assert bool(found.model(*found.example_inputs).isfinite().all())  # torch's own output
