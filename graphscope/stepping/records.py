@@ -39,7 +39,7 @@ class Record:
     scope: list[str]
     source: dict[str, Any] | None
     outputs: list[dict[str, Any] | None]  # one summary per output; None where not a tensor
-    inputs: list[dict[str, Any] | None] | None = None  # the inputs' summaries, kept for the culprit
+    inputs: list[dict[str, Any] | None] | None = None  # the inputs' summaries, kept when non-finite
     input_nodes: list[str] = field(default_factory=list)
     # inputs that are no node of the graph (the weights inside an fx call_module): name -> kind
     input_kinds: dict[str, str] = field(default_factory=dict)
