@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
     from graphscope.stepping.records import Record, Steps
 
-__all__ = ["format_number", "nonfinite_text", "short_op", "steps_renderable", "verdict"]
+__all__ = ["format_number", "masked_text", "nonfinite_text", "short_op", "steps_renderable", "verdict"]
 
 
 def format_number(value: Any) -> str:
@@ -92,7 +92,8 @@ def steps_renderable(steps: Steps, *, max_rows: int | None = None, width: int = 
         cells.update({k: format_number(s.get(k)) for k in stats})
         if s.get("uninitialised"):
             cells[stats[0]] = "unset"  # allocated, not yet written (empty_like): no values to show
-        style = "bold red" if bad is not None and rec is bad else ("red" if not rec.finite else None)
+        # A mask's deliberate -inf keeps its count in the nan/inf column, not the red.
+        style = "bold red" if bad is not None and rec is bad else ("red" if steps.counts(rec) else None)
         rows.append((cells, style))
 
     columns = ["#", "node", "op", "value", "nan/inf", *stats]
@@ -143,9 +144,14 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
     from rich.text import Text
 
     bad = steps.first_nonfinite
+    masked = steps.masked()
     if bad is None:
         ran = total if total is not None else len(steps)
-        return Text(f"No NaN or Inf in {ran} steps.", style="green")
+        if masked is None:
+            return Text(f"No NaN or Inf in {ran} steps.", style="green")
+        out = Text(f"No NaN or Inf in {ran} steps apart from a mask's {masked['sign']}.\n", style="green")
+        out.append(masked_text(masked))
+        return out
     out = Text()
     where = _where(bad)
     out.append("First non-finite value: ", style="bold")
@@ -164,7 +170,16 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
             out.append(f" It is the gradient of {short_op(grad['op'])} ({grad['node']}){at}.", style="bold")
         out.append("\n")
     origin = steps.origin(bad)
-    if bad.kind == "input":
+    if origin is not None and origin.get("mask"):
+        src = origin["source"]
+        at = f" at {src['file']}:{src.get('line')}" if src else ""
+        through = f", through {', '.join(origin['chain'][1:])}" if len(origin["chain"]) > 1 else ""
+        mask = f"the -inf of a mask ({origin['name']}{at}{through})"
+        if any(s and s.get("nan") for s in bad.outputs):
+            out.append(f"Made here from {mask}: the mask's -inf became NaN.\n", style="bold")
+        else:
+            out.append(f"Not born here: {mask} reaches the output here.\n", style="bold")
+    elif bad.kind == "input":
         out.append("It is one of the model's inputs: the value was given, not made.\n", style="bold")
     elif bad.given:
         what = "weight" if bad.kind == "param" else "constant"
@@ -186,7 +201,22 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
         out.append("Not born here: it came in through an input that already held it.\n", style="bold")
     for node, summary in zip(bad.input_nodes, bad.inputs or [], strict=False):
         out.append(f"  input {node}: {_describe(summary)}\n")
+    if masked is not None:
+        out.append(masked_text(masked))
     return out
+
+
+def masked_text(masked: dict[str, Any]) -> str:
+    """One sentence on what :meth:`Steps.masked` skipped, ending in a newline."""
+    first = masked["first"]
+    src = first["source"]
+    at = f" at {src['file']}:{src.get('line')}" if src else ""
+    values = "value" if masked["values"] == 1 else "values"
+    nodes = "node" if masked["nodes"] == 1 else "nodes"
+    return (
+        f"{masked['values']} {values} in {masked['nodes']} {nodes} hold the {masked['sign']} of a mask "
+        f"(first: {first['node']}{at}); not counted.\n"
+    )
 
 
 def _where(rec: Record) -> str:

@@ -5,6 +5,8 @@ non-finite record is where a NaN or an infinity was *born* when it is an op and 
 inputs (weights included) were finite; otherwise it came in from outside the graph: its
 *origin* is the input, weight or variable that already held it. An input, a weight or a
 variable read (TensorFlow's ``ReadVariableOp``) is never where a value is born: it was given.
+A mask's deliberate -inf is not counted (:mod:`graphscope.stepping.masks`); a NaN it turns into,
+or the -inf reaching the output, is, with the mask as its origin.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from graphscope.stepping import masks as _masks
 from graphscope.stepping.numerics import is_finite
 
 if TYPE_CHECKING:
     from graphscope.ir import Graph
 
-__all__ = ["Record", "Steps"]
+__all__ = ["InputKeeper", "Record", "Steps"]
 
 _GIVEN = frozenset({"input", "param", "const"})
 
@@ -36,7 +39,7 @@ class Record:
     scope: list[str]
     source: dict[str, Any] | None
     outputs: list[dict[str, Any] | None]  # one summary per output; None where not a tensor
-    inputs: list[dict[str, Any] | None] | None = None  # the inputs' summaries, kept for the culprit
+    inputs: list[dict[str, Any] | None] | None = None  # the inputs' summaries, kept when non-finite
     input_nodes: list[str] = field(default_factory=list)
     # inputs that are no node of the graph (the weights inside an fx call_module): name -> kind
     input_kinds: dict[str, str] = field(default_factory=dict)
@@ -89,6 +92,22 @@ class Record:
         return doc
 
 
+class InputKeeper:
+    """Which records keep their inputs' summaries (to tell born from inherited): every
+    non-finite one up to the first that holds a NaN. A mask's deliberate -inf
+    (:mod:`graphscope.stepping.masks`) comes before the value that counts, and the first NaN
+    always counts, so the culprit is never past it."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def __call__(self, outputs: Sequence[dict[str, Any] | None]) -> bool:
+        if self.done or all(is_finite(s) for s in outputs):
+            return False
+        self.done = any(s is not None and s.get("nan") for s in outputs)
+        return True
+
+
 class Steps(Sequence[Record]):
     """The records of one run, in execution order, with a cursor to walk them.
 
@@ -106,6 +125,7 @@ class Steps(Sequence[Record]):
         self.position = 0
         self.values: dict[str, list[Any]] = {}  # node id -> whole outputs, for the nodes asked to keep
         self._by_node = {r.node: r for r in records}
+        self._masks: _masks.Masks | None = None  # decided on first use, over the whole run
         for r in records:
             if r.kind is None and r.node in graph:
                 r.kind = graph.node(r.node)["kind"]
@@ -142,16 +162,63 @@ class Steps(Sequence[Record]):
         return self._by_node.get(node_id)
 
     @property
+    def masks(self) -> _masks.Masks:
+        """Which infinities are a mask's, not counted (:mod:`graphscope.stepping.masks`)."""
+        if self._masks is None:
+            self._masks = _masks.find(self.records, self.graph)
+        return self._masks
+
+    def counts(self, rec: Record) -> bool:
+        """Does ``rec`` hold a non-finite value that counts (NaN, or an infinity no mask explains)?"""
+        return self.masks.counts(rec)
+
+    @property
     def first_nonfinite(self) -> Record | None:
-        return next((r for r in self.records if not r.finite), None)
+        """The first record whose non-finite value counts: a mask's -inf is skipped."""
+        masks = self.masks
+        return next((r for r in self.records if masks.counts(r)), None)
+
+    def masked(self) -> dict[str, Any] | None:
+        """What was skipped as a mask's -inf among these records: ``{"values", "nodes", "sign",
+        "first": {"node", "op", "source"}}`` (the first mask source, with the first source line
+        along its chain: a TensorFlow ``Const`` has none, the op reading it has), or None."""
+        masked = [r for r in self.records if r.node in self.masks.masked]
+        if not masked:
+            return None
+        pos = sum(s.get("posinf", 0) for r in masked for s in r.outputs if s)
+        neg = sum(s.get("neginf", 0) for r in masked for s in r.outputs if s)
+        first = self.record(self.masks.masked[masked[0].node]) or masked[0]
+        return {
+            "values": pos + neg,
+            "nodes": len(masked),
+            "sign": "-inf" if not pos else ("+inf" if not neg else "±inf"),
+            "first": {"node": first.node, "op": first.op, "source": self.mask_line(first.node)},
+        }
+
+    def mask_line(self, source: str) -> dict[str, Any] | None:
+        """The source line of a mask: its source record's, else the first record's it flows into."""
+        for r in self.records:
+            if r.source and (r.node == source or self.masks.masked.get(r.node) == source):
+                return r.source
+        return None
 
     def origin(self, rec: Record) -> dict[str, Any] | None:
         """Where a non-finite value that was not born at ``rec`` came from: ``{"node", "kind",
         "name"}`` of the input, weight or variable that held it (``rec`` itself when it is one;
         ``node`` is None for a weight that is no node of the graph, inside an fx call_module).
-        None when it was born at ``rec``, or when nothing recorded says."""
+        None when it was born at ``rec``, or when nothing recorded says. A value made from a
+        mask's -inf has the mask's source as origin, with ``"mask": true``, its ``source`` line
+        and the ``chain`` of nodes from the mask to ``rec``'s input."""
         if rec.finite or rec.born is not False:
             return None
+        mask = self.masks.reached.get(rec.node)
+        if mask is not None:
+            return {
+                **self._described(mask),
+                "mask": True,
+                "source": self.mask_line(mask),
+                "chain": self._chain(rec),
+            }
         if rec.given:
             # A variable read (ReadVariableOp): the variable it reads is the origin.
             handles = [
@@ -164,6 +231,29 @@ class Steps(Sequence[Record]):
                     return {"node": None, "kind": rec.input_kinds[node], "name": node}
                 return self._described(node)
         return None
+
+    def _chain(self, rec: Record) -> list[str]:
+        """The masked nodes from the mask's source to ``rec``'s masked input, in order."""
+        masked = self.masks.masked
+        chain: list[str] = []
+        current = rec
+        while True:
+            step = next(
+                (
+                    n
+                    for n, s in zip(current.input_nodes, current.inputs or [], strict=False)
+                    if not is_finite(s) and n in masked and n not in chain
+                ),
+                None,
+            )
+            if step is None:
+                break
+            chain.append(step)
+            found = self.record(step)
+            if masked[step] == step or found is None:
+                break
+            current = found
+        return chain[::-1]
 
     def phase_of(self, rec: Record) -> dict[str, Any]:
         """``phase`` (forward, backward, optimizer) and, for a gradient, ``grad_of``: the forward
@@ -199,6 +289,7 @@ class Steps(Sequence[Record]):
                 raise GraphscopeError(_no_such_step(stop, self))
             end = rec.index + 1
         cut = Steps(self.graph, self.records[:end], self.notes)
+        cut._masks = self.masks  # whether a mask's -inf is absorbed is decided over the whole run
         cut.position = min(self.position, max(end - 1, 0))
         return cut
 
@@ -260,6 +351,7 @@ class Steps(Sequence[Record]):
             "capture": self.graph.capture,
             "steps": [r.as_dict() for r in self.records],
             "first_nonfinite": culprit,
+            "masked": self.masked(),
             "notes": self.notes,
         }
         updates = [

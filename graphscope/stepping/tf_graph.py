@@ -30,7 +30,7 @@ from typing import Any
 from graphscope import _gc, ir
 from graphscope.errors import GraphscopeError, first_line
 from graphscope.stepping import numerics
-from graphscope.stepping.records import Record, Steps
+from graphscope.stepping.records import InputKeeper, Record, Steps
 from graphscope.tracers import _tf_common as common
 
 # Ops that write state or wait on the outside world: a step must not run them (nor what needs them).
@@ -725,9 +725,10 @@ def _steps(
     notes: Iterable[str],
     values: dict[str, list[Any]],
 ) -> Steps:
-    """Records in the IR's execution order; the first non-finite one gets its inputs' summaries."""
+    """Records in the IR's execution order; the non-finite ones get their inputs' summaries
+    (:class:`InputKeeper`)."""
     records: list[Record] = []
-    culprit_found = False
+    keeps_inputs = InputKeeper()
     for node_id in graph.order():
         by_port = summaries.get(node_id)
         if by_port is None:
@@ -735,13 +736,17 @@ def _steps(
         n = graph.node(node_id)
         outputs = [by_port.get(p) for p in range(max(len(n["outputs"]), max(by_port) + 1))]
         rec = Record(len(records), node_id, n["op"], n["scope"], n["source"], outputs)
-        if not culprit_found and not rec.finite:
-            culprit_found = True
+        if keeps_inputs(outputs):
+            # The node's own edges (a mask's -inf makes several records keep inputs: no pass
+            # over every edge of the graph for each).
             data = sorted(
-                (e for e in graph.edges() if e.dst == node_id and not e.control), key=lambda e: e.dst_port
+                (attrs["dst_port"], src, attrs["src_port"])
+                for src, keys in graph.nx._pred[node_id].items()
+                for attrs in keys.values()
+                if not attrs["control"]
             )
-            rec.input_nodes = [e.src for e in data]
-            rec.inputs = [summaries.get(e.src, {}).get(e.src_port) for e in data]
+            rec.input_nodes = [src for _, src, _ in data]
+            rec.inputs = [summaries.get(src, {}).get(port) for _, src, port in data]
         records.append(rec)
     steps = Steps(graph, records, list(notes))
     steps.values = values

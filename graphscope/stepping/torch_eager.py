@@ -22,7 +22,7 @@ from typing import Any
 from graphscope import ir
 from graphscope.errors import GraphscopeError
 from graphscope.stepping import numerics
-from graphscope.stepping.records import Record, Steps
+from graphscope.stepping.records import InputKeeper, Record, Steps
 from graphscope.tracers import _torch_common as common
 from graphscope.tracers._source import model_frame, relative
 
@@ -166,7 +166,7 @@ def _make_recorder_class() -> Any:
             self.file_names: dict[str, str] = {}  # a frame's file -> as a node's source names it
             self.scope: list[str] = []
             self.names: dict[str, int] = {}
-            self.culprit_found = False
+            self.keeps_inputs = InputKeeper()
             self.params: dict[int, str] = {}
             if isinstance(model, torch.nn.Module):
                 for pname, p in model.named_parameters():
@@ -369,9 +369,8 @@ def _make_recorder_class() -> Any:
             sources: list[tuple[str, int] | None],
         ) -> None:
             rec = Record(len(self.records), node_id, op, list(scope), source, summaries)
-            if not self.culprit_found and not rec.finite:
-                # The first non-finite value: keep what went in, to tell born from inherited.
-                self.culprit_found = True
+            if self.keeps_inputs(summaries):
+                # A non-finite value: keep what went in, to tell born from inherited.
                 # Each input as it was when it came in (the record of the op that made it): an
                 # in-place op (log_) has already written over its input by now.
                 rec.inputs = [

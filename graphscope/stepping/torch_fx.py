@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from graphscope.stepping import numerics
-from graphscope.stepping.records import Record, Steps
+from graphscope.stepping.records import InputKeeper, Record, Steps
 from graphscope.tracers import _torch_common as common
 
 
@@ -20,8 +20,8 @@ class _Collector:
         self.keep = keep
         self.kept: dict[str, list[Any]] = {}
         self.rows: list[tuple[str, list[dict[str, Any] | None], Any]] = []
-        # the first non-finite node's inputs: names, summaries, kinds of those not in the graph
-        self.culprit: tuple[list[str], list[dict[str, Any] | None], dict[str, str]] | None = None
+        # the non-finite nodes' inputs (InputKeeper): names, summaries, kinds of those not in the graph
+        self.keeps_inputs = InputKeeper()
         self.skip = skip_kinds or (lambda node: node.op in ("get_attr", "output"))
 
     def __call__(self, node: Any, result: Any, interp: Any) -> None:
@@ -31,7 +31,7 @@ class _Collector:
         if node.name in self.keep:
             self.kept[node.name] = _tensors(result)
         self.rows.append((node.name, summaries, None))
-        if self.culprit is None and not all(numerics.is_finite(s) for s in summaries):
+        if self.keeps_inputs(summaries):
             # Inputs are still in the interpreter's environment: it frees them after this call.
             names = [a.name for a in node.all_input_nodes]
             values = [interp.env.get(a) for a in node.all_input_nodes]
@@ -43,8 +43,8 @@ class _Collector:
                     names.append(f"{node.target}.{pname}")
                     values.append(tensor)
                     kinds[names[-1]] = "param"
-            self.culprit = (names, [_first(_summaries(v)) for v in values], kinds)
-            self.rows[-1] = (node.name, summaries, self.culprit)
+            culprit = (names, [_first(_summaries(v)) for v in values], kinds)
+            self.rows[-1] = (node.name, summaries, culprit)
 
     def steps(self, graph: Any) -> Steps:
         records = []

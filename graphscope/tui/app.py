@@ -542,7 +542,7 @@ class GraphscopeApp(App[None]):
         table.marks[rec.node] = table.marks.get(rec.node, _NONE) + _CURRENT
         table.glyphs = {b: BREAKPOINT for b in self.breakpoints}
         table.glyphs[rec.node] = CURRENT_STEP
-        state = "non-finite!" if not rec.finite else "ok"
+        state = "non-finite!" if self.steps.counts(rec) else ("a mask's -inf" if not rec.finite else "ok")
         phase = ""
         if self.training:
             node = self.graph.node(rec.node) if rec.node in self.graph else {}
@@ -583,7 +583,7 @@ class GraphscopeApp(App[None]):
             self.action_step(0)
             return
         for rec in self.steps[self.step_pos + 1 :]:
-            if rec.node in self.breakpoints or not rec.finite:
+            if rec.node in self.breakpoints or self.steps.counts(rec):  # a mask's -inf: on
                 self.step_pos = rec.index
                 break
         else:

@@ -45,11 +45,11 @@ def _cells(n: int, width: int) -> list[range]:
 
 
 def bad_counts(steps: Steps) -> list[int]:
-    """``[i]``: how many of the first ``i`` records hold a non-finite value (a cell of the strip
-    asks in constant time)."""
+    """``[i]``: how many of the first ``i`` records hold a non-finite value that counts (not a
+    mask's -inf; a cell of the strip asks in constant time)."""
     counts = [0]
     for r in steps:
-        counts.append(counts[-1] + (not r.finite))
+        counts.append(counts[-1] + steps.counts(r))
     return counts
 
 
