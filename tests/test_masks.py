@@ -57,7 +57,11 @@ def test_an_infinity_from_a_weight_or_a_computation_is_never_a_mask() -> None:
             ("softmax", "op", "aten._softmax.default", ["log"], {}, value()),
         ]
     )
-    assert computed.first_nonfinite is not None and computed.first_nonfinite.node == "log"
+    assert not computed.masks.masked  # not a mask: softmax drops it, and it is said so
+    assert computed.first_nonfinite is None
+    dropped = computed.dropped()
+    assert dropped is not None and dropped["first"]["node"] == "log" and dropped["absorbed_by"] == ["softmax"]
+    assert weight.dropped() is None  # a stored infinity is never dropped
 
 
 def test_a_nan_made_from_a_mask_counts_with_the_mask_as_origin() -> None:

@@ -256,3 +256,22 @@ def test_a_history_without_nan_says_which_step_is_shown() -> None:
     assert lines[0] == "watch: 5 steps, no NaN or Inf · below: a step on the example inputs"
     assert lines[1] == "loss      █▅▃▂▁  1 → 0.2 (log)"  # log10: 0, -0.30, -0.48, -0.60, -0.70
     assert lines[2] == "grad norm ▅▅▅▅▅  2 → 2 (log)"
+
+
+@pytest.mark.torch
+@pytest.mark.anyio
+async def test_f_skips_a_nan_dropped_on_the_way_and_the_title_says_so() -> None:
+    """where(x > 0, sqrt(x), 0): the forward pass alone drops sqrt's NaN; f finds nothing, and
+    the step shows it as dropped. In training, f lands on that sqrt (its gradient reads it)."""
+    steps = stepping.step_target(loader.load_target(ROOT / "examples/where_grad_torch.py", fw="torch"))
+    app = GraphscopeApp(steps.graph, steps=steps)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f")
+        assert app.step_pos == 0  # nothing to land on
+        await pilot.press("n")
+        assert app.sub_title.endswith("step 1/6: sqrt (dropped on the way)"), app.sub_title
+    steps = train("where_grad_torch.py")
+    app = GraphscopeApp(steps.graph, steps=steps)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f")
+        assert app.sub_title.endswith("· forward: sqrt (non-finite!)"), app.sub_title

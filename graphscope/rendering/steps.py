@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from graphscope.rendering.text import format_shape
+from graphscope.stepping import dropped as _dropped
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -145,12 +146,18 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
 
     bad = steps.first_nonfinite
     masked = steps.masked()
+    dropped = steps.dropped()
     if bad is None:
         ran = total if total is not None else len(steps)
-        if masked is None:
+        if dropped is not None:
+            out = Text(f"No NaN or Inf reached an output in {ran} steps.\n", style="green")
+            out.append(dropped_text(dropped))
+        elif masked is None:
             return Text(f"No NaN or Inf in {ran} steps.", style="green")
-        out = Text(f"No NaN or Inf in {ran} steps apart from a mask's {masked['sign']}.\n", style="green")
-        out.append(masked_text(masked))
+        else:
+            out = Text(f"No NaN or Inf in {ran} steps apart from a mask's {masked['sign']}.\n", style="green")
+        if masked is not None:
+            out.append(masked_text(masked))
         return out
     out = Text()
     where = _where(bad)
@@ -189,6 +196,14 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
         out.append("Its inputs were not recorded.\n")
     elif bad.born_here:
         out.append("Born here: every input was finite.\n", style="bold")
+        trap = _dropped.through_backward(bad, steps.records, steps.graph)
+        if trap is not None:
+            grad = trap["gradient"]
+            out.append(
+                f"The forward pass made it finite again ({', '.join(trap['made_finite_by'])}), but the "
+                f"backward node {grad} reads it: it reaches the gradients.\n",
+                style="bold",
+            )
     elif origin is not None:
         what = {"input": "the input", "param": "the weight", "const": "the constant"}.get(
             origin["kind"] or "", ""
@@ -203,7 +218,22 @@ def verdict(steps: Steps, total: int | None = None) -> RenderableType:
         out.append(f"  input {node}: {_describe(summary)}\n")
     if masked is not None:
         out.append(masked_text(masked))
+    if dropped is not None:
+        out.append(dropped_text(dropped))
     return out
+
+
+def dropped_text(dropped: dict[str, Any]) -> str:
+    """One sentence on what :meth:`Steps.dropped` skipped, ending in a newline."""
+    first = dropped["first"]
+    src = first["source"]
+    at = f" at {src['file']}:{src.get('line')}" if src else ""
+    made = f", made finite by {', '.join(dropped['absorbed_by'])}" if dropped["absorbed_by"] else ""
+    nodes = "node" if dropped["nodes"] == 1 else "nodes"
+    return (
+        f"{nonfinite_text(dropped)} in {dropped['nodes']} {nodes} dropped on the way "
+        f"(first: {first['node']}{at}{made}); not counted.\n"
+    )
 
 
 def masked_text(masked: dict[str, Any]) -> str:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from graphscope.ir import Graph
     from graphscope.stepping.records import Record
 
-__all__ = ["FILL_OPS", "Masks", "find"]
+__all__ = ["FILL_OPS", "Masks", "find", "op_name"]
 
 # Ops whose output is made from a value and a shape alone: an infinity in it is the value's.
 FILL_OPS = frozenset(
@@ -114,11 +114,11 @@ def _is_source(rec: Record, graph: Graph) -> bool:
     if rec.input_kinds:  # an fx call_module: its weights are inputs, not literals
         return False
     node = graph.node(rec.node) if rec.node in graph else {}
-    op = _short(rec.op)
+    op = op_name(rec.op)
     return op in FILL_OPS or _holds_infinity(node.get("attrs") or {})
 
 
-def _short(op: str) -> str:
+def op_name(op: str) -> str:
     """``aten.full.default`` -> ``full``; ``call_function:full`` -> ``full``; TF/ONNX unchanged."""
     if op.startswith("aten."):
         return op.split(".")[1] if "." in op[5:] else op[5:]

@@ -6,7 +6,8 @@ inputs (weights included) were finite; otherwise it came in from outside the gra
 *origin* is the input, weight or variable that already held it. An input, a weight or a
 variable read (TensorFlow's ``ReadVariableOp``) is never where a value is born: it was given.
 A mask's deliberate -inf is not counted (:mod:`graphscope.stepping.masks`); a NaN it turns into,
-or the -inf reaching the output, is, with the mask as its origin.
+or the -inf reaching the output, is, with the mask as its origin. Nor is a value dropped on the way,
+one no output holds (:mod:`graphscope.stepping.dropped`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from graphscope.stepping import dropped as _dropped
 from graphscope.stepping import masks as _masks
 from graphscope.stepping.numerics import is_finite
 
@@ -94,17 +96,21 @@ class Record:
 
 class InputKeeper:
     """Which records keep their inputs' summaries (to tell born from inherited): every
-    non-finite one up to the first that holds a NaN. A mask's deliberate -inf
-    (:mod:`graphscope.stepping.masks`) comes before the value that counts, and the first NaN
-    always counts, so the culprit is never past it."""
+    non-finite one up to the :data:`NAN_RECORDS`-th that holds a NaN. A mask's deliberate -inf
+    (:mod:`graphscope.stepping.masks`) and a value dropped on the way
+    (:mod:`graphscope.stepping.dropped`) come before the value that counts; past a few NaN
+    records the culprit is among them (a NaN spreads), and keeping every later record's inputs
+    would only cost time."""
+
+    NAN_RECORDS = 64
 
     def __init__(self) -> None:
-        self.done = False
+        self.nan_records = 0
 
     def __call__(self, outputs: Sequence[dict[str, Any] | None]) -> bool:
-        if self.done or all(is_finite(s) for s in outputs):
+        if self.nan_records >= self.NAN_RECORDS or all(is_finite(s) for s in outputs):
             return False
-        self.done = any(s is not None and s.get("nan") for s in outputs)
+        self.nan_records += any(s is not None and s.get("nan") for s in outputs)
         return True
 
 
@@ -126,6 +132,7 @@ class Steps(Sequence[Record]):
         self.values: dict[str, list[Any]] = {}  # node id -> whole outputs, for the nodes asked to keep
         self._by_node = {r.node: r for r in records}
         self._masks: _masks.Masks | None = None  # decided on first use, over the whole run
+        self._dropped: dict[str, list[str]] | None = None  # likewise
         for r in records:
             if r.kind is None and r.node in graph:
                 r.kind = graph.node(r.node)["kind"]
@@ -168,15 +175,46 @@ class Steps(Sequence[Record]):
             self._masks = _masks.find(self.records, self.graph)
         return self._masks
 
+    @property
+    def dropped_nodes(self) -> dict[str, list[str]]:
+        """Non-finite records no output holds -> the records that made them finite again
+        (:mod:`graphscope.stepping.dropped`)."""
+        if self._dropped is None:
+            self._dropped = _dropped.find(self.records, self.graph)
+        return self._dropped
+
     def counts(self, rec: Record) -> bool:
-        """Does ``rec`` hold a non-finite value that counts (NaN, or an infinity no mask explains)?"""
-        return self.masks.counts(rec)
+        """Does ``rec`` hold a non-finite value that counts: a NaN or an infinity that no mask
+        explains and that reaches an output?"""
+        return self.masks.counts(rec) and rec.node not in self.dropped_nodes
 
     @property
     def first_nonfinite(self) -> Record | None:
-        """The first record whose non-finite value counts: a mask's -inf is skipped."""
-        masks = self.masks
-        return next((r for r in self.records if masks.counts(r)), None)
+        """The first record whose non-finite value counts: a mask's -inf and a value dropped on
+        the way are skipped."""
+        return next((r for r in self.records if self.counts(r)), None)
+
+    def dropped(self) -> dict[str, Any] | None:
+        """What was skipped as dropped on the way (a mask's -inf aside, said by :meth:`masked`):
+        ``{"values", "nan", "posinf", "neginf", "nodes", "first": {"node", "op", "source"},
+        "absorbed_by"}`` (the records that made the first one finite again), or None."""
+        found = self.dropped_nodes
+        records = [r for r in self.records if r.node in found and r.node not in self.masks.masked]
+        if not records:
+            return None
+        counts = {
+            key: sum(s.get(key, 0) for r in records for s in r.outputs if s)
+            for key in ("nan", "posinf", "neginf")
+        }
+        first = records[0]
+        order = {r.node: r.index for r in self.records}
+        return {
+            "values": sum(counts.values()),
+            **counts,
+            "nodes": len(records),
+            "first": {"node": first.node, "op": first.op, "source": first.source},
+            "absorbed_by": sorted(found[first.node], key=lambda n: order.get(n, -1)),
+        }
 
     def masked(self) -> dict[str, Any] | None:
         """What was skipped as a mask's -inf among these records: ``{"values", "nodes", "sign",
@@ -290,6 +328,7 @@ class Steps(Sequence[Record]):
             end = rec.index + 1
         cut = Steps(self.graph, self.records[:end], self.notes)
         cut._masks = self.masks  # whether a mask's -inf is absorbed is decided over the whole run
+        cut._dropped = self.dropped_nodes  # and whether a value reaches an output
         cut.position = min(self.position, max(end - 1, 0))
         return cut
 
@@ -346,12 +385,14 @@ class Steps(Sequence[Record]):
             if bad.born is False:
                 culprit["origin"] = self.origin(bad)
             culprit.update(self.phase_of(bad))
+            culprit["through_backward"] = _dropped.through_backward(bad, self.records, self.graph)
         doc: dict[str, Any] = {
             "graph": self.graph.name,
             "capture": self.graph.capture,
             "steps": [r.as_dict() for r in self.records],
             "first_nonfinite": culprit,
             "masked": self.masked(),
+            "dropped": self.dropped(),
             "notes": self.notes,
         }
         updates = [

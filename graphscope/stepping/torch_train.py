@@ -5,9 +5,11 @@ The forward pass and the loss run under the eager recorder with summaries, as ``
 backward graph is read as ``trace --backward`` reads it (:mod:`graphscope.tracers.torch_autograd`);
 then ``loss.backward()`` runs with a hook on every autograd node, which summarises the gradients
 each node passes on (for ``AccumulateGrad``, the parameter's gradient) as it fires, so records
-come in autograd's own order. A backward record's inputs are the gradients it received: a NaN or
-an infinity is *born* at the autograd node that made it from finite gradients (the gradient of
-``sqrt`` at 0), and its ``grad_of`` names the forward op, with that op's source line.
+come in autograd's own order. A backward record's inputs are the gradients it received and, when
+it is not finite, the forward values it saved: a NaN or an infinity is *born* at the autograd node
+that made it from finite gradients and finite saved values (the gradient of ``sqrt`` at 0), and
+its ``grad_of`` names the forward op, with that op's source line; one made from a saved NaN came
+from forward (``where(x > 0, sqrt(x), 0)``).
 
 The step is taken on the user's model and undone (:class:`TrainingState`): its buffers are
 copied before and written back after, and the parameters' ``.grad`` set aside, so the step
@@ -30,7 +32,7 @@ from typing import Any
 from graphscope import ir
 from graphscope.errors import GraphscopeError
 from graphscope.stepping import torch_eager, torch_update
-from graphscope.stepping.numerics import summarize_torch
+from graphscope.stepping.numerics import is_finite, summarize_torch
 from graphscope.stepping.records import Record, Steps
 from graphscope.tracers import _torch_common as common
 from graphscope.tracers import torch_autograd as autograd
@@ -285,9 +287,14 @@ def _run_backward(
     seed = next(n for n in graph.nx if graph.node(n)["op"] == "grad_seed")
     records.append(_record(graph, seed, [summarize_torch(torch.ones_like(loss))], None, []))
     senders: dict[str, dict[int, str]] = {}  # node -> dst_port -> the node that sends it a gradient
+    saves: dict[str, list[tuple[str, int]]] = {}  # node -> the forward values it saved (node, port)
     for u, v, d in graph.edge_data():
-        if graph.node(v)["phase"] == "backward" and graph.node(u)["phase"] == "backward":
-            senders.setdefault(v, {}).setdefault(d["dst_port"], u)
+        if graph.node(v)["phase"] == "backward":
+            if graph.node(u)["phase"] == "backward":
+                senders.setdefault(v, {}).setdefault(d["dst_port"], u)
+            elif not d["control"]:
+                saves.setdefault(v, []).append((u, d["src_port"]))
+    forward = {r.node: r for r in records}
     handles = []
     # A gradient one node passes on is, unless autograd summed several, the very tensor the next
     # node receives (AccumulateGrad's are its own): summarised once, found again by identity,
@@ -314,9 +321,15 @@ def _run_backward(
             received = [summary(g) for g in grad_outputs]
             outputs = [summary(g) for g in passed]
             ports = senders.get(node_id, {})
-            records.append(
-                _record(graph, node_id, outputs, received, [ports.get(i, "") for i in range(len(received))])
-            )
+            sent_by = [ports.get(i, "") for i in range(len(received))]
+            if not all(is_finite(s) for s in outputs):
+                # Not finite: the forward values it saved are inputs too (sqrt's gradient reads
+                # sqrt's output), to tell a NaN born here from one the forward pass saved.
+                for src, port in saves.get(node_id, []):
+                    rec = forward.get(src)
+                    received.append(rec.outputs[port] if rec and port < len(rec.outputs) else None)
+                    sent_by.append(src)
+            records.append(_record(graph, node_id, outputs, received, sent_by))
 
         return hook
 

@@ -454,18 +454,34 @@ class _Backward:
         node_id = self.ids[fn]
         port = sum(len(keys) for keys in self.graph.nx._pred[node_id].values())  # its in-edges
         port = max(port, 1)
-        for _key, value in self.saved(fn):
+        for key, value in self.saved(fn):
             values = value if isinstance(value, (tuple, list)) else (value,)
             for v in values:
                 if not isinstance(v, self.torch.Tensor):
                     continue
                 src = self.recorder.producer.get(v)
+                if src is None and _RESULT.match(key):
+                    src = self.saved_output(fn, key, v)
                 if src is not None and src[0] in self.graph:  # (not a dropped autograd detach)
                     self.graph.add_edge(src[0], node_id, src_port=src[1], dst_port=port)
                 port += 1
 
+    def saved_output(self, fn: Any, key: str, value: Any) -> tuple[str, int] | None:
+        """The forward node and port of an output ``fn`` saved (``result``, ``result1``): the
+        op's output itself, which unpacking hands back as a new tensor object (sqrt's gradient
+        reads sqrt's result)."""
+        forward = self.recorder.grad_fns.get(fn)
+        if forward is None or forward not in self.graph:
+            return None
+        port = int(key[len("result") :] or 0)
+        outputs = self.graph.node(forward)["outputs"]
+        if port >= len(outputs) or outputs[port].get("shape") != list(value.shape):
+            return None
+        return forward, port
+
 
 _SAVED_NAMES: dict[type, list[tuple[str, str]]] = {}
+_RESULT = re.compile(r"^result\d*$")  # an op's output saved for its gradient (result, result1)
 _DTYPE_NAMES: dict[Any, str] = {}  # torch dtype -> its name, for a gradient per autograd edge
 
 

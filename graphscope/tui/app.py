@@ -542,7 +542,9 @@ class GraphscopeApp(App[None]):
         table.marks[rec.node] = table.marks.get(rec.node, _NONE) + _CURRENT
         table.glyphs = {b: BREAKPOINT for b in self.breakpoints}
         table.glyphs[rec.node] = CURRENT_STEP
-        state = "non-finite!" if self.steps.counts(rec) else ("a mask's -inf" if not rec.finite else "ok")
+        state = "non-finite!" if self.steps.counts(rec) else "ok"
+        if not rec.finite and state == "ok":
+            state = "a mask's -inf" if rec.node in self.steps.masks.masked else "dropped on the way"
         phase = ""
         if self.training:
             node = self.graph.node(rec.node) if rec.node in self.graph else {}
