@@ -17,7 +17,8 @@ tf-function, onnx; a file: the method its kind has), all through graphscope's Py
   other exception, or a refusal that is not one clear line, is a graphscope FAILURE.
 - coverage: op nodes whose every output has a shape and a dtype, over all op nodes.
 - step (methods that step: torch eager/fx/export, tf tf-function): the graph's final outputs
-  equal the framework's own forward output within rtol 1e-4, atol 1e-5 (numpy.allclose).
+  equal the framework's own forward output within rtol 1e-4, atol 1e-5 (numpy.allclose), and
+  no first non-finite value is named when that output is finite (a wrong culprit).
 - diff: ``diff --values`` between every two methods that both step and both reproduce the
   output; any divergence reported there is a FALSE DIVERGENCE.
 - render: default options, under 10 s.
@@ -991,6 +992,18 @@ def _graph_outputs(steps: Any) -> list[Any]:
     return values
 
 
+def _false_culprit(ref: list[Any], steps: Any) -> str | None:
+    """A first non-finite value named while the framework's own output is finite: a wrong culprit
+    (a mask's -inf, a value dropped on the way, are not first non-finite values)."""
+    import numpy as np
+
+    bad = steps.first_nonfinite
+    finite = all(bool(np.isfinite(r).all()) for r in ref if np.issubdtype(np.asarray(r).dtype, np.floating))
+    if bad is None or not finite:
+        return None
+    return f"names {bad.node} ({bad.op}) as the first non-finite value; the output is finite"
+
+
 def _compare(ref: list[Any], got: list[Any]) -> str | None:
     import numpy as np
 
@@ -1129,7 +1142,7 @@ def run_model(name: str, tmp: Path, *, dynamic: str = "all") -> list[Row]:
                 steps = stepping.step(
                     built[0], built[1], fw=fw, method=method, name=name, keep=stepping.KEEP_ALL
                 )
-                wrong = _compare(ref, _graph_outputs(steps))
+                wrong = _compare(ref, _graph_outputs(steps)) or _false_culprit(ref, steps)
                 if wrong:
                     row.step = f"✗ {wrong}"
                     row.fail(f"step: {wrong}")
@@ -1405,7 +1418,8 @@ def markdown(rows: list[Row], command: str, seconds: float) -> str:
         "An internal error or a refusal that is not one clear sentence is a graphscope FAILURE.",
         "- **coverage**: op nodes whose every output has a shape and a dtype / all op nodes.",
         f"- **step** (torch eager/fx/export, tf tf-function): the stepped graph's final outputs equal the "
-        f"framework's own forward output (`numpy.allclose`, rtol {RTOL:g}, atol {ATOL:g}).",
+        f"framework's own forward output (`numpy.allclose`, rtol {RTOL:g}, atol {ATOL:g}), and no first "
+        "non-finite value is named when that output is finite (a wrong culprit is a FAILURE).",
         "- **diff --values**: between every two methods that both step and both reproduce the output; a "
         "divergence reported there is a FALSE DIVERGENCE.",
         f"- **render**: default options, under {RENDER_LIMIT_S:g} s.",

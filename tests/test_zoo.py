@@ -36,6 +36,7 @@ def _zoo() -> ModuleType:
 # nn_transformer  jit-script's 11k nodes inside prim::If bodies must still render in time
 # unet2d_cond  diffusers' UNet, a well-known hard case for graph viewers
 # loop_over_length  check-dynamic: input-dependent where the loop is unrolled, static scripted
+# t5           log(0) in its position buckets, cast and selected away: no false culprit
 CI_SUBSET = [
     "qkv_split",
     "gptj",
@@ -47,6 +48,7 @@ CI_SUBSET = [
     "unet2d_cond",
     "keras_lstm_masking",
     "loop_over_length",
+    "t5",
 ]
 
 
