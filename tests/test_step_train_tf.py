@@ -280,3 +280,55 @@ def test_a_keras_loss_object_is_called_as_keras_calls_it_targets_first() -> None
     expected = float(loss_fn(y, model(x, training=True)))
     assert losses[-1].summary is not None
     assert losses[-1].summary["mean"] == pytest.approx(expected, rel=1e-6)
+
+
+EMBEDDING = """
+import keras
+import tensorflow as tf
+keras.utils.set_random_seed(0)
+model = keras.Sequential(
+    [
+        keras.Input((5,), dtype="int32"),
+        keras.layers.Embedding(20, 8, name="emb"),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(1, name="out"),
+    ],
+    name="bag",
+)
+optimizer = keras.optimizers.Adam(learning_rate=0.1)
+example_inputs = (tf.constant([[1, 2, 3, 4, 5], [3, 3, 9, 0, 1]], dtype=tf.int32),)
+example_targets = (tf.ones((2, 1)),)
+def loss_fn(output, target):
+    return tf.reduce_mean(tf.square(output - target))
+"""
+
+
+def test_an_embeddings_sparse_gradient_is_its_rows_and_the_update_is_kerass(tmp_path: Path) -> None:
+    # tape.gradient gives an Embedding an IndexedSlices (10 looked-up rows of 8, and their row
+    # indices): the function returns three tensors for it, not one, and each variable after it
+    # must still get its own gradient, and the update Keras' sparse one.
+    path = tmp_path / "model.py"
+    path.write_text(EMBEDDING)
+    found = loader.load_target(path, fw="tf")
+    before = state(found)
+    steps = stepping.step_train_target(found)
+    assert all((a == b).all() for a, b in zip(before, state(found), strict=True))
+    model, variables = found.model, found.model.trainable_variables
+    with tf.GradientTape() as tape:
+        loss = found.loss_fn(model(*found.example_inputs, training=True), *found.example_targets)
+    grads = tape.gradient(loss, variables)
+    returned = {
+        steps.graph.node(steps.graph.node(r.node)["grad_of"])["name"]: r.summary
+        for r in steps
+        if phase(steps, r) == "backward" and r.op == "Identity" and r.summary["dtype"] == "float32"
+    }
+    assert set(returned) == {v.path for v in variables}
+    for v, g in zip(variables, grads, strict=True):
+        dense = tf.convert_to_tensor(g.values if isinstance(g, tf.IndexedSlices) else g)
+        assert returned[v.path]["shape"] == list(dense.shape)
+        assert returned[v.path]["max"] == pytest.approx(float(tf.reduce_max(dense)), rel=1e-5)
+    found.optimizer.apply(grads, variables)
+    updates = {steps.graph.node(r.node)["name"]: r.summary for r in steps if phase(steps, r) == "optimizer"}
+    for v in variables:
+        assert updates[v.path]["shape"] == list(v.shape)
+        assert updates[v.path]["mean"] == pytest.approx(float(tf.reduce_mean(v)), rel=1e-5, abs=1e-7)

@@ -53,10 +53,11 @@ def step_train(
     graph = traced.graph
     notes = tf_graph._call_notes(graph)  # a cond or loop's body is stepped at its outputs
     with restored(model, optimizer), common.tf_state_restored():
-        run = tf_graph.run_summarised(traced.cf, traced.args, name, traced.gradients)
+        parts = [t for g in traced.gradients for t in tf_tape.gradient_parts(g)]
+        run = tf_graph.run_summarised(traced.cf, traced.args, name, parts)
         records = _records(traced, run.summaries)
         if optimizer is not None:
-            _run_update(traced, optimizer, run.outputs, records, where)
+            _run_update(traced, optimizer, _gradients(traced, run.outputs), records, where)
         else:
             notes.append(
                 "no optimizer in the model file: forward, loss and backward are stepped, not an update"
@@ -131,6 +132,17 @@ def _records(traced: tf_tape.Traced, summaries: dict[str, dict[int, dict[str, An
             Record(0, node_id, n["op"], list(n["scope"]), n["source"], outputs, inputs, input_nodes)
         )
     return records
+
+
+def _gradients(traced: tf_tape.Traced, fetched: list[Any]) -> list[Any]:
+    """The fetched parts put back together: a tensor per variable, or the ``IndexedSlices`` of an
+    embedding's rows, which Keras' optimizers apply to those rows only."""
+    tf = common.require_tf()
+    out, parts = [], iter(fetched)
+    for gradient in traced.gradients:
+        mine = [next(parts) for _ in tf_tape.gradient_parts(gradient)]
+        out.append(tf.IndexedSlices(*mine) if len(mine) > 1 else mine[0])
+    return out
 
 
 def _run_update(

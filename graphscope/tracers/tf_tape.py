@@ -65,15 +65,14 @@ class Traced:
     """A traced training step: its IR (phases marked), the concrete function it came from
     (it returns ``output, loss, [gradient per variable]``), op name -> IR node id, the
     arguments it takes (example inputs, then targets), the variables that got a gradient and,
-    in the same order, the function's gradient outputs (tensors of ``cf.graph``)."""
+    in the same order, the function's gradients (tensors of ``cf.graph``, or ``IndexedSlices``
+    of them: :func:`gradient_parts`)."""
 
     def __init__(
         self, graph: ir.Graph, ids: dict[str, str], cf: Any, args: tuple[Any, ...], variables: list[Any]
     ) -> None:
         self.graph, self.ids, self.cf, self.args, self.variables = graph, ids, cf, args, variables
-        tf = common.require_tf()
-        first = len(tf.nest.flatten(cf.structured_outputs[0])) + 1
-        self.gradients = list(cf.graph.outputs[first:])
+        self.gradients = list(cf.structured_outputs[2])
 
     def variable_node(self, variable: Any) -> str | None:
         """The IR node that stands for ``variable`` (its first read)."""
@@ -339,12 +338,12 @@ def _mark_phases(
             }
             if len(calls_read) == 1:
                 grad_of[op.name] = calls_read.pop()
-    # Each returned gradient is its variable's: the function's outputs after output and loss.
+    # Each returned gradient is its variable's, all of its parts: the function's outputs
+    # after output and loss.
     variable_nodes = _variable_nodes(cf, ids)
-    first = len(step.tf.nest.flatten(cf.structured_outputs[0])) + 1
-    gradient_outputs = [t.op.name for t in cf.graph.outputs][first:]
-    for op_name, i in zip(gradient_outputs, step.with_gradient):
-        grad_of[op_name] = variable_nodes.get(variable_path(variables[i]))
+    for gradient, i in zip(cf.structured_outputs[2], step.with_gradient, strict=True):
+        for part in gradient_parts(gradient):
+            grad_of[part.op.name] = variable_nodes.get(variable_path(variables[i]))
     for op_name, forward in grad_of.items():
         node = graph.node(ids[op_name])
         node["phase"] = "backward"
@@ -358,6 +357,15 @@ def _mark_phases(
         node["scope"] = list(fwd["scope"])
         if node["source"] is None:
             node["source"] = fwd["source"]
+
+
+def gradient_parts(gradient: Any) -> list[Any]:
+    """The tensors of one gradient: itself, or an ``IndexedSlices``' values, row indices and
+    dense shape (``tape.gradient`` gives an embedding the rows it looked up, not a dense table):
+    the function returns each part as an output of its own."""
+    if hasattr(gradient, "indices"):
+        return [t for t in (gradient.values, gradient.indices, gradient.dense_shape) if t is not None]
+    return [gradient]
 
 
 def variable_path(variable: Any) -> str:
