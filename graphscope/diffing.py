@@ -1101,12 +1101,16 @@ def _compare_arrays(a: Any, b: Any, *, rtol: float, atol: float, layouts: bool =
     if not candidates:
         return None
     a = a.astype(np.float64)
-    scale = max(float(np.nanmax(np.abs(a))) if np.isfinite(a).any() else 0.0, 1e-30)
+    finite = np.isfinite(a)
+    # The tolerance scales with the finite values only: an infinity would make it infinite.
+    scale = max(float(np.abs(a[finite]).max()) if finite.any() else 0.0, 1e-30)
     best = None
     for c in candidates:
         c = c.astype(np.float64)
-        both_nan = np.isnan(a) & np.isnan(c)
-        err = np.where(both_nan, 0.0, np.abs(a - c))
+        # The same infinity on both sides (a mask's -inf) is the same value, as NaN against NaN.
+        same = (a == c) | (np.isnan(a) & np.isnan(c))
+        with np.errstate(invalid="ignore"):
+            err = np.where(same, 0.0, np.abs(a - c))
         worst = float(np.nanmax(err)) if err.size else 0.0
         if np.isnan(err).any():
             worst = float("inf")  # NaN on one side only

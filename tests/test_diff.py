@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graphscope import diffing as diff
 from graphscope import ir, loader, tracers
@@ -524,3 +526,33 @@ def test_public_api_diff_takes_graphs_or_files(tmp_path: Path) -> None:
     import graphscope.diffing  # importing the module does not replace the function
 
     assert callable(graphscope.diff) and graphscope.diff is not graphscope.diffing
+
+
+def test_the_same_infinity_on_both_sides_agrees_and_a_large_one_does_not_hide_a_difference() -> None:
+    import numpy as np
+
+    masked = np.array([[0.5, -np.inf], [1.0, np.inf]])
+    # -inf against -inf (an attention mask in both captures) is the same value: inf - inf is NaN,
+    # which read as 'NaN on one side only' and reported a divergence of inf
+    assert diff._compare_arrays(masked, masked.copy(), rtol=1e-5, atol=0) == ""
+    # an infinity must not make the tolerance infinite: 1.0 against 2.0 still differs
+    other = masked.copy()
+    other[1, 0] = 2.0
+    verdict = diff._compare_arrays(masked, other, rtol=1e-5, atol=0)
+    assert verdict == "max abs difference 1 (values up to 1)"
+    flipped = masked.copy()
+    flipped[0, 1] = np.inf  # -inf against +inf
+    assert diff._compare_arrays(masked, flipped, rtol=1e-5, atol=0) == "max abs difference inf (values up to 1)"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=12
+    )
+)
+def test_an_array_agrees_with_itself_whatever_it_holds(values: list[float]) -> None:
+    import numpy as np
+
+    a = np.array(values, dtype=np.float32)
+    assert diff._compare_arrays(a, a.copy(), rtol=1e-5, atol=0) == ""
