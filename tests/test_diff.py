@@ -542,15 +542,13 @@ def test_the_same_infinity_on_both_sides_agrees_and_a_large_one_does_not_hide_a_
     assert verdict == "max abs difference 1 (values up to 1)"
     flipped = masked.copy()
     flipped[0, 1] = np.inf  # -inf against +inf
-    assert diff._compare_arrays(masked, flipped, rtol=1e-5, atol=0) == "max abs difference inf (values up to 1)"
+    assert (
+        diff._compare_arrays(masked, flipped, rtol=1e-5, atol=0) == "max abs difference inf (values up to 1)"
+    )
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.lists(
-        st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=12
-    )
-)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=1, max_size=12))
 def test_an_array_agrees_with_itself_whatever_it_holds(values: list[float]) -> None:
     import numpy as np
 
