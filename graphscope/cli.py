@@ -1050,7 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
         if _debug:
             raise
         click.echo(
-            f"graphscope: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+            f"graphscope: internal error: {type(exc).__name__}: {_cut(_one_line(str(exc)), 240)} "
             "(rerun with --debug for the traceback)",
             err=True,
         )
@@ -1094,6 +1094,14 @@ def _stop_on_signals() -> Callable[[], None]:
             signal.signal(signum, handler)
 
     return restore
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` up to ``limit`` characters, cut at a word (torch's dispatch errors list every
+    dispatch key with its file: thousands of characters; --debug has them all)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def _one_line(message: str) -> str:

@@ -128,3 +128,25 @@ def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "graphscope"
     proc = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and "graphscope, version 0.1.0" in proc.stdout
+
+
+def test_an_internal_error_is_one_short_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # torch's NotImplementedError for a sparse tensor lists some eighty dispatch keys, each
+    # with a file: an internal error said all of it (6,000 characters) on one line
+    def fails(*args: object, **kwargs: object) -> None:
+        raise NotImplementedError(
+            "Could not run 'aten::linalg_vector_norm' " + "Key: registered at x.cpp:1 " * 300
+        )
+
+    monkeypatch.setattr(ir, "load", fails)
+    path = tmp_path / "g.json"
+    ir.save(or_gate_graph(), path)
+    code, out, err = run(capsys, "info", str(path))
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and len(err) < 400, err
+    assert err.startswith(
+        "graphscope: internal error: NotImplementedError: Could not run 'aten::linalg_vector_norm'"
+    )
+    assert err.rstrip().endswith("(rerun with --debug for the traceback)")

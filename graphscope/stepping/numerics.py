@@ -75,6 +75,8 @@ def summarize_torch(t: Any) -> dict[str, Any]:
     """The summary of a ``torch.Tensor``, computed with torch kernels (call under no_grad)."""
     import torch
 
+    if t.layout == torch.sparse_coo:  # an nn.Embedding(sparse=True)'s gradient: the values it stands for
+        t = t.to_dense()
     shape = list(t.shape)
     dtype = str(t.dtype).removeprefix("torch.")
     n = t.numel()

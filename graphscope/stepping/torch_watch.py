@@ -109,7 +109,7 @@ def _one_step(
     except Exception as exc:
         raise torch_eager.run_error(exc) from None
     with torch.no_grad():
-        with_grad = [(name, p.grad.detach()) for name, p in named if p.grad is not None]
+        with_grad = [(name, _dense_values(p.grad.detach())) for name, p in named if p.grad is not None]
         grads = [g for _, g in with_grad]
         grad_norms = _norms(torch, grads)
         loss_value = float(loss)
@@ -134,6 +134,11 @@ def _one_step(
         "module_grad_norms": {k: watching.number(math.sqrt(v)) for k, v in modules.items()},
         "nonfinite": bad,
     }
+
+
+def _dense_values(grad: Any) -> Any:
+    """A sparse gradient's values with repeated rows summed (its norm is theirs); a dense one as is."""
+    return grad.coalesce().values() if grad.is_sparse else grad
 
 
 def _norms(torch: Any, tensors: list[Any]) -> list[float]:
