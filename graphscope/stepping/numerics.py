@@ -80,8 +80,10 @@ def summarize_torch(t: Any) -> dict[str, Any]:
     shape = list(t.shape)
     dtype = str(t.dtype).removeprefix("torch.")
     n = t.numel()
-    if n == 0 or t.layout != torch.strided or t.is_quantized or t.device.type == "meta" or t.is_complex():
+    if n == 0 or t.layout != torch.strided or t.is_quantized or t.device.type == "meta":
         return make(shape, dtype)
+    if t.is_complex():
+        return _summarize_complex(torch, t.detach(), shape, dtype)
     x = t.detach()
     if x.dtype == torch.bool:
         x = x.to(torch.uint8)
@@ -109,6 +111,22 @@ def summarize_torch(t: Any) -> dict[str, Any]:
         zeros = _zeros(torch, flat, n) if values[0] <= 0 <= values[1] else 0
         return _finite_summary(torch, flat, shape, dtype, n, values, zeros)
     return _summarize_nonfinite(torch, x, flat, shape, dtype, n)
+
+
+def _summarize_complex(torch: Any, z: Any, shape: list[Any], dtype: str) -> dict[str, Any]:
+    """Complex values (an FFT's spectrum) have no order, so no min, max or mean, but they hold
+    NaN and infinities: counted by element, a NaN in either part a NaN, else an infinity in either
+    part +inf or -inf by its sign. Uncounted, a NaN made in the complex domain was blamed on the
+    op that brought it back to real numbers."""
+    parts = torch.view_as_real(z.resolve_conj())  # [..., 2]: the real and imaginary parts
+    nan = torch.isnan(parts).any(-1)
+    posinf = (parts == math.inf).any(-1) & ~nan
+    neginf = (parts == -math.inf).any(-1) & ~nan & ~posinf
+    zeros = (parts == 0).all(-1)
+    nan_n, posinf_n, neginf_n, zeros_n = torch.stack(
+        [nan.sum(), posinf.sum(), neginf.sum(), zeros.sum()]
+    ).tolist()
+    return make(shape, dtype, None, (nan_n, posinf_n, neginf_n, zeros_n))
 
 
 def _finite_summary(
@@ -250,6 +268,12 @@ def summarize_numpy(a: Any) -> dict[str, Any]:
 
     a = np.asarray(a)
     shape, dtype = list(a.shape), str(a.dtype)
+    if a.size and a.dtype.kind == "c":  # as _summarize_complex: counted by element, no order
+        nan = np.isnan(a.real) | np.isnan(a.imag)
+        posinf = ((a.real == np.inf) | (a.imag == np.inf)) & ~nan
+        neginf = ((a.real == -np.inf) | (a.imag == -np.inf)) & ~nan & ~posinf
+        zeros = int(np.count_nonzero(a == 0))
+        return make(shape, dtype, None, (int(nan.sum()), int(posinf.sum()), int(neginf.sum()), zeros))
     if a.size == 0 or a.dtype.kind not in "biuf":
         return make(shape, dtype)
     x = a.astype(np.uint8) if a.dtype.kind == "b" else a
