@@ -402,3 +402,29 @@ def test_a_keras_lstm_through_tf2onnx_bakes_the_batch_into_its_initial_state() -
     report = dynamic.compare(a, b, method="onnx")
     assert report.verdict == "shape-specialised", report
     assert any(c["attr"] == "shape" and c["a"][0] == 2 and c["b"][0] == 3 for c in report.specialised)
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+@pytest.mark.onnx
+def test_keras_convnext_through_tf2onnx_at_two_batches_is_shape_specialised() -> None:
+    """ConvNeXt through tf2onnx at batch 2, then 3: tf2onnx keeps one of each block's equal
+    layer-norm constants under whichever name, leaves the depthwise convolutions as calls of
+    functions numbered per trace, and bakes the batch into Reshape targets. It was reported
+    input-dependent; the same graph with the batch baked in is shape-specialised."""
+    pytest.importorskip("tf2onnx")
+    import keras
+    import numpy as np
+
+    import graphscope
+
+    keras.utils.set_random_seed(0)
+    m = keras.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3), classes=10)
+    a, b = (
+        graphscope.trace(m, (np.zeros((n, 32, 32, 3), "float32"),), fw="tf", method="onnx", name="m")
+        for n in (2, 3)
+    )
+    report = dynamic.compare(a, b, method="onnx")
+    assert report.verdict == "shape-specialised", report.summary()
+    assert report.added == report.removed == report.changed == []
+    assert any(c["a"] == [2, 768] and c["b"] == [3, 768] for c in report.specialised)
