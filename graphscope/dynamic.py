@@ -60,7 +60,7 @@ class DynamicReport:
     method: str
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    changed: list[dict[str, Any]] = field(default_factory=list)  # same id, other op or inputs
+    changed: list[dict[str, Any]] = field(default_factory=list)  # paired: other op, dtype, attrs or inputs
     reshaped: list[str] = field(default_factory=list)  # same op and inputs, other shapes
     # sizes baked into integer attributes: {"node", "attr", "a", "b"}
     specialised: list[dict[str, Any]] = field(default_factory=list)
