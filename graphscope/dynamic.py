@@ -11,20 +11,21 @@ Three verdicts:
 - ``input-dependent``: ops, edges or branches differ (``jit-trace`` unrolling a loop over the
   sequence length, or recording the branch one input took).
 
-Per-trace counters are not differences: TensorFlow's ``_gradient_op_type`` (``CustomGradient-N``
-for each ``tf.custom_gradient`` trace, Keras' swish among them) is numbered anew every trace, and
-tf2onnx names what it makes from one running counter (``const_fold_opt__10``), so the same
-constant of a static model can be ``const_fold_opt__9`` in the second conversion. Nor is a
-constant's name: tf2onnx keeps one of several equal constants (MobileNetV2's batch-norm scales
-of equal width), and which one's name survives varies between conversions. A constant or
-weight that reads nothing is the same node in both captures when it has the same op, kind and
-outputs and the same readers at the same ports; its value, where recorded, is compared as any
-attribute is.
+Nodes are paired by their place in the graph, never by their names (see ``compare``): what a
+framework or converter names, it numbers anew each time. TensorFlow's ``_gradient_op_type``
+(``CustomGradient-N`` for each ``tf.custom_gradient`` trace, Keras' swish among them), the
+functions a call or a loop runs (``__inference_while_body_1234``) and the arguments of those
+functions (``while_cond_162___redundant_placeholder0``, paired by position); tf2onnx's names,
+from one running counter (``const_fold_opt__10``, then ``__9``), and which of several equal
+constants it keeps (MobileNetV2's batch-norm scales of equal width). A constant whose shape
+changed (zeros of the batch's size) is a size baked in, not another node; a dtype that changed
+(ONNX ``Cast``'s ``to``) is a difference.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["VERDICTS", "DynamicReport", "alternative_inputs", "compare"]
 
 SHOWN = 8  # how many changed nodes a report names
-ROUNDS = 8  # of pairing unmatched nodes by their place (see _paired_by_place)
 VERDICTS = ("static", "shape-specialised", "input-dependent")
 
 # Attributes a framework numbers per trace: two traces of one graph differ in them (the name
@@ -45,8 +45,12 @@ _PER_TRACE = frozenset({"_gradient_op_type", "_user_specified_name"})
 # Attributes that record the shapes of the values (a placeholder's, TF's declared output shapes
 # of an If or While): they follow the input, as the IR's own output shapes do.
 _SHAPES = frozenset({"shape", "_output_shapes", "output_shapes"})
-# tf2onnx's made-up names: a stem and its counter (utils.make_name).
-_COUNTED_NAME = re.compile(r"^(.*)__\d+$")
+# Attributes naming the function a call, loop or branch runs, after a counter TensorFlow bumps
+# with every trace: ``__inference__conv_xla_frozen_4982``, then ``_13046``.
+_FUNCTIONS = frozenset({"f", "cond", "body", "then_branch", "else_branch", "branches"})
+_TRACE_NUMBER = re.compile(r"_\d+$")
+# Attributes holding a dtype's code (ONNX's ``Cast.to``: 1 float32, 7 int64), never a size.
+_DTYPE_CODES = frozenset({"to", "dtype"})
 
 
 @dataclass
@@ -56,7 +60,7 @@ class DynamicReport:
     method: str
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    changed: list[dict[str, Any]] = field(default_factory=list)  # same id, other op or inputs
+    changed: list[dict[str, Any]] = field(default_factory=list)  # paired: other op, dtype, attrs or inputs
     reshaped: list[str] = field(default_factory=list)  # same op and inputs, other shapes
     # sizes baked into integer attributes: {"node", "attr", "a", "b"}
     specialised: list[dict[str, Any]] = field(default_factory=list)
@@ -207,131 +211,204 @@ def _sizes_differ(a: Any, b: Any) -> bool:
     return False
 
 
-def _stem(name: str) -> str:
-    """A name without a converter's counter: ``const_fold_opt__10`` is ``const_fold_opt``."""
-    counted = _COUNTED_NAME.match(name)
-    return counted.group(1) if counted else name
-
-
 def _attr_changes(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Of the attributes that differ: those holding sizes (ints) on both sides, and the others.
-    Recorded shapes follow the input, and per-trace counters say nothing: neither."""
+    Recorded shapes follow the input, per-trace counters and the numbers in a called function's
+    name say nothing: neither. A dtype's code (ONNX ``Cast``'s ``to``) is no size."""
     sizes: list[str] = []
     others: list[str] = []
     for key in sorted(before.keys() | after.keys()):
         a, b = before.get(key), after.get(key)
+        if key in _FUNCTIONS:
+            a, b = _unnumbered(a), _unnumbered(b)
         if a == b or key in _PER_TRACE or key in _SHAPES:
             continue
-        (sizes if _sizes_differ(a, b) else others).append(key)
+        (sizes if key not in _DTYPE_CODES and _sizes_differ(a, b) else others).append(key)
     return sizes, others
 
 
-Edges = tuple[dict[str, set[tuple[str, int, int]]], dict[str, set[tuple[str, int, int]]]]
+def _unnumbered(value: Any) -> Any:
+    """A function's name (or a list of them) without the number of the trace that made it."""
+    if isinstance(value, str):
+        return _TRACE_NUMBER.sub("", value)
+    if isinstance(value, list):
+        return [_unnumbered(v) for v in value]
+    return value
+
+
+Edge = tuple[str, int, int, bool]  # the node at the other end, output port, input port, control
+Edges = tuple[dict[str, set[Edge]], dict[str, set[Edge]]]
 
 
 def _edges_of(g: Graph) -> Edges:
     """Each node's inputs (source, ports) and readers (target, ports)."""
-    ins: dict[str, set[tuple[str, int, int]]] = {n["id"]: set() for n in g.nodes()}
-    outs: dict[str, set[tuple[str, int, int]]] = {n["id"]: set() for n in g.nodes()}
+    ins: dict[str, set[Edge]] = {n["id"]: set() for n in g.nodes()}
+    outs: dict[str, set[Edge]] = {n["id"]: set() for n in g.nodes()}
     for u, v, attrs in g.edge_data():
-        ins[v].add((u, attrs["src_port"], attrs["dst_port"]))
-        outs[u].add((v, attrs["src_port"], attrs["dst_port"]))
+        control = bool(attrs.get("control"))
+        ins[v].add((u, attrs["src_port"], attrs["dst_port"], control))
+        outs[u].add((v, attrs["src_port"], attrs["dst_port"], control))
     return ins, outs
 
 
-def _signature(g: Graph, node: str) -> tuple[str, str, tuple[Any, ...]]:
-    """What a node is, its place aside: op, kind and output dtypes (shapes follow the input)."""
-    n = g.node(node)
-    return n["op"], n["kind"], tuple(o.get("dtype") for o in n["outputs"])
+def _labels(g: Graph) -> dict[str, Hashable]:
+    """What each node is, its name aside: op, kind, output dtypes (shapes follow the input),
+    its depth (the longest path to it from a node that reads nothing: the tenth of a chain of
+    equal ops is told from the ninth at once), and for an input of the graph (a function's
+    argument) its position."""
+    order, back = g.order_and_back_edges()
+    skipped = {(u, v) for u, v, _ in back}
+    depth: dict[str, int] = {}
+    for v in order:
+        depth[v] = max((depth[u] + 1 for u in g.nx.predecessors(v) if (u, v) not in skipped), default=0)
+    labels: dict[str, Hashable] = {}
+    for n in g.nodes():
+        place = g.inputs.index(n["id"]) if n["id"] in g.inputs else None
+        labels[n["id"]] = (
+            n["op"],
+            n["kind"],
+            tuple(o.get("dtype") for o in n["outputs"]),
+            depth[n["id"]],
+            place,
+        )
+    return labels
 
 
-def _alike(x: set[tuple[str, int, int]], y: set[tuple[str, int, int]], ab: dict[str, str]) -> bool:
-    """Neighbours ``x`` (in ``a``) and ``y`` (in ``b``) are the same matched nodes at the same ports."""
-    return {(ab.get(v), sp, dp) for v, sp, dp in x} == y
+def _colours(graphs: tuple[Graph, Graph], edges: tuple[Edges, Edges]) -> tuple[dict[str, int], ...]:
+    """Colour refinement (Weisfeiler-Lehman) over both graphs at once: a node's colour is its
+    label, then its colour with its inputs' and readers' colours at their ports, until no colour
+    splits. Nodes of the two graphs with the same colour are in the same place."""
+    colours = tuple({node: hash(label) for node, label in _labels(g).items()} for g in graphs)
+    count = len(set(colours[0].values()) | set(colours[1].values()))
+    while True:
+        refined = tuple(
+            {
+                x: hash(
+                    (
+                        c[x],
+                        tuple(sorted((c[u], sp, dp, ctl) for u, sp, dp, ctl in ins[x])),
+                        tuple(sorted((c[v], sp, dp, ctl) for v, sp, dp, ctl in outs[x])),
+                    )
+                )
+                for x in c
+            }
+            for c, (ins, outs) in zip(colours, edges)
+        )
+        now = len(set(refined[0].values()) | set(refined[1].values()))
+        if now == count:
+            return colours
+        colours, count = refined, now
 
 
-def _paired_by_place(
-    a: Graph, b: Graph, edges: tuple[Edges, Edges], removed: list[str], added: list[str], ab: dict[str, str]
-) -> dict[str, str]:
-    """Of the nodes the diff left unmatched, pairs in the same place: the same op, kind and
-    dtypes, reading the same (matched) nodes and read by the same, at the same ports. One node
-    under another name: which of several equal constants tf2onnx kept, or the name tf2onnx gave
-    a Reshape it made of a Transpose (ResNet-50's ``Transpose__164`` one time, ``mul_1__102``
-    the next). Pairs found make their neighbours' places known: repeated until none is found
-    (a few rounds: a run of renamed nodes longer than that is no naming accident)."""
-    (ins_a, outs_a), (ins_b, outs_b) = edges
-    pairs: dict[str, str] = {}
-    left = set(added)
-    for _ in range(ROUNDS):
-        known = {**ab, **pairs}
-        by_key: dict[Any, list[str]] = {}
-        for y in sorted(left):
-            key = (_signature(b, y), frozenset(ins_b[y]), frozenset(outs_b[y]))
-            by_key.setdefault(key, []).append(y)
-        found = False
-        for x in removed:
-            near = ins_a[x] | outs_a[x]
-            if x in pairs or not near or any(n not in known for n, _, _ in near):
-                continue
-            key = (
-                _signature(a, x),
-                frozenset((known[u], sp, dp) for u, sp, dp in ins_a[x]),
-                frozenset((known[v], sp, dp) for v, sp, dp in outs_a[x]),
-            )
-            same = by_key.get(key)
-            if same is not None and len(same) == 1:
-                pairs[x] = same.pop()
-                left.discard(pairs[x])
-                found = True
-        if not found:
-            break
+def _paired_by_place(a: Graph, b: Graph, edges: tuple[Edges, Edges]) -> dict[str, str]:
+    """Nodes of ``a`` and ``b`` in the same place, whatever their names: those the only ones of
+    their colour on each side (see :func:`_colours`), then, among several alike (repeated
+    blocks nothing tells apart), the one whose neighbours are the paired node's neighbours
+    (ties: the same id, else the order of capture). A colour with more nodes on one side than
+    the other pairs none of them: the graphs differ there."""
+    colours = _colours((a, b), edges)
+    classes: dict[int, tuple[list[str], list[str]]] = {}
+    for side, c in enumerate(colours):
+        for node, colour in c.items():
+            classes.setdefault(colour, ([], []))[side].append(node)
+    pairs = {xs[0]: ys[0] for xs, ys in classes.values() if len(xs) == len(ys) == 1}
+    for xs, ys in classes.values():
+        if len(xs) == len(ys) > 1:
+            left = list(ys)
+            for x in xs:
+                best = max(left, key=lambda y: (_agreement(x, y, edges, pairs), y == x, -left.index(y)))
+                pairs[x] = best
+                left.remove(best)
     return pairs
 
 
-def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_inputs_alt") -> DynamicReport:
-    """Compare two captures of one model with :mod:`graphscope.diffing`: nodes added, removed,
-    changed (op, attributes or inputs), those with sizes baked into their attributes, and those
-    whose only change is their shapes."""
-    from graphscope import diffing as diff
-
-    report = DynamicReport(method=method, alt_source=alt_source)
-    d = diff.diff(a, b, cross=False)
-    ab = dict(d.matched)
-    edges = _edges_of(a), _edges_of(b)
-    paired = _paired_by_place(a, b, edges, d.removed, d.added, ab)
-    kept = set(paired.values())
-    report.added = [y for y in d.added if y not in kept]
-    report.removed = [x for x in d.removed if x not in paired]
-    rewired = {v for _, v in d.removed_edges} | {d.ba_map()[v] for _, v in d.added_edges}
-    changes = {c["a"]: c for c in d.changed}
+def _agreement(x: str, y: str, edges: tuple[Edges, Edges], pairs: dict[str, str]) -> int:
+    """How many of ``x``'s neighbours are paired with ``y``'s, at the same ports."""
     (ins_a, outs_a), (ins_b, outs_b) = edges
-    renamed = {  # in the same place: between the same nodes, at the same ports
-        x
-        for x, y in d.matched
-        if (ins_a[x] or outs_a[x]) and _alike(ins_a[x], ins_b[y], ab) and _alike(outs_a[x], outs_b[y], ab)
-    }
-    for x, y in [*d.matched, *paired.items()]:
-        found = changes.get(x, {}).get("fields", {})
-        if x in paired:  # unmatched by the diff: compare what the pairing did not
-            found = {"attrs": 1} if a.node(x)["attrs"] != b.node(y)["attrs"] else {}
-        fields = sorted(k for k in found if k not in ("shape", "attrs", "name"))
-        if x in renamed or x in paired:  # a name a converter gave, and the scope read from it
-            fields = [k for k in fields if k != "scope"]
-        elif "name" in found and _stem(a.node(x)["name"]) != _stem(b.node(y)["name"]):
-            fields.append("name")
-        if "attrs" in found:
-            before, after = a.node(x)["attrs"], b.node(y)["attrs"]
-            sizes, others = _attr_changes(before, after)
-            report.specialised += [
-                {"node": x, "attr": k, "a": before.get(k), "b": after.get(k)} for k in sizes
-            ]
-            if others:
-                fields.append("attrs")
-        if x in rewired:
+    near_a = {("in", pairs.get(u), *ports) for u, *ports in ins_a[x]}
+    near_a |= {("out", pairs.get(v), *ports) for v, *ports in outs_a[x]}
+    near_b = {("in", u, *ports) for u, *ports in ins_b[y]} | {("out", v, *ports) for v, *ports in outs_b[y]}
+    return len(near_a & near_b)
+
+
+def _pairs(a: Graph, b: Graph, edges: tuple[Edges, Edges]) -> dict[str, str]:
+    """Each node of ``a`` and its node in ``b``: the graphs' inputs by position, the rest by
+    place (:func:`_paired_by_place`); where the graphs differ, what :mod:`graphscope.diffing`
+    matched, so that the report names the nodes that changed."""
+    from graphscope import diffing
+
+    pairs = dict(zip(a.inputs, b.inputs))
+    taken = set(pairs.values())
+    for x, y in _paired_by_place(a, b, edges).items():
+        if x not in pairs and y not in taken:
+            pairs[x] = y
+            taken.add(y)
+    if len(pairs) < min(len(a), len(b)):
+        for x, y in diffing.diff(a, b, cross=False).matched:
+            if x not in pairs and y not in taken:
+                pairs[x] = y
+                taken.add(y)
+    return pairs
+
+
+def _baked_shape(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any] | None:
+    """A constant (or initializer) whose shape changed: a size baked in (zeros of the batch's
+    size), whatever its value, as ``{"attr": "shape", "a", "b"}``; None for any other node."""
+    shapes = [[o.get("shape") for o in n["outputs"]] for n in (x, y)]
+    if x["kind"] not in ("const", "param") or shapes[0] == shapes[1]:
+        return None
+    a, b = (s[0] if len(s) == 1 else s for s in shapes)
+    return {"node": x["id"], "attr": "shape", "a": a, "b": b}
+
+
+def _differences(x: dict[str, Any], y: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """What differs between two paired nodes, their inputs aside: the fields that make them
+    different nodes (``op``, ``dtype``, ``attrs``), and the sizes baked in (``{"node", "attr",
+    "a", "b"}``; for a constant whose shape changed, its shape, and its value follows)."""
+    fields = []
+    if (x["op"], x["kind"]) != (y["op"], y["kind"]):
+        fields.append("op")
+    if [o.get("dtype") for o in x["outputs"]] != [o.get("dtype") for o in y["outputs"]]:
+        fields.append("dtype")
+    baked = _baked_shape(x, y)
+    sizes, others = _attr_changes(x["attrs"], y["attrs"])
+    if baked:
+        sizes, others = [k for k in sizes if k != "value"], [k for k in others if k != "value"]
+    if others:
+        fields.append("attrs")
+    found = [{"node": x["id"], "attr": k, "a": x["attrs"].get(k), "b": y["attrs"].get(k)} for k in sizes]
+    return fields, ([baked] if baked else []) + found
+
+
+def _input_changes(
+    x: str, y: str, edges: tuple[Edges, Edges], pairs: dict[str, str], taken: set[str]
+) -> bool:
+    """Whether ``x`` and its pair ``y`` read paired nodes differently (other nodes, or at other
+    ports). An input that is paired with nothing is a node added or removed, reported as such."""
+    (ins_a, _), (ins_b, _) = edges
+    read_a = {(pairs[u], *ports) for u, *ports in ins_a[x] if u in pairs}
+    return read_a != {edge for edge in ins_b[y] if edge[0] in taken}
+
+
+def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_inputs_alt") -> DynamicReport:
+    """Compare two captures of one model: nodes added, removed, changed (op, dtypes, attributes
+    or inputs), those with sizes baked into their attributes (or, for a constant, its shape),
+    and those whose only change is their shapes. Nodes are paired by their place in the graph
+    (:func:`_pairs`), never by name: names are what converters and TensorFlow number anew."""
+    report = DynamicReport(method=method, alt_source=alt_source)
+    edges = _edges_of(a), _edges_of(b)
+    pairs = _pairs(a, b, edges)
+    taken = set(pairs.values())
+    report.removed = [n["id"] for n in a.nodes() if n["id"] not in pairs]
+    report.added = [n["id"] for n in b.nodes() if n["id"] not in taken]
+    for x, y in pairs.items():
+        fields, sizes = _differences(a.node(x), b.node(y))
+        report.specialised += sizes
+        if _input_changes(x, y, edges, pairs, taken):
             fields.append("inputs")
         if fields:
-            report.changed.append({"node": x, "fields": sorted(fields)})
-        elif x in changes:
+            report.changed.append({"node": x, "fields": fields})
+        elif not sizes and a.node(x)["outputs"] != b.node(y)["outputs"]:
             report.reshaped.append(x)
     for name in sorted(set(a.subgraphs) | set(b.subgraphs)):
         if name not in b.subgraphs:

@@ -206,3 +206,225 @@ def test_a_call_arguments_numbered_name_is_no_difference() -> None:
     a = capture(2, attrs={"_user_specified_name": "1804"})
     b = capture(2, attrs={"_user_specified_name": "3343"})
     assert dynamic.compare(a, b, method="tf-function").verdict == "static"
+
+
+def test_a_number_tensorflow_gives_a_function_per_trace_is_no_difference() -> None:
+    """A call names the function it runs (``f``, and ``cond``, ``body``, ``then_branch`` ...)
+    after a counter TensorFlow bumps with every trace: ``__inference__conv_xla_frozen_4982``,
+    then ``_13046`` (ConvNeXt's depthwise convolution through tf2onnx). Another function is a
+    difference."""
+    a = capture(2, attrs={"f": "__inference__conv_xla_frozen_4982", "Tout": ["float32"]})
+    b = capture(3, attrs={"f": "__inference__conv_xla_frozen_13046", "Tout": ["float32"]})
+    assert dynamic.compare(a, b, method="onnx").verdict == "static"
+    c = capture(3, attrs={"f": "__inference__pool_13046", "Tout": ["float32"]})
+    assert dynamic.compare(a, c, method="onnx").verdict == "input-dependent"
+
+
+def test_function_arguments_pair_by_position_not_by_name() -> None:
+    """A while loop's condition takes the loop's variables, and those it does not read are
+    arguments TensorFlow names after the function's per-trace number
+    (``while_cond_162___redundant_placeholder0``, then ``while_cond_425_...``): the i-th
+    argument of one trace is the i-th of the other. Another argument's dtype is a difference."""
+
+    def cond(number: int, dtypes: tuple[str, ...] = ("variant", "resource")) -> ir.Graph:
+        g = ir.Graph("while_cond", framework="tf", capture="tf-function")
+        g.add_node("i", op="Placeholder", kind="input", outputs=[{"shape": [], "dtype": "int32"}])
+        for k, dtype in enumerate(dtypes):
+            g.add_node(f"while_cond_{number}___redundant_placeholder{k}", op="Placeholder", kind="input",
+                       outputs=[{"shape": None, "dtype": dtype}])  # fmt: skip
+        g.add_node(
+            "n", op="Const", kind="const", outputs=[{"shape": [], "dtype": "int32"}], attrs={"value": 6}
+        )
+        g.add_node("less", op="Less", outputs=[{"shape": [], "dtype": "bool"}])
+        g.add_edge("i", "less")
+        g.add_edge("n", "less", dst_port=1)
+        g.inputs = ["i", *(f"while_cond_{number}___redundant_placeholder{k}" for k in range(len(dtypes)))]
+        g.outputs = ["less"]
+        return g
+
+    def looped(number: int, **kw: Any) -> ir.Graph:
+        g = capture(2)
+        g.subgraphs["while.cond"] = cond(number, **kw)
+        return g
+
+    assert dynamic.compare(looped(162), looped(425), method="tf-function").verdict == "static"
+    other = looped(425, dtypes=("resource", "variant"))
+    assert dynamic.compare(looped(162), other, method="tf-function").verdict == "input-dependent"
+
+
+def onnx_cast(to: int) -> ir.Graph:
+    """x -> Cast(to) -> Relu, an ONNX graph built by hand."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from graphscope.tracers import onnx_graph
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["x"], ["c"], to=to), helper.make_node("Relu", ["c"], ["y"])],
+        "m",
+        [helper.make_tensor_value_info("x", TensorProto.INT32, [2, 4])],
+        [helper.make_tensor_value_info("y", to, [2, 4])],
+    )
+    return onnx_graph.capture(helper.make_model(graph), name="m")
+
+
+def test_an_onnx_casts_target_is_a_dtype_not_a_size() -> None:
+    """ONNX ``Cast``'s ``to`` is a dtype's code (1 float32, 7 int64): another one is another
+    computation, not a size baked in."""
+    from onnx import TensorProto
+
+    a, b = onnx_cast(TensorProto.FLOAT), onnx_cast(TensorProto.DOUBLE)
+    report = dynamic.compare(a, b, method="onnx")
+    assert report.verdict == "input-dependent", report
+    assert report.specialised == []
+
+
+def test_a_constant_whose_shape_changed_is_a_size_baked_in() -> None:
+    """Keras' LSTM starts from zeros of the batch's size: a small one is recorded whole (two
+    rows of zeros, then three), and tf2onnx makes it an initializer whose value is not recorded
+    but whose shape is the batch's. Either way the constant is the same node with a size baked
+    in, not another op."""
+
+    def zeros(batch: int, recorded: bool) -> ir.Graph:
+        g = capture(batch)
+        value = {"value": [[0.0] * 3] * batch} if recorded else {}
+        g.add_node("zeros", op="Const", kind="const", outputs=[{"shape": [batch, 3], "dtype": "float32"}],
+                   attrs=value)  # fmt: skip
+        g.add_edge("zeros", "flat", dst_port=1)
+        return g
+
+    for recorded in (True, False):
+        report = dynamic.compare(zeros(2, recorded), zeros(3, recorded), method="tf-function")
+        assert report.verdict == "shape-specialised", report
+        assert report.specialised == [{"node": "zeros", "attr": "shape", "a": [2, 3], "b": [3, 3]}]
+
+
+def equal_constants(kept: tuple[str, str]) -> ir.Graph:
+    """ConvNeXt's layer norms through tf2onnx: three blocks' ``mul`` read one scale and their
+    ``add_1`` one offset (tf2onnx keeps one of several equal constants), named after whichever
+    block's constant survived this conversion: ``kept``, the scale's block and the offset's."""
+    g = ir.Graph("m", framework="onnx", capture="onnx")
+    f32 = [{"shape": [2, 4], "dtype": "float32"}]
+    g.add_node("x", op="Input", kind="input", outputs=f32)
+    scale, offset = f"block_{kept[0]}/Reshape:0", f"block_{kept[1]}/Reshape_1:0"
+    for name in (scale, offset):
+        g.add_node(name, op="Initializer", kind="param", scope=[name.split("/")[0]],
+                   outputs=[{"shape": [4], "dtype": "float32"}])  # fmt: skip
+    last = "x"
+    for k in range(3):
+        g.add_node(f"block_{k}/mul", op="Mul", scope=[f"block_{k}"], outputs=f32)
+        g.add_node(f"block_{k}/add_1", op="Add", scope=[f"block_{k}"], outputs=f32)
+        g.add_edge(last, f"block_{k}/mul")
+        g.add_edge(scale, f"block_{k}/mul", dst_port=1)
+        g.add_edge(f"block_{k}/mul", f"block_{k}/add_1")
+        g.add_edge(offset, f"block_{k}/add_1", dst_port=1)
+        last = f"block_{k}/add_1"
+    g.inputs, g.outputs = ["x"], [last]
+    return g
+
+
+def test_equal_constants_pair_by_their_readers_not_by_their_names() -> None:
+    """Which name tf2onnx keeps for equal constants varies between conversions: in one, the
+    scale is block 0's and the offset block 1's; in the next, block 2's and block 0's. The
+    constant is the one its readers read, whatever its name."""
+    a, b = equal_constants(("0", "1")), equal_constants(("2", "0"))
+    report = dynamic.compare(a, b, method="onnx")
+    assert report.verdict == "static", report
+
+
+def test_a_node_whose_inputs_do_not_pair_is_a_difference() -> None:
+    """The same ops under the same names, but a Sub reading its inputs the other way round:
+    another computation, however alike the nodes."""
+
+    def sub(first: str, second: str) -> ir.Graph:
+        g = ir.Graph("m", framework="onnx", capture="onnx")
+        f32 = [{"shape": [2], "dtype": "float32"}]
+        for name in ("x", "y"):
+            g.add_node(name, op="Input", kind="input", outputs=f32)
+        g.add_node("sub", op="Sub", outputs=f32)
+        g.add_edge(first, "sub")
+        g.add_edge(second, "sub", dst_port=1)
+        g.inputs, g.outputs = ["x", "y"], ["sub"]
+        return g
+
+    report = dynamic.compare(sub("x", "y"), sub("y", "x"), method="onnx")
+    assert report.verdict == "input-dependent", report
+    assert report.changed == [{"node": "sub", "fields": ["inputs"]}]
+
+
+def masked_lstm() -> Any:
+    """A tiny Keras LSTM behind a Masking layer, over sequences of any length."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((None, 2)), keras.layers.Masking(0.0), keras.layers.LSTM(3)])
+
+
+@pytest.mark.tf
+def test_a_keras_lstms_loop_over_another_length_or_batch_is_shape_specialised() -> None:
+    """tf.function makes Keras' LSTM a While loop whose trip count is the sequence's length, a
+    constant (5, then 4): the same graph with another size baked in, as its zeros of the
+    batch's size are. Not input-dependent: which branch runs does not depend on the values."""
+    import numpy as np
+
+    import graphscope
+
+    m, x = masked_lstm(), np.ones((2, 5, 2), "float32")
+
+    def trace(inputs: Any) -> ir.Graph:
+        return graphscope.trace(m, (inputs,), fw="tf", method="tf-function", name="m")
+
+    first = trace(x)
+    shorter = dynamic.compare(first, trace(x[:, :4]), method="tf-function")
+    assert shorter.verdict == "shape-specialised", shorter
+    assert {"node": "sequential/lstm/while.cond/sequential/lstm/while/Less/y", "attr": "value", "a": 5,
+            "b": 4} in shorter.specialised  # fmt: skip
+    wider = dynamic.compare(first, trace(np.ones((3, 5, 2), "float32")), method="tf-function")
+    assert wider.verdict == "shape-specialised", wider
+    assert {"node": "sequential/lstm/zeros", "attr": "shape", "a": [2, 3], "b": [3, 3]} in wider.specialised
+
+
+@pytest.mark.tf
+@pytest.mark.onnx
+def test_a_keras_lstm_through_tf2onnx_bakes_the_batch_into_its_initial_state() -> None:
+    """tf2onnx converts at the example's batch and folds the LSTM's zero state into an
+    initializer of that batch's size: the ONNX graph holds for that batch only."""
+    pytest.importorskip("tf2onnx")
+    import numpy as np
+
+    import graphscope
+
+    m = masked_lstm()
+    a, b = (
+        graphscope.trace(m, (np.ones((n, 5, 2), "float32"),), fw="tf", method="onnx", name="m")
+        for n in (2, 3)
+    )
+    report = dynamic.compare(a, b, method="onnx")
+    assert report.verdict == "shape-specialised", report
+    assert any(c["attr"] == "shape" and c["a"][0] == 2 and c["b"][0] == 3 for c in report.specialised)
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+@pytest.mark.onnx
+def test_keras_convnext_through_tf2onnx_at_two_batches_is_shape_specialised() -> None:
+    """ConvNeXt through tf2onnx at batch 2, then 3: tf2onnx keeps one of each block's equal
+    layer-norm constants under whichever name, leaves the depthwise convolutions as calls of
+    functions numbered per trace, and bakes the batch into Reshape targets. It was reported
+    input-dependent; the same graph with the batch baked in is shape-specialised."""
+    pytest.importorskip("tf2onnx")
+    import keras
+    import numpy as np
+
+    import graphscope
+
+    keras.utils.set_random_seed(0)
+    m = keras.applications.ConvNeXtTiny(weights=None, input_shape=(32, 32, 3), classes=10)
+    a, b = (
+        graphscope.trace(m, (np.zeros((n, 32, 32, 3), "float32"),), fw="tf", method="onnx", name="m")
+        for n in (2, 3)
+    )
+    report = dynamic.compare(a, b, method="onnx")
+    assert report.verdict == "shape-specialised", report.summary()
+    assert report.added == report.removed == report.changed == []
+    assert any(c["a"] == [2, 768] and c["b"] == [3, 768] for c in report.specialised)
