@@ -19,7 +19,8 @@ functions (``while_cond_162___redundant_placeholder0``, paired by position); tf2
 from one running counter (``const_fold_opt__10``, then ``__9``), and which of several equal
 constants it keeps (MobileNetV2's batch-norm scales of equal width). A constant whose shape
 changed (zeros of the batch's size) is a size baked in, not another node; a dtype that changed
-(ONNX ``Cast``'s ``to``) is a difference.
+(ONNX ``Cast``'s ``to``) is a difference, and so is, in PyTorch, another parameter in the same
+place (a branch between two layers alike): a parameter's name is its module path.
 """
 
 from __future__ import annotations
@@ -361,13 +362,18 @@ def _baked_shape(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any] | None:
     return {"node": x["id"], "attr": "shape", "a": a, "b": b}
 
 
-def _differences(x: dict[str, Any], y: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+def _differences(
+    x: dict[str, Any], y: dict[str, Any], *, weight_names: bool = False
+) -> tuple[list[str], list[dict[str, Any]]]:
     """What differs between two paired nodes, their inputs aside: the fields that make them
-    different nodes (``op``, ``dtype``, ``attrs``), and the sizes baked in (``{"node", "attr",
-    "a", "b"}``; for a constant whose shape changed, its shape, and its value follows)."""
+    different nodes (``op``, ``dtype``, ``attrs``, and with ``weight_names`` a parameter's
+    ``name``), and the sizes baked in (``{"node", "attr", "a", "b"}``; for a constant whose
+    shape changed, its shape, and its value follows)."""
     fields = []
     if (x["op"], x["kind"]) != (y["op"], y["kind"]):
         fields.append("op")
+    if weight_names and x["kind"] == "param" and x["name"] != y["name"]:
+        fields.append("name")  # another weight in the same place: a branch between layers alike
     if [o.get("dtype") for o in x["outputs"]] != [o.get("dtype") for o in y["outputs"]]:
         fields.append("dtype")
     baked = _baked_shape(x, y)
@@ -399,10 +405,13 @@ def compare(a: Graph, b: Graph, *, method: str, alt_source: str = "example_input
     edges = _edges_of(a), _edges_of(b)
     pairs = _pairs(a, b, edges)
     taken = set(pairs.values())
+    # A PyTorch parameter's name is its module path, the same in every capture; TensorFlow's
+    # captured variables and converters' initializers are named by counters.
+    weight_names = a.framework == b.framework == "torch"
     report.removed = [n["id"] for n in a.nodes() if n["id"] not in pairs]
     report.added = [n["id"] for n in b.nodes() if n["id"] not in taken]
     for x, y in pairs.items():
-        fields, sizes = _differences(a.node(x), b.node(y))
+        fields, sizes = _differences(a.node(x), b.node(y), weight_names=weight_names)
         report.specialised += sizes
         if _input_changes(x, y, edges, pairs, taken):
             fields.append("inputs")

@@ -428,3 +428,31 @@ def test_keras_convnext_through_tf2onnx_at_two_batches_is_shape_specialised() ->
     assert report.verdict == "shape-specialised", report.summary()
     assert report.added == report.removed == report.changed == []
     assert any(c["a"] == [2, 768] and c["b"] == [3, 768] for c in report.specialised)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("method", ["jit-trace", "eager"])
+def test_a_branch_between_two_layers_alike_is_input_dependent(method: str) -> None:
+    """The input's sign picks layer a or layer b: the same ops and edges either way, another
+    weight. Paired by place, the weights looked the same and jit-trace said static; a PyTorch
+    parameter's name is its module path, the same in every capture, so another name is another
+    weight."""
+    torch = pytest.importorskip("torch")
+    import graphscope
+
+    class Pick(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(4, 4)
+            self.b = torch.nn.Linear(4, 4)
+
+        def forward(self, x: Any) -> Any:
+            return self.a(x) if x.sum() > 0 else self.b(x)
+
+    model = Pick()
+    one = graphscope.trace(model, (torch.ones(2, 4),), fw="torch", method=method)
+    other = graphscope.trace(model, (-torch.ones(3, 4),), fw="torch", method=method)
+    report = dynamic.compare(one, other, method=method)
+    assert report.verdict == "input-dependent"
+    same = graphscope.trace(model, (torch.ones(3, 4),), fw="torch", method=method)
+    assert dynamic.compare(one, same, method=method).verdict == "static"
