@@ -170,6 +170,32 @@ def test_summary_min_max_and_counts_are_exactly_numpys(values: list[float], dtyp
     }
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(
+        st.sampled_from([np.float32, np.float64]),
+        hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=40),
+        elements=SIGNED_ZEROS,
+    ),
+    st.sampled_from(["as is", "transposed"]),
+)
+def test_non_finite_summaries_counted_by_numpy_are_torchs_exactly(array: np.ndarray, form: str) -> None:
+    """A CPU tensor with a NaN or an infinity is counted and masked by numpy over its memory;
+    the summary must be exactly the one of torch's own comparisons and masked selection."""
+    import torch
+
+    t = torch.from_numpy(array.copy())
+    if form == "transposed":
+        t = t.permute(*reversed(range(t.ndim)))  # not contiguous: reshape(-1) copies
+    flat = t.reshape(-1)
+    args = (torch, t, flat, list(t.shape), str(array.dtype), t.numel())
+    ours = numerics._summarize_nonfinite(*args, flat.numpy())
+    torchs = numerics._summarize_nonfinite(*args)
+    assert repr(ours) == repr(torchs)
+    if not numerics.is_finite(torchs):
+        assert repr(numerics.summarize_torch(t)) == repr(torchs)
+
+
 # -- where the NaN was born --------------------------------------------------------------------
 
 

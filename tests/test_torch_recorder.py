@@ -108,3 +108,58 @@ def test_tensor_map_matches_only_the_very_tensor_stored_and_keeps_none_alive() -
         if id(u) == old_id:
             assert m.get(u) is None
             break
+
+
+def _nested_model() -> tuple[Any, tuple[Any, ...]]:
+    """User modules within user modules, torch.nn layers (the source is the user's line that
+    called them), ops before and after each call, and a helper function called in forward."""
+    import torch
+
+    def helper(x: torch.Tensor) -> torch.Tensor:
+        return x.relu() * 2
+
+    class Inner(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x + 1
+            x = self.fc(x)
+            return helper(x) - 1
+
+    class Outer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = Inner()
+            self.layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+            self.seq = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.GELU(), Inner())
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x * 3
+            x = self.inner(x)
+            x = x.tanh()
+            x = self.layer(x)
+            x = self.seq(x)
+            return x.sum(dim=-1)
+
+    torch.manual_seed(0)
+    return Outer(), (torch.randn(2, 3, 8),)
+
+
+def test_a_module_calls_walked_outside_gives_every_op_the_same_source(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The frames outside a module call are walked once when it begins (``_source.ModuleCall``):
+    every op's source must be the one a walk of its whole stack finds (the call cache off)."""
+    from graphscope.stepping import torch_eager
+
+    model, inputs = _nested_model()
+    cached = tracers.capture(model, inputs, fw="torch", method="eager", name="m")
+    monkeypatch.setattr(torch_eager, "frame_kind_is_other", lambda frame: False)
+    walked = tracers.capture(model, inputs, fw="torch", method="eager", name="m")
+    sources = {n["id"]: n["source"] for n in cached.nodes()}
+    assert sources == {n["id"]: n["source"] for n in walked.nodes()}
+    lines = {s["line"] for s in sources.values() if s is not None}
+    assert {s["file"] for s in sources.values() if s is not None} == {"tests/test_torch_recorder.py"}
+    assert len(lines) >= 8  # each of forward's lines, the helper's and Inner's: not one per call

@@ -100,7 +100,7 @@ def summarize_torch(t: Any) -> dict[str, Any]:
         fast = _summarize_cpu_float(torch, flat, a, shape, dtype, n)
         if fast is not None:
             return fast
-        return _summarize_nonfinite(torch, x, flat, shape, dtype, n)
+        return _summarize_nonfinite(torch, x, flat, shape, dtype, n, a)
     mn, mx = torch.aminmax(flat)
     # sum and sum of squares (a BLAS dot) are memory-bound passes; std_mean's Welford loop is
     # five times slower. E[x^2] - E[x]^2 loses precision when |mean| >> std: redone exactly then.
@@ -186,14 +186,27 @@ def _summarize_cpu_float(
 
 
 def _summarize_nonfinite(
-    torch: Any, x: Any, flat: Any, shape: list[Any], dtype: str, n: int
+    torch: Any, x: Any, flat: Any, shape: list[Any], dtype: str, n: int, a: Any = None
 ) -> dict[str, Any]:
-    # Non-finite values: count them, and describe the finite rest.
+    """Non-finite values: count them, and describe the finite rest. ``a``: ``flat``'s memory
+    as a numpy array, when the caller has it."""
     zeros = _zeros(torch, flat, n)
-    nan = int(torch.isnan(x).sum())
-    posinf = int((x == math.inf).sum())
-    neginf = int((x == -math.inf).sum())
-    finite = x[torch.isfinite(x)]
+    if a is not None:
+        # On the CPU numpy counts and selects ten to twenty times faster than torch's
+        # comparisons, sums of booleans and masked selection (a causal mask's 1M-value attention
+        # scores, half -inf: 7 ms in torch, 0.4 ms here). The finite values come out in the same
+        # order as ``x[torch.isfinite(x)]``, so torch's reductions below give the same numbers.
+        import numpy as np
+
+        nan = int(np.count_nonzero(np.isnan(a)))
+        posinf = int(np.count_nonzero(a == np.inf))
+        neginf = int(np.count_nonzero(a == -np.inf))
+        finite = torch.from_numpy(a[np.isfinite(a)])
+    else:
+        nan = int(torch.isnan(x).sum())
+        posinf = int((x == math.inf).sum())
+        neginf = int((x == -math.inf).sum())
+        finite = x[torch.isfinite(x)]
     if finite.numel() == 0:
         return make(shape, dtype, None, (nan, posinf, neginf, zeros))
     fmn, fmx = torch.aminmax(finite)

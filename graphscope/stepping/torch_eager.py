@@ -24,7 +24,7 @@ from graphscope.errors import GraphscopeError
 from graphscope.stepping import numerics
 from graphscope.stepping.records import InputKeeper, Record, Steps
 from graphscope.tracers import _torch_common as common
-from graphscope.tracers._source import model_frame, relative
+from graphscope.tracers._source import ModuleCall, frame_kind_is_other, model_frame, relative
 
 # Ops whose output is allocated, not written: no summary of its values is one of the model's.
 _UNINITIALISED = frozenset(
@@ -165,6 +165,7 @@ def _make_recorder_class() -> Any:
             self.cwd = os.getcwd()
             self.file_names: dict[str, str] = {}  # a frame's file -> as a node's source names it
             self.scope: list[str] = []
+            self.calls: list[ModuleCall | None] = []  # the module calls running, innermost last
             self.names: dict[str, int] = {}
             self.keeps_inputs = InputKeeper()
             self.params: dict[int, str] = {}
@@ -290,7 +291,8 @@ def _make_recorder_class() -> Any:
             scope_list = scope_lists.get(scope)
             if scope_list is None:
                 scope_list = scope_lists[scope] = scope.split(".") if scope else []
-            where = model_frame(sys._getframe(1))
+            calls = self.calls
+            where = model_frame(sys._getframe(1), calls[-1] if calls else None)
             if where is None:
                 source = None
             else:
@@ -388,13 +390,21 @@ def _make_recorder_class() -> Any:
                 return []
             paths = {id(m): path for path, m in model.named_modules()}
             stack = self.scope
+            calls = self.calls
 
             def enter(module: Any, _args: Any) -> None:
                 stack.append(paths.get(id(module), stack[-1] if stack else ""))
+                # The frame that called this hook runs the module's forward next: the stack
+                # beyond it is walked now, once, for every op the call runs (model_frame).
+                caller = sys._getframe(1)
+                parent = calls[-1] if calls else None
+                calls.append(ModuleCall(caller, parent) if frame_kind_is_other(caller) else None)
 
             def leave(module: Any, _args: Any, _out: Any) -> None:
                 if stack:
                     stack.pop()
+                if calls:
+                    calls.pop()
 
             from torch.nn.modules import module as module_mod
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ModuleCall",
+    "frame_kind_is_other",
     "is_library_model_file",
     "is_user_file",
     "model_frame",
@@ -107,14 +109,21 @@ def model_source(frame: Any) -> dict[str, Any] | None:
     return None if found is None else {"file": relative(found[0]), "line": found[1]}
 
 
-def model_frame(frame: Any) -> tuple[str, int] | None:
+def model_frame(frame: Any, call: ModuleCall | None = None) -> tuple[str, int] | None:
     """:func:`model_source`'s ``(file, line)``, the file as the frame names it (not made relative:
-    a recorder of thousands of ops names each file once)."""
+    a recorder of thousands of ops names each file once). ``call``: the innermost module call
+    the op ran in, whose frames outside the call were walked once when it began."""
     kinds = _FRAME_KINDS
     while frame is not None and (kinds.get(frame.f_code.co_filename) or _frame_kind(frame)) == _GRAPHSCOPE:
         frame = frame.f_back
+    stop = call.frame if call is not None else None
     library = None  # the innermost torch.nn layer's frame, named only if no better one comes
     while frame is not None:
+        if frame is stop:
+            # The rest of the stack is the call's outside, unchanged since the call began (those
+            # frames wait on it): its walk is the one made then.
+            assert call is not None
+            return call.model or library or call.layer
         filename = frame.f_code.co_filename
         kind = kinds.get(filename) or _frame_kind(frame)
         if kind == _GRAPHSCOPE:
@@ -125,6 +134,44 @@ def model_frame(frame: Any) -> tuple[str, int] | None:
             library = (filename, frame.f_lineno)
         frame = frame.f_back
     return library
+
+
+class ModuleCall:
+    """A module call's outside, walked once for the ops within it: an eager recorder asks
+    :func:`model_frame` about every op (a thousand in a small transformer), and every op within
+    a call shares the frames that called it (some fifteen: the model's forward, the layers
+    around it, torch's call machinery).
+
+    ``frame`` is the frame that runs the call (torch's ``Module._call_impl``, which calls the
+    forward pre-hooks); ``model`` and ``layer`` are the innermost model and torch.nn-layer frame
+    at or beyond it, as ``model_frame`` would find them walking on from there (``None``: none
+    before the walk's end). ``parent``: the call this one runs in, whose walk this one's stops at."""
+
+    __slots__ = ("frame", "layer", "model")
+
+    def __init__(self, frame: Any, parent: ModuleCall | None) -> None:
+        self.frame = frame
+        kinds = _FRAME_KINDS
+        stop = parent.frame if parent is not None else None
+        model = layer = None
+        while frame is not None:
+            if frame is stop:
+                assert parent is not None
+                model = model or parent.model
+                layer = layer or parent.layer
+                break
+            filename = frame.f_code.co_filename
+            kind = kinds.get(filename) or _frame_kind(frame)
+            if kind == _GRAPHSCOPE:
+                break
+            if kind == _MODEL and model is None:
+                model = (filename, frame.f_lineno)
+                break  # the walk ends at the first model frame
+            if layer is None and kind == _LAYER:
+                layer = (filename, frame.f_lineno)
+            frame = frame.f_back
+        self.model: tuple[str, int] | None = model
+        self.layer: tuple[str, int] | None = layer
 
 
 # What a frame's file is to model_source, decided once per file: it walks some twenty frames
@@ -145,6 +192,12 @@ def _frame_kind(frame: Any) -> int:
         kind = _OTHER
     _FRAME_KINDS[filename] = kind
     return kind
+
+
+def frame_kind_is_other(frame: Any) -> bool:
+    """Whether ``frame`` is neither graphscope's, nor the model's, nor a torch.nn layer's (torch's
+    call machinery): a frame whose line :func:`model_frame` never reports."""
+    return (_FRAME_KINDS.get(frame.f_code.co_filename) or _frame_kind(frame)) == _OTHER
 
 
 def _is_model_library(filename: str) -> bool:
