@@ -22,6 +22,14 @@ one plain step taken (gradients and optimizer state exist, as in training) and t
 imported (on a tiny model); measured on the tool's first timed call, before the interleaved runs.
 
 ``--small`` runs the step rows on watch's smaller inputs too (for a busy machine).
+``--pin-malloc`` runs every worker with glibc's trim and mmap thresholds fixed
+(``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``: freed memory is not handed back to the
+system). Without it, the rows differ in what the allocator does, not in what they compute: a
+plain loop in a fresh process pays about 22k page faults a step (AdamW's temporaries freed at the
+heap's top, returned to the system, faulted back next step), as watch does (26k) on ResNet-50 at
+2x112; but the interleaved plain loop here pays none, since the warm-up watch freed its copies
+of the model below the heap's top and the plain step's temporaries fit in that hole. Pinned,
+neither row faults.
 ``--origin`` instead runs each tool on ``examples/sqrt_grad_torch.py`` (the gradient of ``sqrt``
 at 0 is inf) and prints what each says about where the non-finite value came from.
 """
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -52,6 +61,9 @@ WATCH_MODELS = {
     "GPT-like 12 layers (2x64, width 256)": ("gpt", {"batch": 2, "seq": 64}),
     "ResNet-50 (2x3x112x112)": ("resnet", {"batch": 2, "size": 112}),
 }
+# glibc's thresholds, read at process start: a fixed value (any) turns off their adjustment; this
+# one keeps freed memory in the process (--pin-malloc)
+PINNED = {"MALLOC_TRIM_THRESHOLD_": "4000000000", "MALLOC_MMAP_THRESHOLD_": "4000000000"}
 TOOLS = ["plain step", "graphscope step --train", "detect_anomaly", "torchlens backward"]
 WATCH_TOOLS = ["plain ×N", "graphscope watch N"]
 
@@ -202,6 +214,11 @@ def main() -> None:
     parser.add_argument(
         "--small", action="store_true", help="the step rows on watch's smaller inputs (a busy machine)"
     )
+    parser.add_argument(
+        "--pin-malloc",
+        action="store_true",
+        help="workers run with glibc's trim and mmap thresholds fixed (no memory handed back)",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "TOOL"))
     args = parser.parse_args()
     if args.origin:
@@ -240,6 +257,7 @@ def main() -> None:
                     capture_output=True,
                     text=True,
                     cwd=ROOT,
+                    env={**os.environ, **(PINNED if args.pin_malloc else {})},
                 )
                 name = tool.replace("N", str(args.steps)) if tool.endswith("N") else tool
                 if proc.returncode != 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,3 +186,130 @@ def test_a_model_that_is_not_deterministic_gets_a_note(
     [note] = result.notes
     assert "taken again gave loss" in note and "not deterministic" in note
     assert result.as_dict()["notes"] == [note]
+
+
+def test_a_watched_run_trains_exactly_as_a_plain_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """watch's steps are plain training steps: the same losses and, at the end, the same
+    parameters as a plain loop, bit for bit (the state kept every two steps). The parameters
+    are checked only when the state is kept and after the last step."""
+    import copy
+
+    from graphscope.stepping import watching
+
+    monkeypatch.setattr(watching, "_every", lambda *_: 2)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Dropout(0.2), torch.nn.Linear(16, 1))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    x, y = torch.randn(32, 8), torch.randn(32, 1)
+    mse = torch.nn.functional.mse_loss
+    plain_model, plain_opt = copy.deepcopy((model, optimizer))
+    rng = torch.get_rng_state()
+    losses = []
+    for _ in range(7):
+        plain_opt.zero_grad(set_to_none=True)
+        loss = mse(plain_model(x), y)
+        loss.backward()
+        plain_opt.step()
+        losses.append(loss.item())
+    torch.set_rng_state(rng)
+    copies: list[tuple[torch.nn.Module, torch.optim.Optimizer]] = []
+    real_deepcopy = copy.deepcopy
+    monkeypatch.setattr(
+        torch_watch.copy, "deepcopy", lambda obj: copies.append(real_deepcopy(obj)) or copies[-1]
+    )
+    norms: list[int] = []  # how many tensors each torch._foreach_norm pass read
+    real_norms = torch_watch._norms
+    monkeypatch.setattr(torch_watch, "_norms", lambda t, ts: norms.append(len(ts)) or real_norms(t, ts))
+    result = torch_watch.watch(
+        model, (x,), steps=7, name="m", example_targets=(y,), loss_fn=mse, optimizer=optimizer
+    )
+    assert result.first_nonfinite_step is None
+    # the gradients are read after each step; the parameters only before the state is kept
+    # (steps 3, 5 and 7) and after the last step, not after each step
+    assert len(norms) == 7 + 4
+    assert [row["loss"] for row in result.history] == losses
+    [(watched, _)] = copies
+    assert all(torch.equal(a, b) for a, b in zip(watched.parameters(), plain_model.parameters(), strict=True))
+
+
+def test_a_parameter_made_infinite_by_a_finite_update_is_found_at_its_step() -> None:
+    """Step 1's loss and gradients are finite, its update (lr 1e20 times gradients of 2e20)
+    makes every weight -inf, and step 2's loss is the first non-finite loss: watch checks the
+    parameters only when it keeps the state or finds a non-finite value, and then takes the
+    steps since again, checked, to name step 1 (as a check after every step does)."""
+    model = torch.nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e20)
+    result = torch_watch.watch(
+        model,
+        (torch.ones(2, 4),),
+        steps=5,
+        name="m",
+        loss_fn=lambda out: (out * 1e20).sum(),
+        optimizer=optimizer,
+    )
+    assert result.first_nonfinite_step == 1 and len(result.history) == 1
+    assert result.history[0]["nonfinite"] == 4 and isinstance(result.history[0]["loss"], float)
+    assert result.replay is not None and result.as_dict()["first_nonfinite"]["phase"] == "optimizer"
+    assert torch.equal(model.weight, torch.full((1, 4), 0.5)) and not optimizer.state
+
+
+@pytest.mark.parametrize("every", [2, 100])
+def test_a_parameter_gone_infinite_behind_a_clamp_is_found_when_the_state_is_checked(
+    monkeypatch: pytest.MonkeyPatch, every: int
+) -> None:
+    """The weight goes -inf at step 1 and the loss reads it through a clamp: every later loss
+    and gradient is finite. The check before keeping the state (every 2 steps), or after the
+    last step (every 100), finds it, and the steps since are taken again to name step 1."""
+    from graphscope.stepping import watching
+
+    monkeypatch.setattr(watching, "_every", lambda *_: every)
+
+    def loss_fn(out: torch.Tensor) -> torch.Tensor:
+        return out.sum()
+
+    model = torch.nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.5)
+
+    class Clamped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.linear(x, self.inner.weight.clamp(-1, 1)) * 1e20
+
+    clamped = Clamped()
+    optimizer = torch.optim.SGD(clamped.parameters(), lr=1e20)
+    result = torch_watch.watch(
+        clamped, (torch.ones(2, 4),), steps=5, name="m", loss_fn=loss_fn, optimizer=optimizer
+    )
+    assert result.first_nonfinite_step == 1 and len(result.history) == 1
+    assert result.history[0]["nonfinite"] == 4 and result.notes == []
+    assert result.replay is not None
+
+
+def test_another_optimizers_parameters_are_checked_after_every_step() -> None:
+    """An optimizer not of torch.optim may make a parameter finite again: its parameters are
+    checked after each step. This one writes inf at step 2 and puts the weight back at step 3."""
+
+    class Flaky(torch.optim.SGD):
+        calls = 0
+
+        def step(self, closure: Any = None) -> Any:
+            Flaky.calls += 1
+            for p in self.param_groups[0]["params"]:
+                if Flaky.calls == 2:
+                    p.fill_(float("inf"))
+                elif Flaky.calls == 3:
+                    p.fill_(0.5)
+            return None
+
+    model = torch.nn.Linear(4, 1, bias=False)
+    optimizer = Flaky(model.parameters(), lr=0.1)
+    result = torch_watch.watch(
+        model, (torch.ones(2, 4),), steps=5, name="m", loss_fn=lambda o: o.sum(), optimizer=optimizer
+    )
+    assert result.first_nonfinite_step == 2 and result.history[1]["nonfinite"] == 4

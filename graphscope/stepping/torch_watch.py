@@ -11,10 +11,14 @@ to name where the value was born. The user's model and optimizer are left as the
 
 What watch adds to a plain step is kept off the per-parameter path: the state is written into
 copies made once (:class:`~graphscope.stepping.torch_train.TrainingState`, one
-``torch._foreach_copy_``), the norms come from one ``torch._foreach_norm`` over the gradients and
-one over the updated parameters, and the host reads them once; values are counted one by one
+``torch._foreach_copy_``), the norms come from one ``torch._foreach_norm`` over the gradients,
+read by the host at once; values are counted one by one
 only when a norm is not finite (an infinity or a NaN makes the norm so; a norm that overflowed
-float32 is recomputed in float64).
+float32 is recomputed in float64). The updated parameters are checked only before the state is
+kept, after a non-finite step and after the last one (``watching.run``'s ``state_nonfinite``;
+torch.optim's optimizers keep a non-finite parameter non-finite), where a check finds one the
+steps since the kept state are taken again, each checked; another optimizer's parameters are
+checked after every step.
 """
 
 from __future__ import annotations
@@ -52,6 +56,14 @@ def watch(
     model, optimizer = copy.deepcopy((model, optimizer))  # the user's are left as they were
     before = torch_train.TrainingState(torch, model, optimizer)
     named = list(model.named_parameters())
+    # torch.optim's updates read every parameter they write (a non-finite one stays so): the
+    # parameters are checked only when watching.run asks, not after every step
+    lazy = type(optimizer).__module__.startswith("torch.optim.")
+
+    def params_nonfinite() -> int:
+        with torch.no_grad():
+            params = [p.detach() for _, p in named]
+            return _nonfinite(torch, params, _norms(torch, params))
 
     def snapshot() -> Callable[[], None]:
         before.save()
@@ -67,7 +79,15 @@ def watch(
         watching.batches(example_inputs, example_targets, batches, steps, where),
         snapshot=snapshot,
         take_step=lambda inputs, targets, _: _one_step(
-            torch, model, named, optimizer, inputs, targets, loss_fn, where
+            torch,
+            model,
+            named,
+            optimizer,
+            inputs,
+            targets,
+            loss_fn,
+            where,
+            None if lazy else params_nonfinite,
         ),
         replay=lambda inputs, targets: torch_train.step_train(
             model,
@@ -78,6 +98,7 @@ def watch(
             optimizer=optimizer,
             where=where,
         ),
+        state_nonfinite=params_nonfinite if lazy else None,
     )
 
 
@@ -95,8 +116,11 @@ def _one_step(
     targets: tuple[Any, ...],
     loss_fn: Any,
     where: str,
+    params_nonfinite: Callable[[], int] | None,
 ) -> dict[str, Any]:
-    """One plain training step and its cheap numbers."""
+    """One plain training step and its cheap numbers; the updated parameters' non-finite
+    values counted too when ``params_nonfinite`` is given (else ``watching.run`` counts them
+    when it checks the state)."""
     optimizer.zero_grad(set_to_none=True)
     try:
         output = model(*inputs)
@@ -126,8 +150,8 @@ def _one_step(
             optimizer.step()
         except Exception as exc:
             raise torch_eager.run_error(exc) from None
-        params = [p.detach() for _, p in named]
-        bad += _nonfinite(torch, params, _norms(torch, params))
+    if params_nonfinite is not None:
+        bad += params_nonfinite()
     return {
         "loss": loss_value if math.isfinite(loss_value) else str(loss_value),
         "grad_norm": watching.number(math.sqrt(total)),

@@ -59,6 +59,7 @@ def run(
     take_step: Callable[[tuple[Any, ...], tuple[Any, ...], int], dict[str, Any]],
     replay: Callable[[tuple[Any, ...], tuple[Any, ...]], Steps],
     every: int | None = None,
+    state_nonfinite: Callable[[], int] | None = None,
 ) -> Watch:
     """The loop both frameworks run: ``snapshot()`` keeps the state (the model's, the
     optimizer's, the random generator's) and returns how to put it back; ``take_step`` trains
@@ -69,13 +70,25 @@ def run(
     time allows, measured as the run goes), with the batches taken since: the state before a
     step is the kept one with those steps taken again. Taken again, a step must give the loss it
     gave (the model is deterministic once its random generator is put back): a note says so
-    when it does not."""
+    when it does not.
+
+    ``state_nonfinite``, when given, counts the non-finite values of the updated state (the
+    parameters) now, and ``take_step`` leaves them out of its count: the state is then checked
+    only before it is kept, after a step with a non-finite value and after the last step, not
+    after every step. That is exact when a non-finite value of the state stays non-finite
+    through the steps after it (the update reads it: torch.optim's optimizers): when a check
+    finds one, the kept state is put back and the steps since taken again, each checked, to
+    find the step that made it."""
     found = Watch()
     kept: Callable[[], None] | None = None
     since: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []  # the batches taken since `kept`
     keep_time = step_time = 0.0
+    check = state_nonfinite or (lambda: 0)  # without it, take_step counts the state's values
     for number, (inputs, targets) in enumerate(pairs, 1):
         if kept is None or len(since) >= (every or _every(keep_time, step_time)):
+            if kept is not None and (in_state := check()):
+                _search(found, kept, since, number - 1, in_state, take_step, check, replay)
+                return found
             start = time.perf_counter()
             kept = snapshot()
             keep_time = time.perf_counter() - start
@@ -87,13 +100,71 @@ def run(
         stats["step"] = number
         found.history.append(stats)
         if stats["nonfinite"]:
-            found.first_nonfinite_step = number
-            kept()
-            inputs, targets = _retake(found, since, number, take_step)
-            found.replay = replay(inputs, targets)
-            found.replay.attach()
-            break
+            in_state = check()
+            if in_state and len(since) > 1:  # made by this step or one before it
+                _search(found, kept, since, number, in_state, take_step, check, replay)
+            else:
+                stats["nonfinite"] += in_state
+                _replay(found, kept, since, number, take_step, replay)
+            return found
+    if kept is not None and (in_state := check()):
+        _search(found, kept, since, len(found.history), in_state, take_step, check, replay)
     return found
+
+
+def _replay(
+    found: Watch,
+    kept: Callable[[], None],
+    since: list[tuple[tuple[Any, ...], tuple[Any, ...]]],
+    number: int,
+    take_step: Callable[[tuple[Any, ...], tuple[Any, ...], int], dict[str, Any]],
+    replay: Callable[[tuple[Any, ...], tuple[Any, ...]], Steps],
+) -> None:
+    """Step ``number`` (the last of ``since``) is the first non-finite one: rebuild the state
+    before it from ``kept`` and replay it in full."""
+    found.first_nonfinite_step = number
+    kept()
+    inputs, targets = _retake(found, since, number, take_step)
+    found.replay = replay(inputs, targets)
+    found.replay.attach()
+
+
+def _search(
+    found: Watch,
+    kept: Callable[[], None],
+    since: list[tuple[tuple[Any, ...], tuple[Any, ...]]],
+    last: int,
+    in_state: int,
+    take_step: Callable[[tuple[Any, ...], tuple[Any, ...], int], dict[str, Any]],
+    state_nonfinite: Callable[[], int],
+    replay: Callable[[tuple[Any, ...], tuple[Any, ...]], Steps],
+) -> None:
+    """The state after step ``last`` (the last of ``since``) holds ``in_state`` non-finite
+    values: take the steps since the kept state again, the state checked after each, to find
+    the first step with a non-finite value; its numbers replace the ones the run wrote, the
+    history stops there, and that step is replayed. Taken again, when no step makes one (the
+    model is not deterministic), step ``last`` is the one replayed, with a note."""
+    first = last - len(since) + 1
+    kept()
+    for taken, (inputs, targets) in enumerate(since, 1):
+        number = first + taken - 1
+        stats = take_step(inputs, targets, number)
+        stats["nonfinite"] += state_nonfinite()
+        stats["step"] = number
+        if stats["nonfinite"]:
+            del found.history[number - 1 :]
+            found.history.append(stats)
+            _replay(found, kept, since[:taken], number, take_step, replay)
+            return
+    found.history[last - 1]["nonfinite"] += in_state
+    notes = len(found.notes)
+    _replay(found, kept, since, last, take_step, replay)
+    if len(found.notes) == notes:
+        found.notes.append(
+            f"the parameters after step {last} hold non-finite values, and the steps from {first} "
+            "taken again made none: the model is not deterministic, and the replayed step starts "
+            "from a state the run may not have had"
+        )
 
 
 def _every(keep_time: float, step_time: float) -> int:
