@@ -231,3 +231,31 @@ def test_the_state_kept_steps_before_is_rebuilt_by_taking_those_steps_again(
     ] * 2
     assert each.replay is not None and sparse.replay is not None
     assert [r.summary for r in sparse.replay] == [r.summary for r in each.replay]
+
+
+def test_the_exact_pass_keeps_each_gradients_norm_in_its_place() -> None:
+    """The exact pass lays every gradient end to end (one cond, not one per tensor): each squared
+    norm must come back to its own gradient, across dtypes, with missing and integer ones 0."""
+    import numpy as np
+
+    grads = [
+        None,
+        tf.constant([1e20, 2e20, 0.0], tf.float32),  # overflows a float32 sum of squares
+        tf.constant([3, 4], tf.int32),
+        tf.constant([[1.0, 2.0], [3.0, float("inf")]], tf.float16),
+        tf.constant([0.5, -0.5], tf.float64),
+        tf.constant([float("nan"), 1.0], tf.float32),
+    ]
+    squares, bad = tf.function(lambda: tf_watch._squared_norms(tf, grads))()
+    expected = [0.0, 5e40, 0.0, float("inf"), 0.5, float("nan")]
+    np.testing.assert_allclose(squares.numpy(), expected, rtol=1e-6)
+    assert int(bad) == 2
+    calm = [tf.constant([1.0, 2.0]), None, tf.constant([3.0], tf.float64)]
+    squares, bad = tf.function(lambda: tf_watch._squared_norms(tf, calm))()
+    assert squares.numpy().tolist() == [5.0, 0.0, 9.0] and int(bad) == 0
+    variables = [
+        tf.constant([1.0, float("-inf")]),
+        tf.constant([7], tf.int64),
+        tf.constant([float("nan")], tf.float16),
+    ]
+    assert int(tf.function(lambda: tf_watch._nonfinite_after(tf, variables))()) == 2
