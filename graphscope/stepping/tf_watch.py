@@ -172,10 +172,11 @@ def _reason(exc: BaseException) -> str:
 # Each step reads every gradient and every variable once more than a plain step: the cheap
 # pass first, the exact one only when it says something is off. (Counting non-finite values
 # with an int64 cast of every value, and squaring in float64, cost ResNet50 four more passes
-# over 25.6M values a step.) The exact pass is one ``tf.cond`` over all the tensors laid end to
-# end, not a cond per tensor: TensorFlow traces and optimises both branches of each, and
-# ResNet50's 214 gradients and 214 variables made the step's first call 19.6 s against a plain
-# step's 8.9 s.
+# over 25.6M values a step.) The exact pass is one ``tf.cond`` over all the tensors, not a
+# cond per tensor: TensorFlow traces and optimises both branches of each, and ResNet50's 214
+# gradients and 214 variables made the step's first call 19.6 s against a plain step's 8.9 s.
+# (Laying the tensors end to end in one branch instead made Grappler fold the index of each
+# value into constants: 5 GB.)
 
 
 def _squared_norms(tf: Any, grads: list[Any]) -> tuple[Any, Any]:
@@ -196,11 +197,12 @@ def _squared_norms(tf: Any, grads: list[Any]) -> tuple[Any, Any]:
         return fast, tf.constant(0, tf.int64)
 
     def exact() -> tuple[Any, Any]:
-        values, owner = _end_to_end(tf, [grads[i] for i in floating])
-        squares = tf.math.unsorted_segment_sum(tf.square(values), owner, num_segments=len(floating))
-        # back in the gradients' order, 0 where a gradient is missing or not a float
-        at = [floating.index(i) if i in floating else len(floating) for i in range(len(grads))]
-        return tf.gather(tf.concat([squares, [zero]], 0), at), _count(tf, values)
+        squares = [
+            tf.reduce_sum(tf.square(tf.cast(grads[i], tf.float64))) if i in floating else zero
+            for i in range(len(grads))
+        ]
+        bad = [_count(tf, grads[i]) for i in floating]
+        return tf.stack(squares), tf.add_n([tf.constant(0, tf.int64), *bad])
 
     return tf.cond(tf.reduce_all(tf.math.is_finite(fast)), lambda: (fast, tf.constant(0, tf.int64)), exact)
 
@@ -216,28 +218,8 @@ def _nonfinite_after(tf: Any, variables: list[Any]) -> Any:
     return tf.cond(
         tf.reduce_all(tf.math.is_finite(sums)),
         lambda: tf.constant(0, tf.int64),
-        lambda: _count(tf, _end_to_end(tf, floating)[0]),
+        lambda: tf.add_n([tf.constant(0, tf.int64), *(_count(tf, v) for v in floating)]),
     )
-
-
-def _end_to_end(tf: Any, tensors: list[Any]) -> tuple[Any, Any]:
-    """The tensors' values end to end in float64, and for each value the index of its tensor:
-    a few ops per tensor (a reshape, its size) instead of a reduction's several."""
-    values, owner = [], []
-    groups: dict[Any, list[int]] = {}
-    for i, t in enumerate(tensors):
-        groups.setdefault(t.dtype.base_dtype, []).append(i)
-    for members in groups.values():
-        flat = tf.concat([tf.reshape(tensors[i], [-1]) for i in members], 0)
-        values.append(tf.cast(flat, tf.float64))
-        sizes = [_size(tf, tensors[i]) for i in members]
-        owner.append(tf.repeat(tf.constant(members, tf.int32), tf.stack(sizes)))
-    return tf.concat(values, 0), tf.concat(owner, 0)
-
-
-def _size(tf: Any, t: Any) -> Any:
-    known = t.shape.num_elements()
-    return tf.constant(known, tf.int32) if known is not None else tf.size(t, out_type=tf.int32)
 
 
 def _count(tf: Any, t: Any) -> Any:
