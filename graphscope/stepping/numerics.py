@@ -331,6 +331,12 @@ def tf_has_stats(dtype: Any) -> bool:
     return bool((dtype.is_bool or dtype.is_integer or dtype.is_floating) and not dtype.is_quantized)
 
 
+def tf_counted(dtype: Any) -> bool:
+    """Are a TensorFlow dtype's NaN and infinities counted: those with stats, and complex numbers
+    (counted through their modulus, which is NaN, infinite or 0 exactly when the number is)."""
+    return tf_has_stats(dtype) or bool(dtype.base_dtype.is_complex)
+
+
 def summarize_tf_graph(tensor: Any) -> Any:
     """The summary of a TensorFlow tensor, as ops in the tensor's own graph (or run eagerly).
 
@@ -338,8 +344,9 @@ def summarize_tf_graph(tensor: Any) -> Any:
     turns it into a summary dict. Numbers go through one ``DebugNumericSummary`` op (TensorFlow's
     own debugger reduction: the counts, and min/max/mean/variance of the finite values, in one
     kernel), which gives the semantics of :func:`summarize_torch`: bools count as 0/1, half floats
-    reduce in float32, and NaN/Inf are counted and left out of the statistics. Strings,
-    resources, variants and complex numbers get ``[rank, *shape]`` only.
+    reduce in float32, and NaN/Inf are counted and left out of the statistics. Complex numbers
+    are summarised through their modulus, counts only. Strings, resources and variants get
+    ``[rank, *shape]`` only.
 
     This is the exact reference; the stepper's :func:`summary_node_defs` takes a faster path for
     large float32 tensors.
@@ -347,11 +354,13 @@ def summarize_tf_graph(tensor: Any) -> Any:
     import tensorflow as tf
 
     dtype = tensor.dtype.base_dtype
-    if not tf_has_stats(dtype):
+    if not tf_counted(dtype):
         shape = tf.shape(tensor, out_type=tf.int64)
         return tf.concat(
             [tf.reshape(tf.cast(tf.size(shape), tf.float64), [1]), tf.cast(shape, tf.float64)], 0
         )
+    if dtype.is_complex:
+        tensor = tf.abs(tensor)  # the modulus: read back as counts only (read_tf_summary)
     if dtype.is_floating and dtype not in (tf.float32, tf.float64):
         tensor = tf.cast(tensor, tf.float32)  # half / bfloat16: reduce in float32, as torch does
     name = "t:0" if tf.executing_eagerly() else tensor.name  # the op insists on a tensor name
@@ -474,9 +483,13 @@ def summary_node_defs(
             if s is not None:
                 summaries.append(s)
                 continue
-        if tf_has_stats(dtype):
+        if tf_counted(dtype):
             s = TFSummary("exact", dtype, None)
             source = tensor
+            if dtype.is_complex:  # its modulus, counted (as summarize_tf_graph)
+                modulus = tf.float32 if dtype == tf.complex64 else tf.float64
+                node = b.add(f"{i}/abs", "ComplexAbs", [tensor], T=dtype, Tout=modulus)
+                source, dtype = b.out(node, "y"), modulus
             if dtype.is_floating and dtype not in (tf.float32, tf.float64):
                 cast = b.add(f"{i}/cast", "Cast", [tensor], SrcT=dtype, DstT=tf.float32, Truncate=False)
                 source, dtype = b.out(cast, "y"), tf.float32
@@ -631,7 +644,7 @@ def read_tf_summary(values: Any, dtype: Any, offset: int = 0) -> tuple[dict[str,
     several vectors end to end) at ``offset``: the summary dict of a tensor of TensorFlow
     ``dtype``, and the offset just past that vector."""
     dtype = dtype.base_dtype
-    if not tf_has_stats(dtype):
+    if not tf_counted(dtype):
         rank = int(values[offset])
         shape = [int(d) for d in values[offset + 1 : offset + 1 + rank]]
         return make(shape, dtype.name), offset + 1 + rank
@@ -643,6 +656,8 @@ def read_tf_summary(values: Any, dtype: Any, offset: int = 0) -> tuple[dict[str,
     if count == 0:
         return make(shape, dtype.name), end
     counts = (nan, posinf, neginf, zeros)
+    if dtype.is_complex:  # counted through the modulus: no order, no statistics (as torch's)
+        return make(shape, dtype.name, None, counts), end
     if nan + posinf + neginf == count:  # nothing finite to describe
         return make(shape, dtype.name, None, counts), end
     std = math.sqrt(max(v[11], 0.0))
