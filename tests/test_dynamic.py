@@ -357,7 +357,13 @@ def masked_lstm() -> Any:
     import keras
 
     keras.utils.set_random_seed(0)
-    return keras.Sequential([keras.Input((None, 2)), keras.layers.Masking(0.0), keras.layers.LSTM(3)])
+    # Named: Keras numbers default names per process (sequential_6 after six other models)
+    layers = [
+        keras.Input((None, 2)),
+        keras.layers.Masking(0.0, name="mask"),
+        keras.layers.LSTM(3, name="lstm"),
+    ]
+    return keras.Sequential(layers, name="masked")
 
 
 @pytest.mark.tf
@@ -377,11 +383,11 @@ def test_a_keras_lstms_loop_over_another_length_or_batch_is_shape_specialised() 
     first = trace(x)
     shorter = dynamic.compare(first, trace(x[:, :4]), method="tf-function")
     assert shorter.verdict == "shape-specialised", shorter
-    assert {"node": "sequential/lstm/while.cond/sequential/lstm/while/Less/y", "attr": "value", "a": 5,
+    assert {"node": "masked/lstm/while.cond/masked/lstm/while/Less/y", "attr": "value", "a": 5,
             "b": 4} in shorter.specialised  # fmt: skip
     wider = dynamic.compare(first, trace(np.ones((3, 5, 2), "float32")), method="tf-function")
     assert wider.verdict == "shape-specialised", wider
-    assert {"node": "sequential/lstm/zeros", "attr": "shape", "a": [2, 3], "b": [3, 3]} in wider.specialised
+    assert {"node": "masked/lstm/zeros", "attr": "shape", "a": [2, 3], "b": [3, 3]} in wider.specialised
 
 
 @pytest.mark.tf
