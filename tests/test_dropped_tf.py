@@ -51,3 +51,27 @@ def test_a_nan_after_a_dropped_log_is_named_in_tf() -> None:
     steps = graphscope.step(Buckets(nan_later=True), (x,), fw="tf")
     bad = steps.first_nonfinite
     assert bad is not None and bad.op == "Sqrt" and bad.born is True
+
+
+def test_a_value_read_into_a_loops_tensor_list_is_not_dropped() -> None:
+    """Keras' LSTM reads its sequence into a TensorList (a variant: no values to count) and its
+    while loop reads the list. Taken as finite, the list 'absorbed' log(0)'s -inf: the log was
+    set aside as dropped and the culprit named inside the loop."""
+    import keras
+
+    class LogLSTM(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = keras.layers.LSTM(4)
+
+        def call(self, x: Any) -> Any:
+            return self.lstm(tf.math.log(x))
+
+    keras.utils.set_random_seed(0)
+    model = LogLSTM()
+    x = tf.concat([tf.zeros([2, 1, 3]), tf.ones([2, 4, 3])], axis=1)  # log(0) at the first step
+    assert not bool(tf.reduce_all(tf.math.is_finite(model(x))))  # Keras' own output: not finite
+    steps = graphscope.step(model, (x,), fw="tf")
+    bad = steps.first_nonfinite
+    assert bad is not None and bad.op == "Log" and bad.born is True, bad
+    assert steps.dropped() is None

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from graphscope.stepping.masks import op_name
-from graphscope.stepping.numerics import is_finite
+from graphscope.stepping.numerics import counted, is_finite
 
 if TYPE_CHECKING:
     from graphscope.ir import Graph
@@ -66,8 +66,10 @@ def find(records: Sequence[Record], graph: Graph) -> dict[str, list[str]]:
         reached = not readers
         for dst in readers:
             reader = by_node.get(dst)
-            if reader is None or dst in outputs:
-                reached = True  # an output, or a node that left no record: nothing says it dropped it
+            if reader is None or dst in outputs or not _all_counted(reader):
+                # an output, a node that left no record, or one whose values were not counted
+                # (a loop's TensorList): nothing says it dropped it
+                reached = True
             elif reader.finite:
                 if op_name(reader.op) not in SHAPE_ONLY:
                     absorbed.append(dst)
@@ -85,12 +87,18 @@ def find(records: Sequence[Record], graph: Graph) -> dict[str, list[str]]:
 
 
 def _read_nonfinite(reader: Record, node_id: str) -> bool:
-    """Did ``reader`` read a non-finite output of ``node_id``? Yes when its inputs were not kept."""
+    """Did ``reader`` read a non-finite output of ``node_id``? Yes when its inputs were not kept,
+    or when what it read was not counted."""
     if reader.inputs is None:
         return True
     return any(
-        n == node_id and not is_finite(s) for n, s in zip(reader.input_nodes, reader.inputs, strict=False)
+        n == node_id and not (is_finite(s) and counted(s))
+        for n, s in zip(reader.input_nodes, reader.inputs, strict=False)
     )
+
+
+def _all_counted(rec: Record) -> bool:
+    return all(counted(s) for s in rec.outputs)
 
 
 def through_backward(rec: Record, records: Sequence[Record], graph: Graph) -> dict[str, Any] | None:
@@ -109,6 +117,8 @@ def through_backward(rec: Record, records: Sequence[Record], graph: Graph) -> di
         if reader is None:
             return None
         backward = graph.node(dst).get("phase") == "backward"
+        if not _all_counted(reader):
+            return None  # its values were not counted: nothing says it made them finite
         if reader.finite:
             if not backward and op_name(reader.op) not in SHAPE_ONLY:
                 made_finite.append(dst)

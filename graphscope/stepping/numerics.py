@@ -13,6 +13,7 @@ not apply: the mean of an empty tensor, the stats of a string tensor).
 from __future__ import annotations
 
 import math
+import re
 import struct
 from typing import Any
 
@@ -59,6 +60,15 @@ def _number(value: Any) -> float | int | None:
     if not math.isfinite(value):  # min/max of a tensor with no finite value at all
         return None
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+_COUNTED = re.compile(r"(float|bfloat|half|int|uint|bool|complex)")
+
+
+def counted(summary: dict[str, Any] | None) -> bool:
+    """Were the summary's NaN and infinities counted? Not for a TensorFlow variant (a loop's
+    TensorList), a resource, a string or a quantized tensor: their counts of 0 say nothing."""
+    return summary is None or bool(_COUNTED.match(str(summary.get("dtype") or "float")))
 
 
 def is_finite(summary: dict[str, Any] | None) -> bool:
