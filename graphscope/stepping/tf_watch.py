@@ -186,22 +186,18 @@ def _squared_norms(tf: Any, grads: list[Any]) -> tuple[Any, Any]:
     overflows at gradients of 1e19, which is when a norm matters) and the non-finite values
     counted."""
     zero = tf.constant(0.0, tf.float64)
-    floating = [i for i, g in enumerate(grads) if g is not None and g.dtype.is_floating]
+    floating = [g is not None and g.dtype.is_floating for g in grads]
     fast = tf.stack(
-        [
-            tf.cast(tf.reduce_sum(tf.square(grads[i])), tf.float64) if i in floating else zero
-            for i in range(len(grads))
-        ]
+        [tf.cast(tf.reduce_sum(tf.square(g)), tf.float64) if f else zero for g, f in zip(grads, floating)]
     )
-    if not floating:
+    if not any(floating):
         return fast, tf.constant(0, tf.int64)
 
     def exact() -> tuple[Any, Any]:
         squares = [
-            tf.reduce_sum(tf.square(tf.cast(grads[i], tf.float64))) if i in floating else zero
-            for i in range(len(grads))
+            tf.reduce_sum(tf.square(tf.cast(g, tf.float64))) if f else zero for g, f in zip(grads, floating)
         ]
-        bad = [_count(tf, grads[i]) for i in floating]
+        bad = [_count(tf, g) for g, f in zip(grads, floating) if f]
         return tf.stack(squares), tf.add_n([tf.constant(0, tf.int64), *bad])
 
     return tf.cond(tf.reduce_all(tf.math.is_finite(fast)), lambda: (fast, tf.constant(0, tf.int64)), exact)
