@@ -24,12 +24,11 @@ imported (on a tiny model); measured on the tool's first timed call, before the 
 ``--small`` runs the step rows on watch's smaller inputs too (for a busy machine).
 ``--pin-malloc`` runs every worker with glibc's trim and mmap thresholds fixed
 (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``: freed memory is not handed back to the
-system). Without it, the rows differ in what the allocator does, not in what they compute: a
-plain loop in a fresh process pays about 22k page faults a step (AdamW's temporaries freed at the
-heap's top, returned to the system, faulted back next step), as watch does (26k) on ResNet-50 at
-2x112; but the interleaved plain loop here pays none, since the warm-up watch freed its copies
-of the model below the heap's top and the plain step's temporaries fit in that hole. Pinned,
-neither row faults.
+system). Before watch trained the model in place and set the user's gradients aside as copies,
+the rows differed in what the allocator did: holding the user's gradient tensors through the run
+made the C library hand back and fault in again the gradients each step frees (33k page faults a
+step on ResNet-50 at 2x112, against 12k), and the interleaved plain loop paid none, reusing the
+hole watch's freed copies left. Now both rows fault alike; pinned, neither does.
 ``--origin`` instead runs each tool on ``examples/sqrt_grad_torch.py`` (the gradient of ``sqrt``
 at 0 is inf) and prints what each says about where the non-finite value came from.
 """

@@ -191,7 +191,8 @@ def test_a_model_that_is_not_deterministic_gets_a_note(
 def test_a_watched_run_trains_exactly_as_a_plain_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """watch's steps are plain training steps: the same losses and, at the end, the same
     parameters as a plain loop, bit for bit (the state kept every two steps). The parameters
-    are checked only when the state is kept and after the last step."""
+    are checked only when the state is kept and after the last step. watch trains the user's
+    model in place and writes its starting state back at the end: no copy of the model is made."""
     import copy
 
     from graphscope.stepping import watching
@@ -203,6 +204,7 @@ def test_a_watched_run_trains_exactly_as_a_plain_loop(monkeypatch: pytest.Monkey
     x, y = torch.randn(32, 8), torch.randn(32, 1)
     mse = torch.nn.functional.mse_loss
     plain_model, plain_opt = copy.deepcopy((model, optimizer))
+    started = [p.detach().clone() for p in model.parameters()]
     rng = torch.get_rng_state()
     losses = []
     for _ in range(7):
@@ -212,24 +214,91 @@ def test_a_watched_run_trains_exactly_as_a_plain_loop(monkeypatch: pytest.Monkey
         plain_opt.step()
         losses.append(loss.item())
     torch.set_rng_state(rng)
-    copies: list[tuple[torch.nn.Module, torch.optim.Optimizer]] = []
-    real_deepcopy = copy.deepcopy
-    monkeypatch.setattr(
-        torch_watch.copy, "deepcopy", lambda obj: copies.append(real_deepcopy(obj)) or copies[-1]
-    )
-    norms: list[int] = []  # how many tensors each torch._foreach_norm pass read
+    monkeypatch.setattr(copy, "deepcopy", lambda obj: pytest.fail("watch copied the model"))
+    read: list[list[torch.Tensor]] = []  # what each torch._foreach_norm pass read
     real_norms = torch_watch._norms
-    monkeypatch.setattr(torch_watch, "_norms", lambda t, ts: norms.append(len(ts)) or real_norms(t, ts))
+    monkeypatch.setattr(
+        torch_watch, "_norms", lambda t, ts: read.append([x.clone() for x in ts]) or real_norms(t, ts)
+    )
     result = torch_watch.watch(
         model, (x,), steps=7, name="m", example_targets=(y,), loss_fn=mse, optimizer=optimizer
     )
     assert result.first_nonfinite_step is None
     # the gradients are read after each step; the parameters only before the state is kept
     # (steps 3, 5 and 7) and after the last step, not after each step
-    assert len(norms) == 7 + 4
+    assert len(read) == 7 + 4
     assert [row["loss"] for row in result.history] == losses
-    [(watched, _)] = copies
-    assert all(torch.equal(a, b) for a, b in zip(watched.parameters(), plain_model.parameters(), strict=True))
+    after_last = read[-1]  # the parameters, read after the last step
+    assert all(torch.equal(a, b) for a, b in zip(after_last, plain_model.parameters(), strict=True))
+    # and the user's model and optimizer are back where they started
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), started, strict=True))
+    assert not optimizer.state and all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("fails_at", ["batches", "loss"])
+def test_a_run_that_fails_midway_leaves_the_model_as_it_was(fails_at: str) -> None:
+    """watch trains in place: when a later step raises (batches() or the loss), the state it
+    started from is written back before the error reaches the user."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    model(x).sum().backward()  # the user's gradients, set aside as values and put back
+    started = [p.detach().clone() for p in model.parameters()]
+    grads = [p.grad.clone() for p in model.parameters()]
+    calls = []
+
+    def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        if fails_at == "loss" and len(calls) == 3:
+            raise RuntimeError("the loss broke")
+        return torch.nn.functional.mse_loss(out, target)
+
+    def batches() -> Any:
+        for i in range(10):
+            if fails_at == "batches" and i == 2:
+                raise ValueError("the data broke")
+            yield (x,), (y,)
+
+    with pytest.raises(Exception, match="broke"):
+        torch_watch.watch(
+            model,
+            (x,),
+            steps=5,
+            name="m",
+            example_targets=(y,),
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            batches=batches,
+        )
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), started, strict=True))
+    assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads, strict=True))
+    assert not optimizer.state
+
+
+def test_copies_of_the_state_equal_it_in_storage_of_their_own() -> None:
+    """TrainingState's copies (one block per dtype and device, views into it): equal values,
+    shapes and dtypes, whatever the mix (non-contiguous, 0-dim, empty, sparse, int), and none
+    shares memory with what it copies."""
+    from graphscope.stepping.torch_train import copy_tensors
+
+    tensors = [
+        torch.randn(3, 4).t(),  # non-contiguous
+        torch.tensor(7.0),  # Adam's step count
+        torch.empty(0, 5),
+        torch.arange(6, dtype=torch.int64).view(2, 3),
+        torch.randn(4, 4).to_sparse(),
+        torch.randn(2, dtype=torch.float64),
+        torch.randn(5, 1),
+    ]
+    copies = copy_tensors(torch, tensors)
+    for t, c in zip(tensors, copies, strict=True):
+        assert c.shape == t.shape and c.dtype == t.dtype and c.layout == t.layout
+        assert torch.equal(c.to_dense(), t.to_dense())
+        if t.layout == torch.strided and t.numel():
+            assert c.untyped_storage().data_ptr() != t.untyped_storage().data_ptr()
+    tensors[0].add_(1)
+    assert not torch.equal(copies[0], tensors[0])
 
 
 def test_a_parameter_made_infinite_by_a_finite_update_is_found_at_its_step() -> None:
